@@ -1,0 +1,310 @@
+"""Training, in the manner of char-rnn's ``train.lua``: truncated backpropagation through
+time with the state carried across consecutive chunks, gradient clipping, periodic
+validation bits-per-character, snapshots, and resumable checkpoints.
+
+Documents start from a zero state, as when they are recorded: each batch row ("lane") is a
+sequence of whole documents, each padded to a multiple of the chunk length (padding is not
+scored), and a row's state is zeroed at the chunk where a new document begins.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .checkpoint import load_checkpoint, load_train_state, save_checkpoint
+from .corpus import Corpus, Document, Vocab
+from .errors import CheckpointError, CorpusError, LstmvizError
+from .model import CharRNN, ModelConfig, State, detach_state, mask_state
+
+IGNORE = -100  # target id of padding; not scored
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    cell: str = "lstm"  # lstm | gru | rnn
+    num_layers: int = 2
+    hidden_size: int = 256
+    embed_dim: int = 64
+    dropout: float = 0.0
+    seq_len: int = 128  # characters per chunk (truncated BPTT length)
+    batch_size: int = 64  # parallel lanes of documents
+    lr: float = 2e-3  # Adam peak learning rate, cosine-decayed to lr_min_ratio * lr
+    lr_min_ratio: float = 0.1
+    warmup_steps: int = 50
+    steps: int | None = None  # total optimizer steps; or give epochs
+    epochs: float | None = None
+    grad_clip: float = 5.0  # max global gradient norm
+    eval_every: int = 250  # steps between validation runs
+    val_chars: int = 200_000  # validation characters per run (a fixed prefix of the split)
+    snapshots: int = 0  # evenly spaced snapshot checkpoints under snapshots/
+    save_every_s: float = 300.0  # periodic resumable save
+    min_char_count: int = 1  # rarer training characters map to the unknown id
+    seed: int = 0
+    device: str = "auto"
+
+    def model_config(self, vocab_size: int) -> ModelConfig:
+        return ModelConfig(
+            vocab_size=vocab_size,
+            cell=self.cell,
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            embed_dim=self.embed_dim,
+            dropout=self.dropout,
+        )
+
+
+@dataclass
+class Lanes:
+    """Chunked training data: ``inputs``/``targets`` [chunks, batch, seq_len] and ``resets``
+    [chunks, batch], True where a new document starts in that lane."""
+
+    inputs: np.ndarray
+    targets: np.ndarray
+    resets: np.ndarray
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def chunk(self, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (
+            torch.from_numpy(self.inputs[k]).to(device, torch.long),
+            torch.from_numpy(self.targets[k]).to(device, torch.long),
+            torch.from_numpy(~self.resets[k]).to(device, torch.float32),
+        )
+
+
+def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> Lanes:
+    """Lay documents (encoded id arrays) into ``batch_size`` lanes of about equal length,
+    each document padded to whole chunks; ``order`` shuffles the documents first."""
+    order = np.arange(len(docs)) if order is None else order
+    lanes: list[list[int]] = [[] for _ in range(batch_size)]
+    lengths = np.zeros(batch_size, dtype=np.int64)
+    for i in order:
+        n_chunks = max(1, -(-len(docs[i]) // seq_len))
+        lane = int(np.argmin(lengths))
+        lanes[lane].append(int(i))
+        lengths[lane] += n_chunks
+    total = int(lengths.max())
+    inputs = np.zeros((total, batch_size, seq_len), dtype=np.int32)
+    targets = np.full((total, batch_size, seq_len), IGNORE, dtype=np.int32)
+    resets = np.ones((total, batch_size), dtype=bool)  # empty tail chunks start from zero too
+    for b, members in enumerate(lanes):
+        k = 0
+        for i in members:
+            ids = docs[i]
+            n_chunks = max(1, -(-len(ids) // seq_len))
+            flat_in = np.zeros(n_chunks * seq_len, dtype=np.int32)
+            flat_tg = np.full(n_chunks * seq_len, IGNORE, dtype=np.int32)
+            flat_in[: len(ids)] = ids
+            flat_tg[: len(ids) - 1] = ids[1:]
+            inputs[k : k + n_chunks, b] = flat_in.reshape(n_chunks, seq_len)
+            targets[k : k + n_chunks, b] = flat_tg.reshape(n_chunks, seq_len)
+            resets[k, b] = True
+            resets[k + 1 : k + n_chunks, b] = False
+            k += n_chunks
+    return Lanes(inputs, targets, resets)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LstmvizError("CUDA was asked for but no GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def evaluate_lanes(model: CharRNN, lanes: Lanes, device: torch.device) -> tuple[float, int]:
+    """Bits per character over all scored targets of ``lanes``, and their count."""
+    was_training = model.training
+    model.eval()
+    state = model.initial_state(lanes.inputs.shape[1], device)
+    total, count = 0.0, 0
+    for k in range(len(lanes)):
+        x, y, keep = lanes.chunk(k, device)
+        state = mask_state(state, keep)
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
+        total += float(loss)
+        count += int((y != IGNORE).sum())
+    model.train(was_training)
+    return total / max(count, 1) / math.log(2), count
+
+
+def _take_chars(docs: list[Document], limit: int) -> list[Document]:
+    out, n = [], 0
+    for d in docs:
+        if n >= limit:
+            break
+        out.append(d)
+        n += len(d.text)
+    return out
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * cosine)
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    out = {}
+    for idx, st in opt.state_dict()["state"].items():
+        for key, value in st.items():
+            out[f"opt.{idx}.{key}"] = torch.as_tensor(value)
+    return out
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, flat: dict[str, torch.Tensor]) -> None:
+    sd = opt.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, value in flat.items():
+        if name.startswith("opt."):
+            _, idx, key = name.split(".", 2)
+            state.setdefault(int(idx), {})[key] = value
+    sd["state"] = state
+    opt.load_state_dict(sd)
+
+
+def _state_tensors(state: State) -> dict[str, torch.Tensor]:
+    parts = state if isinstance(state, tuple) else (state,)
+    return {f"carry.{i}": s for i, s in enumerate(parts)}
+
+
+def _state_from_tensors(flat: dict[str, torch.Tensor], device: torch.device) -> State:
+    parts = [flat[k].to(device) for k in sorted(k for k in flat if k.startswith("carry."))]
+    return tuple(parts) if len(parts) > 1 else parts[0]
+
+
+def train(
+    corpus: Corpus,
+    out: str | Path,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Train a character model on ``corpus`` and write a checkpoint to ``out``.
+
+    With ``resume`` the run continues from the resumable state saved in ``out`` (by Ctrl-C,
+    a periodic save, or a finished run given more steps)."""
+    out = Path(out)
+    device = resolve_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    train_docs, val_docs = corpus.split("train"), corpus.split("val")
+    if not train_docs:
+        raise CorpusError("The training split is empty: give more files (documents are split by a hash of their path).")
+    if not val_docs:  # tiny corpora: validate on the training text rather than not at all
+        val_docs = train_docs
+
+    if resume:
+        ckpt = load_checkpoint(out)
+        vocab, model = ckpt.vocab, ckpt.model
+        flat = load_train_state(out)
+        start_step = int(flat["step"])
+        history = ckpt.history
+        saved = {k: v for k, v in ckpt.config["training"].items() if k in TrainConfig.__dataclass_fields__}
+        cfg = TrainConfig(**{**saved, "steps": cfg.steps, "epochs": cfg.epochs, "device": cfg.device})
+    else:
+        if (out / "config.json").exists():
+            raise CheckpointError(f"{out} already holds a checkpoint; use --resume to continue it or choose another --out.")
+        vocab = Vocab.build((d.text for d in train_docs), min_count=cfg.min_char_count)
+        model = CharRNN(cfg.model_config(len(vocab)))
+        flat, start_step, history = {}, 0, {"step": [], "train_bpc": [], "val_step": [], "val_bpc": [], "lr": []}
+    model.to(device).train()
+
+    encoded = [vocab.encode_array(d.text).astype(np.int32) for d in train_docs]
+    val_lanes = build_lanes(
+        [vocab.encode_array(d.text).astype(np.int32) for d in _take_chars(val_docs, cfg.val_chars)],
+        cfg.batch_size,
+        cfg.seq_len,
+    )
+    epoch_lanes = {}
+
+    def lanes_for(epoch: int) -> Lanes:
+        if epoch not in epoch_lanes:
+            epoch_lanes.clear()
+            order = np.random.default_rng([cfg.seed, epoch]).permutation(len(encoded))
+            epoch_lanes[epoch] = build_lanes(encoded, cfg.batch_size, cfg.seq_len, order)
+        return epoch_lanes[epoch]
+
+    steps_per_epoch = len(lanes_for(0))
+    if cfg.steps is None and cfg.epochs is None:
+        raise LstmvizError("Give the length of training: --steps or --epochs.")
+    total = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * steps_per_epoch))
+    if resume and start_step >= total:
+        raise LstmvizError(f"{out} has already trained {start_step} steps; give a larger --steps to continue.")
+    snapshot_steps = {round(k * total / (cfg.snapshots + 1)) for k in range(1, cfg.snapshots + 1)}
+
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    state = model.initial_state(cfg.batch_size, device)
+    if resume:
+        _restore_optimizer(opt, flat)
+        state = _state_from_tensors(flat, device)
+    corpus_desc = corpus.describe()
+    training_desc = {**asdict(cfg), "steps": total, "chars_per_step": cfg.batch_size * cfg.seq_len}
+
+    def save(step: int, path: Path = out, resumable: bool = True) -> None:
+        ts = {"step": torch.tensor(step), **_flatten_optimizer(opt), **_state_tensors(state)} if resumable else None
+        save_checkpoint(path, model, vocab, corpus=corpus_desc, training={**training_desc, "trained_steps": step}, history=history, train_state=ts)
+
+    bar = tqdm(total=total, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
+    last_save = time.monotonic()
+    window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
+    step = start_step
+    try:
+        while step < total:
+            lanes = lanes_for(step // steps_per_epoch)
+            x, y, keep = lanes.chunk(step % steps_per_epoch, device)
+            state = mask_state(detach_state(state), keep)
+            lr = _lr_at(step, total, cfg)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            logits, state = model(x, state)
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+            opt.zero_grad(set_to_none=True)
+            if torch.isfinite(loss):
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+            step += 1
+            n_scored = int((y != IGNORE).sum())
+            window_loss += loss.item() * n_scored
+            window_count += n_scored
+            window_chars += x.numel()
+            if step % 10 == 0 or step == total:
+                elapsed = time.perf_counter() - window_t0
+                train_bpc = window_loss / max(window_count, 1) / math.log(2)
+                history["step"].append(step)
+                history["train_bpc"].append(round(train_bpc, 5))
+                history["lr"].append(lr)
+                bar.set_postfix(loss=f"{train_bpc * math.log(2):.3f}", bpc=f"{train_bpc:.3f}", chars_s=f"{window_chars / elapsed:,.0f}", refresh=False)
+                window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
+            if step % cfg.eval_every == 0 or step == total:
+                val_bpc, _ = evaluate_lanes(model, val_lanes, device)
+                history["val_step"].append(step)
+                history["val_bpc"].append(round(val_bpc, 5))
+                bar.write(f"step {step}/{total}: validation bpc {val_bpc:.4f}")
+            if step in snapshot_steps:
+                save(step, out / "snapshots" / f"step-{step:06d}", resumable=False)
+            if time.monotonic() - last_save > cfg.save_every_s and step < total:
+                save(step)
+                last_save = time.monotonic()
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        save(step)
+        raise LstmvizError(f"Interrupted at step {step}/{total}; saved {out}. Continue with the same command and --resume.") from None
+    bar.close()
+    save(step)
+    return out
