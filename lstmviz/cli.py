@@ -64,7 +64,8 @@ def main() -> None:
 def train(paths, out, resume, **options) -> None:
     """Train a character model on PATHS (files, folders, globs; default: the Python stdlib)."""
     from .corpus import load_corpus
-    from .train import TrainConfig, train as run_training
+    from .train import TrainConfig
+    from .train import train as run_training
 
     if options["steps"] is None and options["epochs"] is None:
         raise LstmvizError("Give the length of training: --steps N or --epochs E.")
@@ -76,6 +77,72 @@ def train(paths, out, resume, **options) -> None:
     click.echo(f"corpus: {len(corpus.documents)} documents, " + ", ".join(f"{k} {v:,} chars" for k, v in sizes.items()), err=True)
     run_training(corpus, out, cfg, resume=resume)
     click.echo(f"saved {out}", err=True)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option("--max-order", default=12, show_default=True, help="Highest n-gram order to try for the baseline.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def evaluate(checkpoint, paths, max_order, as_json) -> None:
+    """Bits per character of CHECKPOINT on its test split (or PATHS), beside an n-gram baseline."""
+    from .checkpoint import load_checkpoint
+    from .evaluate import evaluate as run_evaluation
+
+    if not 1 <= max_order <= 20:
+        raise LstmvizError("--max-order must be between 1 and 20.")
+    result = run_evaluation(load_checkpoint(checkpoint), paths, max_order)
+    if as_json:
+        _print_json(result)
+        return
+    base = result["baseline"]
+    click.echo(f"text:      {result['text']} ({result['documents']} documents, {result['chars']:,} characters scored)")
+    click.echo(f"model:     {result['bpc']:.4f} bits per character")
+    click.echo(f"baseline:  {base['bpc']:.4f} ({base['order']}-gram, {base['name']}; best of orders 1-{max_order})")
+    click.echo(f"the model is {result['improvement']:.1%} below the baseline")
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option("--out", required=True, type=click.Path(), help="Store directory to write.")
+@click.option("--max-chars", type=int, default=None, help="Record at most this many characters.")
+@click.option("--lanes", default=64, show_default=True, help="Documents recorded side by side (the batch).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def record(checkpoint, paths, out, max_chars, lanes, overwrite, device, as_json) -> None:
+    """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store."""
+    from .checkpoint import load_checkpoint
+    from .evaluate import evaluation_documents
+    from .record import record_activations
+    from .train import resolve_device
+
+    if max_chars is not None and max_chars < 1:
+        raise LstmvizError("--max-chars must be a positive number of characters.")
+    if lanes < 1:
+        raise LstmvizError("--lanes must be at least 1.")
+    ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
+    store = record_activations(
+        ckpt, evaluation_documents(ckpt, paths), out, max_chars=max_chars, lanes=lanes, overwrite=overwrite, progress=not as_json
+    )
+    result = {
+        "store": str(store.path),
+        "chars": len(store),
+        "documents": len(store.documents),
+        "series": len(store.series),
+        "neurons": store.rows,
+        "seconds": store.meta["recording"]["seconds"],
+    }
+    if as_json:
+        _print_json(result)
+    else:
+        click.echo(
+            f"recorded {result['chars']:,} characters ({result['documents']} documents), {result['series']} series "
+            f"({result['neurons']} neurons) in {result['seconds']:.1f} s into {result['store']}"
+        )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .hooks import HookFn, HookPoint, hooks, run_with_cache
+
 CELLS = ("lstm", "gru", "rnn")
 # The per-character series each cell type exposes, in the order they are recorded.
 SERIES_KINDS = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
@@ -46,6 +48,15 @@ class ModelConfig:
         return SERIES_KINDS[self.cell]
 
 
+class LayerHooks(nn.Module):
+    """The hook points of one layer: ``hook_h``, ``hook_c``, ``hook_i``... each [batch, time, hidden]."""
+
+    def __init__(self, kinds: tuple[str, ...]):
+        super().__init__()
+        for kind in kinds:
+            self.add_module(f"hook_{kind}", HookPoint())
+
+
 _FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 # A recurrent state: (h, c) for LSTM, h for GRU/RNN; each [layers, batch, hidden].
@@ -58,6 +69,10 @@ class CharRNN(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        # Subnormal floats in the CPU inference kernels (oneDNN) made one forward pass of a
+        # small trained model 1000x slower here; flushing them to zero changes no result
+        # at float32 tolerance.
+        torch.set_flush_denormal(True)
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.rnn = _FUSED[config.cell](
@@ -69,6 +84,8 @@ class CharRNN(nn.Module):
         )
         self.drop = nn.Dropout(config.dropout)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        # Hook points only; no parameters, so the state dict keeps the fused layout.
+        self.layers = nn.ModuleList(LayerHooks(config.series_kinds) for _ in range(config.num_layers))
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         shape = (self.config.num_layers, batch, self.config.hidden_size)
@@ -80,6 +97,28 @@ class CharRNN(nn.Module):
         x = self.embedding(ids)  # [batch, time, embed]
         out, state = self.rnn(x, state)  # [batch, time, hidden]
         return self.decoder(self.drop(out)), state
+
+    @torch.no_grad()
+    def forward_instrumented(self, ids: torch.Tensor, state: State | None = None, keep: torch.Tensor | None = None):
+        """The same function as ``forward``, through every hook point (``instrument.py``).
+        Inference only: it writes into preallocated buffers, so it keeps no gradients."""
+        from .instrument import instrumented_forward
+
+        return instrumented_forward(self, ids, state, keep)
+
+    def hook_names(self) -> list[str]:
+        return [f"layers.{layer}.hook_{kind}" for layer in range(self.config.num_layers) for kind in self.config.series_kinds]
+
+    def hooks(self, fwd_hooks: dict[str, HookFn] | list[tuple[str, HookFn]]):
+        """``with model.hooks({"layers.1.hook_c": fn}): ...``: hooks that read or replace a value
+        (``fn(tensor, name) -> tensor | None``), always removed when the block exits. A value
+        replaced in layer L changes layer L+1 and the predictions, not layer L's own recurrence."""
+        return hooks(self, fwd_hooks)
+
+    def run_with_cache(self, ids: torch.Tensor, names_filter=None, state: State | None = None):
+        """Run the instrumented forward on ``ids`` [batch, time] and return
+        ``((logits, state), {hook name: [batch, time, hidden]})`` for the selected names."""
+        return run_with_cache(self, lambda: self.forward_instrumented(ids, state), names_filter)
 
 
 def detach_state(state: State) -> State:

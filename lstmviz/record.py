@@ -1,0 +1,197 @@
+"""Recording: run the instrumented model over documents and stream every per-character
+series of every layer, plus next-character predictions, into an activation store.
+
+Documents start from a zero state, as in training. They are laid in order into ``lanes``
+contiguous groups run side by side as one batch (a lane's state is carried from chunk to
+chunk and zeroed where a new document starts), so each lane writes one contiguous range
+of the store. The store is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import mmap
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import Checkpoint
+from .corpus import Document
+from .errors import CorpusError, StoreError
+from .hooks import run_with_cache
+from .store import FILES, STORE_FORMAT, STORE_VERSION, TOP_K, ActivationStore, Series, open_store
+
+
+def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
+    """The documents, without empty ones, cut to ``max_chars`` characters in all."""
+    out, total = [], 0
+    for d in docs:
+        if not d.text:
+            continue
+        if max_chars is not None and total + len(d.text) > max_chars:
+            if max_chars - total > 0:
+                out.append(Document(d.name, d.text[: max_chars - total]))
+            break
+        out.append(d)
+        total += len(d.text)
+    return out
+
+
+def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[int, int]]:
+    """Split the text into up to ``lanes`` contiguous ranges of whole documents, of about
+    equal length."""
+    lane_of_doc = np.minimum(doc_starts * lanes // max(total, 1), lanes - 1)
+    bounds = []
+    for lane in np.unique(lane_of_doc):
+        first = int(np.argmax(lane_of_doc == lane))
+        last = int(len(lane_of_doc) - np.argmax(lane_of_doc[::-1] == lane))
+        stop = int(doc_starts[last]) if last < len(doc_starts) else total
+        bounds.append((int(doc_starts[first]), stop))
+    return bounds
+
+
+class _StoreWriter:
+    """Memory-mapped output files in a temporary directory."""
+
+    def __init__(self, tmp: Path, rows: int, chars: int):
+        self.tmp = tmp
+        self.maps = {}
+        for name, (dtype, per_char) in FILES.items():
+            shape = (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
+            self.maps[name] = np.memmap(tmp / name, dtype=dtype, mode="w+", shape=shape) if chars else None
+
+    def release_pages(self) -> None:
+        """Unmap written pages from this process: they stay in the page cache and reach the
+        disk as usual, but resident memory stays bounded by one chunk's working set."""
+        mm = self.maps["activations.f16"]
+        if mm is not None and hasattr(mm, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
+            mm._mmap.madvise(mmap.MADV_DONTNEED)
+
+    def close(self) -> dict[str, int]:
+        for mm in self.maps.values():
+            if mm is not None:
+                mm.flush()
+        self.maps.clear()
+        return {name: (self.tmp / name).stat().st_size if (self.tmp / name).exists() else 0 for name in FILES}
+
+
+def record_activations(
+    ckpt: Checkpoint,
+    docs: list[Document],
+    out: str | Path,
+    *,
+    max_chars: int | None = None,
+    lanes: int = 64,
+    chunk_len: int = 256,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> ActivationStore:
+    """Record every series of every layer of ``ckpt`` over ``docs`` into the store ``out``."""
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise StoreError(f"{out} already exists; choose another --out or pass --overwrite.")
+    docs = limit_chars(docs, max_chars)
+    if not docs:
+        raise CorpusError("There is no text to record: every document is empty.")
+    model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
+    device = next(model.parameters()).device
+    text = "".join(d.text for d in docs)
+    total = len(text)
+    ids = vocab.encode_array(text)
+    lengths = np.array([len(d.text) for d in docs])
+    doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    keep = np.ones(total, dtype=np.float32)
+    keep[doc_starts] = 0.0
+    next_ids = np.full(total, -1, dtype=np.int64)
+    next_ids[:-1] = ids[1:]
+    next_ids[np.cumsum(lengths) - 1] = -1  # a document's last character predicts nothing scored
+    bounds = lane_bounds(doc_starts, total, lanes)
+    lane_start = np.array([b[0] for b in bounds])
+    lane_len = np.array([b[1] - b[0] for b in bounds])
+    n_chunks = int(-(-lane_len.max() // chunk_len))
+
+    series, row = [], 0
+    for layer in range(1, cfg.num_layers + 1):
+        for kind in cfg.series_kinds:
+            series.append(Series(layer, kind, cfg.hidden_size, row))
+            row += cfg.hidden_size
+    rows = row
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.recording-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    t0 = time.perf_counter()
+    try:
+        writer = _StoreWriter(tmp, rows, total)
+        writer.maps["text.u32"][:] = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        state = model.initial_state(len(bounds), device)
+        bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
+        offsets = np.arange(chunk_len)
+        for k in range(n_chunks):
+            pos = lane_start[:, None] + k * chunk_len + offsets[None, :]  # [lanes, time]
+            valid = (k * chunk_len + offsets[None, :]) < lane_len[:, None]
+            safe = np.where(valid, pos, 0)
+            x = torch.from_numpy(np.where(valid, ids[safe], 0)).to(device)
+            keep_t = torch.from_numpy(np.where(valid, keep[safe], 1.0)).to(device)
+            (logits, state), cache = run_with_cache(model, lambda x=x, s=state, kp=keep_t: model.forward_instrumented(x, s, kp))
+            _write_chunk(writer, series, cache, logits, pos, valid, next_ids)
+            writer.release_pages()
+            bar.update(int(valid.sum()))
+        bar.close()
+        sizes = writer.close()
+        meta = {
+            "format": STORE_FORMAT,
+            "format_version": STORE_VERSION,
+            "checkpoint": {
+                "path": str(ckpt.path.resolve()),
+                "name": ckpt.name,
+                "id": ckpt.id,
+                "content_hash": ckpt.content_hash,
+            },
+            "model": cfg.to_json(),
+            "vocab": vocab.chars,
+            "chars": total,
+            "documents": [{"name": d.name, "start": int(s), "stop": int(s + len(d.text))} for d, s in zip(docs, doc_starts)],
+            "series": [s.__dict__ for s in series],
+            "dtype": "float16",
+            "top_k": TOP_K,
+            "recording": {"lanes": len(bounds), "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
+            "file_sizes": sizes,
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return open_store(out, verify_checkpoint=False)
+
+
+def _write_chunk(writer: _StoreWriter, series: list[Series], cache: dict, logits, pos, valid, next_ids) -> None:
+    acts = writer.maps["activations.f16"]
+    lane_lens = valid.sum(1)
+    for s in series:
+        block = cache[f"layers.{s.layer - 1}.hook_{s.kind}"].to("cpu", torch.float16).numpy()  # [lanes, time, units]
+        for lane, n in enumerate(lane_lens):
+            if n:
+                p0 = int(pos[lane, 0])
+                acts[s.row : s.row + s.units, p0 : p0 + n] = block[lane, :n].T
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    top_lp, top_ids = logp.topk(TOP_K, dim=-1)
+    flat_pos = pos[valid]
+    targets = next_ids[flat_pos]
+    lp = logp[torch.from_numpy(valid)]  # [valid, vocab]
+    scored = torch.from_numpy(targets >= 0)
+    actual = torch.full((len(flat_pos),), float("nan"))
+    if scored.any():
+        actual[scored] = lp[scored, torch.from_numpy(targets[targets >= 0])].cpu()
+    writer.maps["logp.f32"][flat_pos] = actual.numpy()
+    mask = torch.from_numpy(valid)
+    writer.maps["top_ids.u16"][flat_pos] = top_ids[mask].cpu().numpy().astype(np.uint16)
+    writer.maps["top_probs.f16"][flat_pos] = top_lp[mask].exp().cpu().numpy().astype(np.float16)

@@ -1,0 +1,237 @@
+"""The on-disk activation store: every per-character series of a recorded text.
+
+A store is a directory:
+  meta.json         format version, checkpoint id and content hash, model config, vocabulary,
+                    documents with character offsets, the series list, file sizes
+  text.u32          the text as code points                       [chars]
+  activations.f16   every unit of every series, neuron-major     [rows, chars] float16
+  logp.f32          log-probability of the actual next character [chars] (NaN at a document's end)
+  top_ids.u16       top-5 next-character ids                     [chars, 5]
+  top_probs.f16     their probabilities                          [chars, 5]
+
+Everything is memory-mapped: opening is instant, one neuron's series is one contiguous read.
+A neuron is named ``L{layer}.{kind}.{index}`` (layer from 1, as in the paper), e.g. ``L2.c.117``;
+:class:`NeuronId` is the one place that parses and formats that name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .checkpoint import WEIGHTS_FILE, file_sha256
+from .errors import StoreError
+
+STORE_FORMAT = "lstmviz-store"
+STORE_VERSION = 1
+TOP_K = 5
+FILES = {  # name -> (dtype, values per character (None: rows))
+    "text.u32": (np.uint32, 1),
+    "activations.f16": (np.float16, None),
+    "logp.f32": (np.float32, 1),
+    "top_ids.u16": (np.uint16, TOP_K),
+    "top_probs.f16": (np.float16, TOP_K),
+}
+_NEURON_RE = re.compile(r"^L(\d+)\.([a-z])\.(\d+)$")
+
+
+@dataclass(frozen=True, order=True)
+class NeuronId:
+    layer: int  # from 1
+    kind: str  # h, c, i, f, g, o (LSTM); h, r, z, n (GRU); h (RNN)
+    index: int  # unit within the layer, from 0
+
+    @classmethod
+    def parse(cls, text: str | NeuronId) -> NeuronId:
+        if isinstance(text, NeuronId):
+            return text
+        m = _NEURON_RE.match(str(text).strip())
+        if not m:
+            raise StoreError(f"{text!r} is not a neuron id; write L{{layer}}.{{kind}}.{{index}}, e.g. L2.c.117.")
+        return cls(int(m.group(1)), m.group(2), int(m.group(3)))
+
+    def __str__(self) -> str:
+        return f"L{self.layer}.{self.kind}.{self.index}"
+
+
+@dataclass(frozen=True)
+class Series:
+    layer: int  # from 1
+    kind: str
+    units: int
+    row: int  # first row in activations.f16
+
+
+@dataclass(frozen=True)
+class StoredDocument:
+    name: str
+    start: int  # character offsets in the store's text
+    stop: int
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+
+def check_range(start: int | None, stop: int | None, length: int) -> tuple[int, int]:
+    start = 0 if start is None else int(start)
+    stop = length if stop is None else int(stop)
+    if not 0 <= start <= stop <= length:
+        raise StoreError(f"Character range {start}:{stop} is outside the store (0:{length}).")
+    return start, stop
+
+
+class ActivationStore:
+    """A recorded store, opened lazily (see :func:`open_store`)."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = path
+        self.meta = meta
+        self.chars: int = meta["chars"]
+        self.series = [Series(**s) for s in meta["series"]]
+        self.documents = [StoredDocument(**d) for d in meta["documents"]]
+        self.vocab_chars: list[str] = meta["vocab"]
+        self.rows = sum(s.units for s in self.series)
+        self._series_by_key = {(s.layer, s.kind): s for s in self.series}
+
+    def __len__(self) -> int:
+        return self.chars
+
+    def __repr__(self) -> str:
+        return f"ActivationStore({str(self.path)!r}, chars={self.chars}, series={len(self.series)})"
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def checkpoint(self) -> dict:
+        return self.meta["checkpoint"]
+
+    def _map(self, name: str) -> np.ndarray:
+        dtype, per_char = FILES[name]
+        shape = (self.rows, self.chars) if per_char is None else ((self.chars,) if per_char == 1 else (self.chars, per_char))
+        if self.chars == 0:
+            return np.zeros(shape, dtype=dtype)
+        return np.memmap(self.path / name, dtype=dtype, mode="r", shape=shape)
+
+    @cached_property
+    def activations(self) -> np.ndarray:
+        """[rows, chars] float16, memory-mapped."""
+        return self._map("activations.f16")
+
+    @cached_property
+    def codepoints(self) -> np.ndarray:
+        return self._map("text.u32")
+
+    @cached_property
+    def logp(self) -> np.ndarray:
+        return self._map("logp.f32")
+
+    @cached_property
+    def top_ids(self) -> np.ndarray:
+        return self._map("top_ids.u16")
+
+    @cached_property
+    def top_probs(self) -> np.ndarray:
+        return self._map("top_probs.f16")
+
+    # -- neurons ------------------------------------------------------------------------------
+    def neuron_ids(self, kinds: tuple[str, ...] | None = None) -> list[NeuronId]:
+        return [NeuronId(s.layer, s.kind, i) for s in self.series if kinds is None or s.kind in kinds for i in range(s.units)]
+
+    def row_of(self, neuron: str | NeuronId) -> int:
+        n = NeuronId.parse(neuron)
+        series = self._series_by_key.get((n.layer, n.kind))
+        if series is None:
+            layers = max(s.layer for s in self.series)
+            kinds = sorted({s.kind for s in self.series})
+            raise StoreError(f"No neuron {n} in this store: it has layers 1-{layers} and kinds {', '.join(kinds)}.")
+        if not 0 <= n.index < series.units:
+            raise StoreError(f"No neuron {n} in this store: layer {n.layer} has units 0-{series.units - 1}.")
+        return series.row + n.index
+
+    def neuron_of_row(self, row: int) -> NeuronId:
+        for s in self.series:
+            if s.row <= row < s.row + s.units:
+                return NeuronId(s.layer, s.kind, row - s.row)
+        raise StoreError(f"Row {row} is outside the store (0-{self.rows - 1}).")
+
+    def neuron(self, neuron: str | NeuronId, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """One neuron's values over characters [start, stop) as float32: one contiguous read."""
+        row = self.row_of(neuron)
+        start, stop = check_range(start, stop, self.chars)
+        return np.asarray(self.activations[row, start:stop], dtype=np.float32)
+
+    def window(self, neurons: list[str | NeuronId], start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Several neurons over characters [start, stop): [neurons, characters] float32."""
+        rows = [self.row_of(n) for n in neurons]
+        start, stop = check_range(start, stop, self.chars)
+        return np.asarray(self.activations[rows, start:stop], dtype=np.float32)
+
+    def series_block(self, layer: int, kind: str) -> np.ndarray:
+        """All units of one series: [units, chars] float16 view (no copy)."""
+        s = self._series_by_key.get((layer, kind))
+        if s is None:
+            raise StoreError(f"No series L{layer}.{kind} in this store.")
+        return self.activations[s.row : s.row + s.units]
+
+    # -- text and predictions -----------------------------------------------------------------
+    def text(self, start: int | None = None, stop: int | None = None) -> str:
+        start, stop = check_range(start, stop, self.chars)
+        return np.ascontiguousarray(self.codepoints[start:stop]).tobytes().decode("utf-32-le")
+
+    def document_at(self, position: int) -> StoredDocument:
+        starts = [d.start for d in self.documents]
+        i = int(np.searchsorted(starts, position, side="right")) - 1
+        if not 0 <= position < self.chars or i < 0:
+            raise StoreError(f"Position {position} is outside the store (0:{self.chars}).")
+        return self.documents[i]
+
+    def predictions(self, start: int | None = None, stop: int | None = None) -> dict:
+        """Per character: log-probability of the actual next character and the top-5 guesses."""
+        start, stop = check_range(start, stop, self.chars)
+        ids = np.asarray(self.top_ids[start:stop])
+        return {
+            "logp": np.asarray(self.logp[start:stop], dtype=np.float32),
+            "top_chars": [[self.vocab_chars[i] for i in row] for row in ids],
+            "top_probs": np.asarray(self.top_probs[start:stop], dtype=np.float32),
+        }
+
+
+def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationStore:
+    """Open a store lazily. A truncated store, or one whose checkpoint has changed since it
+    was recorded, is a :class:`StoreError`."""
+    path = Path(path)
+    meta_path = path / "meta.json"
+    if not path.is_dir():
+        raise StoreError(f"No activation store at {path}: the directory does not exist.")
+    if not meta_path.is_file():
+        raise StoreError(f"{path} is not an activation store (or its recording did not finish): it has no meta.json.")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise StoreError(f"The store at {path} is corrupt: meta.json is not valid JSON.") from None
+    if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
+        raise StoreError(f"{path} is not an lstmviz activation store.")
+    if meta.get("format_version") != STORE_VERSION:
+        raise StoreError(f"The store at {path} has format version {meta.get('format_version')}; this lstmviz reads {STORE_VERSION}.")
+    for name, size in meta["file_sizes"].items():
+        f = path / name
+        if not f.is_file() or f.stat().st_size != size:
+            actual = f.stat().st_size if f.is_file() else 0
+            raise StoreError(f"The store at {path} is truncated or damaged: {name} has {actual} bytes, expected {size}.")
+    store = ActivationStore(path, meta)
+    if verify_checkpoint:
+        ckpt = meta["checkpoint"]
+        weights = Path(ckpt["path"]) / WEIGHTS_FILE
+        if weights.is_file() and file_sha256(weights) != ckpt["content_hash"]:
+            raise StoreError(
+                f"The store at {path} was recorded from an earlier version of the checkpoint {ckpt['path']}; "
+                "record it again (lstmviz record)."
+            )
+    return store
