@@ -1,9 +1,9 @@
 """lstmviz: see inside character-level recurrent networks.
 
-    ckpt = lstmviz.load_checkpoint("checkpoints/stdlib-lstm")
-    store = lstmviz.record(ckpt, out="stdlib-test.store")   # the checkpoint's test split
-    store = lstmviz.open_store("stdlib-test.store")
-    store.neuron("L2.c.117", 0, 1000)
+ckpt = lstmviz.load_checkpoint("checkpoints/stdlib-lstm")
+store = lstmviz.record(ckpt, out="stdlib-test.store")   # the checkpoint's test split
+store = lstmviz.open_store("stdlib-test.store")
+store.neuron("L2.c.117", 0, 1000)
 """
 
 from __future__ import annotations

@@ -84,7 +84,9 @@ def _count(ctx: np.ndarray, pair: np.ndarray) -> tuple[np.ndarray, ...]:
     return sorted_pair[start_idx], pair_counts, type_keys, type_counts
 
 
-def ngram_baseline(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 12) -> NgramResult:
+def ngram_baseline(
+    train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 12
+) -> NgramResult:
     """Train on ``train_docs`` and score ``eval_docs`` (encoded id arrays) for orders
     1..``max_order``; report the best."""
     if max_order < 1:

@@ -173,7 +173,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"The checkpoint at {path} is corrupt or truncated: {WEIGHTS_FILE} cannot be read ({exc}).") from None
+        raise CheckpointError(
+            f"The checkpoint at {path} is corrupt or truncated: {WEIGHTS_FILE} cannot be read ({exc})."
+        ) from None
     model = CharRNN(model_config)
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
@@ -205,7 +207,9 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
 def load_train_state(path: str | Path) -> dict[str, torch.Tensor]:
     file = Path(path) / TRAIN_STATE_FILE
     if not file.is_file():
-        raise CheckpointError(f"Cannot resume: {Path(path)} has no {TRAIN_STATE_FILE} (it was not saved by an unfinished training run).")
+        raise CheckpointError(
+            f"Cannot resume: {Path(path)} has no {TRAIN_STATE_FILE} (it was not saved by an unfinished training run)."
+        )
     try:
         return load_file(str(file))
     except (SafetensorError, OSError) as exc:

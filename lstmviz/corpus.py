@@ -156,8 +156,7 @@ def load_corpus(sources: Sequence[str] | None = None) -> Corpus:
         shown = ", ".join(corpus.skipped_binary[:5])
         more = len(corpus.skipped_binary) - 5
         warnings.warn(
-            f"Skipped {len(corpus.skipped_binary)} binary file(s): {shown}"
-            + (f" and {more} more" if more > 0 else ""),
+            f"Skipped {len(corpus.skipped_binary)} binary file(s): {shown}" + (f" and {more} more" if more > 0 else ""),
             stacklevel=2,
         )
     if not corpus.documents:

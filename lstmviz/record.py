@@ -157,7 +157,9 @@ def record_activations(
             "model": cfg.to_json(),
             "vocab": vocab.chars,
             "chars": total,
-            "documents": [{"name": d.name, "start": int(s), "stop": int(s + len(d.text))} for d, s in zip(docs, doc_starts)],
+            "documents": [
+                {"name": d.name, "start": int(s), "stop": int(s + len(d.text))} for d, s in zip(docs, doc_starts, strict=True)
+            ],
             "series": [s.__dict__ for s in series],
             "dtype": "float16",
             "top_k": TOP_K,

@@ -219,7 +219,9 @@ def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationSt
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
         raise StoreError(f"{path} is not an lstmviz activation store.")
     if meta.get("format_version") != STORE_VERSION:
-        raise StoreError(f"The store at {path} has format version {meta.get('format_version')}; this lstmviz reads {STORE_VERSION}.")
+        raise StoreError(
+            f"The store at {path} has format version {meta.get('format_version')}; this lstmviz reads {STORE_VERSION}."
+        )
     for name, size in meta["file_sizes"].items():
         f = path / name
         if not f.is_file() or f.stat().st_size != size:

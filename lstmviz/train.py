@@ -256,7 +256,15 @@ def train(
 
     def save(step: int, path: Path = out, resumable: bool = True) -> None:
         ts = {"step": torch.tensor(step), **_flatten_optimizer(opt), **_state_tensors(state)} if resumable else None
-        save_checkpoint(path, model, vocab, corpus=corpus_desc, training={**training_desc, "trained_steps": step}, history=history, train_state=ts)
+        save_checkpoint(
+            path,
+            model,
+            vocab,
+            corpus=corpus_desc,
+            training={**training_desc, "trained_steps": step},
+            history=history,
+            train_state=ts,
+        )
 
     bar = tqdm(total=total, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
     last_save = time.monotonic()
@@ -288,7 +296,12 @@ def train(
                 history["step"].append(step)
                 history["train_bpc"].append(round(train_bpc, 5))
                 history["lr"].append(lr)
-                bar.set_postfix(loss=f"{train_bpc * math.log(2):.3f}", bpc=f"{train_bpc:.3f}", chars_s=f"{window_chars / elapsed:,.0f}", refresh=False)
+                bar.set_postfix(
+                    loss=f"{train_bpc * math.log(2):.3f}",
+                    bpc=f"{train_bpc:.3f}",
+                    chars_s=f"{window_chars / elapsed:,.0f}",
+                    refresh=False,
+                )
                 window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
             if step % cfg.eval_every == 0 or step == total:
                 val_bpc, _ = evaluate_lanes(model, val_lanes, device)
@@ -304,7 +317,9 @@ def train(
     except KeyboardInterrupt:
         bar.close()
         save(step)
-        raise LstmvizError(f"Interrupted at step {step}/{total}; saved {out}. Continue with the same command and --resume.") from None
+        raise LstmvizError(
+            f"Interrupted at step {step}/{total}; saved {out}. Continue with the same command and --resume."
+        ) from None
     bar.close()
     save(step)
     return out
