@@ -145,5 +145,45 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, device, as_json)
         )
 
 
+@main.command("find-cells")
+@click.argument("store", type=click.Path())
+@click.option("--feature", "extra", multiple=True, metavar="NAME=REGEX", help="Add a feature marking regex matches.")
+@click.option("--only", multiple=True, help="Rank only these features (repeatable).")
+@click.option("--kinds", default=None, help="Series kinds to rank, e.g. h,c (default: all recorded).")
+@click.option("--top", "top_k", default=5, show_default=True, help="Neurons to show per feature.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
+    """Rank every neuron of STORE against text features: which cells track strings, comments, indentation..."""
+    from .analysis import rank_neurons
+    from .features import parse_feature_option, store_features
+    from .store import open_store
+
+    if top_k < 1:
+        raise LstmvizError("--top must be at least 1.")
+    opened = open_store(store)
+    user = dict(parse_feature_option(opt) for opt in extra)
+    names = list(only) or None
+    feats = store_features(opened, user, names)
+    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
+    rankings = rank_neurons(opened, feats, kind_list)
+    methods = sorted(set(feats.methods.values()))
+    if as_json:
+        _print_json(
+            {
+                "store": str(opened.path),
+                "chars": len(opened),
+                "neurons": sum(len(r.table) for r in rankings.values()) // max(len(rankings), 1),
+                "feature_methods": {m: sum(v == m for v in feats.methods.values()) for m in methods},
+                "features": {name: r.to_json(top_k) for name, r in rankings.items()},
+            }
+        )
+        return
+    click.echo(f"{opened.name}: {len(opened):,} characters; features by {', '.join(methods)}")
+    for name, r in rankings.items():
+        click.echo(f"\n{name} ({r.metric}; score = strength, value = signed)")
+        click.echo(r.top(top_k).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
 if __name__ == "__main__":
     main()

@@ -9,10 +9,6 @@ of the store. The store is written under a temporary name and renamed when compl
 
 from __future__ import annotations
 
-import json
-import mmap
-import os
-import shutil
 import time
 from pathlib import Path
 
@@ -24,7 +20,7 @@ from .checkpoint import Checkpoint
 from .corpus import Document
 from .errors import CorpusError, StoreError
 from .hooks import run_with_cache
-from .store import FILES, STORE_FORMAT, STORE_VERSION, TOP_K, ActivationStore, Series, open_store
+from .store import TOP_K, ActivationStore, Series, StoreWriter
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
@@ -53,31 +49,6 @@ def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[in
         stop = int(doc_starts[last]) if last < len(doc_starts) else total
         bounds.append((int(doc_starts[first]), stop))
     return bounds
-
-
-class _StoreWriter:
-    """Memory-mapped output files in a temporary directory."""
-
-    def __init__(self, tmp: Path, rows: int, chars: int):
-        self.tmp = tmp
-        self.maps = {}
-        for name, (dtype, per_char) in FILES.items():
-            shape = (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
-            self.maps[name] = np.memmap(tmp / name, dtype=dtype, mode="w+", shape=shape) if chars else None
-
-    def release_pages(self) -> None:
-        """Unmap written pages from this process: they stay in the page cache and reach the
-        disk as usual, but resident memory stays bounded by one chunk's working set."""
-        mm = self.maps["activations.f16"]
-        if mm is not None and hasattr(mm, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
-            mm._mmap.madvise(mmap.MADV_DONTNEED)
-
-    def close(self) -> dict[str, int]:
-        for mm in self.maps.values():
-            if mm is not None:
-                mm.flush()
-        self.maps.clear()
-        return {name: (self.tmp / name).stat().st_size if (self.tmp / name).exists() else 0 for name in FILES}
 
 
 def record_activations(
@@ -122,13 +93,8 @@ def record_activations(
             row += cfg.hidden_size
     rows = row
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.recording-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
     t0 = time.perf_counter()
-    try:
-        writer = _StoreWriter(tmp, rows, total)
+    with StoreWriter(out, rows, total) as writer:
         writer.maps["text.u32"][:] = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
         state = model.initial_state(len(bounds), device)
         bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
@@ -144,38 +110,16 @@ def record_activations(
             writer.release_pages()
             bar.update(int(valid.sum()))
         bar.close()
-        sizes = writer.close()
-        meta = {
-            "format": STORE_FORMAT,
-            "format_version": STORE_VERSION,
-            "checkpoint": {
-                "path": str(ckpt.path.resolve()),
-                "name": ckpt.name,
-                "id": ckpt.id,
-                "content_hash": ckpt.content_hash,
-            },
-            "model": cfg.to_json(),
-            "vocab": vocab.chars,
-            "chars": total,
-            "documents": [
-                {"name": d.name, "start": int(s), "stop": int(s + len(d.text))} for d, s in zip(docs, doc_starts, strict=True)
-            ],
-            "series": [s.__dict__ for s in series],
-            "dtype": "float16",
-            "top_k": TOP_K,
-            "recording": {"lanes": len(bounds), "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
-            "file_sizes": sizes,
-        }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return open_store(out, verify_checkpoint=False)
+        return writer.finish(
+            checkpoint=ckpt,
+            vocab=vocab.chars,
+            documents=[(d.name, int(s), int(s + len(d.text))) for d, s in zip(docs, doc_starts, strict=True)],
+            series=series,
+            recording={"lanes": len(bounds), "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
+        )
 
 
-def _write_chunk(writer: _StoreWriter, series: list[Series], cache: dict, logits, pos, valid, next_ids) -> None:
+def _write_chunk(writer: StoreWriter, series: list[Series], cache: dict, logits, pos, valid, next_ids) -> None:
     acts = writer.maps["activations.f16"]
     lane_lens = valid.sum(1)
     for s in series:

@@ -17,7 +17,10 @@ A neuron is named ``L{layer}.{kind}.{index}`` (layer from 1, as in the paper), e
 from __future__ import annotations
 
 import json
+import mmap
+import os
 import re
+import shutil
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -201,6 +204,99 @@ class ActivationStore:
             "top_chars": [[self.vocab_chars[i] for i in row] for row in ids],
             "top_probs": np.asarray(self.top_probs[start:stop], dtype=np.float32),
         }
+
+
+class StoreWriter:
+    """Writes a store under a temporary name next to ``out``; :meth:`finish` adds meta.json
+    and renames it into place. Leaving the ``with`` block any other way (an error, Ctrl-C)
+    removes the temporary directory: nothing half-written is left behind."""
+
+    def __init__(self, out: str | Path, rows: int, chars: int):
+        self.out = Path(out)
+        self.rows, self.chars = rows, chars
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = self.out.with_name(f".{self.out.name}.writing-{os.getpid()}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir()
+        self.maps: dict[str, np.ndarray | None] = {}
+        for name, (dtype, per_char) in FILES.items():
+            shape = (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
+            self.maps[name] = np.memmap(self.tmp / name, dtype=dtype, mode="w+", shape=shape) if chars else None
+            if not chars:
+                (self.tmp / name).touch()
+
+    def __enter__(self) -> StoreWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.maps.clear()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def release_pages(self) -> None:
+        """Unmap written activation pages from this process: they stay in the page cache and
+        reach the disk as usual, so resident memory stays bounded by one chunk's writes."""
+        mm = self.maps["activations.f16"]
+        if mm is not None and hasattr(mm, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
+            mm._mmap.madvise(mmap.MADV_DONTNEED)
+
+    def finish(
+        self, *, checkpoint, vocab: list[str], documents: list[tuple[str, int, int]], series: list[Series], recording: dict
+    ):
+        """Write meta.json and move the store into place; returns it opened."""
+        for mm in self.maps.values():
+            if mm is not None:
+                mm.flush()
+        self.maps.clear()
+        sizes = {name: (self.tmp / name).stat().st_size for name in FILES}
+        meta = {
+            "format": STORE_FORMAT,
+            "format_version": STORE_VERSION,
+            "checkpoint": {
+                "path": str(checkpoint.path.resolve()),
+                "name": checkpoint.name,
+                "id": checkpoint.id,
+                "content_hash": checkpoint.content_hash,
+            }
+            if checkpoint is not None
+            else {"path": "", "name": "", "id": "", "content_hash": ""},
+            "model": checkpoint.model_config.to_json() if checkpoint is not None else {},
+            "vocab": vocab,
+            "chars": self.chars,
+            "documents": [{"name": n, "start": a, "stop": b} for n, a, b in documents],
+            "series": [s.__dict__ for s in series],
+            "dtype": "float16",
+            "top_k": TOP_K,
+            "recording": recording,
+            "file_sizes": sizes,
+        }
+        (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+        return open_store(self.out, verify_checkpoint=False)
+
+
+def write_store(
+    out: str | Path,
+    text: str,
+    documents: list[tuple[str, int, int]],
+    series: dict[tuple[int, str], np.ndarray],
+    vocab: list[str] | None = None,
+    checkpoint=None,
+) -> ActivationStore:
+    """A store from arrays already in memory (``{(layer, kind): [units, chars]}``), e.g.
+    synthetic activations for tests. Predictions are left empty (NaN, id 0)."""
+    rows, listed = 0, []
+    for (layer, kind), values in series.items():
+        listed.append(Series(layer, kind, values.shape[0], rows))
+        rows += values.shape[0]
+    with StoreWriter(out, rows, len(text)) as w:
+        if len(text):
+            w.maps["text.u32"][:] = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+            for s, values in zip(listed, series.values(), strict=True):
+                w.maps["activations.f16"][s.row : s.row + s.units] = values.astype(np.float16)
+            w.maps["logp.f32"][:] = np.nan
+        return w.finish(checkpoint=checkpoint, vocab=vocab or ["\ufffd"], documents=documents, series=listed, recording={})
 
 
 def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationStore:

@@ -1,0 +1,365 @@
+"""Explaining neurons with numbers: rankings against features, top contexts, histograms,
+gate saturation, range hypotheses, and error analysis against the n-gram baseline.
+
+Rankings are exact and vectorised. Activations are float16, which has at most 65,536
+distinct values, so the ranks of one neuron's whole series come from one counting pass
+(``bincount`` over the value codes) instead of a sort: AUROC is the Mann-Whitney statistic
+from the positive and negative counts per value, Spearman's rho is Pearson's r of the
+tie-averaged ranks (one gather and one matrix product per block of neurons).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import rankdata
+
+from .errors import LstmvizError, StoreError
+from .features import Features
+from .store import ActivationStore, NeuronId
+
+# Code of every float16 bit pattern in value order (ties, such as -0 and +0, share a code).
+_F16_VALUES = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
+_F16_UNIQUE, _F16_CODE = np.unique(np.where(np.isnan(_F16_VALUES), np.inf, _F16_VALUES), return_inverse=True)
+_F16_CODE = _F16_CODE.astype(np.int32)
+_K = len(_F16_UNIQUE)
+GATE_KINDS = ("i", "f", "o", "r", "z")  # sigmoid gates, in [0, 1]
+
+
+@dataclass
+class Ranking:
+    """Every neuron against one feature, best first."""
+
+    feature: str
+    metric: str  # auroc | spearman
+    table: pd.DataFrame  # neuron, score (folded strength), value (signed), pearson
+
+    def top(self, k: int) -> pd.DataFrame:
+        return self.table.head(k)
+
+    def to_json(self, k: int | None = None) -> list[dict]:
+        rows = self.table if k is None else self.table.head(k)
+        return [
+            {
+                "neuron": r.neuron,
+                "metric": self.metric,
+                "score": round(float(r.score), 5),
+                "value": round(float(r.value), 5),
+                "pearson": round(float(r.pearson), 5),
+            }
+            for r in rows.itertuples()
+        ]
+
+
+def _codes(block: np.ndarray) -> np.ndarray:
+    return _F16_CODE[np.ascontiguousarray(block).view(np.uint16)]
+
+
+def _nonzero_sd(centered: np.ndarray) -> np.ndarray:
+    """Column norms, with a constant column's made infinite: it correlates with nothing."""
+    sd = np.sqrt((centered.astype(np.float64) ** 2).sum(0))
+    sd[sd == 0] = np.inf
+    return sd
+
+
+def _block_stats(block: np.ndarray, binaries: list[np.ndarray], numeric_c: np.ndarray, numeric_rank_c: np.ndarray):
+    """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
+    Pearson's r per numeric feature, and Pearson's r per binary feature."""
+    b, n = block.shape
+    codes = _codes(block)
+    offsets = (np.arange(b, dtype=np.int64) * _K)[:, None]
+    flat = (codes + offsets).ravel()
+    counts = np.bincount(flat, minlength=b * _K).reshape(b, _K)
+    below = np.cumsum(counts, axis=1) - counts
+    aurocs = []
+    for mask in binaries:
+        pos = np.bincount((codes[:, mask] + offsets).ravel(), minlength=b * _K).reshape(b, _K)
+        neg = counts - pos
+        neg_below = np.cumsum(neg, axis=1) - neg
+        n_pos = int(mask.sum())
+        n_neg = n - n_pos
+        if n_pos == 0 or n_neg == 0:
+            aurocs.append(np.full(b, 0.5))
+            continue
+        aurocs.append((pos * (neg_below + 0.5 * neg)).sum(1) / (n_pos * n_neg))
+    x = block.astype(np.float32)
+    x -= x.mean(1, keepdims=True)
+    x_sd = np.sqrt((x.astype(np.float64) ** 2).sum(1))
+    x_sd[x_sd == 0] = np.inf
+    ys = np.concatenate([numeric_c, np.stack([m - m.mean() for m in binaries], 1) if binaries else numeric_c[:, :0]], 1)
+    pearson = (x @ ys.astype(np.float32)) / (x_sd[:, None] * _nonzero_sd(ys))
+    rho = np.zeros((b, numeric_c.shape[1]))
+    if numeric_c.shape[1]:
+        avg_rank = below + (counts + 1) / 2.0  # 1-based, ties averaged
+        ranks = np.take_along_axis(avg_rank.astype(np.float32), codes, axis=1)
+        ranks -= (n + 1) / 2.0
+        r_sd = np.sqrt((counts * (avg_rank - (n + 1) / 2.0) ** 2).sum(1))
+        r_sd[r_sd == 0] = np.inf
+        rho = (ranks @ numeric_rank_c.astype(np.float32)) / (r_sd[:, None] * _nonzero_sd(numeric_rank_c))
+    return np.array(aurocs).T.reshape(b, len(binaries)), rho, pearson
+
+
+def rank_neurons(
+    store: ActivationStore,
+    features: Features,
+    kinds: tuple[str, ...] | None = None,
+    block_size: int = 16,
+    workers: int = 2,
+) -> dict[str, Ranking]:
+    """Every neuron (of the given kinds; default all) against every feature, over the whole
+    store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric."""
+    names = features.names()
+    binary_names = [k for k in names if features.is_binary(k)]
+    numeric_names = [k for k in names if not features.is_binary(k)]
+    for k in names:
+        if len(features[k]) != len(store):
+            raise LstmvizError(f"Feature {k!r} has {len(features[k])} values for a store of {len(store)} characters.")
+    binaries = [features[k].astype(bool) for k in binary_names]
+    numeric = np.stack([features[k].astype(np.float64) for k in numeric_names], 1) if numeric_names else np.zeros((len(store), 0))
+    numeric_c = numeric - numeric.mean(0)
+    numeric_rank = np.stack([rankdata(numeric[:, j]) for j in range(numeric.shape[1])], 1) if numeric_names else numeric
+    numeric_rank_c = numeric_rank - numeric_rank.mean(0) if numeric_names else numeric_rank
+    kinds = kinds or tuple(dict.fromkeys(s.kind for s in store.series))
+    unknown = [k for k in kinds if k not in {s.kind for s in store.series}]
+    if unknown:
+        raise StoreError(f"This store has no series of kind {', '.join(unknown)}.")
+    jobs = []
+    for s in store.series:
+        if s.kind in kinds:
+            for lo in range(0, s.units, block_size):
+                jobs.append((s, lo, min(lo + block_size, s.units)))
+
+    def run(job):
+        s, lo, hi = job
+        return _block_stats(store.activations[s.row + lo : s.row + hi], binaries, numeric_c, numeric_rank_c)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(pool.map(run, jobs))
+    neurons = [str(NeuronId(s.layer, s.kind, i)) for s, lo, hi in jobs for i in range(lo, hi)]
+    auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(binaries)))
+    rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(numeric_names)))
+    pearson = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(names)))
+    out = {}
+    for j, name in enumerate(numeric_names):
+        table = pd.DataFrame({"neuron": neurons, "score": np.abs(rho[:, j]), "value": rho[:, j], "pearson": pearson[:, j]})
+        out[name] = Ranking(name, "spearman", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
+    for j, name in enumerate(binary_names):
+        a = auroc[:, j]
+        table = pd.DataFrame(
+            {"neuron": neurons, "score": np.maximum(a, 1 - a), "value": a, "pearson": pearson[:, len(numeric_names) + j]}
+        )
+        out[name] = Ranking(name, "auroc", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
+    return {name: out[name] for name in names}
+
+
+# -- one neuron ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    position: int
+    value: float
+    text: str  # the context window
+    offset: int  # index of the character at ``position`` within ``text``
+    values: np.ndarray  # the neuron over the window
+
+
+def _context(store: ActivationStore, values: np.ndarray, position: int, width: int) -> Context:
+    doc = store.document_at(position)
+    lo, hi = max(doc.start, position - width), min(doc.stop, position + width + 1)
+    return Context(position, float(values[position]), store.text(lo, hi), position - lo, values[lo:hi])
+
+
+def _spread(order: np.ndarray, k: int, width: int) -> list[int]:
+    """The first ``k`` positions of ``order`` more than ``width`` apart (non-overlapping)."""
+    chosen: list[int] = []
+    for p in order:
+        if all(abs(int(p) - q) > width for q in chosen):
+            chosen.append(int(p))
+            if len(chosen) == k:
+                break
+    return chosen
+
+
+def top_contexts(
+    store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
+) -> dict[str, list[Context]]:
+    """The k highest and k lowest activations with ``width`` characters each side (not
+    overlapping), and a few samples from each of ``quantile_bins`` lower quantile ranges."""
+    values = store.neuron(neuron)
+    n = len(values)
+    if n == 0:
+        raise StoreError("The store is empty.")
+    pool = min(n, max(k * 64, 1024))
+    high = np.argpartition(-values, pool - 1)[:pool] if pool < n else np.arange(n)
+    high = high[np.argsort(-values[high], kind="stable")]
+    low = np.argpartition(values, pool - 1)[:pool] if pool < n else np.arange(n)
+    low = low[np.argsort(values[low], kind="stable")]
+    out = {
+        "high": [_context(store, values, p, width) for p in _spread(high, k, width)],
+        "low": [_context(store, values, p, width) for p in _spread(low, k, width)],
+    }
+    rng = np.random.default_rng(seed)
+    edges = np.quantile(values, np.linspace(0, 1, quantile_bins + 2)[1:-1])[::-1]
+    upper = np.inf
+    for q, lower in enumerate(edges):
+        members = np.flatnonzero((values >= lower) & (values < upper))
+        picks = rng.choice(members, size=min(len(members), max(k // 2, 1) * 8), replace=False) if len(members) else members
+        label = f"q{(quantile_bins - q) * 100 // (quantile_bins + 1)}"
+        out[label] = [_context(store, values, p, width) for p in _spread(picks, max(k // 2, 1), width)]
+        upper = lower
+    return out
+
+
+def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) -> dict:
+    values = store.neuron(neuron)
+    counts, edges = np.histogram(values, bins=bins)
+    density = counts / max(counts.sum(), 1) / np.diff(edges)
+    return {"counts": counts, "edges": edges, "density": density, "mean": float(values.mean()), "std": float(values.std())}
+
+
+# -- layers --------------------------------------------------------------------------------------
+
+
+def gate_saturation(store: ActivationStore, low: float = 0.1, high: float = 0.9, chunk: int = 1 << 18) -> pd.DataFrame:
+    """Karpathy et al. (2015) fig. 3: per layer, gate and unit, the fraction of characters
+    with the gate left-saturated (< low) and right-saturated (> high)."""
+    rows = []
+    for s in store.series:
+        if s.kind not in GATE_KINDS:
+            continue
+        block = store.series_block(s.layer, s.kind)
+        left = np.zeros(s.units)
+        right = np.zeros(s.units)
+        for a in range(0, len(store), chunk):
+            part = np.asarray(block[:, a : a + chunk])
+            left += (part < low).sum(1)
+            right += (part > high).sum(1)
+        n = max(len(store), 1)
+        for unit in range(s.units):
+            rows.append(
+                {
+                    "layer": s.layer,
+                    "gate": s.kind,
+                    "unit": unit,
+                    "neuron": str(NeuronId(s.layer, s.kind, unit)),
+                    "left": left[unit] / n,
+                    "right": right[unit] / n,
+                }
+            )
+    if not rows:
+        raise StoreError("This store has no gates (an RNN has none): gate saturation needs an LSTM or GRU.")
+    return pd.DataFrame(rows)
+
+
+# -- range hypotheses (LSTMVis's select view, made automatic) ------------------------------------
+
+
+def ranges_mask(length: int, ranges: list[tuple[int, int]]) -> np.ndarray:
+    mask = np.zeros(length, dtype=bool)
+    for a, b in ranges:
+        if not 0 <= a < b <= length:
+            raise StoreError(f"Character range {a}:{b} is outside the store (0:{length}) or empty.")
+        mask[a:b] = True
+    return mask
+
+
+def range_hypotheses(
+    store: ActivationStore,
+    inside: np.ndarray,
+    margin: int = 10,
+    kinds: tuple[str, ...] | None = None,
+    top: int = 20,
+) -> pd.DataFrame:
+    """Neurons high inside the marked characters and low just outside them (within
+    ``margin`` characters), best first; with the precision and recall over the whole store
+    of "value above the midpoint of the inside and just-outside means"."""
+    inside = np.asarray(inside, dtype=bool)
+    if inside.shape != (len(store),):
+        raise StoreError("The marked characters do not match the store's length.")
+    if not inside.any():
+        raise StoreError("Nothing is marked: select a range or give a regex that matches.")
+    near = np.zeros(len(store) + 1, dtype=np.int64)
+    idx = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(np.int8), [0]])))
+    for a, b in zip(idx[::2], idx[1::2], strict=True):
+        near[max(0, a - margin)] += 1
+        near[a] -= 1
+        near[b] += 1
+        near[min(len(store), b + margin)] -= 1
+    outside = (np.cumsum(near[:-1]) > 0) & ~inside
+    if not outside.any():
+        outside = ~inside
+    local = np.flatnonzero(inside | outside)
+    kinds = kinds or tuple(dict.fromkeys(s.kind for s in store.series))
+    results = []
+    for s in store.series:
+        if s.kind not in kinds:
+            continue
+        block = np.asarray(store.series_block(s.layer, s.kind)[:, local], dtype=np.float32)
+        lab = inside[local]
+        mean_in, mean_out = block[:, lab].mean(1), block[:, ~lab].mean(1)
+        spread = block.std(1) + 1e-6
+        for unit in range(s.units):
+            results.append((str(NeuronId(s.layer, s.kind, unit)), s.row + unit, (mean_in[unit] - mean_out[unit]) / spread[unit]))
+    results.sort(key=lambda r: -abs(r[2]))
+    rows = []
+    for neuron, row, contrast in results[:top]:
+        values = np.asarray(store.activations[row], dtype=np.float32)
+        sign = 1.0 if contrast >= 0 else -1.0
+        v = values * sign
+        threshold = 0.5 * (v[inside].mean() + v[outside].mean())
+        on = v > threshold
+        tp = int((on & inside).sum())
+        rows.append(
+            {
+                "neuron": neuron,
+                "direction": "high" if sign > 0 else "low",
+                "contrast": float(abs(contrast)),
+                "threshold": float(threshold * sign),
+                "precision": tp / max(int(on.sum()), 1),
+                "recall": tp / int(inside.sum()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+# -- error analysis (Karpathy et al. 2015, sec. 5) ------------------------------------------------
+
+
+def error_analysis(store: ActivationStore, ngram_log2p: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per character, how many more bits the n-gram model spends on it than the recurrent
+    model (positive: the LSTM predicts it better), and a table by character.
+
+    ``ngram_log2p`` is, per store character, log2 of the n-gram's probability of that
+    character given what came before (NaN for a document's first character)."""
+    lstm_log2p = np.full(len(store), np.nan)
+    lstm_log2p[1:] = store.logp[:-1] / math.log(2)  # position p predicts character p+1
+    for d in store.documents:
+        lstm_log2p[d.start] = np.nan
+    advantage = lstm_log2p - ngram_log2p
+    ok = np.isfinite(advantage)
+    chars = np.asarray(store.codepoints)[ok]
+    df = pd.DataFrame(
+        {
+            "char": [chr(c) for c in chars],
+            "advantage": advantage[ok],
+            "lstm_bits": -lstm_log2p[ok],
+            "ngram_bits": -ngram_log2p[ok],
+        }
+    )
+    table = (
+        df.groupby("char")
+        .agg(
+            count=("advantage", "size"),
+            advantage=("advantage", "mean"),
+            lstm_bits=("lstm_bits", "mean"),
+            ngram_bits=("ngram_bits", "mean"),
+        )
+        .reset_index()
+    )
+    table = table[table["count"] >= 20].sort_values("advantage", ascending=False).reset_index(drop=True)
+    return advantage, table
