@@ -36,7 +36,7 @@ __all__ = [
 def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> ActivationStore:
     """Record every series of ``ckpt`` over ``paths`` (default: its test split) into ``out``."""
     from .evaluate import evaluation_documents
-    from .record import record_activations
+    from .recording import record_activations
 
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)

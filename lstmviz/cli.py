@@ -117,7 +117,7 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, device, as_json)
     """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluation_documents
-    from .record import record_activations
+    from .recording import record_activations
     from .train import resolve_device
 
     if max_chars is not None and max_chars < 1:

@@ -131,6 +131,7 @@ def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
     i = 0
     while i < n:
         ch = text[i]
+        b_[i] = depth  # strings and comments inside brackets are inside them too
         if comment:
             if ch == "\n":
                 comment = False
@@ -142,6 +143,7 @@ def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
             d_[i] = 1
             if text.startswith(triple, i):
                 d_[i : i + 3] = 1
+                b_[i : i + 3] = depth
                 i += 3
                 triple = None
                 continue
@@ -151,6 +153,7 @@ def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
             s_[i] = 1
             if ch == "\\" and i + 1 < n and text[i + 1] != "\n":
                 s_[i + 1] = 1
+                b_[i + 1] = depth
                 i += 2
                 continue
             if ch == quote or ch == "\n":
@@ -159,10 +162,10 @@ def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
                 quote = None
             i += 1
             continue
-        b_[i] = depth
         if text.startswith('"""', i) or text.startswith("'''", i):
             triple = text[i : i + 3]
             d_[i : i + 3] = 1
+            b_[i : i + 3] = depth
             i += 3
             continue
         if ch in "\"'":

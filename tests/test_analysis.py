@@ -1,0 +1,106 @@
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import roc_auc_score
+
+from lstmviz.analysis import gate_saturation, range_hypotheses, rank_neurons, ranges_mask, top_contexts
+from lstmviz.cli import main
+from lstmviz.errors import StoreError
+from lstmviz.features import Features, compute_features
+from lstmviz.store import write_store
+
+CODE = "def f(x):\n    s = 'abc'  # note\n    return s\n" * 400
+
+
+@pytest.fixture
+def planted(tmp_path):
+    """A store of noise with planted cells: L1.c.2 = in_string + noise, L1.h.1 = indent + noise."""
+    n = len(CODE)
+
+    feats = compute_features(CODE, [("a.py", 0, n)])
+    rng = np.random.default_rng(0)
+    h = rng.normal(size=(4, n))
+    c = rng.normal(size=(4, n))
+    c[2] = feats["in_string"] * 2 + rng.normal(scale=0.5, size=n)
+    h[1] = feats["indent"] / 4 + rng.normal(scale=0.3, size=n)
+    gates = rng.uniform(size=(4, n))
+    gates[0] = 0.02
+    gates[3] = 0.98
+    store = write_store(tmp_path / "p.store", CODE, [("a.py", 0, n)], {(1, "h"): h, (1, "c"): c, (1, "f"): gates})
+    return store, feats
+
+
+def test_planted_neurons_rank_first(planted):
+    store, feats = planted
+    rankings = rank_neurons(store, feats)
+    assert rankings["in_string"].table.neuron[0] == "L1.c.2"
+    assert rankings["in_string"].table.score[0] > 0.95
+    assert rankings["indent"].table.neuron[0] == "L1.h.1"
+    assert rankings["indent"].metric == "spearman"
+
+
+def test_scores_match_scikit_learn_and_scipy(tmp_path):
+    rng = np.random.default_rng(1)
+    n = 5000
+    binary = (rng.random(n) < 0.2).astype(int)
+    numeric = rng.integers(0, 10, n)
+    acts = rng.normal(size=(6, n)).astype(np.float16)
+    acts[0] = np.round(acts[0], 1)  # many ties
+    store = write_store(tmp_path / "r.store", "x" * n, [("a", 0, n)], {(1, "h"): acts})
+    rankings = rank_neurons(store, Features({"b": binary, "v": numeric}, {"b"}))
+    b = rankings["b"].table.set_index("neuron")
+    v = rankings["v"].table.set_index("neuron")
+    for i in range(6):
+        x = acts[i].astype(np.float64)
+        nid = f"L1.h.{i}"
+        assert b.loc[nid, "value"] == pytest.approx(roc_auc_score(binary, x), abs=1e-9)
+        assert b.loc[nid, "score"] == pytest.approx(max(b.loc[nid, "value"], 1 - b.loc[nid, "value"]))
+        assert v.loc[nid, "value"] == pytest.approx(spearmanr(x, numeric).statistic, abs=1e-5)
+        assert v.loc[nid, "pearson"] == pytest.approx(pearsonr(x, numeric).statistic, abs=1e-5)
+
+
+def test_top_contexts_are_extreme_and_do_not_overlap(planted):
+    store, _ = planted
+    ctx = top_contexts(store, "L1.c.2", k=5, width=10)
+    assert len(ctx["high"]) == 5 and len(ctx["low"]) == 5
+    positions = [c.position for c in ctx["high"]]
+    assert all(abs(a - b) > 10 for i, a in enumerate(positions) for b in positions[i + 1 :])
+    values = store.neuron("L1.c.2")
+    assert ctx["high"][0].value == pytest.approx(values.max(), abs=1e-3)
+    assert ctx["low"][0].value == pytest.approx(values.min(), abs=1e-3)
+    assert ctx["high"][0].text[ctx["high"][0].offset] == CODE[ctx["high"][0].position]
+    assert any(label.startswith("q") for label in ctx)
+
+
+def test_gate_saturation(planted):
+    store, _ = planted
+    table = gate_saturation(store).set_index("neuron")
+    assert table.loc["L1.f.0", "left"] == 1.0 and table.loc["L1.f.3", "right"] == 1.0
+    assert 0.05 < table.loc["L1.f.1", "left"] < 0.15
+
+
+def test_range_hypotheses_find_a_planted_on_off_neuron(planted):
+    store, feats = planted
+    starts = [i for i in range(len(CODE)) if CODE.startswith("'abc'", i)]
+    table = range_hypotheses(store, ranges_mask(len(store), [(a, a + 5) for a in starts]))
+    assert table.neuron[0] == "L1.c.2" and table.direction[0] == "high"
+    assert table.recall[0] > 0.9 and table.precision[0] > 0.75  # noise (sd 0.5) crosses the threshold ~2% of the time
+    with pytest.raises(StoreError, match="Nothing is marked"):
+        range_hypotheses(store, np.zeros(len(store), bool))
+    with pytest.raises(StoreError, match="outside the store"):
+        ranges_mask(len(store), [(0, len(store) + 5)])
+
+
+def test_find_cells_cli(planted):
+    store, _ = planted
+    import json
+
+    result = CliRunner().invoke(main, ["find-cells", str(store.path), "--json", "--top", "3", "--feature", "ret=return"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    top = data["features"]["in_string"][0]
+    assert top == {**top, "neuron": "L1.c.2", "metric": "auroc"} and top["score"] > 0.95
+    assert len(data["features"]["ret"]) == 3
+    bad = CliRunner().invoke(main, ["find-cells", str(store.path), "--kinds", "z"])
+    assert bad.exit_code == 2 and "no series of kind z" in bad.output

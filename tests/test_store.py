@@ -1,0 +1,145 @@
+"""Recording into a store and reading it back."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+import lstmviz
+from lstmviz.cli import main
+from lstmviz.corpus import Document
+from lstmviz.errors import CorpusError, StoreError
+from lstmviz.recording import lane_bounds, record_activations
+from lstmviz.store import NeuronId, open_store
+
+
+def test_neuron_ids_parse_and_format_in_one_place():
+    n = NeuronId.parse("L2.c.117")
+    assert (n.layer, n.kind, n.index) == (2, "c", 117)
+    assert str(n) == "L2.c.117"
+    for bad in ("L2.c", "2.c.117", "L2.cc.1", "L0x.c.1", ""):
+        with pytest.raises(StoreError, match="not a neuron id"):
+            NeuronId.parse(bad)
+
+
+def test_store_holds_every_series_and_the_documents(tiny_store, tiny_checkpoint):
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    store = lstmviz.open_store(tiny_store.path)
+    assert len(store.series) == 2 * 6 and store.rows == 2 * 6 * 24
+    assert store.activations.dtype == np.float16  # 2 bytes per value
+    names = ckpt.config["corpus"]["splits"]["test"]
+    assert sorted(d.name for d in store.documents) == sorted(names)
+    assert len(store) == sum(len(d) for d in store.documents)
+    assert store.checkpoint["content_hash"] == ckpt.content_hash
+
+
+def test_stored_values_equal_a_direct_run_of_each_document(tiny_store, tiny_checkpoint):
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    for doc in tiny_store.documents:
+        ids = torch.tensor([ckpt.vocab.encode(tiny_store.text(doc.start, doc.stop))])
+        (logits, _), cache = ckpt.model.run_with_cache(ids)
+        for layer, kind, unit in [(1, "c", 0), (2, "h", 5), (2, "f", 23), (1, "g", 7)]:
+            expected = cache[f"layers.{layer - 1}.hook_{kind}"][0, :, unit].numpy()
+            got = tiny_store.neuron(f"L{layer}.{kind}.{unit}", doc.start, doc.stop)
+            np.testing.assert_allclose(got, expected, atol=2e-3, rtol=2e-3)  # float16 storage
+        logp = torch.log_softmax(logits[0], -1)
+        ids_next = ids[0, 1:]
+        expected_logp = logp[:-1].gather(1, ids_next[:, None])[:, 0].numpy()
+        np.testing.assert_allclose(tiny_store.logp[doc.start : doc.stop - 1], expected_logp, atol=1e-4)
+        assert np.isnan(tiny_store.logp[doc.stop - 1])
+        preds = tiny_store.predictions(doc.start, doc.start + 1)
+        assert preds["top_chars"][0][0] == ckpt.vocab.chars[int(logp[0].argmax())]
+
+
+def test_window_and_text(tiny_store):
+    w = tiny_store.window(["L1.h.0", "L2.c.3"], 5, 25)
+    assert w.shape == (2, 20)
+    np.testing.assert_array_equal(w[1], tiny_store.neuron("L2.c.3", 5, 25))
+    assert tiny_store.text(0, 10) == tiny_store.text()[:10]
+
+
+def test_bad_neurons_and_ranges_are_clear_errors(tiny_store):
+    with pytest.raises(StoreError, match="layer 1 has units 0-23"):
+        tiny_store.neuron("L1.h.24")
+    with pytest.raises(StoreError, match="layers 1-2"):
+        tiny_store.neuron("L3.h.0")
+    with pytest.raises(StoreError, match="kinds c, f, g, h, i, o"):
+        tiny_store.neuron("L1.z.0")
+    with pytest.raises(StoreError, match="outside the store"):
+        tiny_store.neuron("L1.h.0", 0, len(tiny_store) + 1)
+
+
+def test_lanes_are_contiguous_whole_documents():
+    starts = np.array([0, 10, 20, 30, 40])
+    assert lane_bounds(starts, 50, 2) == [(0, 30), (30, 50)]
+    assert lane_bounds(np.array([0]), 1000, 8) == [(0, 1000)]
+
+
+def test_lane_count_does_not_change_the_result(tiny_checkpoint, tmp_path):
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    docs = [Document(f"d{i}", "x = 'a'  # c\n" * (i + 2)) for i in range(5)]
+    one = record_activations(ckpt, docs, tmp_path / "one", lanes=1, progress=False)
+    many = record_activations(ckpt, docs, tmp_path / "many", lanes=4, chunk_len=7, progress=False)
+    # Batch shape changes float32 rounding, which can move a float16 value by one ulp.
+    np.testing.assert_allclose(np.asarray(one.activations, np.float32), np.asarray(many.activations, np.float32), atol=1e-3)
+
+
+def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeypatch):
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lstmviz.recording._write_chunk", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        record_activations(ckpt, [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_store_is_refused(tiny_store, tmp_path):
+    copy = tmp_path / "copy.store"
+    shutil.copytree(tiny_store.path, copy)
+    with open(copy / "activations.f16", "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(StoreError, match="truncated"):
+        open_store(copy)
+    (copy / "meta.json").unlink()
+    with pytest.raises(StoreError, match="did not finish"):
+        open_store(copy)
+
+
+def test_store_of_a_changed_checkpoint_is_refused(tiny_checkpoint, tmp_path):
+    ckpt_copy = tmp_path / "ckpt"
+    shutil.copytree(tiny_checkpoint, ckpt_copy)
+    store = lstmviz.record(ckpt_copy, out=tmp_path / "s.store", progress=False)
+    ckpt = lstmviz.load_checkpoint(ckpt_copy)
+    with torch.no_grad():
+        ckpt.model.decoder.bias.add_(1.0)
+    from lstmviz.checkpoint import save_checkpoint
+
+    save_checkpoint(ckpt_copy, ckpt.model, ckpt.vocab, corpus=ckpt.config["corpus"], training=ckpt.config["training"])
+    with pytest.raises(StoreError, match="earlier version of the checkpoint"):
+        open_store(store.path)
+
+
+def test_empty_text_is_a_clear_error(tiny_checkpoint, tmp_path):
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    with pytest.raises(CorpusError, match="no text to record"):
+        record_activations(ckpt, [Document("e", "")], tmp_path / "s", progress=False)
+
+
+def test_record_cli(tiny_checkpoint, corpus_dir, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "cli.store"
+    args = ["record", str(tiny_checkpoint), str(corpus_dir / "module_1.py"), "--out", str(out), "--max-chars", "300", "--json"]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["chars"] == 300 and data["series"] == 12 and data["store"] == str(out)
+    again = runner.invoke(main, args)
+    assert again.exit_code == 2 and "already exists" in again.output
+    bad = runner.invoke(main, ["record", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 2 and "does not exist" in bad.output

@@ -1,0 +1,59 @@
+"""A tiny end-to-end run: train, snapshots, resume, evaluate, through the CLI as a user types it."""
+
+import json
+
+import numpy as np
+from click.testing import CliRunner
+
+from lstmviz.checkpoint import load_checkpoint
+from lstmviz.cli import main
+from lstmviz.train import IGNORE, build_lanes
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_lanes_pad_documents_to_whole_chunks_and_reset_at_their_start():
+    docs = [np.arange(1, 6), np.arange(10, 13)]
+    lanes = build_lanes(docs, batch_size=1, seq_len=4)
+    assert lanes.inputs[:, 0].tolist() == [[1, 2, 3, 4], [5, 0, 0, 0], [10, 11, 12, 0]]
+    assert lanes.targets[:, 0].tolist() == [[2, 3, 4, 5], [IGNORE] * 4, [11, 12, IGNORE, IGNORE]]
+    assert lanes.resets[:, 0].tolist() == [True, False, True]
+
+
+def test_trained_checkpoint_has_history_and_snapshots(tiny_checkpoint):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    assert [p.name for p in ckpt.snapshots()] == ["step-000010", "step-000020"]
+    assert ckpt.history["val_step"] == [15, 30]
+    assert ckpt.config["training"]["trained_steps"] == 30
+    assert set(ckpt.config["corpus"]["splits"]) == {"train", "val", "test"}
+    assert load_checkpoint(ckpt.snapshots()[0]).config["training"]["trained_steps"] == 10
+
+
+def test_train_resume_and_evaluate(corpus_dir, tmp_path):
+    out = tmp_path / "model"
+    common = ["--hidden", 16, "--embed", 8, "--seq-len", 32, "--batch-size", 4, "--eval-every", 5]
+    assert run("train", corpus_dir, "--out", out, "--steps", 10, *common).exit_code == 0
+    again = run("train", corpus_dir, "--out", out, "--steps", 10, *common)
+    assert again.exit_code == 2 and "--resume" in again.output
+    assert run("train", corpus_dir, "--out", out, "--steps", 15, "--resume").exit_code == 0
+    ckpt = load_checkpoint(out)
+    assert ckpt.config["training"]["trained_steps"] == 15
+    assert ckpt.history["step"][-1] == 15
+    result = run("evaluate", out, "--json", "--max-order", 4)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["chars"] > 0 and data["bpc"] > 0
+    assert data["baseline"]["order"] in range(1, 5) and data["baseline"]["bpc"] > 0
+
+
+def test_training_errors_are_one_sentence(corpus_dir, tmp_path):
+    result = run("train", corpus_dir, "--out", tmp_path / "m")
+    assert result.exit_code == 2 and "--steps" in result.output
+    result = run("train", tmp_path / "missing", "--out", tmp_path / "m", "--steps", 1)
+    assert result.exit_code == 2 and "No file, folder or glob" in result.output
+    result = run("train", corpus_dir, "--out", tmp_path / "fresh", "--steps", 1, "--resume")
+    assert result.exit_code == 2 and "No checkpoint" in result.output
+    result = run("evaluate", tmp_path / "nope")
+    assert result.exit_code == 2 and "does not exist" in result.output
