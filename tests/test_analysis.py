@@ -4,7 +4,7 @@ from click.testing import CliRunner
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
-from lstmviz.analysis import gate_saturation, range_hypotheses, rank_neurons, ranges_mask, top_contexts
+from lstmviz.analysis import gate_saturation, range_hypotheses, ranges_mask, rank_neurons, top_contexts
 from lstmviz.cli import main
 from lstmviz.errors import StoreError
 from lstmviz.features import Features, compute_features
