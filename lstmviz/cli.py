@@ -185,5 +185,24 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
         click.echo(r.top(top_k).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
+@main.command("import-torch")
+@click.argument("state_dict", type=click.Path())
+@click.option("--vocab", required=True, type=click.Path(), help="JSON list of characters (index = id) or {char: id}.")
+@click.option("--out", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@_user_errors
+def import_torch_command(state_dict, vocab, out) -> None:
+    """Import a plain PyTorch character model (embedding or one-hot, nn.LSTM/GRU/RNN, linear decoder)."""
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+    from .importer import import_torch
+
+    if Path(out).exists():
+        raise LstmvizError(f"{out} already exists; choose another --out.")
+    ckpt = load_checkpoint(import_torch(state_dict, vocab, out))
+    cfg = ckpt.model_config
+    click.echo(f"imported a {cfg.num_layers}x{cfg.hidden_size} {cfg.cell.upper()} with {len(ckpt.vocab)} characters into {out}")
+
+
 if __name__ == "__main__":
     main()

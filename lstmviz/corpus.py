@@ -169,6 +169,10 @@ def documents_from_description(description: dict, split: str) -> list[Document]:
     """Re-read one split of the corpus a checkpoint was trained on (as recorded in its config)."""
     names = set(description["splits"][split])
     sources = description["sources"]
+    if not names:
+        raise CorpusError(
+            f"This checkpoint records no {split} split (it was imported, or its corpus was too small); give the text explicitly."
+        )
     corpus = load_corpus(None if sources == [STDLIB] else sources)
     docs = [d for d in corpus.documents if d.name in names]
     if not docs:
