@@ -69,10 +69,6 @@ class CharRNN(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        # Subnormal floats in the CPU inference kernels (oneDNN) made one forward pass of a
-        # small trained model 1000x slower here; flushing them to zero changes no result
-        # at float32 tolerance.
-        torch.set_flush_denormal(True)
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
         self.rnn = _FUSED[config.cell](
