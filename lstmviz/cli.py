@@ -204,5 +204,56 @@ def import_torch_command(state_dict, vocab, out) -> None:
     click.echo(f"imported a {cfg.num_layers}x{cfg.hidden_size} {cfg.cell.upper()} with {len(ckpt.vocab)} characters into {out}")
 
 
+@main.group()
+def bench() -> None:
+    """Benchmarks: our code beside its reference, measured side by side in one run."""
+
+
+def _report(result: dict, as_json: bool) -> None:
+    from .bench import format_table
+
+    click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
+
+
+@bench.command("train")
+@click.option("--checkpoint", default=None, help="Model settings to use (default: the shipped model).")
+@click.option("--steps", default=20, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
+    """Training characters/s against a plain nn.LSTM loop (target ratio >= 0.95)."""
+    from .bench import bench_train
+
+    _report(bench_train(checkpoint, steps, repeats), as_json)
+
+
+@bench.command("record")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record.")
+@click.option("--lanes", default=64, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
+    """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop."""
+    from .bench import bench_record
+
+    _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
+
+
+@bench.command("analysis")
+@click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
+@click.option("--chars", default=1_000_000, show_default=True)
+@click.option("--sample", default=6, show_default=True, help="Neurons timed in the per-neuron loop (scaled to all).")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_analysis_command(store, chars, sample, as_json) -> None:
+    """Ranking h and c of every layer against all features, against a per-neuron scipy/sklearn loop."""
+    from .bench import bench_analysis
+
+    _report(bench_analysis(store, chars, sample), as_json)
+
+
 if __name__ == "__main__":
     main()

@@ -81,16 +81,27 @@ class Lanes:
         )
 
 
+def split_long(docs: list[np.ndarray], batch_size: int, seq_len: int) -> list[np.ndarray]:
+    """Cut documents longer than an eighth of a lane into pieces (each then starts from a
+    zero state, like a document), so that no lane runs on alone after the others finish:
+    a few huge files (the stdlib's pydoc_data/topics.py is 0.75 MB) would otherwise leave
+    most of an epoch training on one file."""
+    total_chunks = sum(max(1, -(-len(d) // seq_len)) for d in docs)
+    piece = max(1, total_chunks // (8 * batch_size)) * seq_len
+    return [d[a : a + piece] for d in docs for a in range(0, max(len(d), 1), piece)]
+
+
 def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> Lanes:
     """Lay documents (encoded id arrays) into ``batch_size`` lanes of about equal length,
     each document padded to whole chunks; ``order`` shuffles the documents first."""
     order = np.arange(len(docs)) if order is None else order
+    docs = split_long([docs[i] for i in order], batch_size, seq_len)
     lanes: list[list[int]] = [[] for _ in range(batch_size)]
     lengths = np.zeros(batch_size, dtype=np.int64)
-    for i in order:
+    for i in range(len(docs)):
         n_chunks = max(1, -(-len(docs[i]) // seq_len))
         lane = int(np.argmin(lengths))
-        lanes[lane].append(int(i))
+        lanes[lane].append(i)
         lengths[lane] += n_chunks
     total = int(lengths.max())
     inputs = np.zeros((total, batch_size, seq_len), dtype=np.int32)
@@ -269,6 +280,8 @@ def train(
     bar = tqdm(total=total, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
     last_save = time.monotonic()
     window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
+    run_t0 = window_t0
+    history.setdefault("seconds", [])
     step = start_step
     try:
         while step < total:
@@ -279,7 +292,10 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = lr
             logits, state = model(x, state)
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE)
+            loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
+            # Normalised by the batch's capacity, not its scored count: a chunk that is mostly
+            # padding moves the weights proportionally less.
+            loss = loss_sum / y.numel()
             opt.zero_grad(set_to_none=True)
             if torch.isfinite(loss):
                 loss.backward()
@@ -287,7 +303,7 @@ def train(
                 opt.step()
             step += 1
             n_scored = int((y != IGNORE).sum())
-            window_loss += loss.item() * n_scored
+            window_loss += loss_sum.item()
             window_count += n_scored
             window_chars += x.numel()
             if step % 10 == 0 or step == total:
@@ -296,6 +312,7 @@ def train(
                 history["step"].append(step)
                 history["train_bpc"].append(round(train_bpc, 5))
                 history["lr"].append(lr)
+                history["seconds"].append(round(time.perf_counter() - run_t0, 3))  # since this run (re)started
                 bar.set_postfix(
                     loss=f"{train_bpc * math.log(2):.3f}",
                     bpc=f"{train_bpc:.3f}",

@@ -15,11 +15,21 @@ def run(*args):
 
 
 def test_lanes_pad_documents_to_whole_chunks_and_reset_at_their_start():
-    docs = [np.arange(1, 6), np.arange(10, 13)]
-    lanes = build_lanes(docs, batch_size=1, seq_len=4)
-    assert lanes.inputs[:, 0].tolist() == [[1, 2, 3, 4], [5, 0, 0, 0], [10, 11, 12, 0]]
-    assert lanes.targets[:, 0].tolist() == [[2, 3, 4, 5], [IGNORE] * 4, [11, 12, IGNORE, IGNORE]]
-    assert lanes.resets[:, 0].tolist() == [True, False, True]
+    docs = [np.arange(1, 3), np.arange(10, 13)] + [np.arange(20, 24)] * 14  # all short: none is cut
+    lanes = build_lanes(docs, batch_size=2, seq_len=4)
+    assert lanes.inputs[:2, 0].tolist() == [[1, 2, 0, 0], [20, 21, 22, 23]]
+    assert lanes.targets[:2, 0].tolist() == [[2, IGNORE, IGNORE, IGNORE], [21, 22, 23, IGNORE]]
+    assert lanes.inputs[0, 1].tolist() == [10, 11, 12, 0]
+    assert lanes.resets[:, 0].all()  # every chunk starts a document here
+
+
+def test_a_huge_document_does_not_leave_the_other_lanes_idle():
+    docs = [np.ones(100_000, dtype=np.int32)] + [np.ones(1000, dtype=np.int32)] * 200
+    lanes = build_lanes(docs, batch_size=16, seq_len=50)
+    active = (lanes.targets != IGNORE).any(2).sum(1)
+    assert (active >= 14).mean() > 0.9  # without cutting, one lane would run alone for most steps
+    # The pieces of a cut document continue each other: concatenated they are the document.
+    assert sum(int((lanes.inputs[:, b] == 1).sum()) for b in range(16)) == 100_000 + 200 * 1000
 
 
 def test_trained_checkpoint_has_history_and_snapshots(tiny_checkpoint):

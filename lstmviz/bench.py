@@ -1,0 +1,317 @@
+"""Benchmarks behind ``lstmviz bench ...``: each measures our code beside its reference in
+the same run (alternating, medians of repeats) and reports ratios, since absolute times on
+shared machines are noise."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .corpus import Document, load_corpus
+from .errors import LstmvizError
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "stdlib-lstm"
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads"
+
+
+def default_checkpoint(path: str | None) -> Checkpoint:
+    return load_checkpoint(path or DEFAULT_CHECKPOINT)
+
+
+# -- train -------------------------------------------------------------------------------------
+
+
+def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3) -> dict:
+    """Characters/s of ``lstmviz train`` (the real loop: lanes, state resets, clipping,
+    progress bar, history) against a plain hand-written nn.LSTM loop, same model and batch."""
+    from .train import TrainConfig, train
+
+    ckpt = default_checkpoint(checkpoint)
+    t = ckpt.config["training"]
+    cfg = TrainConfig(
+        **{k: v for k, v in t.items() if k in TrainConfig.__dataclass_fields__ and k not in ("steps", "epochs", "snapshots")},
+    )
+    cfg = TrainConfig(
+        **{**cfg.__dict__, "steps": steps, "eval_every": 10**9, "snapshots": 0, "save_every_s": 1e9, "device": "cpu"}
+    )
+    corpus = load_corpus(None if ckpt.config["corpus"]["sources"] == ["python-stdlib"] else ckpt.config["corpus"]["sources"])
+    chars_per_step = cfg.batch_size * cfg.seq_len
+    ids = ckpt.vocab.encode_array("".join(d.text for d in corpus.split("train")[:200]))
+
+    def ours() -> float:
+        with tempfile.TemporaryDirectory() as tmp:
+            out = train(corpus, Path(tmp) / "m", cfg, progress=False)
+            hist = json.loads((out / "history.json").read_text())
+        # Steady state: from the first logged step (10) to the last, excluding start-up.
+        (s0, t0), (s1, t1) = (hist["step"][0], hist["seconds"][0]), (hist["step"][-1], hist["seconds"][-1])
+        return (s1 - s0) * chars_per_step / (t1 - t0)
+
+    def plain() -> float:
+        torch.manual_seed(0)
+        model_cfg = cfg.model_config(len(ckpt.vocab))
+        emb = torch.nn.Embedding(model_cfg.vocab_size, model_cfg.embed_dim)
+        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[model_cfg.cell](
+            model_cfg.embed_dim, model_cfg.hidden_size, model_cfg.num_layers, batch_first=True
+        )
+        dec = torch.nn.Linear(model_cfg.hidden_size, model_cfg.vocab_size)
+        params = [*emb.parameters(), *rnn.parameters(), *dec.parameters()]
+        opt = torch.optim.Adam(params, lr=cfg.lr)
+        stream = torch.from_numpy(ids[: (len(ids) // cfg.batch_size) * cfg.batch_size]).view(cfg.batch_size, -1)
+        state, t_start = None, None
+        for step in range(steps):
+            if step == 10 % steps:  # same warm-up as ours
+                t_start = time.perf_counter()
+            a = (step * cfg.seq_len) % (stream.shape[1] - cfg.seq_len - 1)
+            x, y = stream[:, a : a + cfg.seq_len], stream[:, a + 1 : a + cfg.seq_len + 1]
+            out, state = rnn(emb(x), state)
+            state = tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+            loss = F.cross_entropy(dec(out).reshape(-1, model_cfg.vocab_size), y.reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            loss.item()
+        return (steps - 10 % steps) * chars_per_step / (time.perf_counter() - t_start)
+
+    if steps < 12:
+        raise LstmvizError("bench train needs at least 12 steps (the first 10 are warm-up).")
+    ours_runs, plain_runs = [], []
+    for _ in range(repeats):
+        plain_runs.append(plain())
+        ours_runs.append(ours())
+    a, b = statistics.median(ours_runs), statistics.median(plain_runs)
+    return {
+        "benchmark": "train",
+        "model": f"{cfg.num_layers}x{cfg.hidden_size} {cfg.cell}, batch {cfg.batch_size} x {cfg.seq_len}",
+        "chars_per_s": round(a),
+        "plain_chars_per_s": round(b),
+        "ratio": round(a / b, 3),
+        "target_ratio": 0.95,
+        "runs": {"ours": [round(x) for x in ours_runs], "plain": [round(x) for x in plain_runs]},
+        "machine": machine(),
+    }
+
+
+# -- record ------------------------------------------------------------------------------------
+
+
+def _lane_batches(ckpt: Checkpoint, docs: list[Document], lanes: int, chunk_len: int):
+    """The chunks recording runs: the same lanes, as id tensors [lanes, chunk_len]."""
+    from .recording import lane_bounds
+
+    text = "".join(d.text for d in docs)
+    ids = ckpt.vocab.encode_array(text)
+    starts = np.cumsum([0] + [len(d.text) for d in docs[:-1]])
+    bounds = lane_bounds(starts, len(text), lanes)
+    length = max(b - a for a, b in bounds)
+    grid = np.zeros((len(bounds), length), dtype=np.int64)
+    for i, (a, b) in enumerate(bounds):
+        grid[i, : b - a] = ids[a:b]
+    return [torch.from_numpy(grid[:, k : k + chunk_len]) for k in range(0, length, chunk_len)], len(text)
+
+
+def _fused_forward(ckpt: Checkpoint, batches) -> float:
+    model = ckpt.model
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        state = None
+        for x in batches:
+            _, state = model(x, state)
+    return time.perf_counter() - t0
+
+
+def _naive_cell_loop(ckpt: Checkpoint, batches) -> float:
+    """The tutorial approach: nn.LSTMCell per layer, one step at a time, keeping h and c."""
+    cfg = ckpt.model_config
+    if cfg.cell != "lstm":
+        raise LstmvizError("bench record compares against nn.LSTMCell: it needs an LSTM checkpoint.")
+    cells = []
+    for layer in range(cfg.num_layers):
+        size = cfg.embed_dim if layer == 0 else cfg.hidden_size
+        cell = torch.nn.LSTMCell(size, cfg.hidden_size)
+        cell.load_state_dict(
+            {p: getattr(ckpt.model.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        )
+        cells.append(cell)
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        b = batches[0].shape[0]
+        hs = [torch.zeros(b, cfg.hidden_size) for _ in cells]
+        cs = [torch.zeros(b, cfg.hidden_size) for _ in cells]
+        for x in batches:
+            emb = ckpt.model.embedding(x)
+            kept_h, kept_c = [], []
+            for t in range(x.shape[1]):
+                inp = emb[:, t]
+                for layer, cell in enumerate(cells):
+                    hs[layer], cs[layer] = cell(inp, (hs[layer], cs[layer]))
+                    inp = hs[layer]
+                kept_h.append(torch.stack(hs))
+                kept_c.append(torch.stack(cs))
+            ckpt.model.decoder(torch.stack([h[-1] for h in kept_h], 1))
+    return time.perf_counter() - t0
+
+
+def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) -> tuple[float, float]:
+    """Run ``lstmviz record`` as a user would, in its own process; return its seconds and peak RSS (MB)."""
+    code = "from lstmviz.cli import main; main()"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    args = [sys.executable, "-c", code, "record", str(checkpoint), "--out", str(out), "--max-chars", str(max_chars)]
+    result = subprocess.run([*args, "--lanes", str(lanes), "--json"], capture_output=True, text=True)
+    if result.returncode:
+        raise LstmvizError(f"Recording failed: {result.stderr.strip()[-300:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB on Linux; max over children so far
+    return json.loads(result.stdout)["seconds"], max(peak, before) / 1024
+
+
+def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = 64, repeats: int = 3) -> dict:
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars
+    from .store import open_store, write_store
+
+    ckpt = default_checkpoint(checkpoint)
+    docs = limit_chars(evaluation_documents(ckpt), chars)
+    batches, n = _lane_batches(ckpt, docs, lanes, 256)
+    ours_t, fused_t, naive_t, rss = [], [], [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats):
+            fused_t.append(_fused_forward(ckpt, batches))
+            seconds, peak = _record_in_child(ckpt.path, n, lanes, Path(tmp) / f"s{r}")
+            ours_t.append(seconds)
+            rss.append(peak)
+            naive_t.append(_naive_cell_loop(ckpt, batches))
+        store = open_store(Path(tmp) / "s0")
+        bytes_per_value = store.activations.dtype.itemsize
+        # One neuron over 1M characters: a synthetic store of that length (64 neurons).
+        big_n = 1_000_000
+        rng = np.random.default_rng(0)
+        big = write_store(
+            Path(tmp) / "big", "x" * big_n, [("x", 0, big_n)], {(1, "h"): rng.normal(size=(64, big_n)).astype(np.float16)}
+        )
+        reads = []
+        for i in range(20):
+            t0 = time.perf_counter()
+            big.neuron(f"L1.h.{(i * 7) % 64}", 0, big_n)
+            reads.append((time.perf_counter() - t0) * 1000)
+    ours, fused, naive = (n / statistics.median(x) for x in (ours_t, fused_t, naive_t))
+    return {
+        "benchmark": "record",
+        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "chars": n,
+        "lanes": batches[0].shape[0],
+        "series": len(store.series),
+        "chars_per_s": round(ours),
+        "fused_chars_per_s": round(fused),
+        "naive_chars_per_s": round(naive),
+        "ratio_vs_fused": round(ours / fused, 3),
+        "ratio_vs_naive": round(ours / naive, 3),
+        "bytes_per_value": bytes_per_value,
+        "peak_rss_mb": round(max(rss)),
+        "read_ms": round(statistics.median(reads), 3),
+        "targets": {
+            "ratio_vs_fused": 0.7,
+            "ratio_vs_naive": 1.2,
+            "bytes_per_value": 2,
+            "peak_rss_mb_5M_chars": 2000,
+            "read_ms": 10,
+        },
+        "machine": machine(),
+    }
+
+
+# -- analysis ----------------------------------------------------------------------------------
+
+
+def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample: int = 6, seed: int = 0) -> dict:
+    """Ranking h and c of every layer against all built-in features, against a per-neuron
+    loop of scipy.stats.spearmanr / sklearn roc_auc_score (timed on ``sample`` neurons and
+    scaled to all)."""
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from .analysis import rank_neurons
+    from .features import store_features
+    from .store import open_store, write_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if store_path:
+            store = open_store(store_path)
+            source = f"store {store_path}"
+        else:
+            # Real text (the stdlib), synthetic activations of the shipped model's shape.
+            ckpt = default_checkpoint(None)
+            cfg = ckpt.model_config
+            docs, total = [], 0
+            for d in load_corpus().documents:
+                if total >= chars:
+                    break
+                docs.append((d.name, total, total + min(len(d.text), chars - total)))
+                total += min(len(d.text), chars - total)
+            text = "".join(d.text for d in load_corpus().documents)[:total]
+            rng = np.random.default_rng(seed)
+            series = {}
+            for layer in range(1, cfg.num_layers + 1):
+                series[(layer, "h")] = np.tanh(rng.normal(size=(cfg.hidden_size, total))).astype(np.float16)
+                series[(layer, "c")] = (3 * rng.normal(size=(cfg.hidden_size, total))).astype(np.float16)
+            store = write_store(Path(tmp) / "bench.store", text, docs, series)
+            source = f"synthetic h, c of a {cfg.num_layers}x{cfg.hidden_size} model over {total:,} stdlib characters"
+        t0 = time.perf_counter()
+        feats = store_features(store)
+        feature_s = time.perf_counter() - t0
+        kinds = ("h", "c")
+        t0 = time.perf_counter()
+        rank_neurons(store, feats, kinds)
+        seconds = time.perf_counter() - t0
+        neurons = store.neuron_ids(kinds)
+        rng = np.random.default_rng(seed)
+        picks = rng.choice(len(neurons), size=min(sample, len(neurons)), replace=False)
+        t0 = time.perf_counter()
+        for i in picks:
+            x = store.neuron(neurons[i]).astype(np.float64)
+            for name in feats.names():
+                if feats.is_binary(name):
+                    roc_auc_score(feats[name], x)
+                else:
+                    spearmanr(x, feats[name])
+        loop = (time.perf_counter() - t0) / len(picks) * len(neurons)
+        return {
+            "benchmark": "analysis",
+            "source": source,
+            "chars": len(store),
+            "neurons": len(neurons),
+            "features": len(feats.names()),
+            "seconds": round(seconds, 3),
+            "feature_seconds": round(feature_s, 3),
+            "loop_seconds": round(loop, 1),
+            "loop_sampled_neurons": len(picks),
+            "ratio": round(loop / seconds, 1),
+            "targets": {"ratio": 10, "seconds": 10},
+            "machine": machine(),
+        }
+
+
+def format_table(result: dict) -> str:
+    width = max(len(k) for k in result)
+    lines = []
+    for k, v in result.items():
+        if isinstance(v, float) and not math.isfinite(v):
+            v = "n/a"
+        lines.append(f"{k:<{width}}  {v}")
+    return "\n".join(lines)
