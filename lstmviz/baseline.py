@@ -1,14 +1,17 @@
 """The n-gram character model that a recurrent model must beat (Karpathy et al. 2015, sec. 4.2,
 compared against up to 20-grams).
 
-Interpolated Witten-Bell smoothing (Witten & Bell 1991; Chen & Goodman 1998, sec. 2.5):
-    P_k(x | ctx) = (c(ctx, x) + T(ctx) * P_{k-1}(x | ctx')) / (c(ctx) + T(ctx))
-with T(ctx) the number of distinct characters seen after ctx, ctx' the context shortened by
-one, and P_0 uniform. Contexts are 64-bit hashes of the previous characters, so every order
-is counted with one sort over the training text, vectorised in numpy.
+Interpolated Kneser-Ney (Chen & Goodman 1998, sec. 3.5, with one discount per order):
+    P_k(x | ctx) = max(c(ctx x) - D_k, 0) / c(ctx) + D_k * T(ctx) / c(ctx) * P'_{k-1}(x | ctx')
+where T(ctx) is the number of distinct characters seen after ctx and ctx' is ctx without its
+oldest character. The highest order counts occurrences; the lower orders P' count
+continuations, c'(ctx x) = the number of distinct characters seen before ctx x. P'_0 is
+uniform, D = n1 / (n1 + 2 n2) from the counts of counts. A context never seen backs off.
 
-Each document is scored like the recurrent model scores it: every character after the first,
-with no context from other documents.
+Contexts are 64-bit hashes of the previous characters, so every order is counted with a few
+sorts over the training text, vectorised in numpy. Each document is scored as the
+recurrent model scores it: every character after the first, with no context from other
+documents.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ class NgramResult:
 
     def to_json(self) -> dict:
         return {
-            "name": "interpolated Witten-Bell n-gram",
+            "name": "interpolated Kneser-Ney n-gram",
             "order": self.order,
             "bpc": round(self.bpc, 5),
             "bpc_by_order": {str(k): round(v, 5) for k, v in self.bpc_by_order.items()},
@@ -44,83 +47,100 @@ def _with_bos(docs: list[np.ndarray], pad: int) -> tuple[np.ndarray, np.ndarray]
     parts, scored = [], []
     for d in docs:
         d = np.asarray(d, dtype=np.int64)
-        parts.append(np.full(pad, _BOS, dtype=np.int64))
-        parts.append(d)
+        parts += [np.full(pad, _BOS, dtype=np.int64), d]
         m = np.ones(len(d), dtype=bool)
-        if len(d):
-            m[0] = False
-        scored.append(np.zeros(pad, dtype=bool))
-        scored.append(m)
+        m[:1] = False
+        scored += [np.zeros(pad, dtype=bool), m]
     return np.concatenate(parts), np.concatenate(scored)
 
 
-def _context_hashes(ids: np.ndarray, k: int, prev: np.ndarray | None) -> np.ndarray:
+def _extend(ids: np.ndarray, k: int, shorter: np.ndarray) -> np.ndarray:
     """Hash of the k characters before each position, from the hash of the k-1 before."""
-    shifted = np.empty_like(ids)
-    shifted[:k] = _BOS
-    shifted[k:] = ids[:-k]
-    base = np.zeros(len(ids), dtype=np.uint64) if prev is None else prev
+    older = np.full(len(ids), _BOS, dtype=np.int64)
+    older[k:] = ids[:-k]
     with np.errstate(over="ignore"):
-        return base * _MIX + (shifted + 2).astype(np.uint64)
+        return shorter * _MIX + (older + 2).astype(np.uint64)
 
 
-def _lookup(sorted_keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    pos = np.searchsorted(sorted_keys, queries)
-    pos_c = np.minimum(pos, len(sorted_keys) - 1)
-    hit = (pos < len(sorted_keys)) & (sorted_keys[pos_c] == queries)
-    return np.where(hit, values[pos_c], 0)
+def _pair(ctx: np.ndarray, x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return ctx * _MIX + (x + 2).astype(np.uint64)
 
 
-def _count(ctx: np.ndarray, pair: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Sorted unique (context, char) pair keys with their counts, and for each context the
-    number of distinct characters that follow it (Witten-Bell's T)."""
-    idx = np.argsort(pair)
-    sorted_pair = pair[idx]
-    starts = np.ones(len(pair), dtype=bool)
-    starts[1:] = sorted_pair[1:] != sorted_pair[:-1]
-    start_idx = np.flatnonzero(starts)
-    pair_counts = np.diff(np.append(start_idx, len(pair)))
-    type_keys, type_counts = np.unique(ctx[idx][starts], return_counts=True)
-    return sorted_pair[start_idx], pair_counts, type_keys, type_counts
+def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    pos = np.minimum(np.searchsorted(keys, queries), max(len(keys) - 1, 0))
+    return np.where(keys[pos] == queries, values[pos], 0) if len(keys) else np.zeros(len(queries), dtype=values.dtype)
 
 
-def ngram_baseline(
-    train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 12
-) -> NgramResult:
-    """Train on ``train_docs`` and score ``eval_docs`` (encoded id arrays) for orders
+@dataclass
+class _Counts:
+    """One order's statistics: (context, char) pair counts, context totals, distinct
+    followers T(ctx), and the discount."""
+
+    pair_keys: np.ndarray
+    pair_counts: np.ndarray
+    ctx_keys: np.ndarray
+    ctx_totals: np.ndarray
+    ctx_types: np.ndarray
+    discount: float
+
+    @classmethod
+    def build(cls, ctx: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> _Counts:
+        """From parallel arrays of contexts and characters (each pair weighted, or once)."""
+        pairs = _pair(ctx, x)
+        order = np.argsort(pairs, kind="stable")
+        sp = pairs[order]
+        first = np.ones(len(sp), dtype=bool)
+        first[1:] = sp[1:] != sp[:-1]
+        starts = np.flatnonzero(first)
+        w = np.ones(len(sp), dtype=np.int64) if weights is None else weights[order]
+        counts = np.add.reduceat(w, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+        pair_ctx = ctx[order][starts]
+        ctx_keys, inverse = np.unique(pair_ctx, return_inverse=True)
+        totals = np.bincount(inverse, weights=counts, minlength=len(ctx_keys)).astype(np.int64)
+        types = np.bincount(inverse, minlength=len(ctx_keys))
+        n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
+        discount = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+        return cls(sp[starts], counts, ctx_keys, totals, types, min(max(discount, 0.05), 0.95))
+
+    def prob(self, qctx: np.ndarray, qx: np.ndarray, lower: np.ndarray) -> np.ndarray:
+        c = _lookup(self.pair_keys, self.pair_counts, _pair(qctx, qx))
+        total = _lookup(self.ctx_keys, self.ctx_totals, qctx)
+        types = _lookup(self.ctx_keys, self.ctx_types, qctx)
+        seen = total > 0
+        safe = np.maximum(total, 1)
+        p = np.maximum(c - self.discount, 0) / safe + self.discount * types / safe * lower
+        return np.where(seen, p, lower)
+
+
+def ngram_baseline(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 10) -> NgramResult:
+    """Train on ``train_docs`` and score ``eval_docs`` (encoded id arrays) for every order
     1..``max_order``; report the best."""
     if max_order < 1:
         raise ValueError("max_order must be at least 1")
     train, _ = _with_bos(train_docs, max_order)
     test, scored = _with_bos(eval_docs, max_order)
-    targets = test[scored]
-    if len(targets) == 0:
+    if not scored.any():
         raise ValueError("nothing to score: every document has fewer than two characters")
-    prob = np.full(len(targets), 1.0 / vocab_size)  # P_0: uniform
-    bpc_by_order, probs_by_order = {}, {}
-    train_ctx = test_ctx = None
-    train_real = train != _BOS
-    train_x = train.astype(np.uint64)
+    real = train != _BOS
+    x_train, x_test = train[real], test[scored]
+    short_train = np.zeros(len(train), dtype=np.uint64)  # context of length k-1 (k = order)
+    short_test = np.zeros(len(test), dtype=np.uint64)
+    lower = np.full(len(x_test), 1.0 / vocab_size)  # P'_{k-1}: continuation model, uniform at 0
+    bpc_by_order, logs = {}, {}
     for order in range(1, max_order + 1):
-        k = order - 1
-        if k > 0:
-            train_ctx = _context_hashes(train, k, train_ctx)
-            test_ctx = _context_hashes(test, k, test_ctx)
-        tctx = np.zeros(len(train), dtype=np.uint64) if train_ctx is None else train_ctx
-        qctx = np.zeros(len(test), dtype=np.uint64) if test_ctx is None else test_ctx
-        ctx = tctx[train_real]
-        with np.errstate(over="ignore"):
-            pair = ctx * _MIX + train_x[train_real]
-            query_pair = qctx[scored] * _MIX + targets.astype(np.uint64)
-        pair_keys, pair_counts, type_keys, type_counts = _count(ctx, pair)
-        ctx_keys, ctx_counts = np.unique(ctx, return_counts=True)
-        c_pair = _lookup(pair_keys, pair_counts, query_pair)
-        c_ctx = _lookup(ctx_keys, ctx_counts, qctx[scored])
-        t_ctx = _lookup(type_keys, type_counts, qctx[scored])
-        seen = c_ctx > 0
-        prob = np.where(seen, (c_pair + t_ctx * prob) / np.maximum(c_ctx + t_ctx, 1), prob)
-        logp = np.log2(prob)
-        bpc_by_order[order] = float(-logp.mean())
-        probs_by_order[order] = logp
+        long_train = _extend(train, order, short_train)  # context of length k, for continuations
+        long_test = _extend(test, order, short_test)
+        qctx = short_test[scored]
+        top = _Counts.build(short_train[real], x_train).prob(qctx, x_test, lower)
+        logs[order] = np.log2(top)
+        bpc_by_order[order] = float(-logs[order].mean())
+        if order < max_order:
+            # c'(ctx x): distinct (longer context, x) pairs ending in ctx x.
+            long_pairs = _pair(long_train[real], x_train)
+            _, first = np.unique(long_pairs, return_index=True)
+            cont = _Counts.build(short_train[real][first], x_train[first])
+            lower = cont.prob(qctx, x_test, lower)
+        short_train, short_test = long_train, long_test
     best = min(bpc_by_order, key=bpc_by_order.get)
-    return NgramResult(best, bpc_by_order[best], bpc_by_order, probs_by_order[best], int(len(targets)))
+    return NgramResult(best, bpc_by_order[best], bpc_by_order, logs[best], int(len(x_test)))
