@@ -113,7 +113,9 @@ class _Counts:
         return np.where(seen, p, lower)
 
 
-def ngram_baseline(train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 10) -> NgramResult:
+def ngram_baseline(
+    train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 10
+) -> NgramResult:
     """Train on ``train_docs`` and score ``eval_docs`` (encoded id arrays) for every order
     1..``max_order``; report the best."""
     if max_order < 1:

@@ -204,6 +204,69 @@ def import_torch_command(state_dict, vocab, out) -> None:
     click.echo(f"imported a {cfg.num_layers}x{cfg.hidden_size} {cfg.cell.upper()} with {len(ckpt.vocab)} characters into {out}")
 
 
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("--neurons", required=True, help="Comma-separated neuron ids, e.g. L2.c.117,L1.h.3")
+@click.option("--range", "char_range", required=True, help="Characters START:END, e.g. 0:300.")
+@click.option("--out", required=True, type=click.Path(), help="A .png, .svg, .pdf or .html file.")
+@_user_errors
+def export(store, neurons, char_range, out) -> None:
+    """Write the heatmap of NEURONS over a range of STORE's text to a file."""
+    from .export import write_figure
+    from .render import heatmap_figure, parse_range
+    from .store import open_store
+
+    opened = open_store(store)
+    start, stop = parse_range(char_range, len(opened))
+    ids = [n.strip() for n in neurons.split(",") if n.strip()]
+    for n in ids:
+        opened.row_of(n)  # a bad id is an error before any work
+    click.echo(f"wrote {write_figure(heatmap_figure(opened, ids, start, stop), out)}")
+
+
+def _open_for_dashboard(path: str | None, progress: bool = True):
+    """A store as given, or a checkpoint's test split recorded into the cache (once)."""
+    import os
+    from pathlib import Path
+
+    from .bench import DEFAULT_CHECKPOINT
+    from .checkpoint import CONFIG_FILE, load_checkpoint
+    from .evaluate import evaluation_documents
+    from .recording import record_activations
+    from .store import open_store
+
+    target = Path(path) if path else DEFAULT_CHECKPOINT
+    if (target / "meta.json").is_file():
+        return open_store(target)
+    if not (target / CONFIG_FILE).is_file():
+        raise LstmvizError(f"{target} is neither an activation store nor a checkpoint directory.")
+    ckpt = load_checkpoint(target)
+    cache_root = Path(os.environ.get("LSTMVIZ_CACHE", Path.home() / ".cache" / "lstmviz"))
+    cached = cache_root / f"{ckpt.name}-{ckpt.content_hash[:12]}-test.store"
+    if (cached / "meta.json").is_file():
+        return open_store(cached)
+    click.echo(f"recording {ckpt.name}'s test split into {cached} (once; later starts reuse it)", err=True)
+    return record_activations(ckpt, evaluation_documents(ckpt), cached, progress=progress, overwrite=True)
+
+
+@main.command()
+@click.argument("paths", nargs=-1)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
+@click.option("--port", default=8050, show_default=True)
+@click.option("--debug", is_flag=True, help="Dash debug mode (never on a shared network).")
+@_user_errors
+def serve(paths, host, port, debug) -> None:
+    """Open the dashboard on stores or checkpoints (default: the shipped model's test split)."""
+    from .app import create_app, serve as run_server
+
+    stores = [_open_for_dashboard(p) for p in (paths or [None])]
+    app = create_app(stores)
+    for name in app.catalog.stores:
+        app.catalog.rankings(name)  # computed (and cached) before the first page is served
+    click.echo(f"lstmviz dashboard on http://{host}:{port}/  (Ctrl-C stops it)", err=True)
+    run_server(app, host=host, port=port, debug=debug)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: our code beside its reference, measured side by side in one run."""

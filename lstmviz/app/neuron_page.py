@@ -1,0 +1,191 @@
+"""The Neuron page: text coloured by one neuron, its feature scores, top contexts and
+histogram. The URL (``?store=...&neuron=L2.c.117&pos=1200``) holds the view, so it can be
+shared and reloaded. The server sends numbers; ``assets/painter.js`` paints them."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode
+
+import dash
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from ..analysis import histogram, top_contexts
+from ..errors import LstmvizError
+from ..render import COLOUR_STOPS, histogram_figure, text_payload
+from .catalog import Catalog, clamp_position, neighbour
+
+PATH = "/"
+WINDOW = 3000  # characters painted at once
+
+
+def _query(search: str | None) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+
+
+def layout(catalog: Catalog) -> html.Div:
+    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(
+                className="controls",
+                children=[
+                    dcc.Dropdown(id="store-pick", options=list(catalog.stores), clearable=False, className="picker"),
+                    dcc.Dropdown(id="neuron-pick", clearable=False, searchable=True, className="picker", placeholder="neuron"),
+                    html.Button("◀ prev", id="prev-neuron"),
+                    html.Button("next ▶", id="next-neuron"),
+                    dcc.Dropdown(
+                        id="doc-pick", clearable=False, searchable=True, style={"width": "22em"}, placeholder="document"
+                    ),
+                    html.Label(
+                        ["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "7em"})]
+                    ),
+                    html.Div(
+                        className="legend",
+                        children=[
+                            html.Span(id="legend-low"),
+                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
+                            html.Span(id="legend-high"),
+                        ],
+                    ),
+                ],
+            ),
+            html.Div(id="neuron-error"),
+            html.Div(id="hover-info"),
+            html.Div(id="text-panel"),
+            html.Div(id="painted", style={"display": "none"}),
+            dcc.Store(id="text-data"),
+            html.Div(
+                className="columns",
+                children=[
+                    html.Div([html.H4("Feature scores"), html.Div(id="scores")]),
+                    html.Div([dcc.Graph(id="histogram", config={"displaylogo": False})]),
+                ],
+            ),
+            html.Div(className="columns", children=[html.Div(id="contexts-high"), html.Div(id="contexts-low")]),
+        ],
+    )
+
+
+def _contexts(title: str, items) -> html.Div:
+    rows = []
+    for c in items:
+        before, ch, after = c.text[: c.offset], c.text[c.offset], c.text[c.offset + 1 :]
+        show = lambda s: s.replace("\n", "⏎")  # noqa: E731
+        rows.append(
+            html.Div(
+                className="context",
+                children=[f"{c.value:+.3f}  ", show(before), html.B(show(ch), style={"background": "#ffe08a"}), show(after)],
+            )
+        )
+    return html.Div([html.H4(title), *rows])
+
+
+def _scores_table(rows: list[dict]) -> html.Table:
+    head = html.Tr([html.Th(h) for h in ("feature", "metric", "score", "signed", "rank")])
+    body = [
+        html.Tr(
+            [
+                html.Td(r["feature"]),
+                html.Td(r["metric"]),
+                html.Td(f"{r['score']:.3f}"),
+                html.Td(f"{r['value']:+.3f}"),
+                html.Td(r["rank"]),
+            ]
+        )
+        for r in rows
+    ]
+    return html.Table([head, *body], className="scores") if body else html.Div("Scores are computed for h and c series.")
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("store-pick", "value"),
+        Input("neuron-pick", "value"),
+        Input("prev-neuron", "n_clicks"),
+        Input("next-neuron", "n_clicks"),
+        Input("doc-pick", "value"),
+        Input("pos-input", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(store_name, neuron, _prev, _next, doc_start, pos, search):
+        """Apply what the user changed; values the view itself just set change nothing."""
+        q = _query(search)
+        triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
+        try:
+            store = catalog.store(q.get("store"))
+            if "store-pick" in triggered and store_name and store_name != (q.get("store") or catalog.default):
+                return "?" + urlencode({"store": store_name})
+            current_pos = clamp_position(store, int(q.get("pos", 0) or 0))
+            if triggered & {"prev-neuron", "next-neuron"}:
+                current = catalog.neuron(store, q.get("neuron") or neuron)
+                q["neuron"] = str(neighbour(store, current, -1 if "prev-neuron" in triggered else 1))
+            elif "neuron-pick" in triggered and neuron and neuron != q.get("neuron"):
+                q["neuron"] = neuron
+            if "doc-pick" in triggered and doc_start is not None and doc_start != store.document_at(current_pos).start:
+                q["pos"] = str(doc_start)
+            elif "pos-input" in triggered and pos is not None and int(pos) != current_pos:
+                q["pos"] = str(int(pos))
+        except (LstmvizError, ValueError):
+            return no_update  # the view callback shows what is wrong with the URL
+        new = "?" + urlencode(q)
+        return no_update if new == (search or "") else new
+
+    @app.callback(
+        Output("text-data", "data"),
+        Output("neuron-error", "children"),
+        Output("store-pick", "value"),
+        Output("neuron-pick", "options"),
+        Output("neuron-pick", "value"),
+        Output("doc-pick", "options"),
+        Output("doc-pick", "value"),
+        Output("pos-input", "value"),
+        Output("legend-low", "children"),
+        Output("legend-high", "children"),
+        Output("scores", "children"),
+        Output("histogram", "figure"),
+        Output("contexts-high", "children"),
+        Output("contexts-low", "children"),
+        Input("url", "search"),
+    )
+    def url_to_view(search):
+        q = _query(search)
+        try:
+            store = catalog.store(q.get("store"))
+            name = store.name if q.get("store") in (None, "") else q["store"]
+            neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
+            try:
+                pos = clamp_position(store, int(q.get("pos", 0)))
+            except ValueError:
+                raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
+        except LstmvizError as exc:
+            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
+        doc = store.document_at(pos)
+        stop = min(len(store), pos + WINDOW)
+        limit = catalog.limit(name, neuron)
+        payload = text_payload(store, neuron, pos, stop, limit)
+        contexts = top_contexts(store, neuron, k=8, width=40)
+        return (
+            payload,
+            None,
+            name,
+            [str(n) for n in store.neuron_ids()],
+            neuron,
+            [{"label": d.name, "value": d.start} for d in store.documents],
+            doc.start,
+            pos,
+            f"{-limit:.2f}",
+            f"{limit:+.2f}",
+            _scores_table(catalog.scores_of(name, neuron)),
+            histogram_figure(histogram(store, neuron), neuron),
+            _contexts("Highest activations", contexts["high"]),
+            _contexts("Lowest activations", contexts["low"]),
+        )
+
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmviz", function_name="paintText"),
+        Output("painted", "children"),
+        Input("text-data", "data"),
+    )

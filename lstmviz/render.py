@@ -1,0 +1,129 @@
+"""Values to pictures: the one colour scale and the figure builders, shared by the command
+line export and the dashboard (one builder per figure)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .errors import StoreError
+from .store import ActivationStore, NeuronId, check_range
+
+# The paper's diverging scale: blue below zero, white at zero, red above. One scale for
+# every view: plotly figures use the name, the text painter (assets/painter.js) the stops.
+COLOURSCALE = "RdBu_r"
+COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
+    (0.0, (5, 48, 97)),
+    (0.1, (33, 102, 172)),
+    (0.2, (67, 147, 195)),
+    (0.3, (146, 197, 222)),
+    (0.4, (209, 229, 240)),
+    (0.5, (247, 247, 247)),
+    (0.6, (253, 219, 199)),
+    (0.7, (244, 165, 130)),
+    (0.8, (214, 96, 77)),
+    (0.9, (178, 24, 43)),
+    (1.0, (103, 0, 31)),
+]
+MAX_HEATMAP_CHARS = 2000
+_VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
+
+
+def symmetric_limit(values: np.ndarray) -> float:
+    """Half-width of the colour range around 0: the 99th percentile of |value|, so a few
+    outliers do not wash the picture out."""
+    finite = np.abs(values[np.isfinite(values)])
+    return float(np.percentile(finite, 99)) if finite.size and np.percentile(finite, 99) > 0 else 1.0
+
+
+def colour_of(value: float, limit: float) -> tuple[int, int, int]:
+    """The colour of ``value`` on the diverging scale over [-limit, limit]; the painter in
+    assets/painter.js computes exactly this."""
+    t = min(1.0, max(0.0, 0.5 + 0.5 * value / limit)) if limit > 0 else 0.5
+    for (t0, c0), (t1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
+        if t <= t1:
+            f = (t - t0) / (t1 - t0)
+            return tuple(round(a + (b - a) * f) for a, b in zip(c0, c1, strict=True))
+    return COLOUR_STOPS[-1][1]
+
+
+def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, limit: float) -> dict:
+    """What the browser needs to paint a window of text by one neuron: characters, values,
+    the colour scale, and the model's top-5 guesses for the next character."""
+    start, stop = check_range(start, stop, len(store))
+    values = store.neuron(neuron, start, stop)
+    preds = store.predictions(start, stop)
+    return {
+        "start": start,
+        "chars": list(store.text(start, stop)),
+        "values": [round(float(v), 4) for v in values],
+        "limit": limit,
+        "stops": [[t, list(c)] for t, c in COLOUR_STOPS],
+        "top": ["".join(row) for row in preds["top_chars"]],
+        "probs": np.round(preds["top_probs"], 3).tolist(),
+        "neuron": str(NeuronId.parse(neuron)),
+    }
+
+
+def histogram_figure(hist: dict, neuron: str) -> go.Figure:
+    edges = hist["edges"]
+    centres = (edges[:-1] + edges[1:]) / 2
+    fig = go.Figure(go.Bar(x=centres, y=hist["density"], width=np.diff(edges), marker_color="#4a6fa5"))
+    fig.update_layout(
+        title=f"{neuron}: distribution (density)", height=260, margin={"l": 50, "r": 10, "t": 40, "b": 40}, bargap=0
+    )
+    return fig
+
+
+def parse_range(text: str, length: int) -> tuple[int, int]:
+    """``START:END`` (either may be omitted) within a store of ``length`` characters."""
+    start_s, sep, stop_s = str(text).partition(":")
+    try:
+        start = int(start_s) if start_s.strip() else 0
+        stop = int(stop_s) if stop_s.strip() else length
+    except ValueError:
+        raise StoreError(f"{text!r} is not a character range; write START:END, e.g. 0:500.") from None
+    if not sep:
+        raise StoreError(f"{text!r} is not a character range; write START:END, e.g. 0:500.")
+    return check_range(start, stop, length)
+
+
+def heatmap_figure(store: ActivationStore, neurons: list[str | NeuronId], start: int, stop: int) -> go.Figure:
+    """Neurons (rows) by characters (columns), coloured on the diverging scale around 0,
+    each cell labelled with its character, as in the paper's figures."""
+    if not neurons:
+        raise StoreError("Give at least one neuron.")
+    start, stop = check_range(start, stop, len(store))
+    if stop - start > MAX_HEATMAP_CHARS:
+        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")
+    if stop == start:
+        raise StoreError("The character range is empty.")
+    ids = [NeuronId.parse(n) for n in neurons]
+    values = store.window(ids, start, stop)
+    text = store.text(start, stop)
+    labels = [_VISIBLE.get(c, c) for c in text]
+    limit = symmetric_limit(values)
+    fig = go.Figure(
+        go.Heatmap(
+            z=values,
+            x=list(range(start, stop)),
+            y=[str(n) for n in ids],
+            text=[labels] * len(ids),
+            texttemplate="%{text}" if stop - start <= 400 else None,
+            hovertemplate="%{y} at %{x}: %{z:.3f} ('%{text}')<extra></extra>",
+            colorscale=COLOURSCALE,
+            zmid=0,
+            zmin=-limit,
+            zmax=limit,
+            colorbar={"title": {"text": "activation"}},
+        )
+    )
+    fig.update_layout(
+        title=f"{store.name}: characters {start}-{stop}",
+        height=140 + 40 * len(ids),
+        width=max(600, min(2400, 14 * (stop - start) + 200)),
+        margin={"l": 90, "r": 30, "t": 60, "b": 40},
+        plot_bgcolor="white",
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig

@@ -1,0 +1,62 @@
+"""Heatmap export: the same figure builder as the dashboard, to every supported format."""
+
+import pytest
+from click.testing import CliRunner
+
+from lstmviz.cli import main
+from lstmviz.errors import LstmvizError, StoreError
+from lstmviz.export import write_figure
+from lstmviz.render import heatmap_figure, parse_range
+
+
+def export(store, *args):
+    return CliRunner().invoke(main, ["export", str(store.path), *map(str, args)])
+
+
+def test_heatmap_holds_the_values_and_characters(tiny_store):
+    fig = heatmap_figure(tiny_store, ["L1.h.0", "L2.c.3"], 10, 50)
+    heat = fig.data[0]
+    assert heat.y == ("L1.h.0", "L2.c.3")
+    assert list(heat.z[1]) == pytest.approx(list(tiny_store.neuron("L2.c.3", 10, 50)))
+    assert "".join(heat.text[0]).replace("⏎", "\n").replace("·", " ").replace("⇥", "\t") == tiny_store.text(10, 50)
+    assert heat.zmid == 0
+
+
+def test_standalone_html_works_offline(tiny_store, tmp_path):
+    result = export(tiny_store, "--neurons", "L1.h.0,L2.c.3", "--range", "0:100", "--out", tmp_path / "h.html")
+    assert result.exit_code == 0, result.output
+    html = (tmp_path / "h.html").read_text()
+    assert "<script src=" not in html.split("plotly")[0]  # plotly.js is inlined, no CDN
+    assert "L2.c.3" in html
+
+
+@pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".svg", b"<svg"), (".pdf", b"%PDF")])
+def test_static_formats_through_kaleido(tiny_store, tmp_path, suffix, magic):
+    out = tmp_path / f"h{suffix}"
+    result = export(tiny_store, "--neurons", "L1.h.0", "--range", "0:60", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert magic in out.read_bytes()[:200]
+
+
+def test_bad_inputs_are_clear_errors(tiny_store, tmp_path):
+    cases = [
+        (("--neurons", "L7.h.0", "--range", "0:10", "--out", tmp_path / "a.html"), "No neuron L7.h.0"),
+        (("--neurons", "nonsense", "--range", "0:10", "--out", tmp_path / "a.html"), "not a neuron id"),
+        (("--neurons", "L1.h.0", "--range", "10", "--out", tmp_path / "a.html"), "not a character range"),
+        (("--neurons", "L1.h.0", "--range", "0:999999", "--out", tmp_path / "a.html"), "outside the store"),
+        (("--neurons", "L1.h.0", "--range", "0:10", "--out", tmp_path / "a.gif"), "must end in"),
+        (("--neurons", "L1.h.0", "--range", "0:10", "--out", tmp_path / "no" / "a.png"), "does not exist"),
+    ]
+    for args, message in cases:
+        result = export(tiny_store, *args)
+        assert result.exit_code == 2 and message in result.output, (args, result.output)
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_range_parsing():
+    assert parse_range("5:", 100) == (5, 100)
+    assert parse_range(":7", 100) == (0, 7)
+    with pytest.raises(StoreError):
+        parse_range("9:3", 100)
+    with pytest.raises(LstmvizError):
+        write_figure(None, "x.bmp")
