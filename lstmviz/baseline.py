@@ -22,6 +22,7 @@ import numpy as np
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit multiplier for the rolling context hash
 _BOS = -1  # id of "before the document starts"
+DEFAULT_MAX_ORDER = 20  # Karpathy et al. compared against up to 20-grams
 
 
 @dataclass

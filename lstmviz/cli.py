@@ -11,6 +11,7 @@ import sys
 import warnings
 
 import click
+import numpy as np
 
 from .errors import LstmvizError
 
@@ -82,7 +83,7 @@ def train(paths, out, resume, **options) -> None:
 @main.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("paths", nargs=-1)
-@click.option("--max-order", default=12, show_default=True, help="Highest n-gram order to try for the baseline.")
+@click.option("--max-order", default=20, show_default=True, help="Highest n-gram order to try for the baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
 def evaluate(checkpoint, paths, max_order, as_json) -> None:
@@ -183,6 +184,33 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
     for name, r in rankings.items():
         click.echo(f"\n{name} ({r.metric}; score = strength, value = signed)")
         click.echo(r.top(top_k).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("--top", "top_k", default=15, show_default=True, help="Characters to show at each end.")
+@click.option("--max-order", default=20, show_default=True, help="Highest n-gram order to try.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def errors(store, top_k, max_order, as_json) -> None:
+    """Which characters the recurrent model predicts better than the n-gram (Karpathy et al., sec. 5)."""
+    from .analysis import error_analysis
+    from .checkpoint import load_checkpoint
+    from .evaluate import ngram_log2p_per_char
+    from .store import open_store
+
+    opened = open_store(store)
+    ckpt = load_checkpoint(opened.checkpoint["path"])
+    advantage, table = error_analysis(opened, ngram_log2p_per_char(opened, ckpt, max_order))
+    if as_json:
+        rows = table.to_dict(orient="records")
+        _print_json({"store": str(opened.path), "mean_advantage_bits": float(np.nanmean(advantage)), "by_char": rows})
+        return
+    shown = table.assign(char=table["char"].map(lambda c: {"\n": "\\n", " ": "space", "\t": "\\t"}.get(c, c)))
+    click.echo(f"bits saved per character by the LSTM over the n-gram (mean {np.nanmean(advantage):+.3f}); best first:")
+    click.echo(shown.head(top_k).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    click.echo("\n...and where the n-gram does better:")
+    click.echo(shown.tail(top_k).iloc[::-1].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 @main.command("import-torch")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .baseline import NgramResult, ngram_baseline
+from .baseline import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
 from .checkpoint import Checkpoint
 from .corpus import Document, documents_from_description, load_corpus
 from .errors import CorpusError
@@ -29,14 +29,28 @@ def model_bpc(ckpt: Checkpoint, docs: list[Document], batch_size: int = 32, seq_
         return evaluate_lanes(ckpt.model, build_lanes(encoded, min(batch_size, len(encoded)), seq_len), device)
 
 
-def baseline_for(ckpt: Checkpoint, docs: list[Document], max_order: int = 12) -> NgramResult:
+def baseline_for(ckpt: Checkpoint, docs: list[Document], max_order: int = DEFAULT_MAX_ORDER) -> NgramResult:
     """The n-gram model trained on the checkpoint's own training split, scored on ``docs``."""
     train_docs = documents_from_description(ckpt.config["corpus"], "train")
     encode = ckpt.vocab.encode_array
     return ngram_baseline([encode(d.text) for d in train_docs], [encode(d.text) for d in docs], len(ckpt.vocab), max_order)
 
 
-def evaluate(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = 12) -> dict:
+def ngram_log2p_per_char(store, ckpt: Checkpoint, max_order: int = DEFAULT_MAX_ORDER) -> np.ndarray:
+    """Per character of ``store``, log2 of the n-gram's probability of that character given
+    the ones before it in its document (NaN at a document's first character)."""
+    docs = [Document(d.name, store.text(d.start, d.stop)) for d in store.documents]
+    scores = baseline_for(ckpt, docs, max_order).log2_probs
+    out = np.full(len(store), np.nan)
+    k = 0
+    for d in store.documents:
+        n = max(len(d) - 1, 0)
+        out[d.start + 1 : d.start + 1 + n] = scores[k : k + n]
+        k += n
+    return out
+
+
+def evaluate(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = DEFAULT_MAX_ORDER) -> dict:
     docs = evaluation_documents(ckpt, paths)
     if sum(max(len(d.text) - 1, 0) for d in docs) == 0:
         raise CorpusError("The text to evaluate on has no character to predict (each document needs two or more).")

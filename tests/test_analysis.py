@@ -104,3 +104,23 @@ def test_find_cells_cli(planted):
     assert len(data["features"]["ret"]) == 3
     bad = CliRunner().invoke(main, ["find-cells", str(store.path), "--kinds", "z"])
     assert bad.exit_code == 2 and "no series of kind z" in bad.output
+
+
+def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store, tiny_checkpoint):
+    import math
+
+    from lstmviz.analysis import error_analysis
+    from lstmviz.checkpoint import load_checkpoint
+    from lstmviz.evaluate import ngram_log2p_per_char
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    ngram = ngram_log2p_per_char(tiny_store, ckpt, max_order=3)
+    doc = tiny_store.documents[0]
+    assert math.isnan(ngram[doc.start]) and not math.isnan(ngram[doc.start + 1])
+    advantage, table = error_analysis(tiny_store, ngram)
+    # Character p+1 is predicted at position p: its advantage is LSTM log2p minus n-gram log2p.
+    p = doc.start + 3
+    assert advantage[p + 1] == pytest.approx(tiny_store.logp[p] / math.log(2) - ngram[p + 1])
+    assert set(table.columns) == {"char", "count", "advantage", "lstm_bits", "ngram_bits"}
+    result = CliRunner().invoke(main, ["errors", str(tiny_store.path), "--json", "--max-order", "3"])
+    assert result.exit_code == 0, result.output

@@ -119,9 +119,12 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             if "store-pick" in triggered and store_name and store_name != (q.get("store") or catalog.default):
                 return "?" + urlencode({"store": store_name})
             current_pos = clamp_position(store, int(q.get("pos", 0) or 0))
-            if triggered & {"prev-neuron", "next-neuron"}:
+            # A page's first call lists every input as triggered: a button counts only when it
+            # alone was pressed.
+            pressed = triggered & {"prev-neuron", "next-neuron"}
+            if len(pressed) == 1 and (_prev if "prev-neuron" in pressed else _next):
                 current = catalog.neuron(store, q.get("neuron") or neuron)
-                q["neuron"] = str(neighbour(store, current, -1 if "prev-neuron" in triggered else 1))
+                q["neuron"] = str(neighbour(store, current, -1 if "prev-neuron" in pressed else 1))
             elif "neuron-pick" in triggered and neuron and neuron != q.get("neuron"):
                 q["neuron"] = neuron
             if "doc-pick" in triggered and doc_start is not None and doc_start != store.document_at(current_pos).start:

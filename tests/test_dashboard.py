@@ -1,0 +1,139 @@
+"""The dashboard in a real headless Chromium (Debian's chromium and chromium-driver).
+These tests never skip: without the browser they fail, as CI must notice."""
+
+import socket
+import threading
+import time
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from waitress import create_server
+
+from lstmviz.app import create_app
+from lstmviz.render import colour_of
+
+
+@pytest.fixture(scope="module")
+def server(tiny_store):
+    app = create_app([tiny_store])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = create_server(app.server, host="127.0.0.1", port=port, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{port}", app
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    opts = webdriver.ChromeOptions()
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1400,1000",
+    ]:
+        opts.add_argument(flag)
+    opts.binary_location = "/usr/bin/chromium"
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    yield driver
+    driver.quit()
+
+
+def open_view(browser, url, neuron_expected=None, timeout=30):
+    browser.get(url)
+    wait = WebDriverWait(browser, timeout)
+    if neuron_expected:
+        wait.until(
+            lambda d: (
+                d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.neuron") == neuron_expected
+            )
+        )
+    return wait
+
+
+def painted_colour(browser, index):
+    return browser.execute_script(
+        "var s=document.querySelector('#text-panel .ch[data-i=\"%d\"]'); return getComputedStyle(s).backgroundColor;" % index
+    )
+
+
+def panel_value(browser, index):
+    return browser.execute_script("return document.getElementById('text-panel').lstmvizData.values[%d]" % index)
+
+
+def severe_console_errors(browser):
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def test_landing_page_shows_coloured_text_without_console_errors(server, browser, tiny_store):
+    base, app = server
+    best = app.catalog.best_neuron(tiny_store.name)
+    open_view(browser, base + "/", neuron_expected=best)
+    spans = browser.find_elements(By.CSS_SELECTOR, "#text-panel .ch")
+    assert len(spans) == min(3000, len(tiny_store))  # one element per character
+    assert severe_console_errors(browser) == []
+
+
+def test_each_character_is_painted_with_the_colour_of_its_value(server, browser, tiny_store):
+    base, app = server
+    open_view(browser, base + "/?neuron=L2.c.3&pos=40", neuron_expected="L2.c.3")
+    limit = app.catalog.limit(tiny_store.name, "L2.c.3")
+    for i in (0, 7, 55):
+        value = float(tiny_store.neuron("L2.c.3", 40 + i, 41 + i)[0])
+        assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
+        assert painted_colour(browser, i) == "rgb(%d, %d, %d)" % colour_of(round(value, 4), limit)
+
+
+def test_next_button_recolours_and_updates_the_url(server, browser, tiny_store):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.h.4", neuron_expected="L1.h.4")
+    before = [painted_colour(browser, i) for i in range(40)]
+    browser.find_element(By.ID, "next-neuron").click()
+    WebDriverWait(browser, 30).until(lambda d: "neuron=L1.h.5" in d.current_url)
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return document.getElementById('text-panel').dataset.neuron") == "L1.h.5"
+    )
+    after = [painted_colour(browser, i) for i in range(40)]
+    assert before != after
+
+
+def test_url_round_trips_a_view(server, browser, tiny_store):
+    base, _ = server
+    doc = tiny_store.documents[-1]
+    url = base + f"/?store={tiny_store.name}&neuron=L2.h.7&pos={doc.start + 5}"
+    open_view(browser, url, neuron_expected="L2.h.7")
+    assert browser.execute_script("return document.getElementById('text-panel').lstmvizData.start") == doc.start + 5
+    time.sleep(1)  # the controls settle; the URL must not move
+    assert browser.current_url == url
+    browser.refresh()
+    open_view(browser, browser.current_url, neuron_expected="L2.h.7")
+    assert browser.execute_script("return document.getElementById('text-panel').lstmvizData.start") == doc.start + 5
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("neuron=L9.h.0", "No neuron L9.h.0"),
+        ("neuron=banana", "not a neuron id"),
+        ("store=../../etc", "No store named"),
+        ("pos=abc", "not a number"),
+    ],
+)
+def test_bad_urls_show_a_message_not_a_traceback(server, browser, query, message):
+    base, _ = server
+    browser.get(base + "/?" + query)
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#neuron-error .error"))
+    assert message in error.text
+    assert "Traceback" not in browser.page_source
