@@ -115,7 +115,7 @@ class _Counts:
 
 
 def ngram_baseline(
-    train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = 10
+    train_docs: list[np.ndarray], eval_docs: list[np.ndarray], vocab_size: int, max_order: int = DEFAULT_MAX_ORDER
 ) -> NgramResult:
     """Train on ``train_docs`` and score ``eval_docs`` (encoded id arrays) for every order
     1..``max_order``; report the best."""

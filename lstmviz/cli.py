@@ -13,6 +13,7 @@ import warnings
 import click
 import numpy as np
 
+from .baseline import DEFAULT_MAX_ORDER
 from .errors import LstmvizError
 
 
@@ -83,7 +84,7 @@ def train(paths, out, resume, **options) -> None:
 @main.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("paths", nargs=-1)
-@click.option("--max-order", default=20, show_default=True, help="Highest n-gram order to try for the baseline.")
+@click.option("--max-order", default=DEFAULT_MAX_ORDER, show_default=True, help="Highest n-gram order to try for the baseline.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
 def evaluate(checkpoint, paths, max_order, as_json) -> None:
@@ -189,7 +190,7 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
 @main.command()
 @click.argument("store", type=click.Path())
 @click.option("--top", "top_k", default=15, show_default=True, help="Characters to show at each end.")
-@click.option("--max-order", default=20, show_default=True, help="Highest n-gram order to try.")
+@click.option("--max-order", default=DEFAULT_MAX_ORDER, show_default=True, help="Highest n-gram order to try.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def errors(store, top_k, max_order, as_json) -> None:
@@ -285,7 +286,8 @@ def _open_for_dashboard(path: str | None, progress: bool = True):
 @_user_errors
 def serve(paths, host, port, debug) -> None:
     """Open the dashboard on stores or checkpoints (default: the shipped model's test split)."""
-    from .app import create_app, serve as run_server
+    from .app import create_app
+    from .app import serve as run_server
 
     stores = [_open_for_dashboard(p) for p in (paths or [None])]
     app = create_app(stores)
