@@ -64,13 +64,12 @@ def open_view(browser, url, neuron_expected=None, timeout=30):
 
 
 def painted_colour(browser, index):
-    return browser.execute_script(
-        "var s=document.querySelector('#text-panel .ch[data-i=\"%d\"]'); return getComputedStyle(s).backgroundColor;" % index
-    )
+    selector = f'#text-panel .ch[data-i="{index}"]'
+    return browser.execute_script(f"return getComputedStyle(document.querySelector('{selector}')).backgroundColor;")
 
 
 def panel_value(browser, index):
-    return browser.execute_script("return document.getElementById('text-panel').lstmvizData.values[%d]" % index)
+    return browser.execute_script(f"return document.getElementById('text-panel').lstmvizData.values[{index}]")
 
 
 def severe_console_errors(browser):
@@ -93,7 +92,8 @@ def test_each_character_is_painted_with_the_colour_of_its_value(server, browser,
     for i in (0, 7, 55):
         value = float(tiny_store.neuron("L2.c.3", 40 + i, 41 + i)[0])
         assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
-        assert painted_colour(browser, i) == "rgb(%d, %d, %d)" % colour_of(round(value, 4), limit)
+        r, g, b = colour_of(round(value, 4), limit)
+        assert painted_colour(browser, i) == f"rgb({r}, {g}, {b})"
 
 
 def test_next_button_recolours_and_updates_the_url(server, browser, tiny_store):
