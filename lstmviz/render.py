@@ -127,3 +127,34 @@ def heatmap_figure(store: ActivationStore, neurons: list[str | NeuronId], start:
     )
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def saturation_figure(table) -> go.Figure:
+    """Karpathy et al. (2015) fig. 3: per gate unit, the fraction of characters it is
+    left-saturated (< 0.1) against right-saturated (> 0.9), one panel per layer."""
+    from plotly.subplots import make_subplots
+
+    layers = sorted(table["layer"].unique())
+    fig = make_subplots(rows=1, cols=len(layers), subplot_titles=[f"layer {n}" for n in layers], shared_yaxes=True)
+    colours = {"i": "#1f77b4", "f": "#2ca02c", "o": "#d62728", "r": "#9467bd", "z": "#ff7f0e"}
+    for col, layer in enumerate(layers, 1):
+        for gate, part in table[table["layer"] == layer].groupby("gate"):
+            fig.add_trace(
+                go.Scatter(
+                    x=part["left"],
+                    y=part["right"],
+                    mode="markers",
+                    name=f"{gate} gate",
+                    legendgroup=gate,
+                    showlegend=col == 1,
+                    marker={"color": colours.get(gate, "#555"), "size": 5, "opacity": 0.7},
+                    text=part["neuron"],
+                    hovertemplate="%{text}: left %{x:.2f}, right %{y:.2f}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+        fig.update_xaxes(title_text="fraction left-saturated (< 0.1)", range=[-0.03, 1.03], row=1, col=col)
+    fig.update_yaxes(title_text="fraction right-saturated (> 0.9)", range=[-0.03, 1.03], row=1, col=1)
+    fig.update_layout(height=460, margin={"l": 60, "r": 20, "t": 50, "b": 50}, plot_bgcolor="white")
+    return fig

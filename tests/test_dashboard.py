@@ -30,8 +30,14 @@ def server(tiny_store):
 
 
 @pytest.fixture(scope="module")
-def browser():
+def downloads(tmp_path_factory):
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads):
     opts = webdriver.ChromeOptions()
+    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
     for flag in [
         "--headless=new",
         "--no-sandbox",
@@ -137,3 +143,23 @@ def test_bad_urls_show_a_message_not_a_traceback(server, browser, query, message
     error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#neuron-error .error"))
     assert message in error.text
     assert "Traceback" not in browser.page_source
+
+
+def test_heatmap_page_exports_a_valid_png(server, browser, downloads):
+    base, _ = server
+    browser.get(base + "/heatmap?neurons=L1.h.0,L2.c.3&range=0:60")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hm-figure .heatmaplayer, #hm-figure .hm"))
+    browser.find_element(By.ID, "hm-export-png").click()
+    WebDriverWait(browser, 60).until(lambda d: [p for p in downloads.iterdir() if p.suffix == ".png"])
+    png = next(p for p in downloads.iterdir() if p.suffix == ".png")
+    assert png.name.startswith("tiny.store-L1.h.0_L2.c.3-0-60")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gates_page_shows_every_gate_unit(server, browser, tiny_store):
+    base, _ = server
+    browser.get(base + "/gates")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
+    points = browser.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point")
+    assert len(points) == 2 * 3 * 24  # layers x gates (i, f, o) x units
+    assert severe_console_errors(browser) == []

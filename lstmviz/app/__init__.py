@@ -9,11 +9,15 @@ import dash
 from dash import Input, Output, dcc, html
 
 from ..store import ActivationStore
-from . import neuron_page
+from . import gates_page, heatmap_page, neuron_page
 from .catalog import Catalog
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
-PAGES = {neuron_page.PATH: ("Neuron", neuron_page)}
+PAGES = {
+    neuron_page.PATH: ("Neuron", neuron_page),
+    heatmap_page.PATH: ("Heatmap", heatmap_page),
+    gates_page.PATH: ("Gates", gates_page),
+}
 
 
 def create_app(stores: list[ActivationStore]) -> dash.Dash:

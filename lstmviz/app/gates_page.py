@@ -1,0 +1,47 @@
+"""The Gates page: the saturation of every gate unit (Karpathy et al. 2015, fig. 3)."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs
+
+import dash
+from dash import Input, Output, State, dcc, html, no_update
+
+from ..analysis import gate_saturation
+from ..errors import LstmvizError
+from ..render import saturation_figure
+from .catalog import Catalog
+
+PATH = "/gates"
+_cache: dict[str, object] = {}
+
+
+def layout(catalog: Catalog) -> html.Div:
+    return html.Div(
+        className="page",
+        children=[
+            html.P("Each point is one gate unit: how often it is nearly closed (< 0.1) against nearly open (> 0.9)."),
+            html.Div(id="gates-error"),
+            dcc.Graph(id="gates-figure", config={"displaylogo": False}),
+        ],
+    )
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    @app.callback(
+        Output("gates-figure", "figure"),
+        Output("gates-error", "children"),
+        Input("url", "search"),
+        State("url", "pathname"),
+    )
+    def show(search, pathname):
+        if pathname != PATH:
+            return no_update, no_update
+        q = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        try:
+            store = catalog.store(q.get("store"))
+            if store.name not in _cache:
+                _cache[store.name] = gate_saturation(store)
+            return saturation_figure(_cache[store.name]), None
+        except LstmvizError as exc:
+            return {}, html.Div(str(exc), className="error")
