@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import parse_qs
 
 import numpy as np
 
@@ -110,3 +111,8 @@ def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:
 
 def clamp_position(store: ActivationStore, position: int) -> int:
     return int(np.clip(position, 0, max(len(store) - 1, 0)))
+
+
+def parse_query(search: str | None) -> dict[str, str]:
+    """The view state in a page's URL query (``?store=...&neuron=...``), first value of each."""
+    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}

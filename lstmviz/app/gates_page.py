@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
-
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..analysis import gate_saturation
 from ..errors import LstmvizError
 from ..render import saturation_figure
-from .catalog import Catalog
+from .catalog import Catalog, parse_query
 
 PATH = "/gates"
 _cache: dict[str, object] = {}
@@ -37,7 +35,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
     def show(search, pathname):
         if pathname != PATH:
             return no_update, no_update
-        q = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        q = parse_query(search)
         try:
             store = catalog.store(q.get("store"))
             if store.name not in _cache:

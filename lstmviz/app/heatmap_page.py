@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -13,14 +13,14 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..errors import LstmvizError
 from ..export import write_figure
 from ..render import heatmap_figure, parse_range
-from .catalog import Catalog
+from .catalog import Catalog, parse_query
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")
 
 
 def _view(catalog: Catalog, search: str | None):
-    q = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+    q = parse_query(search)
     store = catalog.store(q.get("store"))
     name = q.get("store") or store.name
     default = catalog.best_neuron(name)
@@ -59,7 +59,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         prevent_initial_call=True,
     )
     def controls_to_url(neurons, char_range, search):
-        q = {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+        q = parse_query(search)
         if neurons:
             q["neurons"] = ",".join(neurons)
         if char_range:

@@ -4,7 +4,7 @@ shared and reloaded. The server sends numbers; ``assets/painter.js`` paints them
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -12,14 +12,10 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..analysis import histogram, top_contexts
 from ..errors import LstmvizError
 from ..render import COLOUR_STOPS, histogram_figure, text_payload
-from .catalog import Catalog, clamp_position, neighbour
+from .catalog import Catalog, clamp_position, neighbour, parse_query
 
 PATH = "/"
 WINDOW = 3000  # characters painted at once
-
-
-def _query(search: str | None) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
 
 
 def layout(catalog: Catalog) -> html.Div:
@@ -112,7 +108,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
     )
     def controls_to_url(store_name, neuron, _prev, _next, doc_start, pos, search):
         """Apply what the user changed; values the view itself just set change nothing."""
-        q = _query(search)
+        q = parse_query(search)
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
             store = catalog.store(q.get("store"))
@@ -154,7 +150,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Input("url", "search"),
     )
     def url_to_view(search):
-        q = _query(search)
+        q = parse_query(search)
         try:
             store = catalog.store(q.get("store"))
             name = store.name if q.get("store") in (None, "") else q["store"]
