@@ -66,9 +66,28 @@ def _nonzero_sd(centered: np.ndarray) -> np.ndarray:
     return sd
 
 
-def _block_stats(block: np.ndarray, binaries: list[np.ndarray], numeric_c: np.ndarray, numeric_rank_c: np.ndarray):
+@dataclass
+class _Targets:
+    """The features as the block computation needs them, prepared once per ranking."""
+
+    binaries: list[np.ndarray]  # boolean masks
+    ys: np.ndarray  # [N, numeric + binary] centred values, float32
+    ys_sd: np.ndarray  # their norms
+    ranks: np.ndarray  # [N, numeric] centred ranks, float32
+    ranks_sd: np.ndarray
+
+    @classmethod
+    def of(cls, binaries: list[np.ndarray], numeric_c: np.ndarray, numeric_rank_c: np.ndarray) -> _Targets:
+        ys = np.concatenate([numeric_c, np.stack([m - m.mean() for m in binaries], 1) if binaries else numeric_c[:, :0]], 1)
+        return cls(
+            binaries, ys.astype(np.float32), _nonzero_sd(ys), numeric_rank_c.astype(np.float32), _nonzero_sd(numeric_rank_c)
+        )
+
+
+def _block_stats(block: np.ndarray, targets: _Targets):
     """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
     Pearson's r per numeric feature, and Pearson's r per binary feature."""
+    binaries = targets.binaries
     b, n = block.shape
     codes = _codes(block)
     offsets = (np.arange(b, dtype=np.int64) * _K)[:, None]
@@ -90,16 +109,15 @@ def _block_stats(block: np.ndarray, binaries: list[np.ndarray], numeric_c: np.nd
     x -= x.mean(1, keepdims=True)
     x_sd = np.sqrt((x.astype(np.float64) ** 2).sum(1))
     x_sd[x_sd == 0] = np.inf
-    ys = np.concatenate([numeric_c, np.stack([m - m.mean() for m in binaries], 1) if binaries else numeric_c[:, :0]], 1)
-    pearson = (x @ ys.astype(np.float32)) / (x_sd[:, None] * _nonzero_sd(ys))
-    rho = np.zeros((b, numeric_c.shape[1]))
-    if numeric_c.shape[1]:
+    pearson = (x @ targets.ys) / (x_sd[:, None] * targets.ys_sd)
+    rho = np.zeros((b, targets.ranks.shape[1]))
+    if targets.ranks.shape[1]:
         avg_rank = below + (counts + 1) / 2.0  # 1-based, ties averaged
         ranks = np.take_along_axis(avg_rank.astype(np.float32), codes, axis=1)
         ranks -= (n + 1) / 2.0
         r_sd = np.sqrt((counts * (avg_rank - (n + 1) / 2.0) ** 2).sum(1))
         r_sd[r_sd == 0] = np.inf
-        rho = (ranks @ numeric_rank_c.astype(np.float32)) / (r_sd[:, None] * _nonzero_sd(numeric_rank_c))
+        rho = (ranks @ targets.ranks) / (r_sd[:, None] * targets.ranks_sd)
     return np.array(aurocs).T.reshape(b, len(binaries)), rho, pearson
 
 
@@ -133,9 +151,11 @@ def rank_neurons(
             for lo in range(0, s.units, block_size):
                 jobs.append((s, lo, min(lo + block_size, s.units)))
 
+    targets = _Targets.of(binaries, numeric_c, numeric_rank_c)
+
     def run(job):
         s, lo, hi = job
-        return _block_stats(store.activations[s.row + lo : s.row + hi], binaries, numeric_c, numeric_rank_c)
+        return _block_stats(store.activations[s.row + lo : s.row + hi], targets)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(pool.map(run, jobs))

@@ -10,6 +10,7 @@ scored), and a row's state is zeroed at the chunk where a new document begins.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -324,7 +325,8 @@ def train(
                 val_bpc, _ = evaluate_lanes(model, val_lanes, device)
                 history["val_step"].append(step)
                 history["val_bpc"].append(round(val_bpc, 5))
-                bar.write(f"step {step}/{total}: validation bpc {val_bpc:.4f}")
+                if progress:
+                    bar.write(f"step {step}/{total}: validation bpc {val_bpc:.4f}", file=sys.stderr)
             if step in snapshot_steps:
                 save(step, out / "snapshots" / f"step-{step:06d}", resumable=False)
             if time.monotonic() - last_save > cfg.save_every_s and step < total:
