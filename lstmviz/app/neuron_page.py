@@ -34,7 +34,7 @@ def layout(catalog: Catalog) -> html.Div:
                         id="doc-pick", clearable=False, searchable=True, style={"width": "22em"}, placeholder="document"
                     ),
                     html.Label(
-                        ["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "7em"})]
+                        ["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "10em"})]
                     ),
                     html.Div(
                         className="legend",
