@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
@@ -116,3 +116,12 @@ def clamp_position(store: ActivationStore, position: int) -> int:
 def parse_query(search: str | None) -> dict[str, str]:
     """The view state in a page's URL query (``?store=...&neuron=...``), first value of each."""
     return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
+
+
+def changed_search(query: dict[str, str], search: str | None):
+    """The URL query for ``query``, or Dash's ``no_update`` when the URL already says it
+    (so setting controls from the URL does not loop)."""
+    from dash import no_update
+
+    new = "?" + urlencode(query)
+    return no_update if new == (search or "") else new

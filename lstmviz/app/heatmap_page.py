@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from urllib.parse import urlencode
 
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -13,7 +12,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..errors import LstmvizError
 from ..export import write_figure
 from ..render import heatmap_figure, parse_range
-from .catalog import Catalog, parse_query
+from .catalog import Catalog, changed_search, parse_query
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")
@@ -64,8 +63,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             q["neurons"] = ",".join(neurons)
         if char_range:
             q["range"] = char_range
-        new = "?" + urlencode(q)
-        return no_update if new == (search or "") else new
+        return changed_search(q, search)
 
     @app.callback(
         Output("hm-figure", "figure"),

@@ -12,7 +12,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..analysis import histogram, top_contexts
 from ..errors import LstmvizError
 from ..render import COLOUR_STOPS, histogram_figure, text_payload
-from .catalog import Catalog, clamp_position, neighbour, parse_query
+from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
 
 PATH = "/"
 WINDOW = 3000  # characters painted at once
@@ -129,8 +129,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
                 q["pos"] = str(int(pos))
         except (LstmvizError, ValueError):
             return no_update  # the view callback shows what is wrong with the URL
-        new = "?" + urlencode(q)
-        return no_update if new == (search or "") else new
+        return changed_search(q, search)
 
     @app.callback(
         Output("text-data", "data"),
