@@ -92,11 +92,17 @@ def split_long(docs: list[np.ndarray], batch_size: int, seq_len: int) -> list[np
     return [d[a : a + piece] for d in docs for a in range(0, max(len(d), 1), piece)]
 
 
-def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> Lanes:
+def build_lanes(
+    docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None, cut_long: bool = False
+) -> Lanes:
     """Lay documents (encoded id arrays) into ``batch_size`` lanes of about equal length,
-    each document padded to whole chunks; ``order`` shuffles the documents first."""
+    each document padded to whole chunks; ``order`` shuffles the documents first. With
+    ``cut_long`` (training) huge documents are cut into pieces; evaluation keeps every
+    document whole, its state carried from its first character to its last."""
     order = np.arange(len(docs)) if order is None else order
-    docs = split_long([docs[i] for i in order], batch_size, seq_len)
+    docs = [docs[i] for i in order]
+    if cut_long:
+        docs = split_long(docs, batch_size, seq_len)
     lanes: list[list[int]] = [[] for _ in range(batch_size)]
     lengths = np.zeros(batch_size, dtype=np.int64)
     for i in range(len(docs)):
@@ -247,7 +253,7 @@ def train(
         if epoch not in epoch_lanes:
             epoch_lanes.clear()
             order = np.random.default_rng([cfg.seed, epoch]).permutation(len(encoded))
-            epoch_lanes[epoch] = build_lanes(encoded, cfg.batch_size, cfg.seq_len, order)
+            epoch_lanes[epoch] = build_lanes(encoded, cfg.batch_size, cfg.seq_len, order, cut_long=True)
         return epoch_lanes[epoch]
 
     steps_per_epoch = len(lanes_for(0))

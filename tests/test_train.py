@@ -25,11 +25,13 @@ def test_lanes_pad_documents_to_whole_chunks_and_reset_at_their_start():
 
 def test_a_huge_document_does_not_leave_the_other_lanes_idle():
     docs = [np.ones(100_000, dtype=np.int32)] + [np.ones(1000, dtype=np.int32)] * 200
-    lanes = build_lanes(docs, batch_size=16, seq_len=50)
+    lanes = build_lanes(docs, batch_size=16, seq_len=50, cut_long=True)
     active = (lanes.targets != IGNORE).any(2).sum(1)
     assert (active >= 14).mean() > 0.9  # without cutting, one lane would run alone for most steps
     # The pieces of a cut document continue each other: concatenated they are the document.
     assert sum(int((lanes.inputs[:, b] == 1).sum()) for b in range(16)) == 100_000 + 200 * 1000
+    whole = build_lanes(docs, batch_size=16, seq_len=50)  # evaluation: the document stays in one lane
+    assert max(int((whole.inputs[:, b] == 1).sum()) for b in range(16)) >= 100_000
 
 
 def test_trained_checkpoint_has_history_and_snapshots(tiny_checkpoint):
