@@ -258,13 +258,14 @@ def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample
             # Real text (the stdlib), synthetic activations of the shipped model's shape.
             ckpt = default_checkpoint(None)
             cfg = ckpt.model_config
+            documents = load_corpus().documents
             docs, total = [], 0
-            for d in load_corpus().documents:
+            for d in documents:
                 if total >= chars:
                     break
                 docs.append((d.name, total, total + min(len(d.text), chars - total)))
                 total += min(len(d.text), chars - total)
-            text = "".join(d.text for d in load_corpus().documents)[:total]
+            text = "".join(d.text for d in documents)[:total]
             rng = np.random.default_rng(seed)
             series = {}
             for layer in range(1, cfg.num_layers + 1):

@@ -43,6 +43,12 @@ FILES = {  # name -> (dtype, values per character (None: rows))
 _NEURON_RE = re.compile(r"^L(\d+)\.([a-z])\.(\d+)$")
 
 
+def file_shape(name: str, rows: int, chars: int) -> tuple[int, ...]:
+    """The array shape of one store file."""
+    per_char = FILES[name][1]
+    return (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
+
+
 @dataclass(frozen=True, order=True)
 class NeuronId:
     layer: int  # from 1
@@ -116,8 +122,8 @@ class ActivationStore:
         return self.meta["checkpoint"]
 
     def _map(self, name: str) -> np.ndarray:
-        dtype, per_char = FILES[name]
-        shape = (self.rows, self.chars) if per_char is None else ((self.chars,) if per_char == 1 else (self.chars, per_char))
+        dtype = FILES[name][0]
+        shape = file_shape(name, self.rows, self.chars)
         if self.chars == 0:
             return np.zeros(shape, dtype=dtype)
         return np.memmap(self.path / name, dtype=dtype, mode="r", shape=shape)
@@ -219,8 +225,8 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
         self.maps: dict[str, np.ndarray | None] = {}
-        for name, (dtype, per_char) in FILES.items():
-            shape = (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
+        for name, (dtype, _) in FILES.items():
+            shape = file_shape(name, rows, chars)
             self.maps[name] = np.memmap(self.tmp / name, dtype=dtype, mode="w+", shape=shape) if chars else None
             if not chars:
                 (self.tmp / name).touch()

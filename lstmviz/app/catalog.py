@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..analysis import rank_neurons
+from ..analysis import gate_saturation, rank_neurons
 from ..errors import StoreError
 from ..features import store_features
 from ..render import symmetric_limit
@@ -27,6 +27,7 @@ class Catalog:
     stores: dict[str, ActivationStore]
     _rankings: dict[str, dict] = field(default_factory=dict)
     _limits: dict[tuple[str, str], float] = field(default_factory=dict)
+    _saturation: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -94,6 +95,12 @@ class Catalog:
                     out.append({"feature": feature, "metric": r["metric"], "rank": rank, **row})
                     break
         return out
+
+    def saturation(self, name: str):
+        """Gate saturation table of a store, computed once."""
+        if name not in self._saturation:
+            self._saturation[name] = gate_saturation(self.store(name))
+        return self._saturation[name]
 
     def limit(self, name: str, neuron: str) -> float:
         """The neuron's colour range, from its whole series (stable while scrolling)."""

@@ -5,13 +5,11 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html, no_update
 
-from ..analysis import gate_saturation
 from ..errors import LstmvizError
 from ..render import saturation_figure
 from .catalog import Catalog, parse_query
 
 PATH = "/gates"
-_cache: dict[str, object] = {}
 
 
 def layout(catalog: Catalog) -> html.Div:
@@ -37,9 +35,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update, no_update
         q = parse_query(search)
         try:
-            store = catalog.store(q.get("store"))
-            if store.name not in _cache:
-                _cache[store.name] = gate_saturation(store)
-            return saturation_figure(_cache[store.name]), None
+            name = q.get("store") or catalog.default
+            catalog.store(name)  # validates the name
+            return saturation_figure(catalog.saturation(name)), None
         except LstmvizError as exc:
             return {}, html.Div(str(exc), className="error")
