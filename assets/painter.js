@@ -1,8 +1,10 @@
-/* Paints text coloured by a neuron: one <span> per character, built as one HTML string.
-   The colour of a value is computed exactly as lstmviz.render.colour_of does. */
+/* Paints text coloured by a series (a neuron, or bits saved over the n-gram): one <span> per
+   character, built as one HTML string. The colour of a value is computed exactly as
+   lstmviz.render.colour_of does. Every painted panel works the same way: the panel's id is
+   given by the page, the hover line is the element named in the panel's data-hover. */
 (function () {
   function colourOf(value, limit, stops) {
-    var t = limit > 0 ? Math.min(1, Math.max(0, 0.5 + 0.5 * value / limit)) : 0.5;
+    var t = limit > 0 && isFinite(value) ? Math.min(1, Math.max(0, 0.5 + 0.5 * value / limit)) : 0.5;
     for (var k = 1; k < stops.length; k++) {
       if (t <= stops[k][0]) {
         var f = (t - stops[k - 1][0]) / (stops[k][0] - stops[k - 1][0]);
@@ -16,10 +18,44 @@
   function escape(ch) {
     return ch === "<" ? "&lt;" : ch === ">" ? "&gt;" : ch === "&" ? "&amp;" : ch;
   }
+  function shownChar(ch) {
+    return ch === "\n" ? "\\n" : ch === " " ? "space" : ch === "\t" ? "\\t" : ch;
+  }
+  function decode(b64, Type) {
+    var bytes = Uint8Array.from(atob(b64), function (c) { return c.charCodeAt(0); });
+    return new Type(bytes.buffer);
+  }
+  /* The compact payload (see lstmviz.render.values_payload) as arrays, one entry per
+     character: chars, values, top (strings of top_k characters), probs (arrays). */
+  function unpack(data) {
+    var chars = Array.from(data.text), top = Array.from(data.top), k = data.top_k;
+    var raw = decode(data.probs, Uint16Array), values = decode(data.values, Float32Array);
+    var guesses = new Array(chars.length), probs = new Array(chars.length);
+    for (var i = 0; i < chars.length; i++) {
+      guesses[i] = top.slice(i * k, i * k + k);
+      probs[i] = Array.from(raw.subarray(i * k, i * k + k), function (p) { return p / 10000; });
+    }
+    return { start: data.start, label: data.label, limit: data.limit, stops: data.stops,
+             chars: chars, values: values, top: guesses, probs: probs };
+  }
+  function hover(event) {
+    var span = event.target.closest(".ch");
+    var panel = event.currentTarget;
+    var tip = document.getElementById(panel.dataset.hover || "hover-info");
+    if (!span || !tip || !panel.lstmvizData) { return; }
+    var d = panel.lstmvizData, i = +span.dataset.i;
+    var guesses = [];
+    for (var k = 0; k < d.top[i].length; k++) {
+      guesses.push("'" + shownChar(d.top[i][k]) + "' " + (100 * d.probs[i][k]).toFixed(1) + "%");
+    }
+    tip.textContent = "position " + (d.start + i) + "  char '" + shownChar(d.chars[i]) + "'  " + d.label + " = " +
+      d.values[i].toFixed(3) + "  |  next-char guesses: " + guesses.join(", ");
+  }
   function paint(data, panelId) {
     var panel = document.getElementById(panelId);
-    if (!panel || !data) { return; }
+    if (!panel || !data) { return ""; }
     var t0 = performance.now();
+    data = unpack(data);
     var parts = new Array(data.chars.length);
     for (var i = 0; i < data.chars.length; i++) {
       var ch = data.chars[i];
@@ -28,35 +64,49 @@
         colourOf(data.values[i], data.limit, data.stops) + '">' + shown + "</span>";
     }
     panel.innerHTML = parts.join("");
+    void panel.offsetHeight;  // the layout of the new text is part of the paint time
     panel.lstmvizData = data;
     panel.dataset.paintMs = (performance.now() - t0).toFixed(2);
-    panel.dataset.neuron = data.neuron;
-  }
-  function hover(event) {
-    var span = event.target.closest(".ch");
-    var panel = event.currentTarget;
-    var tip = document.getElementById("hover-info");
-    if (!span || !tip || !panel.lstmvizData) { return; }
-    var d = panel.lstmvizData, i = +span.dataset.i;
-    var ch = d.chars[i] === "\n" ? "\\n" : d.chars[i] === " " ? "space" : d.chars[i];
-    var guesses = [];
-    for (var k = 0; k < d.top[i].length; k++) {
-      var g = d.top[i][k] === "\n" ? "\\n" : d.top[i][k] === " " ? "space" : d.top[i][k];
-      guesses.push("'" + g + "' " + (100 * d.probs[i][k]).toFixed(1) + "%");
+    panel.dataset.label = data.label;
+    if (!panel.lstmvizHover) {
+      panel.addEventListener("mouseover", hover);
+      panel.lstmvizHover = true;
     }
-    tip.textContent = "position " + (d.start + i) + "  char '" + ch + "'  " + d.neuron + " = " +
-      d.values[i].toFixed(3) + "  |  next-char guesses: " + guesses.join(", ");
+    return data.label;
+  }
+  /* The store characters start:stop under the user's selection inside a painted panel, or
+     null when nothing in it is selected. */
+  function selectedRange(panelId) {
+    var panel = document.getElementById(panelId);
+    var sel = window.getSelection();
+    if (!panel || !panel.lstmvizData || !sel || sel.isCollapsed) { return null; }
+    function indexOf(node) {
+      var el = node && (node.nodeType === 1 ? node : node.parentElement);
+      var span = el && el.closest(".ch");
+      return span && panel.contains(span) ? +span.dataset.i : null;
+    }
+    var a = indexOf(sel.anchorNode), b = indexOf(sel.focusNode);
+    if (a === null || b === null) { return null; }
+    var start = panel.lstmvizData.start;
+    return [start + Math.min(a, b), start + Math.max(a, b) + 1];
   }
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
     lstmviz: {
-      paintText: function (data) {
-        paint(data, "text-panel");
-        var panel = document.getElementById("text-panel");
-        if (panel && !panel.lstmvizHover) {
-          panel.addEventListener("mouseover", hover);
-          panel.lstmvizHover = true;
-        }
-        return data ? data.neuron : "";
+      paintText: function (data) { return paint(data, "text-panel"); },
+      paintModelText: function (data) { return paint(data, "model-text-panel"); },
+      paintCompareA: function (data) { return paint(data, "cmp-text-a"); },
+      paintCompareB: function (data) { return paint(data, "cmp-text-b"); },
+      paintCompareLoss: function (data) { return paint(data, "cmp-text-loss"); },
+      selectionToDiscover: function (clicks, search) {
+        var nothing = window.dash_clientside.no_update;
+        if (!clicks) { return [nothing, nothing, nothing]; }
+        var range = selectedRange("text-panel");
+        if (!range) { return [nothing, nothing, "Select some characters in the text first (drag across them)."]; }
+        var q = new URLSearchParams(search || "");
+        var out = new URLSearchParams();
+        if (q.get("store")) { out.set("store", q.get("store")); }
+        out.set("range", range[0] + ":" + range[1]);
+        return ["/discover", "?" + out.toString(), null];
       }
     }
   });

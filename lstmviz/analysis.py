@@ -10,6 +10,7 @@ tie-averaged ranks (one gather and one matrix product per block of neurons).
 
 from __future__ import annotations
 
+import functools
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from .store import ActivationStore, NeuronId
 _F16_VALUES = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
 _F16_UNIQUE, _F16_CODE = np.unique(np.where(np.isnan(_F16_VALUES), np.inf, _F16_VALUES), return_inverse=True)
 _F16_CODE = _F16_CODE.astype(np.int32)
+# Order-preserving keys of float16 bit patterns (b -> b ^ 0x8000 for positive, ~b for
+# negative), and the value of each key; NaN keys are never counted.
+_KEYS = np.arange(65536, dtype=np.uint16)
+_KEY_VALUES = np.where(_KEYS >= 0x8000, _KEYS ^ 0x8000, _KEYS ^ 0xFFFF).astype(np.uint16).view(np.float16).astype(np.float64)
+_KEY_FINITE = np.isfinite(_KEY_VALUES)
 _K = len(_F16_UNIQUE)
 GATE_KINDS = ("i", "f", "o", "r", "z")  # sigmoid gates, in [0, 1]
 
@@ -179,6 +185,72 @@ def rank_neurons(
 # -- one neuron ---------------------------------------------------------------------------------
 
 
+def value_keys(series: np.ndarray) -> np.ndarray:
+    """float16 values as uint16 keys in value order (``a < b`` implies ``key(a) < key(b)``;
+    -0 sits just below +0): comparing keys is many times faster than comparing float16 in
+    numpy, and they are a few integer operations away from the stored bits."""
+    bits = np.ascontiguousarray(series, dtype=np.float16).view(np.uint16)
+    return bits ^ ((bits >> 15) * np.uint16(0x7FFF) | np.uint16(0x8000))
+
+
+@dataclass
+class Distribution:
+    """A float16 series' exact distribution: how often each of the 65,536 float16 values
+    occurs, by value key (see :func:`value_keys`). Built by counting (no sort), so
+    quantiles, thresholds and histograms of a million values cost a millisecond or two."""
+
+    counts: np.ndarray  # [65536] int64, per key; NaN and inf left out
+
+    @classmethod
+    def of(cls, keys: np.ndarray) -> Distribution:
+        counts = np.bincount(keys, minlength=65536).astype(np.int64)
+        counts[~_KEY_FINITE] = 0
+        return cls(counts)
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def quantile(self, q) -> np.ndarray:
+        """As ``numpy.quantile`` (linear interpolation between order statistics)."""
+        pos = np.asarray(q, dtype=np.float64) * (self.n - 1)
+        lo, hi = np.floor(pos).astype(np.int64), np.ceil(pos).astype(np.int64)
+        cum = np.cumsum(self.counts)
+        v_lo = _KEY_VALUES[np.searchsorted(cum, lo, side="right")]
+        v_hi = _KEY_VALUES[np.searchsorted(cum, hi, side="right")]
+        return v_lo + (v_hi - v_lo) * (pos - lo)
+
+    def quantile_keys(self, q) -> np.ndarray:
+        """The keys of the order statistics at quantiles ``q`` (the lower one)."""
+        ranks = np.floor(np.asarray(q, dtype=np.float64) * (self.n - 1)).astype(np.int64)
+        return np.searchsorted(np.cumsum(self.counts), ranks, side="right")
+
+    def top_key(self, k: int) -> int:
+        """The largest key c with at least ``k`` values of key >= c."""
+        from_top = np.cumsum(self.counts[::-1])
+        return 65535 - min(int(np.searchsorted(from_top, k)), 65535)
+
+    def bottom_key(self, k: int) -> int:
+        """The smallest key c with at least ``k`` values of key <= c."""
+        return min(int(np.searchsorted(np.cumsum(self.counts), k)), 65535)
+
+    def histogram(self, bins: int) -> tuple[np.ndarray, np.ndarray]:
+        present = np.flatnonzero(self.counts)
+        lo, hi = (_KEY_VALUES[present[0]], _KEY_VALUES[present[-1]]) if len(present) else (0.0, 1.0)
+        return np.histogram(
+            _KEY_VALUES[present], bins=bins, range=(lo, hi if hi > lo else lo + 1), weights=self.counts[present]
+        )
+
+    def mean(self) -> float:
+        present = np.flatnonzero(self.counts)
+        return float((_KEY_VALUES[present] * self.counts[present]).sum() / max(self.n, 1))
+
+    def std(self) -> float:
+        present = np.flatnonzero(self.counts)
+        dev = (_KEY_VALUES[present] - self.mean()) ** 2
+        return float(np.sqrt((dev * self.counts[present]).sum() / max(self.n, 1)))
+
+
 @dataclass
 class Context:
     position: int
@@ -191,7 +263,7 @@ class Context:
 def _context(store: ActivationStore, values: np.ndarray, position: int, width: int) -> Context:
     doc = store.document_at(position)
     lo, hi = max(doc.start, position - width), min(doc.stop, position + width + 1)
-    return Context(position, float(values[position]), store.text(lo, hi), position - lo, values[lo:hi])
+    return Context(position, float(values[position]), store.text(lo, hi), position - lo, values[lo:hi].astype(np.float32))
 
 
 def _spread(order: np.ndarray, k: int, width: int) -> list[int]:
@@ -205,41 +277,58 @@ def _spread(order: np.ndarray, k: int, width: int) -> list[int]:
     return chosen
 
 
+def _raw(store: ActivationStore, neuron: str | NeuronId) -> np.ndarray:
+    """One neuron's whole series as stored (float16): one contiguous read."""
+    return np.asarray(store.activations[store.row_of(neuron)])
+
+
+@functools.lru_cache(maxsize=8)
+def _keyed(store: ActivationStore, neuron: str) -> tuple[np.ndarray, np.ndarray, Distribution]:
+    """A neuron's series, its value keys and its distribution: shared by the views of one
+    neuron (contexts, histogram) that are asked for together."""
+    values = _raw(store, neuron)
+    keys = value_keys(values)
+    return values, keys, Distribution.of(keys)
+
+
 def top_contexts(
     store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
 ) -> dict[str, list[Context]]:
     """The k highest and k lowest activations with ``width`` characters each side (not
-    overlapping), and a few samples from each of ``quantile_bins`` lower quantile ranges."""
-    values = store.neuron(neuron)
-    n = len(values)
-    if n == 0:
+    overlapping), and a few samples from each of ``quantile_bins`` lower quantile ranges
+    (keys ``q80``, ``q60``, ...: samples between that quantile and the one above)."""
+    if len(store) == 0:
         raise StoreError("The store is empty.")
-    pool = min(n, max(k * 64, 1024))
-    high = np.argpartition(-values, pool - 1)[:pool] if pool < n else np.arange(n)
-    high = high[np.argsort(-values[high], kind="stable")]
-    low = np.argpartition(values, pool - 1)[:pool] if pool < n else np.arange(n)
-    low = low[np.argsort(values[low], kind="stable")]
+    values, keys, dist = _keyed(store, str(NeuronId.parse(neuron)))
+    n = len(values)
+    pool = min(n, max(k * 64, 1024))  # enough candidates that k of them do not overlap
+    high = np.flatnonzero(keys >= dist.top_key(pool))
+    high = high[np.argsort(-keys[high].astype(np.int32), kind="stable")]
+    low = np.flatnonzero(keys <= dist.bottom_key(pool))
+    low = low[np.argsort(keys[low], kind="stable")]
     out = {
         "high": [_context(store, values, p, width) for p in _spread(high, k, width)],
         "low": [_context(store, values, p, width) for p in _spread(low, k, width)],
     }
     rng = np.random.default_rng(seed)
-    edges = np.quantile(values, np.linspace(0, 1, quantile_bins + 2)[1:-1])[::-1]
-    upper = np.inf
+    per_bin = max(k // 2, 1)
+    candidates = rng.choice(n, size=min(n, 32 * per_bin * (quantile_bins + 1)), replace=False)
+    picked = keys[candidates]
+    edges = dist.quantile_keys(np.linspace(0, 1, quantile_bins + 2)[1:-1])[::-1]
+    upper = 65536
     for q, lower in enumerate(edges):
-        members = np.flatnonzero((values >= lower) & (values < upper))
-        picks = rng.choice(members, size=min(len(members), max(k // 2, 1) * 8), replace=False) if len(members) else members
+        members = candidates[(picked >= lower) & (picked < upper)]
         label = f"q{(quantile_bins - q) * 100 // (quantile_bins + 1)}"
-        out[label] = [_context(store, values, p, width) for p in _spread(picks, max(k // 2, 1), width)]
+        out[label] = [_context(store, values, p, width) for p in _spread(members, per_bin, width)]
         upper = lower
     return out
 
 
 def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) -> dict:
-    values = store.neuron(neuron)
-    counts, edges = np.histogram(values, bins=bins)
+    dist = _keyed(store, str(NeuronId.parse(neuron)))[2]
+    counts, edges = dist.histogram(bins)
     density = counts / max(counts.sum(), 1) / np.diff(edges)
-    return {"counts": counts, "edges": edges, "density": density, "mean": float(values.mean()), "std": float(values.std())}
+    return {"counts": counts, "edges": edges, "density": density, "mean": dist.mean(), "std": dist.std()}
 
 
 # -- layers --------------------------------------------------------------------------------------
@@ -294,6 +383,7 @@ def range_hypotheses(
     margin: int = 10,
     kinds: tuple[str, ...] | None = None,
     top: int = 20,
+    unit_chunk: int = 32,
 ) -> pd.DataFrame:
     """Neurons high inside the marked characters and low just outside them (within
     ``margin`` characters), best first; with the precision and recall over the whole store
@@ -314,17 +404,20 @@ def range_hypotheses(
     if not outside.any():
         outside = ~inside
     local = np.flatnonzero(inside | outside)
+    lab = inside[local]
     kinds = kinds or tuple(dict.fromkeys(s.kind for s in store.series))
     results = []
     for s in store.series:
         if s.kind not in kinds:
             continue
-        block = np.asarray(store.series_block(s.layer, s.kind)[:, local], dtype=np.float32)
-        lab = inside[local]
-        mean_in, mean_out = block[:, lab].mean(1), block[:, ~lab].mean(1)
-        spread = block.std(1) + 1e-6
-        for unit in range(s.units):
-            results.append((str(NeuronId(s.layer, s.kind, unit)), s.row + unit, (mean_in[unit] - mean_out[unit]) / spread[unit]))
+        series = store.series_block(s.layer, s.kind)
+        for u0 in range(0, s.units, unit_chunk):  # bounded memory: a few units at a time
+            block = np.asarray(series[u0 : u0 + unit_chunk][:, local], dtype=np.float32)
+            mean_in, mean_out = block[:, lab].mean(1), block[:, ~lab].mean(1)
+            spread = block.std(1) + 1e-6
+            for k, contrast in enumerate((mean_in - mean_out) / spread):
+                unit = u0 + k
+                results.append((str(NeuronId(s.layer, s.kind, unit)), s.row + unit, float(contrast)))
     results.sort(key=lambda r: -abs(r[2]))
     rows = []
     for neuron, row, contrast in results[:top]:

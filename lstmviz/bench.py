@@ -35,6 +35,31 @@ def default_checkpoint(path: str | None) -> Checkpoint:
     return load_checkpoint(path or DEFAULT_CHECKPOINT)
 
 
+def synthetic_store(out: Path, chars: int, units: int | None = None, seed: int = 0):
+    """A store over ``chars`` characters of real text (the stdlib) with synthetic h and c of
+    the shipped model's shape (or ``units`` per layer): for benchmarks that need more text
+    than the shipped test split. Returns the store and a description."""
+    from .store import write_store
+
+    cfg = default_checkpoint(None).model_config
+    units = units or cfg.hidden_size
+    documents = load_corpus().documents
+    docs, total = [], 0
+    for d in documents:
+        if total >= chars:
+            break
+        docs.append((d.name, total, total + min(len(d.text), chars - total)))
+        total += min(len(d.text), chars - total)
+    text = "".join(d.text for d in documents)[:total]
+    rng = np.random.default_rng(seed)
+    series = {}
+    for layer in range(1, cfg.num_layers + 1):
+        series[(layer, "h")] = np.tanh(rng.standard_normal((units, total), dtype=np.float32)).astype(np.float16)
+        series[(layer, "c")] = (3 * rng.standard_normal((units, total), dtype=np.float32)).astype(np.float16)
+    store = write_store(out, text, docs, series)
+    return store, f"synthetic h, c of a {cfg.num_layers}x{units} model over {total:,} stdlib characters"
+
+
 # -- train -------------------------------------------------------------------------------------
 
 
@@ -248,31 +273,13 @@ def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample
 
     from .analysis import rank_neurons
     from .features import store_features
-    from .store import open_store, write_store
+    from .store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
         if store_path:
-            store = open_store(store_path)
-            source = f"store {store_path}"
+            store, source = open_store(store_path), f"store {store_path}"
         else:
-            # Real text (the stdlib), synthetic activations of the shipped model's shape.
-            ckpt = default_checkpoint(None)
-            cfg = ckpt.model_config
-            documents = load_corpus().documents
-            docs, total = [], 0
-            for d in documents:
-                if total >= chars:
-                    break
-                docs.append((d.name, total, total + min(len(d.text), chars - total)))
-                total += min(len(d.text), chars - total)
-            text = "".join(d.text for d in documents)[:total]
-            rng = np.random.default_rng(seed)
-            series = {}
-            for layer in range(1, cfg.num_layers + 1):
-                series[(layer, "h")] = np.tanh(rng.normal(size=(cfg.hidden_size, total))).astype(np.float16)
-                series[(layer, "c")] = (3 * rng.normal(size=(cfg.hidden_size, total))).astype(np.float16)
-            store = write_store(Path(tmp) / "bench.store", text, docs, series)
-            source = f"synthetic h, c of a {cfg.num_layers}x{cfg.hidden_size} model over {total:,} stdlib characters"
+            store, source = synthetic_store(Path(tmp) / "bench.store", chars, seed=seed)
         t0 = time.perf_counter()
         feats = store_features(store)
         feature_s = time.perf_counter() - t0
@@ -306,6 +313,134 @@ def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample
             "targets": {"ratio": 10, "seconds": 10},
             "machine": machine(),
         }
+
+
+# -- dashboard ---------------------------------------------------------------------------------
+
+
+def _serve_in_child(store_path: Path, timeout: float = 300.0):
+    """``lstmviz serve STORE`` in a child process (its own interpreter, as users run it), on
+    a free loopback port; returns the process and its URL once it answers."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tempfile.TemporaryFile()  # never a pipe: a full pipe would stall the server's logging
+    child = subprocess.Popen(
+        [sys.executable, "-m", "lstmviz.cli", "serve", str(store_path), "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            log.seek(0)
+            raise LstmvizError(f"The dashboard did not start: {log.read().decode(errors='replace').strip()}")
+        try:
+            urllib.request.urlopen(base + "/_dash-layout", timeout=2).read()
+            return child, base
+        except OSError:
+            time.sleep(0.3)
+    child.kill()
+    raise LstmvizError(f"The dashboard did not answer within {timeout:.0f} s.")
+
+
+def _browser_paint_ms(base_url: str, neurons: list[str], pos: int) -> list[float]:
+    """Paint times (ms, ``performance.now()`` around the clientside update including layout)
+    of the Neuron page's window in headless Chromium, one per neuron switch."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1000"]:
+        opts.add_argument(flag)
+    opts.binary_location = "/usr/bin/chromium"
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    try:
+        times = []
+        for neuron in neurons:
+            driver.get(f"{base_url}/?neuron={neuron}&pos={pos}")
+            WebDriverWait(driver, 60).until(
+                lambda d, n=neuron: (
+                    d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == n
+                )
+            )
+            times.append(float(driver.execute_script("return document.getElementById('text-panel').dataset.paintMs")))
+        return times
+    finally:
+        driver.quit()
+
+
+def bench_dashboard(
+    store_path: str | None = None,
+    chars: int = 1_000_000,
+    switches: int = 30,
+    clients: int = 20,
+    per_client: int = 50,
+    browser: bool = True,
+    seed: int = 0,
+) -> dict:
+    """Server time of the Neuron page's switch callback (a 5,000-character window) and of
+    its details callback (top contexts, histogram, scores), over HTTP as the browser calls
+    them, beside the floor: reading the neuron's raw series from the store. Then the paint
+    time in headless Chromium and a load test (``lstmviz.loadtest``)."""
+    from .app.catalog import Catalog
+    from .app.neuron_page import WINDOW
+    from .loadtest import DashClient, run_load
+    from .store import open_store
+
+    with tempfile.TemporaryDirectory() as tmp:
+        if store_path:
+            store, source = open_store(store_path), f"store {store_path}"
+        else:
+            store, source = synthetic_store(Path(tmp) / "bench.store", chars, units=64, seed=seed)
+        Catalog.of([store]).rankings(store.name)  # cached in the store, as `lstmviz serve` does at start
+        server, base = _serve_in_child(store.path)
+        try:
+            rng = np.random.default_rng(seed)
+            ids = [str(n) for n in store.neuron_ids(("h", "c"))]
+            picks = [ids[i] for i in rng.choice(len(ids), size=min(switches, len(ids)), replace=False)]
+            pos = max(0, len(store) // 2 - WINDOW // 2)
+            client = DashClient(base, DashClient.fetch_dependencies(base))
+            client.call(client.switch_bodies(picks[0], pos, store.name)[0])  # warm up
+            raw, switch, details = [], [], []
+            for neuron in picks:  # each neuron once: nothing is cached between the three
+                t0 = time.perf_counter()
+                np.array(store.neuron(neuron))
+                raw.append(1000 * (time.perf_counter() - t0))
+                text_body, details_body = client.switch_bodies(neuron, pos, store.name)
+                t0 = time.perf_counter()
+                client.call(text_body)
+                switch.append(1000 * (time.perf_counter() - t0))
+                t0 = time.perf_counter()
+                client.call(details_body)
+                details.append(1000 * (time.perf_counter() - t0))
+            paint = float("nan")
+            if browser:
+                paint = statistics.median(_browser_paint_ms(base, picks[:8], pos))
+            load = run_load(base, store.name, ids, clients, per_client, seed)
+        finally:
+            server.terminate()
+            server.wait()
+    result = {
+        "benchmark": "dashboard",
+        "source": source,
+        "chars": len(store),
+        "window_chars": WINDOW,
+        "switch_ms": round(statistics.median(switch), 2),
+        "contexts_ms": round(statistics.median(details), 2),
+        "raw_read_ms": round(statistics.median(raw), 2),
+        "switch_vs_raw_read": round(statistics.median(switch) / statistics.median(raw), 2),
+        "paint_ms": round(paint, 2),
+        **load,
+        "targets": {"switch_ms": 50, "paint_ms": 150, "load_p95_ms": 300, "load_errors": 0},
+        "machine": machine(),
+    }
+    return result
 
 
 def format_table(result: dict) -> str:

@@ -197,12 +197,12 @@ def errors(store, top_k, max_order, as_json) -> None:
     """Which characters the recurrent model predicts better than the n-gram (Karpathy et al., sec. 5)."""
     from .analysis import error_analysis
     from .checkpoint import load_checkpoint
-    from .evaluate import ngram_log2p_per_char
+    from .evaluate import ngram_for_store
     from .store import open_store
 
     opened = open_store(store)
     ckpt = load_checkpoint(opened.checkpoint["path"])
-    advantage, table = error_analysis(opened, ngram_log2p_per_char(opened, ckpt, max_order))
+    advantage, table = error_analysis(opened, ngram_for_store(opened, ckpt, max_order)[0])
     if as_json:
         rows = table.to_dict(orient="records")
         _print_json({"store": str(opened.path), "mean_advantage_bits": float(np.nanmean(advantage)), "by_char": rows})
@@ -346,6 +346,22 @@ def bench_analysis_command(store, chars, sample, as_json) -> None:
     from .bench import bench_analysis
 
     _report(bench_analysis(store, chars, sample), as_json)
+
+
+@bench.command("dashboard")
+@click.option("--store", default=None, help="A recorded store (default: synthetic h, c over 1M stdlib characters).")
+@click.option("--chars", default=1_000_000, show_default=True)
+@click.option("--switches", default=30, show_default=True, help="Neuron switches timed one at a time.")
+@click.option("--clients", default=20, show_default=True, help="Concurrent clients in the load test.")
+@click.option("--per-client", default=50, show_default=True, help="Neuron switches per load-test client.")
+@click.option("--no-browser", is_flag=True, help="Skip the paint measurement in headless Chromium.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_dashboard_command(store, chars, switches, clients, per_client, no_browser, as_json) -> None:
+    """Neuron-switch and contexts server time against the raw read, paint time, and a load test."""
+    from .bench import bench_dashboard
+
+    _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser), as_json)
 
 
 if __name__ == "__main__":

@@ -36,18 +36,29 @@ def baseline_for(ckpt: Checkpoint, docs: list[Document], max_order: int = DEFAUL
     return ngram_baseline([encode(d.text) for d in train_docs], [encode(d.text) for d in docs], len(ckpt.vocab), max_order)
 
 
-def ngram_log2p_per_char(store, ckpt: Checkpoint, max_order: int = DEFAULT_MAX_ORDER) -> np.ndarray:
-    """Per character of ``store``, log2 of the n-gram's probability of that character given
-    the ones before it in its document (NaN at a document's first character)."""
+def ngram_for_store(store, ckpt: Checkpoint, max_order: int = DEFAULT_MAX_ORDER) -> tuple[np.ndarray, NgramResult]:
+    """The n-gram baseline on a store's documents: per store character, log2 of its
+    probability given the ones before it in its document (NaN at a document's first
+    character), and the baseline's result (best order, bpc by order)."""
     docs = [Document(d.name, store.text(d.start, d.stop)) for d in store.documents]
-    scores = baseline_for(ckpt, docs, max_order).log2_probs
+    result = baseline_for(ckpt, docs, max_order)
     out = np.full(len(store), np.nan)
     k = 0
     for d in store.documents:
         n = max(len(d) - 1, 0)
-        out[d.start + 1 : d.start + 1 + n] = scores[k : k + n]
+        out[d.start + 1 : d.start + 1 + n] = result.log2_probs[k : k + n]
         k += n
-    return out
+    return out, result
+
+
+def store_bpc(store) -> float:
+    """The recorded model's bits per character on a store, from its recorded predictions
+    (every character of a document but its first, as ``evaluate`` scores)."""
+    logp = np.asarray(store.logp, dtype=np.float64)
+    scored = np.ones(len(store), dtype=bool)
+    for d in store.documents:
+        scored[d.stop - 1] = False  # a document's last position predicts nothing
+    return float(-logp[scored].mean() / np.log(2)) if scored.any() else float("nan")
 
 
 def evaluate(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = DEFAULT_MAX_ORDER) -> dict:

@@ -91,9 +91,12 @@ def _python_tracks(text: str) -> dict[str, np.ndarray]:
     fstring_nesting = 0
     fstart_tok = getattr(token, "FSTRING_START", None)
     fend_tok = getattr(token, "FSTRING_END", None)
+
+    def at(row: int, col: int) -> int:  # the tokenizer ends a text without a final newline one row further
+        return min(int(starts[row - 1] + col), n) if row - 1 < len(starts) else n
+
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-        a = int(starts[tok.start[0] - 1] + tok.start[1])
-        b = int(starts[tok.end[0] - 1] + tok.end[1]) if tok.end[0] - 1 < len(starts) else n
+        a, b = at(*tok.start), at(*tok.end)
         if tok.type == token.STRING:
             body = tok.string.lstrip("rRbBuUfF")
             multi = body[:3] in ('"""', "'''") or tok.start[0] != tok.end[0]

@@ -3,6 +3,8 @@ line export and the dashboard (one builder per figure)."""
 
 from __future__ import annotations
 
+import base64
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -39,7 +41,7 @@ def symmetric_limit(values: np.ndarray) -> float:
 def colour_of(value: float, limit: float) -> tuple[int, int, int]:
     """The colour of ``value`` on the diverging scale over [-limit, limit]; the painter in
     assets/painter.js computes exactly this."""
-    t = min(1.0, max(0.0, 0.5 + 0.5 * value / limit)) if limit > 0 else 0.5
+    t = min(1.0, max(0.0, 0.5 + 0.5 * value / limit)) if limit > 0 and np.isfinite(value) else 0.5
     for (t0, c0), (t1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
         if t <= t1:
             f = (t - t0) / (t1 - t0)
@@ -51,28 +53,55 @@ def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, sto
     """What the browser needs to paint a window of text by one neuron: characters, values,
     the colour scale, and the model's top-5 guesses for the next character."""
     start, stop = check_range(start, stop, len(store))
-    values = store.neuron(neuron, start, stop)
-    preds = store.predictions(start, stop)
+    return values_payload(store, store.neuron(neuron, start, stop), str(NeuronId.parse(neuron)), start, limit)
+
+
+def _base64(array: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode("ascii")
+
+
+def values_payload(store: ActivationStore, values: np.ndarray, label: str, start: int, limit: float) -> dict:
+    """The painter's data for ``values`` (one per character from ``start``), named ``label``
+    (a neuron id, or a derived series such as bits saved over the n-gram).
+
+    Compact, since it crosses the network on every neuron switch: the text and the top-5
+    guesses as strings (5 characters per position), values as base64 float32 and guess
+    probabilities as base64 uint16 in units of 1/10000; assets/painter.js decodes them."""
+    stop = start + len(values)
+    ids = np.asarray(store.top_ids[start:stop], dtype=np.int64)
+    vocab = np.array([ord(c) for c in store.vocab_chars] + [0xFFFD], dtype=np.uint32)
+    probs = np.nan_to_num(np.asarray(store.top_probs[start:stop], dtype=np.float32), nan=0.0)
     return {
         "start": start,
-        "chars": list(store.text(start, stop)),
-        "values": [round(float(v), 4) for v in values],
+        "text": store.text(start, stop),
+        "values": _base64(np.asarray(values, dtype=np.float32)),
         "limit": limit,
         "stops": [[t, list(c)] for t, c in COLOUR_STOPS],
-        "top": ["".join(row) for row in preds["top_chars"]],
-        "probs": np.round(preds["top_probs"], 3).tolist(),
-        "neuron": str(NeuronId.parse(neuron)),
+        "top": vocab[np.minimum(ids, len(vocab) - 1)].astype("<u4").tobytes().decode("utf-32-le"),
+        "top_k": int(ids.shape[1]) if ids.ndim == 2 else 0,
+        "probs": _base64(np.round(probs * 10000).astype(np.uint16)),
+        "label": label,
     }
 
 
-def histogram_figure(hist: dict, neuron: str) -> go.Figure:
+def histogram_figure(hist: dict, neuron: str) -> dict:
+    """The activation histogram (density), as a plain figure dict: it is sent on every
+    neuron switch, and a plain dict serialises without plotly's validation and template."""
     edges = hist["edges"]
     centres = (edges[:-1] + edges[1:]) / 2
-    fig = go.Figure(go.Bar(x=centres, y=hist["density"], width=np.diff(edges), marker_color="#4a6fa5"))
-    fig.update_layout(
-        title=f"{neuron}: distribution (density)", height=260, margin={"l": 50, "r": 10, "t": 40, "b": 40}, bargap=0
-    )
-    return fig
+    return {
+        "data": [
+            {"type": "bar", "x": centres.tolist(), "y": hist["density"].tolist(), "width": np.diff(edges).tolist()}
+            | {"marker": {"color": "#4a6fa5"}, "hovertemplate": "%{x:.3f}: density %{y:.3g}<extra></extra>"}
+        ],
+        "layout": {
+            "title": {"text": f"{neuron}: distribution (density), mean {hist['mean']:.3f}, sd {hist['std']:.3f}"},
+            "height": 260,
+            "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
+            "bargap": 0,
+            "plot_bgcolor": "white",
+        },
+    }
 
 
 def parse_range(text: str, length: int) -> tuple[int, int]:
@@ -157,4 +186,36 @@ def saturation_figure(table) -> go.Figure:
         fig.update_xaxes(title_text="fraction left-saturated (< 0.1)", range=[-0.03, 1.03], row=1, col=col)
     fig.update_yaxes(title_text="fraction right-saturated (> 0.9)", range=[-0.03, 1.03], row=1, col=1)
     fig.update_layout(height=460, margin={"l": 60, "r": 20, "t": 50, "b": 50}, plot_bgcolor="white")
+    return fig
+
+
+def training_figure(history: dict, reference: dict[str, float] | None = None) -> go.Figure:
+    """Training curves from a checkpoint's history (training bpc every 10 steps, validation
+    bpc at each evaluation), with horizontal reference lines (e.g. the n-gram's test bpc)."""
+    fig = go.Figure()
+    if history.get("step"):
+        fig.add_trace(
+            go.Scatter(x=history["step"], y=history["train_bpc"], name="training bpc", line={"width": 1, "color": "#9ab"})
+        )
+    if history.get("val_step"):
+        fig.add_trace(
+            go.Scatter(
+                x=history["val_step"], y=history["val_bpc"], name="validation bpc", mode="lines+markers", line={"color": "#c33"}
+            )
+        )
+    for k, (label, value) in enumerate((reference or {}).items()):
+        fig.add_hline(
+            y=value,
+            line={"dash": "dot", "color": ["#333", "#2a7"][k % 2]},
+            annotation_text=f"{label}: {value:.3f}",
+            annotation_position="top right",
+        )
+    fig.update_layout(
+        title="Training curves",
+        xaxis_title="step",
+        yaxis_title="bits per character",
+        height=360,
+        margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        plot_bgcolor="white",
+    )
     return fig

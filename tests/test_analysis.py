@@ -111,10 +111,10 @@ def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store,
 
     from lstmviz.analysis import error_analysis
     from lstmviz.checkpoint import load_checkpoint
-    from lstmviz.evaluate import ngram_log2p_per_char
+    from lstmviz.evaluate import ngram_for_store
 
     ckpt = load_checkpoint(tiny_checkpoint)
-    ngram = ngram_log2p_per_char(tiny_store, ckpt, max_order=3)
+    ngram, _ = ngram_for_store(tiny_store, ckpt, max_order=3)
     doc = tiny_store.documents[0]
     assert math.isnan(ngram[doc.start]) and not math.isnan(ngram[doc.start + 1])
     advantage, table = error_analysis(tiny_store, ngram)
@@ -124,3 +124,24 @@ def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store,
     assert set(table.columns) == {"char", "count", "advantage", "lstm_bits", "ngram_bits"}
     result = CliRunner().invoke(main, ["errors", str(tiny_store.path), "--json", "--max-order", "3"])
     assert result.exit_code == 0, result.output
+
+
+def test_distribution_by_counting_matches_numpy():
+    from lstmviz.analysis import Distribution, value_keys
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.standard_normal(20_001) * 3, np.full(500, 1.0), [-0.0, 0.0]]).astype(np.float16)
+    exact = x.astype(np.float64)
+    keys = value_keys(x)
+    order = np.argsort(exact, kind="stable")
+    assert (np.diff(keys[order].astype(int)) >= 0).all()  # keys keep value order
+    d = Distribution.of(keys)
+    qs = [0, 0.05, 0.2, 0.5, 0.77, 1]
+    np.testing.assert_allclose(d.quantile(qs), np.quantile(exact, qs))
+    counts, edges = d.histogram(25)
+    np.testing.assert_array_equal(counts, np.histogram(exact, bins=25)[0])
+    assert d.mean() == pytest.approx(exact.mean()) and d.std() == pytest.approx(exact.std())
+    t = d.top_key(300)
+    assert (keys >= t).sum() >= 300 and (keys > t).sum() < 300
+    b = d.bottom_key(300)
+    assert (keys <= b).sum() >= 300 and (keys < b).sum() < 300

@@ -63,7 +63,7 @@ def open_view(browser, url, neuron_expected=None, timeout=30):
     if neuron_expected:
         wait.until(
             lambda d: (
-                d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.neuron") == neuron_expected
+                d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == neuron_expected
             )
         )
     return wait
@@ -87,7 +87,7 @@ def test_landing_page_shows_coloured_text_without_console_errors(server, browser
     best = app.catalog.best_neuron(tiny_store.name)
     open_view(browser, base + "/", neuron_expected=best)
     spans = browser.find_elements(By.CSS_SELECTOR, "#text-panel .ch")
-    assert len(spans) == min(3000, len(tiny_store))  # one element per character
+    assert len(spans) == min(5000, len(tiny_store))  # one element per character
     assert severe_console_errors(browser) == []
 
 
@@ -98,7 +98,7 @@ def test_each_character_is_painted_with_the_colour_of_its_value(server, browser,
     for i in (0, 7, 55):
         value = float(tiny_store.neuron("L2.c.3", 40 + i, 41 + i)[0])
         assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
-        r, g, b = colour_of(round(value, 4), limit)
+        r, g, b = colour_of(value, limit)
         assert painted_colour(browser, i) == f"rgb({r}, {g}, {b})"
 
 
@@ -109,7 +109,7 @@ def test_next_button_recolours_and_updates_the_url(server, browser, tiny_store):
     browser.find_element(By.ID, "next-neuron").click()
     WebDriverWait(browser, 30).until(lambda d: "neuron=L1.h.5" in d.current_url)
     WebDriverWait(browser, 30).until(
-        lambda d: d.execute_script("return document.getElementById('text-panel').dataset.neuron") == "L1.h.5"
+        lambda d: d.execute_script("return document.getElementById('text-panel').dataset.label") == "L1.h.5"
     )
     after = [painted_colour(browser, i) for i in range(40)]
     assert before != after
@@ -162,4 +162,66 @@ def test_gates_page_shows_every_gate_unit(server, browser, tiny_store):
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
     points = browser.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point")
     assert len(points) == 2 * 3 * 24  # layers x gates (i, f, o) x units
+    assert severe_console_errors(browser) == []
+
+
+def test_discover_row_opens_that_neuron(server, browser, tiny_store):
+    base, app = server
+    browser.get(base + "/discover?feature=in_comment")
+    link = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#discover-table a.neuron-link"))
+    expected = app.catalog.rankings(tiny_store.name)["in_comment"]["rows"][0]["neuron"]
+    assert link.text == expected
+    link.click()
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == expected
+    )
+    assert f"neuron={expected}" in browser.current_url
+    assert severe_console_errors(browser) == []
+
+
+def test_selected_text_ranks_neurons_on_discover(server, browser, tiny_store):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.h.0&pos=0", neuron_expected="L1.h.0")
+    browser.execute_script(
+        """var spans = document.querySelectorAll('#text-panel .ch');
+        var r = document.createRange(); r.setStart(spans[10].firstChild, 0); r.setEnd(spans[30].firstChild, 1);
+        var sel = window.getSelection(); sel.removeAllRanges(); sel.addRange(r);"""
+    )
+    browser.find_element(By.ID, "select-to-discover").click()
+    WebDriverWait(browser, 30).until(lambda d: "/discover" in d.current_url and "range=10%3A31" in d.current_url)
+    table = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#discover-hypotheses table"))
+    assert "characters 10:31 (21)" in browser.find_element(By.ID, "discover-hypotheses").text
+    assert len(table.find_elements(By.CSS_SELECTOR, "a.neuron-link")) > 0
+
+
+def test_selection_button_without_a_selection_says_so(server, browser):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.h.0", neuron_expected="L1.h.0")
+    browser.execute_script("window.getSelection().removeAllRanges();")
+    browser.find_element(By.ID, "select-to-discover").click()
+    message = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "selection-message").text)
+    assert "Select some characters" in message
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("regex=(unclosed", "Invalid regular expression"), ("range=5:2", "range"), ("feature=nope", "No feature named")],
+)
+def test_discover_bad_inputs_show_a_message(server, browser, query, message):
+    base, _ = server
+    browser.get(base + "/discover?" + query)
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, ".page .error"))
+    assert message in error.text
+    assert "Traceback" not in browser.page_source
+
+
+def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, browser, tiny_store):
+    base, _ = server
+    browser.get(base + "/model")
+    WebDriverWait(browser, 120).until(lambda d: "n-gram" in d.find_element(By.ID, "model-bpc").text)
+    assert "recurrent model" in browser.find_element(By.ID, "model-bpc").text
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("var p=document.getElementById('model-text-panel'); return p && p.dataset.label") == "bits saved"
+    )
+    assert browser.find_elements(By.CSS_SELECTOR, "#model-curves .scatterlayer .trace")  # training curves drawn
     assert severe_console_errors(browser) == []

@@ -65,3 +65,12 @@ def test_regex_features_and_user_functions():
 def test_unknown_feature_name():
     with pytest.raises(LstmvizError, match="Unknown feature"):
         compute_features("x", [("a", 0, 1)], names=["nope"])
+
+
+def test_python_without_a_final_newline_is_tokenized():
+    # The tokenizer places the end of such a text one row past the last line.
+    tracks, method = document_tracks('x = "abc"', "a.py")
+    assert method == "tokenize"
+    assert tracks["in_string"].tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1]
+    tracks, method = document_tracks("# note", "a.py")
+    assert method == "tokenize" and tracks["in_comment"].all()

@@ -9,14 +9,16 @@ import dash
 from dash import Input, Output, dcc, html
 
 from ..store import ActivationStore
-from . import gates_page, heatmap_page, neuron_page
+from . import discover_page, gates_page, heatmap_page, model_page, neuron_page
 from .catalog import Catalog
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 PAGES = {
     neuron_page.PATH: ("Neuron", neuron_page),
+    discover_page.PATH: ("Discover", discover_page),
     heatmap_page.PATH: ("Heatmap", heatmap_page),
     gates_page.PATH: ("Gates", gates_page),
+    model_page.PATH: ("Model", model_page),
 }
 
 

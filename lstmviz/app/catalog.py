@@ -12,13 +12,15 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..analysis import gate_saturation, rank_neurons
+from ..analysis import error_analysis, gate_saturation, rank_neurons
 from ..errors import StoreError
 from ..features import store_features
 from ..render import symmetric_limit
 from ..store import ActivationStore, NeuronId
+from .jobs import Job, Jobs
 
 RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
+ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
 RANKED_KINDS = ("h", "c")
 
 
@@ -29,6 +31,8 @@ class Catalog:
     _limits: dict[tuple[str, str], float] = field(default_factory=dict)
     _saturation: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    jobs: Jobs = field(default_factory=Jobs)
+    _built: dict = field(default_factory=dict)
 
     @classmethod
     def of(cls, stores: list[ActivationStore]) -> Catalog:
@@ -87,6 +91,18 @@ class Catalog:
         rows = self.rankings(name).get(feature, {}).get("rows", [])
         return rows[0]["neuron"] if rows else str(self.store(name).neuron_ids()[0])
 
+    def neuron_options(self, name: str) -> list[str]:
+        """Every neuron id of a store, for the pickers (built once)."""
+        return self._once(("neurons", name), lambda: [str(n) for n in self.store(name).neuron_ids()])
+
+    def document_options(self, name: str) -> list[dict]:
+        return self._once(("documents", name), lambda: [{"label": d.name, "value": d.start} for d in self.store(name).documents])
+
+    def _once(self, key, build):
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
+
     def scores_of(self, name: str, neuron: str) -> list[dict]:
         out = []
         for feature, r in self.rankings(name).items():
@@ -101,6 +117,39 @@ class Catalog:
         if name not in self._saturation:
             self._saturation[name] = gate_saturation(self.store(name))
         return self._saturation[name]
+
+    def model_errors(self, name: str) -> Job:
+        """The recorded model against the n-gram baseline on this store (Karpathy et al.,
+        sec. 5): a background job, since the n-gram is trained on the checkpoint's whole
+        training split; its result is cached in the store directory. The result is
+        ``{"advantage": [chars] bits saved by the model, "table": by character,
+        "baseline": the n-gram's result}``."""
+        store = self.store(name)
+
+        def work(job: Job) -> dict:
+            cache = store.path / ERRORS_CACHE
+            if cache.is_file():
+                with np.load(cache, allow_pickle=False) as saved:
+                    return {"advantage": saved["advantage"], **json.loads(str(saved["summary"]))}
+            from ..checkpoint import load_checkpoint
+            from ..evaluate import ngram_for_store
+
+            job.report(0.05, "loading the checkpoint's training split")
+            ckpt = load_checkpoint(store.checkpoint["path"])
+            job.report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
+            ngram, result = ngram_for_store(store, ckpt)
+            advantage, table = error_analysis(store, ngram)
+            summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
+            advantage = advantage.astype(np.float32)
+            try:
+                tmp = store.path / f".{ERRORS_CACHE}.tmp.npz"
+                np.savez(tmp, advantage=advantage, summary=np.array(json.dumps(summary)))
+                tmp.replace(cache)
+            except OSError:
+                pass  # a read-only store: computed again next time
+            return {"advantage": advantage, **summary}
+
+        return self.jobs.start(f"errors:{name}", work)
 
     def limit(self, name: str, neuron: str) -> float:
         """The neuron's colour range, from its whole series (stable while scrolling)."""

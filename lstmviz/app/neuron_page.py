@@ -15,7 +15,7 @@ from ..render import COLOUR_STOPS, histogram_figure, text_payload
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
 
 PATH = "/"
-WINDOW = 3000  # characters painted at once
+WINDOW = 5000  # characters painted at once
 
 
 def layout(catalog: Catalog) -> html.Div:
@@ -36,6 +36,11 @@ def layout(catalog: Catalog) -> html.Div:
                     html.Label(
                         ["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "10em"})]
                     ),
+                    html.Button(
+                        "neurons for the selection ▸",
+                        id="select-to-discover",
+                        title="Select characters in the text, then rank the neurons that fire on them (Discover)",
+                    ),
                     html.Div(
                         className="legend",
                         children=[
@@ -47,10 +52,12 @@ def layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(id="neuron-error"),
+            html.Div(id="selection-message", className="hint"),
             html.Div(id="hover-info"),
-            html.Div(id="text-panel"),
+            html.Div(id="text-panel", className="text-panel", **{"data-hover": "hover-info"}),
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
+            dcc.Store(id="options-of"),  # the store whose neurons and documents the pickers list
             html.Div(
                 className="columns",
                 children=[
@@ -59,6 +66,7 @@ def layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(className="columns", children=[html.Div(id="contexts-high"), html.Div(id="contexts-low")]),
+            html.Div(id="contexts-samples"),
         ],
     )
 
@@ -131,6 +139,18 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update  # the view callback shows what is wrong with the URL
         return changed_search(q, search)
 
+    def view_of(search):
+        """The store, its name, the neuron and the position a URL asks for; a bad one is an error."""
+        q = parse_query(search)
+        store = catalog.store(q.get("store"))
+        name = store.name if q.get("store") in (None, "") else q["store"]
+        neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
+        try:
+            pos = clamp_position(store, int(q.get("pos", 0)))
+        except ValueError:
+            raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
+        return store, name, neuron, pos
+
     @app.callback(
         Output("text-data", "data"),
         Output("neuron-error", "children"),
@@ -142,48 +162,73 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("pos-input", "value"),
         Output("legend-low", "children"),
         Output("legend-high", "children"),
+        Output("options-of", "data"),
+        Input("url", "search"),
+        State("options-of", "data"),
+    )
+    def url_to_text(search, options_of):
+        """The neuron switch: the painted window and the controls (the fast part). The
+        pickers' option lists are sent only when the store changes."""
+        try:
+            store, name, neuron, pos = view_of(search)
+        except LstmvizError as exc:
+            return (None, html.Div(str(exc), className="error"), *([no_update] * 9))
+        stop = min(len(store), pos + WINDOW)
+        limit = catalog.limit(name, neuron)
+        fresh = options_of != name
+        return (
+            text_payload(store, neuron, pos, stop, limit),
+            None,
+            name,
+            catalog.neuron_options(name) if fresh else no_update,
+            neuron,
+            catalog.document_options(name) if fresh else no_update,
+            store.document_at(pos).start,
+            pos,
+            f"{-limit:.2f}",
+            f"{limit:+.2f}",
+            name if fresh else no_update,
+        )
+
+    @app.callback(
         Output("scores", "children"),
         Output("histogram", "figure"),
         Output("contexts-high", "children"),
         Output("contexts-low", "children"),
+        Output("contexts-samples", "children"),
         Input("url", "search"),
     )
-    def url_to_view(search):
-        q = parse_query(search)
+    def url_to_details(search):
+        """What is known of the neuron over the whole store: scores, histogram, top contexts."""
         try:
-            store = catalog.store(q.get("store"))
-            name = store.name if q.get("store") in (None, "") else q["store"]
-            neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
-            try:
-                pos = clamp_position(store, int(q.get("pos", 0)))
-            except ValueError:
-                raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
-        except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
-        doc = store.document_at(pos)
-        stop = min(len(store), pos + WINDOW)
-        limit = catalog.limit(name, neuron)
-        payload = text_payload(store, neuron, pos, stop, limit)
+            store, name, neuron, _ = view_of(search)
+        except LstmvizError:
+            return (no_update,) * 5  # url_to_text shows the message
         contexts = top_contexts(store, neuron, k=8, width=40)
+        samples = [
+            _contexts(f"Samples between the {key[1:]}th percentile and the next", items)
+            for key, items in contexts.items()
+            if key.startswith("q")
+        ]
         return (
-            payload,
-            None,
-            name,
-            [str(n) for n in store.neuron_ids()],
-            neuron,
-            [{"label": d.name, "value": d.start} for d in store.documents],
-            doc.start,
-            pos,
-            f"{-limit:.2f}",
-            f"{limit:+.2f}",
             _scores_table(catalog.scores_of(name, neuron)),
             histogram_figure(histogram(store, neuron), neuron),
             _contexts("Highest activations", contexts["high"]),
             _contexts("Lowest activations", contexts["low"]),
+            html.Div(className="columns", children=samples),
         )
 
     app.clientside_callback(
         dash.ClientsideFunction(namespace="lstmviz", function_name="paintText"),
         Output("painted", "children"),
         Input("text-data", "data"),
+    )
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmviz", function_name="selectionToDiscover"),
+        Output("url", "pathname", allow_duplicate=True),
+        Output("url", "search", allow_duplicate=True),
+        Output("selection-message", "children"),
+        Input("select-to-discover", "n_clicks"),
+        State("url", "search"),
+        prevent_initial_call=True,
     )

@@ -1,0 +1,181 @@
+"""The Discover page: the find-cells tables (every h and c neuron against every feature),
+and range hypotheses: the neurons that are high on a selected character range or on every
+match of a regex and low just outside (LSTMVis's select view, ranked automatically).
+
+The URL (``/discover?feature=in_string&range=120:180`` or ``&regex=...``) holds the view; a
+row's neuron is a link that opens it on the Neuron page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import dash
+import numpy as np
+from dash import Input, Output, State, dcc, html, no_update
+
+from ..analysis import range_hypotheses, ranges_mask
+from ..errors import LstmvizError
+from ..features import regex_feature
+from ..render import parse_range
+from .catalog import Catalog, changed_search, parse_query
+
+PATH = "/discover"
+TOP = 25
+MAX_REGEX = 200  # characters; a pattern is compiled, never evaluated as code
+HYPOTHESIS_KINDS = ("h", "c")
+
+
+def layout(catalog: Catalog) -> html.Div:
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(id="discover-error"),
+            html.H3("Best neuron per feature"),
+            html.Div(id="discover-summary"),
+            html.Div(
+                className="controls",
+                children=[
+                    html.H3("Ranking for feature", style={"margin": 0}),
+                    dcc.Dropdown(id="discover-feature", clearable=False, className="picker"),
+                ],
+            ),
+            html.Div(id="discover-table"),
+            html.H3("Neurons for a selection (range hypotheses)"),
+            html.P(
+                "Mark characters by a range START:END (select text on the Neuron page and press "
+                "'neurons for the selection') or by a regular expression; neurons high on the marked "
+                "characters and low within 10 characters around them come first, with precision and "
+                "recall over the whole store.",
+                className="hint",
+            ),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Label(["range ", dcc.Input(id="discover-range", type="text", debounce=True, style={"width": "10em"})]),
+                    html.Label(
+                        ["or regex ", dcc.Input(id="discover-regex", type="text", debounce=True, style={"width": "18em"})]
+                    ),
+                ],
+            ),
+            dcc.Loading(html.Div(id="discover-hypotheses")),
+        ],
+    )
+
+
+def _neuron_link(name: str, neuron: str) -> dcc.Link:
+    return dcc.Link(neuron, href="/?" + urlencode({"store": name, "neuron": neuron}), className="neuron-link")
+
+
+def _table(header: list[str], rows: list[list]) -> html.Table:
+    return html.Table(
+        [html.Tr([html.Th(h) for h in header]), *[html.Tr([html.Td(c) for c in row]) for row in rows]],
+        className="scores",
+    )
+
+
+def _summary(catalog: Catalog, name: str) -> html.Table:
+    rows = []
+    for feature, r in catalog.rankings(name).items():
+        best = r["rows"][0]
+        rows.append([feature, r["metric"], _neuron_link(name, best["neuron"]), f"{best['score']:.3f}", f"{best['value']:+.3f}"])
+    return _table(["feature", "metric", "best neuron", "score", "signed"], rows)
+
+
+def _ranking(catalog: Catalog, name: str, feature: str) -> html.Table:
+    r = catalog.rankings(name)[feature]
+    rows = [
+        [k, _neuron_link(name, row["neuron"]), f"{row['score']:.3f}", f"{row['value']:+.3f}", f"{row['pearson']:+.3f}"]
+        for k, row in enumerate(r["rows"][:TOP], 1)
+    ]
+    return _table(["rank", "neuron", f"score ({r['metric']})", "signed", "pearson"], rows)
+
+
+def marked_characters(store, char_range: str | None, regex: str | None) -> tuple[np.ndarray, str]:
+    """The characters a range or regex marks, and a description; a bad one is an error."""
+    if char_range:
+        start, stop = parse_range(char_range, len(store))
+        return ranges_mask(len(store), [(start, stop)]), f"characters {start}:{stop} ({stop - start})"
+    if len(regex) > MAX_REGEX:
+        raise LstmvizError(f"The regular expression is longer than {MAX_REGEX} characters.")
+    marked = regex_feature(regex)(store.text()).astype(bool)
+    if not marked.any():
+        raise LstmvizError(f"The regular expression {regex!r} matches nothing in this store.")
+    return marked, f"{int(marked.sum()):,} characters matching {regex!r}"
+
+
+def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str | None) -> html.Div:
+    store = catalog.store(name)
+    marked, described = marked_characters(store, char_range, regex)
+    table = range_hypotheses(store, marked, kinds=HYPOTHESIS_KINDS, top=TOP)
+    rows = [
+        [
+            _neuron_link(name, r.neuron),
+            r.direction,
+            f"{r.contrast:.2f}",
+            f"{r.threshold:+.3f}",
+            f"{r.precision:.3f}",
+            f"{r.recall:.3f}",
+        ]
+        for r in table.itertuples()
+    ]
+    return html.Div(
+        [
+            html.P(f"Marked {described}."),
+            _table(["neuron", "fires", "contrast (sd)", "threshold", "precision", "recall"], rows),
+        ]
+    )
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("discover-feature", "value"),
+        Input("discover-range", "value"),
+        Input("discover-regex", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(feature, char_range, regex, search):
+        q = parse_query(search)
+        if feature:
+            q["feature"] = feature
+        for key, value, other in (("range", char_range, "regex"), ("regex", regex, "range")):
+            if value and value != q.get(key):
+                q[key] = value
+                q.pop(other, None)
+        return changed_search(q, search)
+
+    @app.callback(
+        Output("discover-error", "children"),
+        Output("discover-summary", "children"),
+        Output("discover-feature", "options"),
+        Output("discover-feature", "value"),
+        Output("discover-table", "children"),
+        Output("discover-range", "value"),
+        Output("discover-regex", "value"),
+        Output("discover-hypotheses", "children"),
+        Input("url", "search"),
+        State("url", "pathname"),
+    )
+    def url_to_view(search, pathname):
+        if pathname != PATH:
+            return (no_update,) * 8
+        q = parse_query(search)
+        try:
+            name = q.get("store") or catalog.default
+            catalog.store(name)  # validates the name
+            features = list(catalog.rankings(name))
+            feature = q.get("feature") or features[0]
+            if feature not in features:
+                raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
+            summary, ranking = _summary(catalog, name), _ranking(catalog, name, feature)
+        except LstmvizError as exc:
+            return (html.Div(str(exc), className="error"),) + (no_update,) * 7
+        char_range, regex = q.get("range"), q.get("regex")
+        hypotheses = html.P("Give a range or a regex to rank neurons for it.", className="hint")
+        if char_range or regex:
+            try:
+                hypotheses = _hypotheses(catalog, name, char_range, regex)
+            except LstmvizError as exc:
+                hypotheses = html.Div(str(exc), className="error")
+        return None, summary, features, feature, ranking, char_range or "", regex or "", hypotheses

@@ -1,0 +1,150 @@
+"""A bounded load test of a running dashboard: ``clients`` threads each do ``switches``
+neuron switches on the Neuron page, as the browser does them (the two callbacks a switch
+fires: the painted text window, then the neuron's details), over HTTP on loopback.
+
+    python -m lstmviz.loadtest http://127.0.0.1:8050 --clients 20 --switches 50
+
+Bounded: a fixed number of requests, each with a timeout; the result counts errors (a
+non-200 answer, a callback error, a timeout) and gives latency percentiles."""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import threading
+import time
+from urllib.parse import urlencode, urlsplit
+
+TEXT_OUTPUT = "text-data.data"  # the Neuron page's switch callback
+DETAILS_OUTPUT = "scores.children"  # its details callback (scores, histogram, contexts)
+
+
+class DashClient:
+    """Calls a Dash app's callbacks as its renderer does (POST /_dash-update-component),
+    over one keep-alive connection."""
+
+    def __init__(self, base_url: str, dependencies: list[dict], timeout: float = 30.0):
+        parts = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        self.dependencies = dependencies
+
+    @staticmethod
+    def fetch_dependencies(base_url: str, timeout: float = 30.0) -> list[dict]:
+        parts = urlsplit(base_url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+        conn.request("GET", "/_dash-dependencies")
+        return json.loads(conn.getresponse().read())
+
+    def body(self, output_contains: str, inputs: dict[str, object]) -> bytes:
+        dep = next(d for d in self.dependencies if output_contains in d["output"])
+        outputs = [
+            {"id": part.rsplit(".", 1)[0], "property": part.rsplit(".", 1)[1]} for part in dep["output"].strip(".").split("...")
+        ]
+        listed = [{**i, "value": inputs.get(f"{i['id']}.{i['property']}")} for i in dep["inputs"]]
+        state = [{**s, "value": inputs.get(f"{s['id']}.{s['property']}")} for s in dep["state"]]
+        return json.dumps(
+            {
+                "output": dep["output"],
+                "outputs": outputs if len(outputs) > 1 else outputs[0],
+                "inputs": listed,
+                "changedPropIds": [f"{i['id']}.{i['property']}" for i in dep["inputs"]][:1],
+                "state": state,
+            }
+        ).encode()
+
+    def call_raw(self, body: bytes) -> bytes:
+        """The callback's answer, unparsed; anything but HTTP 200 is an error."""
+        self.conn.request("POST", "/_dash-update-component", body=body, headers={"Content-Type": "application/json"})
+        response = self.conn.getresponse()
+        data = response.read()
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {data[:200]!r}")
+        return data
+
+    def call(self, body: bytes) -> dict:
+        return json.loads(self.call_raw(body))
+
+    def switch_bodies(self, neuron: str, pos: int = 0, store: str | None = None) -> tuple[bytes, bytes]:
+        """A switch in a page that already shows ``store`` (its pickers are filled)."""
+        query = {"neuron": neuron, "pos": pos, **({"store": store} if store else {})}
+        inputs = {"url.search": "?" + urlencode(query), "url.pathname": "/", "options-of.data": store}
+        return self.body(TEXT_OUTPUT, inputs), self.body(DETAILS_OUTPUT, inputs)
+
+
+def default_view(base_url: str) -> tuple[str, list[str]]:
+    """The store a running dashboard opens first, and its neuron ids."""
+    client = DashClient(base_url, DashClient.fetch_dependencies(base_url))
+    dep = next(d for d in client.dependencies if TEXT_OUTPUT in d["output"])
+    body = client.body(TEXT_OUTPUT, {"url.search": "", "url.pathname": "/"})
+    answer = client.call(body)["response"]
+    options = answer.get("neuron-pick", {}).get("options")
+    if not options:
+        raise RuntimeError(f"The dashboard's switch callback ({dep['output'][:60]}...) gave no neuron list.")
+    return answer["store-pick"]["value"], options
+
+
+def run_load(base_url: str, store: str, neurons: list[str], clients: int = 20, switches: int = 50, seed: int = 0) -> dict:
+    """``clients`` concurrent clients, ``switches`` neuron switches each on ``store``, no
+    think time."""
+    dependencies = DashClient.fetch_dependencies(base_url)
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def client(k: int) -> None:
+        rng = random.Random(seed * 1000 + k)
+        dash_client = DashClient(base_url, dependencies)
+        start.wait()
+        for _ in range(switches):
+            text_body, details_body = dash_client.switch_bodies(rng.choice(neurons), rng.randrange(0, 100_000), store)
+            t0 = time.perf_counter()
+            try:
+                for body in (text_body, details_body):
+                    dash_client.call_raw(body)
+                ms = 1000 * (time.perf_counter() - t0)
+                with lock:
+                    latencies.append(ms)
+            except Exception as exc:  # counted, never raised: the test is of the server
+                with lock:
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                dash_client = DashClient(base_url, dependencies)
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    ordered = sorted(latencies)
+    pct = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")  # noqa: E731
+    return {
+        "clients": clients,
+        "switches_per_client": switches,
+        "load_switches": len(latencies),
+        "load_errors": len(errors),
+        "load_first_error": errors[0] if errors else None,
+        "load_median_ms": round(statistics.median(ordered), 1) if ordered else float("nan"),
+        "load_p95_ms": pct(0.95),
+        "load_max_ms": round(ordered[-1], 1) if ordered else float("nan"),
+        "load_switches_per_s": round(len(latencies) / wall, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("url", help="The dashboard, e.g. http://127.0.0.1:8050")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--switches", type=int, default=50)
+    args = parser.parse_args()
+    base = args.url.rstrip("/")
+    store, neurons = default_view(base)
+    print(json.dumps(run_load(base, store, neurons, args.clients, args.switches), indent=1))
+
+
+if __name__ == "__main__":
+    main()
