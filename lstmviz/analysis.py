@@ -237,9 +237,7 @@ class Distribution:
     def histogram(self, bins: int) -> tuple[np.ndarray, np.ndarray]:
         present = np.flatnonzero(self.counts)
         lo, hi = (_KEY_VALUES[present[0]], _KEY_VALUES[present[-1]]) if len(present) else (0.0, 1.0)
-        return np.histogram(
-            _KEY_VALUES[present], bins=bins, range=(lo, hi if hi > lo else lo + 1), weights=self.counts[present]
-        )
+        return np.histogram(_KEY_VALUES[present], bins=bins, range=(lo, hi if hi > lo else lo + 1), weights=self.counts[present])
 
     def mean(self) -> float:
         present = np.flatnonzero(self.counts)

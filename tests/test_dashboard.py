@@ -221,7 +221,9 @@ def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, br
     WebDriverWait(browser, 120).until(lambda d: "n-gram" in d.find_element(By.ID, "model-bpc").text)
     assert "recurrent model" in browser.find_element(By.ID, "model-bpc").text
     WebDriverWait(browser, 30).until(
-        lambda d: d.execute_script("var p=document.getElementById('model-text-panel'); return p && p.dataset.label") == "bits saved"
+        lambda d: (
+            d.execute_script("var p=document.getElementById('model-text-panel'); return p && p.dataset.label") == "bits saved"
+        )
     )
     assert browser.find_elements(By.CSS_SELECTOR, "#model-curves .scatterlayer .trace")  # training curves drawn
     assert severe_console_errors(browser) == []
