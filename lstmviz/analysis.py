@@ -329,6 +329,36 @@ def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) ->
     return {"counts": counts, "edges": edges, "density": density, "mean": dist.mean(), "std": dist.std()}
 
 
+RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
+RANKED_KINDS = ("h", "c")
+
+
+def store_rankings(store: ActivationStore) -> dict:
+    """Every h and c neuron of a store against the built-in features, as JSON-ready
+    ``{feature: {"metric", "rows": [{"neuron", "score", "value", "pearson"}]}}`` best first;
+    read from the store's cache file or computed once and cached there."""
+    import json
+
+    from .features import store_features
+
+    cache = store.path / RANKINGS_CACHE
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except json.JSONDecodeError:
+            pass  # computed again below
+    kinds = tuple(k for k in RANKED_KINDS if any(s.kind == k for s in store.series))  # a GRU has no c
+    ranked = rank_neurons(store, store_features(store), kinds)
+    data = {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
+    try:
+        tmp = cache.with_name(f".{RANKINGS_CACHE}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(cache)
+    except OSError:
+        pass  # a read-only store still works, only slower to open
+    return data
+
+
 # -- layers --------------------------------------------------------------------------------------
 
 

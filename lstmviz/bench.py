@@ -23,8 +23,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import Document, load_corpus
 from .errors import LstmvizError
-
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "stdlib-lstm"
+from .sources import DEFAULT_CHECKPOINT
 
 
 def machine() -> str:

@@ -15,6 +15,7 @@ import numpy as np
 
 from .baseline import DEFAULT_MAX_ORDER
 from .errors import LstmvizError
+from .store import ActivationStore
 
 
 def _user_errors(fn):
@@ -255,27 +256,16 @@ def export(store, neurons, char_range, out) -> None:
 
 def _open_for_dashboard(path: str | None, progress: bool = True):
     """A store as given, or a checkpoint's test split recorded into the cache (once)."""
-    import os
-    from pathlib import Path
-
-    from .bench import DEFAULT_CHECKPOINT
-    from .checkpoint import CONFIG_FILE, load_checkpoint
     from .evaluate import evaluation_documents
-    from .recording import record_activations
-    from .store import open_store
+    from .sources import cached_store_path, is_store, open_source, recorded
 
-    target = Path(path) if path else DEFAULT_CHECKPOINT
-    if (target / "meta.json").is_file():
-        return open_store(target)
-    if not (target / CONFIG_FILE).is_file():
-        raise LstmvizError(f"{target} is neither an activation store nor a checkpoint directory.")
-    ckpt = load_checkpoint(target)
-    cache_root = Path(os.environ.get("LSTMVIZ_CACHE", Path.home() / ".cache" / "lstmviz"))
-    cached = cache_root / f"{ckpt.name}-{ckpt.content_hash[:12]}-test.store"
-    if (cached / "meta.json").is_file():
-        return open_store(cached)
-    click.echo(f"recording {ckpt.name}'s test split into {cached} (once; later starts reuse it)", err=True)
-    return record_activations(ckpt, evaluation_documents(ckpt), cached, progress=progress, overwrite=True)
+    source = open_source(path)
+    if isinstance(source, ActivationStore):
+        return source
+    docs = evaluation_documents(source)
+    if not is_store(cached_store_path(source, docs)):
+        click.echo(f"recording {source.name}'s test split into the cache (once; later starts reuse it)", err=True)
+    return recorded(source, docs, progress=progress)
 
 
 @main.command()
@@ -295,6 +285,117 @@ def serve(paths, host, port, debug) -> None:
         app.catalog.rankings(name)  # computed (and cached) before the first page is served
     click.echo(f"lstmviz dashboard on http://{host}:{port}/  (Ctrl-C stops it)", err=True)
     run_server(app, host=host, port=port, debug=debug)
+
+
+def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | None, progress: bool = True):
+    """Two stores on the same text: stores as given, checkpoints recorded (or reused from
+    the cache) on PATHS, else on the text of a given store, else on A's test split."""
+    from .corpus import load_corpus
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars
+    from .sources import cached_store_path, is_store, open_source, recorded, store_documents
+
+    sources = [open_source(a), open_source(b)]
+    stores = [s for s in sources if isinstance(s, ActivationStore)]
+    if paths:
+        docs = load_corpus(list(paths)).documents
+    elif stores:
+        docs = store_documents(stores[0])
+    else:
+        docs = evaluation_documents(sources[0])
+    docs = limit_chars(docs, max_chars)
+    text = "".join(d.text for d in docs)
+    out = []
+    for source in sources:
+        if isinstance(source, ActivationStore):
+            if source.text() != text:
+                raise LstmvizError(
+                    f"The store {source.path} holds other text than the comparison "
+                    f"({len(source):,} vs {len(text):,} characters); give checkpoints, or stores recorded on the same text."
+                )
+            out.append(source)
+        else:
+            if not is_store(cached_store_path(source, docs)):
+                click.echo(f"recording {source.name} on {len(text):,} characters (cached for next time)", err=True)
+            out.append(recorded(source, docs, progress=progress))
+    return out
+
+
+@main.command()
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option("--max-chars", type=int, default=None, help="Compare on at most this many characters of the text.")
+@click.option("--top", "top_k", default=10, show_default=True, help="Best-matched neuron pairs to list.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def compare(a, b, paths, max_chars, top_k, as_json) -> None:
+    """Compare two checkpoints or stores on the same text: CKA, matched neurons, cells, loss.
+
+    Text: PATHS if given, else the text of a given store, else A's test split."""
+    from .compare import compare_stores
+
+    store_a, store_b = _compared_stores(a, b, paths, max_chars)
+    result = compare_stores(store_a, store_b)
+    data = result.to_json()
+    if as_json:
+        _print_json(data)
+        return
+    click.echo(
+        f"A = {data['a']['checkpoint']} ({data['a']['neurons']} h/c neurons), "
+        f"B = {data['b']['checkpoint']} ({data['b']['neurons']}), on {data['chars']:,} characters"
+    )
+    for label in ("a", "b"):
+        if data["dropped"][label]["chars"]:
+            click.echo(
+                f"  left out {data['dropped'][label]['chars']:,} characters {label.upper()} cannot read: "
+                f"{''.join(data['dropped'][label]['distinct'])!r}"
+            )
+    click.echo("\nlinear CKA (rows: layers of A, columns: layers of B)")
+    for layer, row in zip(data["cka_layers"]["a"], data["cka"], strict=True):
+        click.echo(f"  L{layer}  " + "  ".join(f"{v:.3f}" for v in row))
+    click.echo(f"\none-to-one assignment (Hungarian): mean |r| = {data['assignment_mean_r']:.3f}")
+    best = sorted(data["matches"], key=lambda m: -abs(m["r"]))[:top_k]
+    click.echo("best-matched neurons: " + ", ".join(f"{m['a']}~{m['b']} ({m['r']:+.3f})" for m in best))
+    click.echo("\nbest cell per feature")
+    for name, f in data["features"].items():
+        click.echo(
+            f"  {name:<14} A {f['a']['neuron']:<10} {f['a']['score']:.3f}   B {f['b']['neuron']:<10} {f['b']['score']:.3f}"
+        )
+    loss = data["loss"]
+    if not loss["chars"]:
+        return
+    click.echo(
+        f"\nbits per character: A {loss['bpc_a']:.4f}, B {loss['bpc_b']:.4f}; "
+        f"B predicts {100 * loss['b_better_fraction']:.1f}% of characters better"
+    )
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option(
+    "--max-chars", type=int, default=100_000, show_default=True, help="Characters of the text to record each snapshot on."
+)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def emergence(checkpoint, paths, max_chars, as_json) -> None:
+    """When the cells appear: bpc and the best score per feature at every snapshot."""
+    from .checkpoint import load_checkpoint
+    from .compare import emergence as follow
+    from .corpus import load_corpus
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars
+
+    docs = load_corpus(list(paths)).documents if paths else evaluation_documents(load_checkpoint(checkpoint))
+    data = follow(checkpoint, limit_chars(docs, max_chars))
+    if as_json:
+        _print_json(data)
+        return
+    names = list(data["features"])
+    click.echo(f"{'step':>8} {'bpc':>7} " + " ".join(f"{n:>13}" for n in names))
+    for k, step in enumerate(data["steps"]):
+        click.echo(f"{step:>8} {data['bpc'][k]:>7.4f} " + " ".join(f"{data['features'][n][k]:>13.3f}" for n in names))
 
 
 @main.group()

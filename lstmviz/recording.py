@@ -10,6 +10,7 @@ of the store. The store is written under a temporary name and renamed when compl
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -61,8 +62,10 @@ def record_activations(
     chunk_len: int = 256,
     overwrite: bool = False,
     progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
-    """Record every series of every layer of ``ckpt`` over ``docs`` into the store ``out``."""
+    """Record every series of every layer of ``ckpt`` over ``docs`` into the store ``out``;
+    ``on_progress(done, total)`` (characters) is called after each chunk."""
     out = Path(out)
     if out.exists() and not overwrite:
         raise StoreError(f"{out} already exists; choose another --out or pass --overwrite.")
@@ -109,6 +112,8 @@ def record_activations(
             _write_chunk(writer, series, cache, logits, pos, valid, next_ids)
             writer.release_pages()
             bar.update(int(valid.sum()))
+            if on_progress is not None:
+                on_progress(bar.n, total)
         bar.close()
         return writer.finish(
             checkpoint=ckpt,

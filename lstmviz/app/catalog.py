@@ -12,16 +12,13 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..analysis import error_analysis, gate_saturation, rank_neurons
+from ..analysis import error_analysis, gate_saturation, store_rankings
 from ..errors import StoreError
-from ..features import store_features
 from ..render import symmetric_limit
 from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 
-RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
 ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
-RANKED_KINDS = ("h", "c")
 
 
 @dataclass
@@ -69,21 +66,7 @@ class Catalog:
         with self._lock:
             if name in self._rankings:
                 return self._rankings[name]
-            store = self.store(name)
-            cache = store.path / RANKINGS_CACHE
-            data = None
-            if cache.is_file():
-                try:
-                    data = json.loads(cache.read_text())
-                except json.JSONDecodeError:
-                    data = None
-            if data is None:
-                ranked = rank_neurons(store, store_features(store), RANKED_KINDS)
-                data = {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
-                try:
-                    cache.write_text(json.dumps(data))
-                except OSError:
-                    pass  # a read-only store still works, only slower to start
+            data = store_rankings(self.store(name))
             self._rankings[name] = data
             return data
 

@@ -1,0 +1,288 @@
+"""Comparing two recordings of the same text (two models, or one training run's snapshots):
+which neuron of B does the job of a neuron of A, how similar their layers are, whose cells
+are stronger, and where B predicts better.
+
+The correlation of every h and c series of A with every one of B is computed in one pass
+over the characters, in chunks: each chunk is read from the two stores (float16, as
+recorded), widened to float32, shifted by a per-series offset (the first chunk's mean, so
+float32 sums do not cancel), and multiplied; sums are kept in float64. The cost is one
+float32 matrix product of the two blocks plus the reading; memory is a few chunks.
+
+Linear CKA (Kornblith et al. 2019) between every pair of layers is computed on up to
+``CKA_CHARS`` evenly spaced characters (it compares whole layers, so a sample suffices),
+and is exactly 1 for a layer compared with itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from .analysis import store_rankings
+from .errors import LstmvizError
+from .store import ActivationStore, NeuronId
+
+COMPARED_KINDS = ("h", "c")
+CKA_CHARS = 50_000
+CHUNK = 8192
+
+
+@dataclass
+class Block:
+    """The compared series of one store: neuron ids, their rows, and their layer."""
+
+    ids: list[str]
+    rows: np.ndarray
+    layers: np.ndarray
+
+    @classmethod
+    def of(cls, store: ActivationStore, kinds: tuple[str, ...] = COMPARED_KINDS) -> Block:
+        ids, rows, layers = [], [], []
+        for s in store.series:
+            if s.kind in kinds:
+                ids += [str(NeuronId(s.layer, s.kind, u)) for u in range(s.units)]
+                rows += range(s.row, s.row + s.units)
+                layers += [s.layer] * s.units
+        if not ids:
+            raise LstmvizError(f"{store.name} has no {' or '.join(kinds)} series to compare.")
+        return cls(ids, np.array(rows), np.array(layers))
+
+    def read(self, store: ActivationStore, start: int, stop: int) -> np.ndarray:
+        """[series, characters] float32 for characters [start, stop), read series by series
+        (each a contiguous range of rows)."""
+        out = np.empty((len(self.rows), stop - start), dtype=np.float32)
+        breaks = np.flatnonzero(np.diff(self.rows) != 1) + 1
+        for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(self.rows)], strict=True):
+            out[a:b] = store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]
+        return out
+
+
+def same_text(a: ActivationStore, b: ActivationStore) -> None:
+    """Refuse two stores that do not hold the same characters: never a silent misalignment."""
+    if len(a) != len(b) or not np.array_equal(np.asarray(a.codepoints), np.asarray(b.codepoints)):
+        raise LstmvizError(
+            f"{a.name} ({len(a):,} characters) and {b.name} ({len(b):,}) were recorded on different text; "
+            "compare checkpoints (they are recorded on the same text) or stores of the same text."
+        )
+
+
+def readable_mask(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, dict]:
+    """Characters both models can read (in both vocabularies), and what was dropped."""
+    text = np.asarray(a.codepoints)
+    mask = np.ones(len(text), dtype=bool)
+    dropped = {}
+    for store, label in ((a, "a"), (b, "b")):
+        known = np.array(sorted(ord(c) for c in store.vocab_chars if len(c) == 1), dtype=np.uint32)
+        unknown = ~np.isin(text, known)
+        mask &= ~unknown
+        chars = np.unique(text[unknown])
+        dropped[label] = {"chars": int(unknown.sum()), "distinct": [chr(c) for c in chars[:20]]}
+    dropped["compared_chars"] = int(mask.sum())
+    return mask, dropped
+
+
+def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
+    """Pearson correlation of every series of ``block_a`` with every one of ``block_b`` over
+    the characters in ``mask`` (all by default): [len(a), len(b)] float32."""
+    n = len(a)
+    shift_a = shift_b = None
+    sum_a = np.zeros(len(block_a.rows))
+    sum_b = np.zeros(len(block_b.rows))
+    sq_a, sq_b = np.zeros_like(sum_a), np.zeros_like(sum_b)
+    cross = np.zeros((len(block_a.rows), len(block_b.rows)))
+    count = 0
+    for start in range(0, n, CHUNK):
+        stop = min(n, start + CHUNK)
+        xa, xb = block_a.read(a, start, stop), block_b.read(b, start, stop)
+        if mask is not None and not mask[start:stop].all():
+            keep = mask[start:stop]
+            xa, xb = xa[:, keep], xb[:, keep]
+        if xa.shape[1] == 0:
+            continue
+        if shift_a is None:
+            shift_a, shift_b = xa.mean(1, keepdims=True), xb.mean(1, keepdims=True)
+        xa -= shift_a
+        xb -= shift_b
+        sum_a += xa.sum(1, dtype=np.float64)
+        sum_b += xb.sum(1, dtype=np.float64)
+        sq_a += np.einsum("ij,ij->i", xa, xa, dtype=np.float64)
+        sq_b += np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
+        cross += xa @ xb.T
+        count += xa.shape[1]
+    if count < 2:
+        raise LstmvizError("Fewer than two characters to compare on.")
+    mean_a, mean_b = sum_a / count, sum_b / count
+    var_a = np.maximum(sq_a / count - mean_a**2, 0)
+    var_b = np.maximum(sq_b / count - mean_b**2, 0)
+    cov = cross / count - np.outer(mean_a, mean_b)
+    sd = np.outer(np.sqrt(var_a), np.sqrt(var_b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(sd > 1e-12, cov / sd, 0.0)
+    return np.clip(r, -1, 1).astype(np.float32)
+
+
+def linear_cka(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
+    """Linear CKA between every layer of A (rows) and every layer of B (columns)."""
+    positions = np.flatnonzero(mask) if mask is not None else np.arange(len(a))
+    positions = positions[np.linspace(0, len(positions) - 1, min(CKA_CHARS, len(positions))).astype(np.int64)]
+    xa = np.asarray(a.activations[np.ix_(block_a.rows, positions)], dtype=np.float32).T
+    xb = np.asarray(b.activations[np.ix_(block_b.rows, positions)], dtype=np.float32).T
+    xa -= xa.mean(0)
+    xb -= xb.mean(0)
+    layers_a, layers_b = np.unique(block_a.layers), np.unique(block_b.layers)
+    self_a = {la: np.linalg.norm(xa[:, block_a.layers == la].T @ xa[:, block_a.layers == la]) for la in layers_a}
+    self_b = {lb: np.linalg.norm(xb[:, block_b.layers == lb].T @ xb[:, block_b.layers == lb]) for lb in layers_b}
+    cross = xa.T @ xb
+    out = np.zeros((len(layers_a), len(layers_b)))
+    for i, la in enumerate(layers_a):
+        for j, lb in enumerate(layers_b):
+            num = np.sum(cross[np.ix_(block_a.layers == la, block_b.layers == lb)].astype(np.float64) ** 2)
+            den = self_a[la] * self_b[lb]
+            out[i, j] = num / den if den > 0 else 0.0
+    return out, [int(x) for x in layers_a], [int(x) for x in layers_b]
+
+
+def match_neurons(r: np.ndarray, ids_a: list[str], ids_b: list[str]) -> tuple[list[dict], list[dict], float]:
+    """The best match in B for every neuron of A (largest |r|, sign kept), and a one-to-one
+    assignment maximising the summed |r| (Hungarian) with its mean |r|."""
+    strength = np.abs(r)
+    best = strength.argmax(1)
+    matches = [{"a": ids_a[i], "b": ids_b[j], "r": round(float(r[i, j]), 4)} for i, j in enumerate(best)]
+    rows, cols = linear_sum_assignment(strength, maximize=True)
+    assignment = [{"a": ids_a[i], "b": ids_b[j], "r": round(float(r[i, j]), 4)} for i, j in zip(rows, cols, strict=True)]
+    return matches, assignment, float(strength[rows, cols].mean())
+
+
+def loss_difference(a: ActivationStore, b: ActivationStore, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Per character, bits A spends on it minus bits B spends (positive: B predicts it
+    better), aligned to the predicted character (NaN where either model scores nothing or
+    cannot read it); and a summary with a table by character."""
+    diff = np.full(len(a), np.nan)
+    la, lb = np.asarray(a.logp, dtype=np.float64), np.asarray(b.logp, dtype=np.float64)
+    diff[1:] = (lb[:-1] - la[:-1]) / np.log(2)  # position p predicts character p+1
+    diff[~mask] = np.nan
+    ok = np.isfinite(diff)
+    if not ok.any():  # e.g. stores without predictions
+        return diff, {"bpc_a": None, "bpc_b": None, "chars": 0, "b_better_fraction": None, "b_gains_most": [], "a_gains_most": []}
+    bits_a = -la[:-1][ok[1:]] / np.log(2)
+    bits_b = -lb[:-1][ok[1:]] / np.log(2)
+    chars = np.asarray(a.codepoints)[ok]
+    table = (
+        pd.DataFrame({"char": [chr(c) for c in chars], "gain": diff[ok]})
+        .groupby("char")
+        .agg(count=("gain", "size"), gain=("gain", "mean"))
+        .reset_index()
+    )
+    table = table[table["count"] >= 20].sort_values("gain", ascending=False)
+    summary = {
+        "bpc_a": round(float(bits_a.mean()), 5),
+        "bpc_b": round(float(bits_b.mean()), 5),
+        "chars": int(ok.sum()),
+        "b_better_fraction": round(float((diff[ok] > 0).mean()), 4),
+        "b_gains_most": table.head(10).round(4).to_dict(orient="records"),
+        "a_gains_most": table.tail(10).iloc[::-1].round(4).to_dict(orient="records"),
+    }
+    return diff, summary
+
+
+def features_side_by_side(a: ActivationStore, b: ActivationStore) -> dict:
+    """The best neuron per feature in each store (from the cached find-cells rankings)."""
+    ra, rb = store_rankings(a), store_rankings(b)
+    out = {}
+    for name in ra:
+        if name in rb and ra[name]["rows"] and rb[name]["rows"]:
+            best_a, best_b = ra[name]["rows"][0], rb[name]["rows"][0]
+            out[name] = {
+                "metric": ra[name]["metric"],
+                "a": {"neuron": best_a["neuron"], "score": best_a["score"]},
+                "b": {"neuron": best_b["neuron"], "score": best_b["score"]},
+            }
+    return out
+
+
+@dataclass
+class Comparison:
+    a: ActivationStore
+    b: ActivationStore
+    r: np.ndarray  # [neurons of A, neurons of B]
+    ids_a: list[str]
+    ids_b: list[str]
+    cka: np.ndarray
+    layers_a: list[int]
+    layers_b: list[int]
+    matches: list[dict]
+    assignment: list[dict]
+    assignment_mean_r: float
+    loss_diff: np.ndarray
+    loss_summary: dict
+    features: dict
+    dropped: dict
+
+    def best_match(self, neuron: str) -> dict:
+        i = self.ids_a.index(str(NeuronId.parse(neuron)))
+        return self.matches[i]
+
+    def to_json(self) -> dict:
+        return {
+            "a": {"store": str(self.a.path), "checkpoint": self.a.checkpoint.get("id"), "neurons": len(self.ids_a)},
+            "b": {"store": str(self.b.path), "checkpoint": self.b.checkpoint.get("id"), "neurons": len(self.ids_b)},
+            "chars": len(self.a),
+            "dropped": self.dropped,
+            "cka": np.round(self.cka, 4).tolist(),
+            "cka_layers": {"a": self.layers_a, "b": self.layers_b},
+            "matches": self.matches,
+            "assignment": self.assignment,
+            "assignment_mean_r": round(self.assignment_mean_r, 4),
+            "features": self.features,
+            "loss": self.loss_summary,
+        }
+
+
+def compare_stores(a: ActivationStore, b: ActivationStore, with_features: bool = True) -> Comparison:
+    """Everything the ``compare`` command reports, for two stores of the same text."""
+    same_text(a, b)
+    mask, dropped = readable_mask(a, b)
+    block_a, block_b = Block.of(a), Block.of(b)
+    r = correlations(a, b, block_a, block_b, None if mask.all() else mask)
+    cka, layers_a, layers_b = linear_cka(a, b, block_a, block_b, None if mask.all() else mask)
+    matches, assignment, mean_r = match_neurons(r, block_a.ids, block_b.ids)
+    diff, summary = loss_difference(a, b, mask)
+    features = features_side_by_side(a, b) if with_features else {}
+    return Comparison(
+        a, b, r, block_a.ids, block_b.ids, cka, layers_a, layers_b, matches, assignment, mean_r, diff, summary, features, dropped
+    )
+
+
+def emergence(ckpt_path, docs, *, progress: bool = True, on_progress=None) -> dict:
+    """When the cells appear: for each snapshot of a checkpoint (and the final model), its
+    bits per character on ``docs`` and the best score per feature, from recordings on the
+    same text (cached, so a second run is quick)."""
+    from .checkpoint import load_checkpoint
+    from .evaluate import store_bpc
+    from .sources import recorded
+
+    final = load_checkpoint(ckpt_path)
+    paths = [*final.snapshots(), final.path]
+    if len(paths) < 2:
+        raise LstmvizError(f"{final.path} has no snapshots to follow training through; train with --snapshots N.")
+    out: dict = {"checkpoint": final.id, "steps": [], "bpc": [], "features": {}, "neurons": {}}
+    for k, path in enumerate(paths):
+        ckpt = load_checkpoint(path)
+
+        def report(done, total, k=k, name=ckpt.name):
+            if on_progress is not None:
+                on_progress((k + done / max(total, 1)) / len(paths), f"recording {name} ({k + 1} of {len(paths)})")
+
+        store = recorded(ckpt, docs, progress=progress, on_progress=report)
+        if on_progress is not None:
+            on_progress((k + 1) / len(paths), f"finding cells in {ckpt.name} ({k + 1} of {len(paths)})")
+        rankings = store_rankings(store)
+        out["steps"].append(int(ckpt.config.get("training", {}).get("trained_steps", 0)))
+        out["bpc"].append(round(store_bpc(store), 5))
+        for name, r in rankings.items():
+            best = r["rows"][0] if r["rows"] else {"neuron": None, "score": float("nan")}
+            out["features"].setdefault(name, []).append(round(best["score"], 4))
+            out["neurons"].setdefault(name, []).append(best["neuron"])
+    return out

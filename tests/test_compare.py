@@ -1,0 +1,113 @@
+"""Comparing recordings: a model against itself, against a permuted copy, across cell types
+and sizes, and the refusals (other text, no snapshots)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstmviz.cli import main
+from lstmviz.compare import compare_stores, emergence
+from lstmviz.corpus import load_corpus
+from lstmviz.errors import LstmvizError
+from lstmviz.store import write_store
+from lstmviz.train import TrainConfig, train
+
+
+def _hc_copy(store, out, perm=None):
+    """A store with the h and c series of ``store`` (units reordered by ``perm``)."""
+    series = {}
+    for s in store.series:
+        if s.kind in ("h", "c"):
+            block = np.asarray(store.series_block(s.layer, s.kind), dtype=np.float32)
+            series[(s.layer, s.kind)] = block[perm] if perm is not None else block
+    docs = [(d.name, d.start, d.stop) for d in store.documents]
+    return write_store(out, store.text(), docs, series, vocab=store.vocab_chars)
+
+
+def test_a_model_compared_with_itself(tiny_store):
+    result = compare_stores(tiny_store, tiny_store, with_features=False)
+    np.testing.assert_allclose(np.diag(result.cka), 1.0, atol=1e-5)
+    assert all(m["a"] == m["b"] and m["r"] == pytest.approx(1.0, abs=1e-4) for m in result.matches)
+    assert result.assignment_mean_r == pytest.approx(1.0, abs=1e-4)
+    assert result.loss_summary["b_better_fraction"] == 0.0
+
+
+def test_the_assignment_recovers_a_permutation(tiny_store, tmp_path):
+    units = tiny_store.series[0].units
+    perm = np.random.default_rng(0).permutation(units)
+    a = _hc_copy(tiny_store, tmp_path / "a.store")
+    b = _hc_copy(tiny_store, tmp_path / "b.store", perm)
+    result = compare_stores(a, b, with_features=False)
+    # unit perm[j] of A is unit j of B
+    where = {int(p): j for j, p in enumerate(perm)}
+    for pair in result.assignment:
+        layer, kind, unit = pair["a"].split(".")
+        assert pair["b"] == f"{layer}.{kind}.{where[int(unit)]}"
+    assert result.assignment_mean_r == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(np.diag(result.cka), 1.0, atol=1e-5)
+
+
+def test_stores_of_other_text_are_refused(tiny_store, tmp_path):
+    other = write_store(
+        tmp_path / "o.store", "x" * len(tiny_store), [("o", 0, len(tiny_store))], {(1, "h"): np.zeros((3, len(tiny_store)))}
+    )
+    with pytest.raises(LstmvizError, match="different text"):
+        compare_stores(tiny_store, other)
+
+
+@pytest.fixture(scope="module")
+def tiny_gru(corpus_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gru") / "gru"
+    cfg = TrainConfig(cell="gru", num_layers=1, hidden_size=16, embed_dim=8, seq_len=32, batch_size=4, steps=20, seed=5)
+    train(load_corpus([str(corpus_dir)]), out, cfg, progress=False)
+    return out
+
+
+def test_compare_cli_across_cell_types_and_sizes(tiny_checkpoint, tiny_gru, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "a.py").write_text("def f(x):\n    return 'é' + x  # café\n" * 30)
+    result = CliRunner().invoke(main, ["compare", str(tiny_checkpoint), str(tiny_gru), str(text), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{") :])
+    assert np.array(data["cka"]).shape == (2, 1)  # 2 LSTM layers against 1 GRU layer
+    assert len(data["matches"]) == 2 * 2 * 24  # every h and c neuron of A
+    assert all(m["b"].startswith("L1.h.") for m in data["matches"])  # a GRU has h only
+    assert len(data["assignment"]) == 16 and 0 < data["assignment_mean_r"] <= 1
+    dropped = data["dropped"]
+    assert "é" in dropped["a"]["distinct"] and "é" in dropped["b"]["distinct"]  # in neither vocabulary
+    assert dropped["compared_chars"] == data["chars"] - dropped["a"]["chars"]  # same vocabulary: the same drops
+    assert set(data["features"]) >= {"in_string", "in_comment"}
+    assert data["loss"]["chars"] > 0
+    # A second run reuses the recordings.
+    again = CliRunner().invoke(main, ["compare", str(tiny_checkpoint), str(tiny_gru), str(text), "--json"])
+    assert "recording" not in again.output
+
+
+def test_compare_cli_bad_inputs(tiny_store, tmp_path):
+    missing = CliRunner().invoke(main, ["compare", str(tmp_path / "nope"), str(tiny_store.path)])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "b.py").write_text("x = 1\n")
+    other = CliRunner().invoke(main, ["compare", str(tiny_store.path), str(tiny_store.path), str(tmp_path / "other")])
+    assert other.exit_code == 2 and "holds other text" in other.output
+
+
+def test_emergence_follows_the_snapshots(tiny_checkpoint, corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    docs = load_corpus([str(corpus_dir)]).documents[:3]
+    data = emergence(tiny_checkpoint, docs, progress=False)
+    assert data["steps"] == [10, 20, 30]  # two snapshots and the final model
+    assert len(data["bpc"]) == 3 and all(len(v) == 3 for v in data["features"].values())
+    result = CliRunner().invoke(main, ["emergence", str(tiny_checkpoint), str(corpus_dir), "--max-chars", "3000"])
+    assert result.exit_code == 0, result.output
+    assert "in_string" in result.output
+
+
+def test_emergence_needs_snapshots(tiny_gru, corpus_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    result = CliRunner().invoke(main, ["emergence", str(tiny_gru), str(corpus_dir), "--max-chars", "2000"])
+    assert result.exit_code == 2 and "no snapshots" in result.output
