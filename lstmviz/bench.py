@@ -55,7 +55,7 @@ def synthetic_store(out: Path, chars: int, units: int | None = None, seed: int =
     for layer in range(1, cfg.num_layers + 1):
         series[(layer, "h")] = np.tanh(rng.standard_normal((units, total), dtype=np.float32)).astype(np.float16)
         series[(layer, "c")] = (3 * rng.standard_normal((units, total), dtype=np.float32)).astype(np.float16)
-    store = write_store(out, text, docs, series)
+    store = write_store(out, text, docs, series, vocab=sorted(set(text)))
     return store, f"synthetic h, c of a {cfg.num_layers}x{units} model over {total:,} stdlib characters"
 
 
@@ -440,6 +440,68 @@ def bench_dashboard(
         "machine": machine(),
     }
     return result
+
+
+# -- compare -----------------------------------------------------------------------------------
+
+_COMPARE_CHILD = """
+import json, resource, sys, time
+from lstmviz.compare import compare_stores
+from lstmviz.store import open_store
+a, b = open_store(sys.argv[1]), open_store(sys.argv[2])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+t0 = time.perf_counter()
+result = compare_stores(a, b, with_features=False)
+seconds = time.perf_counter() - t0
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "start_rss_mb": before}))
+"""
+
+
+def bench_compare(chars: int = 500_000, units: int = 256) -> dict:
+    """The whole comparison (correlation of every h and c series of A with every one of B,
+    best matches, assignment, CKA) of two 2-layer models over ``chars`` characters, in a
+    child process (for its peak memory); beside what a user would write,
+    ``numpy.corrcoef`` over the stacked series (correlations only), and the floor, one
+    float32 matrix product of the same shape."""
+    from .compare import Block
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a, _ = synthetic_store(Path(tmp) / "a.store", chars, units=units, seed=1)
+        b, source = synthetic_store(Path(tmp) / "b.store", chars, units=units, seed=2)
+        child = subprocess.run(
+            [sys.executable, "-c", _COMPARE_CHILD, str(a.path), str(b.path)], capture_output=True, text=True, check=False
+        )
+        if child.returncode != 0:
+            raise LstmvizError(f"The comparison failed: {child.stderr.strip()[-500:]}")
+        ours = json.loads(child.stdout.strip().splitlines()[-1])
+        block_a, block_b = Block.of(a), Block.of(b)
+        xa = block_a.read(a, 0, len(a), np.float32)
+        xb = block_b.read(b, 0, len(b), np.float32)
+        t0 = time.perf_counter()
+        xa @ xb.T
+        floor = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        np.corrcoef(np.vstack([xa, xb]))
+        corrcoef = time.perf_counter() - t0
+        blocks_mb = (xa.size + xb.size) * 2 / 2**20  # as stored (float16)
+    return {
+        "benchmark": "compare",
+        "source": source.replace("synthetic", "two synthetic stores of"),
+        "chars": chars,
+        "series_a": len(block_a.ids),
+        "series_b": len(block_b.ids),
+        "seconds": round(ours["seconds"], 2),
+        "corrcoef_seconds": round(corrcoef, 2),
+        "ratio": round(corrcoef / ours["seconds"], 2),
+        "floor_seconds": round(floor, 2),
+        "vs_floor": round(ours["seconds"] / floor, 2),
+        "peak_rss_mb": round(ours["peak_rss_mb"]),
+        "start_rss_mb": round(ours["start_rss_mb"]),  # the child before comparing (Python, numpy, torch)
+        "series_blocks_mb": round(blocks_mb),
+        "targets": {"ratio": 1.0, "vs_floor": 1.5, "seconds": 10, "peak_rss_mb": f"< 2 x series_blocks_mb = {2 * blocks_mb:.0f}"},
+        "machine": machine(),
+    }
 
 
 def format_table(result: dict) -> str:

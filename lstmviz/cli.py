@@ -465,5 +465,17 @@ def bench_dashboard_command(store, chars, switches, clients, per_client, no_brow
     _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser), as_json)
 
 
+@bench.command("compare")
+@click.option("--chars", default=500_000, show_default=True)
+@click.option("--units", default=256, show_default=True, help="Units per layer of the two 2-layer models.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_compare_command(chars, units, as_json) -> None:
+    """The whole comparison against numpy.corrcoef and against one float32 matrix product."""
+    from .bench import bench_compare
+
+    _report(bench_compare(chars, units), as_json)
+
+
 if __name__ == "__main__":
     main()

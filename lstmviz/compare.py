@@ -4,13 +4,13 @@ are stronger, and where B predicts better.
 
 The correlation of every h and c series of A with every one of B is computed in one pass
 over the characters, in chunks: each chunk is read from the two stores (float16, as
-recorded), widened to float32, shifted by a per-series offset (the first chunk's mean, so
-float32 sums do not cancel), and multiplied; sums are kept in float64. The cost is one
+recorded), widened to float32 while shifted by a per-series offset (the first chunk's mean,
+so float32 sums do not cancel), and multiplied; totals are kept in float64. The cost is one
 float32 matrix product of the two blocks plus the reading; memory is a few chunks.
 
 Linear CKA (Kornblith et al. 2019) between every pair of layers is computed on up to
-``CKA_CHARS`` evenly spaced characters (it compares whole layers, so a sample suffices),
-and is exactly 1 for a layer compared with itself."""
+``CKA_CHARS`` characters in evenly spread windows (it compares whole layers, so a sample
+suffices), and is exactly 1 for a layer compared with itself."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.optimize import linear_sum_assignment
 
 from .analysis import store_rankings
@@ -25,7 +26,8 @@ from .errors import LstmvizError
 from .store import ActivationStore, NeuronId
 
 COMPARED_KINDS = ("h", "c")
-CKA_CHARS = 50_000
+CKA_CHARS = 20_000
+CKA_WINDOW = 500
 CHUNK = 8192
 
 
@@ -49,10 +51,10 @@ class Block:
             raise LstmvizError(f"{store.name} has no {' or '.join(kinds)} series to compare.")
         return cls(ids, np.array(rows), np.array(layers))
 
-    def read(self, store: ActivationStore, start: int, stop: int) -> np.ndarray:
-        """[series, characters] float32 for characters [start, stop), read series by series
-        (each a contiguous range of rows)."""
-        out = np.empty((len(self.rows), stop - start), dtype=np.float32)
+    def read(self, store: ActivationStore, start: int, stop: int, dtype=np.float16) -> np.ndarray:
+        """[series, characters] for characters [start, stop), read series by series (each a
+        contiguous range of rows); float16 as stored unless another ``dtype`` is asked for."""
+        out = np.empty((len(self.rows), stop - start), dtype=dtype)
         breaks = np.flatnonzero(np.diff(self.rows) != 1) + 1
         for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(self.rows)], strict=True):
             out[a:b] = store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]
@@ -85,38 +87,42 @@ def readable_mask(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, d
 
 def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
     """Pearson correlation of every series of ``block_a`` with every one of ``block_b`` over
-    the characters in ``mask`` (all by default): [len(a), len(b)] float32."""
+    the characters in ``mask`` (all by default): [len(a), len(b)] float32.
+
+    Per chunk: widen float16 to float32 and subtract the shift (torch: numpy's float16
+    conversion is several times slower), take the row sums and sums of squares, and one
+    float32 matrix product; totals in float64."""
     n = len(a)
     shift_a = shift_b = None
-    sum_a = np.zeros(len(block_a.rows))
-    sum_b = np.zeros(len(block_b.rows))
-    sq_a, sq_b = np.zeros_like(sum_a), np.zeros_like(sum_b)
-    cross = np.zeros((len(block_a.rows), len(block_b.rows)))
+    sum_a = torch.zeros(len(block_a.rows), dtype=torch.float64)
+    sum_b = torch.zeros(len(block_b.rows), dtype=torch.float64)
+    sq_a, sq_b = torch.zeros_like(sum_a), torch.zeros_like(sum_b)
+    cross = torch.zeros((len(block_a.rows), len(block_b.rows)), dtype=torch.float64)
     count = 0
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        xa, xb = block_a.read(a, start, stop), block_b.read(b, start, stop)
+        raw_a, raw_b = block_a.read(a, start, stop), block_b.read(b, start, stop)
         if mask is not None and not mask[start:stop].all():
             keep = mask[start:stop]
-            xa, xb = xa[:, keep], xb[:, keep]
-        if xa.shape[1] == 0:
+            raw_a, raw_b = raw_a[:, keep], raw_b[:, keep]
+        if raw_a.shape[1] == 0:
             continue
-        if shift_a is None:
-            shift_a, shift_b = xa.mean(1, keepdims=True), xb.mean(1, keepdims=True)
-        xa -= shift_a
-        xb -= shift_b
-        sum_a += xa.sum(1, dtype=np.float64)
-        sum_b += xb.sum(1, dtype=np.float64)
-        sq_a += np.einsum("ij,ij->i", xa, xa, dtype=np.float64)
-        sq_b += np.einsum("ij,ij->i", xb, xb, dtype=np.float64)
+        ta, tb = torch.from_numpy(raw_a), torch.from_numpy(raw_b)
+        if shift_a is None:  # near the means, so float32 sums of shifted values do not cancel
+            shift_a, shift_b = ta.float().mean(1, keepdim=True), tb.float().mean(1, keepdim=True)
+        xa, xb = ta.float().sub_(shift_a), tb.float().sub_(shift_b)
+        sum_a += xa.sum(1).double()  # shifted values are small: float32 sums of a chunk are exact enough
+        sum_b += xb.sum(1).double()
+        sq_a += torch.linalg.vector_norm(xa, dim=1).double() ** 2
+        sq_b += torch.linalg.vector_norm(xb, dim=1).double() ** 2
         cross += xa @ xb.T
         count += xa.shape[1]
     if count < 2:
         raise LstmvizError("Fewer than two characters to compare on.")
-    mean_a, mean_b = sum_a / count, sum_b / count
-    var_a = np.maximum(sq_a / count - mean_a**2, 0)
-    var_b = np.maximum(sq_b / count - mean_b**2, 0)
-    cov = cross / count - np.outer(mean_a, mean_b)
+    mean_a, mean_b = (sum_a / count).numpy(), (sum_b / count).numpy()
+    var_a = np.maximum(sq_a.numpy() / count - mean_a**2, 0)
+    var_b = np.maximum(sq_b.numpy() / count - mean_b**2, 0)
+    cov = cross.numpy() / count - np.outer(mean_a, mean_b)
     sd = np.outer(np.sqrt(var_a), np.sqrt(var_b))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(sd > 1e-12, cov / sd, 0.0)
@@ -125,10 +131,13 @@ def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b
 
 def linear_cka(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
     """Linear CKA between every layer of A (rows) and every layer of B (columns)."""
-    positions = np.flatnonzero(mask) if mask is not None else np.arange(len(a))
-    positions = positions[np.linspace(0, len(positions) - 1, min(CKA_CHARS, len(positions))).astype(np.int64)]
-    xa = np.asarray(a.activations[np.ix_(block_a.rows, positions)], dtype=np.float32).T
-    xb = np.asarray(b.activations[np.ix_(block_b.rows, positions)], dtype=np.float32).T
+    # Evenly spread windows of contiguous characters: contiguous reads are fast.
+    starts = np.linspace(0, max(len(a) - CKA_WINDOW, 0), max(1, min(len(a), CKA_CHARS) // CKA_WINDOW)).astype(np.int64)
+    spans = [(int(s0), int(min(len(a), s0 + CKA_WINDOW))) for s0 in np.unique(starts)]
+    keep = np.concatenate([mask[s0:s1] if mask is not None else np.ones(s1 - s0, bool) for s0, s1 in spans])
+    xa = np.concatenate([block_a.read(a, s0, s1, np.float32) for s0, s1 in spans], axis=1)[:, keep].T
+    xb = np.concatenate([block_b.read(b, s0, s1, np.float32) for s0, s1 in spans], axis=1)[:, keep].T
+    xa, xb = np.ascontiguousarray(xa), np.ascontiguousarray(xb)
     xa -= xa.mean(0)
     xb -= xb.mean(0)
     layers_a, layers_b = np.unique(block_a.layers), np.unique(block_b.layers)
