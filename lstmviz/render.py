@@ -219,3 +219,64 @@ def training_figure(history: dict, reference: dict[str, float] | None = None) ->
         plot_bgcolor="white",
     )
     return fig
+
+
+def cka_figure(cka: np.ndarray, layers_a: list[int], layers_b: list[int], name_a: str, name_b: str) -> go.Figure:
+    """Linear CKA between every layer of A (rows) and of B (columns)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=cka,
+            x=[f"B L{n}" for n in layers_b],
+            y=[f"A L{n}" for n in layers_a],
+            text=np.round(cka, 3),
+            texttemplate="%{text}",
+            colorscale="Viridis",
+            zmin=0,
+            zmax=1,
+            colorbar={"title": {"text": "CKA"}},
+        )
+    )
+    fig.update_layout(
+        title=f"Linear CKA: A = {name_a}, B = {name_b}",
+        height=160 + 60 * len(layers_a),
+        width=320 + 90 * len(layers_b),
+        margin={"l": 70, "r": 20, "t": 60, "b": 40},
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def emergence_figure(data: dict) -> go.Figure:
+    """Best score per feature at each snapshot (left axis) and bits per character (right)."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    for name, scores in data["features"].items():
+        neurons = data["neurons"][name]
+        fig.add_trace(
+            go.Scatter(
+                x=data["steps"],
+                y=scores,
+                name=name,
+                mode="lines+markers",
+                text=neurons,
+                hovertemplate=name + " at step %{x}: %{y:.3f} (%{text})<extra></extra>",
+            ),
+            secondary_y=False,
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=data["steps"], y=data["bpc"], name="bits per character", mode="lines+markers", line={"dash": "dot", "color": "#333"}
+        ),
+        secondary_y=True,
+    )
+    fig.update_layout(
+        title=f"When the cells appear: {data['checkpoint']}",
+        height=400,
+        margin={"l": 60, "r": 60, "t": 50, "b": 50},
+        plot_bgcolor="white",
+    )
+    fig.update_xaxes(title_text="training step")
+    fig.update_yaxes(title_text="best score (AUROC or |Spearman|)", range=[0, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text="bits per character", secondary_y=True)
+    return fig

@@ -17,7 +17,9 @@ from lstmviz.render import colour_of
 
 
 @pytest.fixture(scope="module")
-def server(tiny_store):
+def server(tiny_store, tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("cache")))  # recordings the Compare page makes
     app = create_app([tiny_store])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -27,6 +29,7 @@ def server(tiny_store):
     thread.start()
     yield f"http://127.0.0.1:{port}", app
     srv.close()
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
@@ -227,3 +230,32 @@ def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, br
     )
     assert browser.find_elements(By.CSS_SELECTOR, "#model-curves .scatterlayer .trace")  # training curves drawn
     assert severe_console_errors(browser) == []
+
+
+def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads, tiny_store):
+    base, app = server
+    browser.get(base + "/compare")
+    wait = WebDriverWait(browser, 120)
+    wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-b'); return p && p.dataset.label"))
+    a_label = browser.execute_script("return document.getElementById('cmp-text-a').dataset.label")
+    b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")
+    title_b = browser.find_element(By.ID, "cmp-title-b").text
+    assert f"best match {b_label}" in title_b and "step-000010" in browser.find_element(By.ID, "cmp-title-a").text
+    job = app.catalog.comparison(*app.catalog.default_pair())
+    assert job.result.best_match(a_label)["b"] == b_label
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-cka .heatmaplayer, #cmp-cka .hm"))
+    wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-loss'); return p && p.dataset.label"))
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-emergence .scatterlayer .trace"))
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#cmp-features tr")) == 1 + 7  # header + features
+    browser.find_element(By.ID, "cmp-export-cka").click()
+    WebDriverWait(browser, 60).until(lambda d: [p for p in downloads.iterdir() if p.name.startswith("cka-")])
+    png = next(p for p in downloads.iterdir() if p.name.startswith("cka-"))
+    assert png.suffix == ".png" and png.read_bytes()[:4] == b"\x89PNG"
+    assert severe_console_errors(browser) == []
+
+
+def test_compare_page_bad_choice_shows_a_message(server, browser):
+    base, _ = server
+    browser.get(base + "/compare?a=../../etc")
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#cmp-error .error"))
+    assert "Nothing named" in error.text

@@ -9,7 +9,7 @@ import dash
 from dash import Input, Output, dcc, html
 
 from ..store import ActivationStore
-from . import discover_page, gates_page, heatmap_page, model_page, neuron_page
+from . import compare_page, discover_page, gates_page, heatmap_page, model_page, neuron_page
 from .catalog import Catalog
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -19,6 +19,7 @@ PAGES = {
     heatmap_page.PATH: ("Heatmap", heatmap_page),
     gates_page.PATH: ("Gates", gates_page),
     model_page.PATH: ("Model", model_page),
+    compare_page.PATH: ("Compare", compare_page),
 }
 
 

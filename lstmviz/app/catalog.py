@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
 from ..analysis import error_analysis, gate_saturation, store_rankings
+from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
 from ..errors import StoreError
 from ..render import symmetric_limit
 from ..store import ActivationStore, NeuronId
@@ -133,6 +135,80 @@ class Catalog:
             return {"advantage": advantage, **summary}
 
         return self.jobs.start(f"errors:{name}", work)
+
+    # -- comparing models (the Compare page) ---------------------------------------------------
+
+    def compare_sources(self) -> dict[str, tuple[str, Path]]:
+        """What the Compare page offers, by name: the open stores, and the checkpoint of each
+        with its snapshots (recorded, when chosen, on the text of the first store)."""
+        out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.stores.items()}
+        for store in self.stores.values():
+            path = Path(store.checkpoint.get("path") or "")
+            if not (path / CONFIG_FILE).is_file():
+                continue
+            for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
+                out.setdefault(f"{path.name}/{snap.parent.name}", ("checkpoint", snap.parent))
+            out.setdefault(path.name, ("checkpoint", path))
+        return out
+
+    def default_pair(self) -> tuple[str, str]:
+        """The first store's earliest snapshot against the first store (the final model)."""
+        snapshots = [
+            n for n, (kind, path) in self.compare_sources().items() if kind == "checkpoint" and path.parent.name == SNAPSHOT_DIR
+        ]
+        return (snapshots[0] if snapshots else self.default), self.default
+
+    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
+        kind, path = self.compare_sources()[name]
+        if kind == "store":
+            return self.stores[name]
+        from ..checkpoint import load_checkpoint
+        from ..sources import recorded, store_documents
+
+        text = self.stores[self.default]
+        ckpt = load_checkpoint(path)
+        if ckpt.content_hash == text.checkpoint.get("content_hash"):
+            return text  # the first store already is this checkpoint on this text
+
+        def report(done: int, total: int) -> None:
+            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {len(text):,} characters")
+
+        return recorded(ckpt, store_documents(text), progress=False, on_progress=report)
+
+    def comparison(self, a: str, b: str) -> Job:
+        """A against B on the first store's text (background job; ``job.result`` is a
+        :class:`~lstmviz.compare.Comparison`)."""
+        sources = self.compare_sources()
+        for name in (a, b):
+            if name not in sources:
+                raise StoreError(f"Nothing named {name!r} to compare; choose one of {', '.join(sources)}.")
+
+        def work(job: Job):
+            from ..compare import compare_stores
+
+            store_a = self._as_store(a, job, (0.0, 0.4))
+            store_b = self._as_store(b, job, (0.4, 0.8))
+            job.report(0.8, "correlating every h and c neuron of A with every one of B")
+            return compare_stores(store_a, store_b)
+
+        return self.jobs.start(f"compare:{a}|{b}", work)
+
+    def emergence(self, chars: int = 100_000) -> Job | None:
+        """Cells across the snapshots of the first store's checkpoint, on the first
+        ``chars`` characters of its text (background job), or None without snapshots."""
+        text = self.stores[self.default]
+        path = Path(text.checkpoint.get("path") or "")
+        if not list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
+            return None
+
+        def work(job: Job) -> dict:
+            from ..compare import emergence
+            from ..recording import limit_chars
+            from ..sources import store_documents
+
+            return emergence(path, limit_chars(store_documents(text), chars), progress=False, on_progress=job.report)
+
+        return self.jobs.start(f"emergence:{path}", work)
 
     def limit(self, name: str, neuron: str) -> float:
         """The neuron's colour range, from its whole series (stable while scrolling)."""

@@ -1,0 +1,289 @@
+"""The Compare page: model A against model B on the same text (by default the shipped
+model's earliest snapshot against the final model): a neuron of A beside its best match in
+B, both coloured; the CKA between their layers; the cells side by side; the text coloured by
+the bits B saves over A; and, across the snapshots, when the cells appear.
+
+Recording a checkpoint and correlating every neuron pair take a while, so they run as
+background jobs with a progress bar here; results stay in memory (recordings in the cache).
+The URL (``/compare?a=...&b=...&neuron=L2.c.90&pos=0``) holds the view."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import dash
+import numpy as np
+from dash import Input, Output, State, ctx, dcc, html, no_update
+
+from ..errors import LstmvizError
+from ..export import write_figure
+from ..render import cka_figure, emergence_figure, symmetric_limit, values_payload
+from ..store import NeuronId
+from .catalog import Catalog, changed_search, parse_query
+
+PATH = "/compare"
+WINDOW = 2000
+FORMATS = ("png", "svg", "pdf", "html")
+OUTPUTS = 18  # values the comparison view callback sets
+
+
+def _panel(key: str, title: str | None = None) -> list:
+    return [
+        html.H4(title, id=f"cmp-title-{key}"),
+        html.Div(id=f"cmp-hover-{key}", className="hover-line"),
+        html.Div(id=f"cmp-text-{key}", className="text-panel compare-panel", **{"data-hover": f"cmp-hover-{key}"}),
+        html.Div(id=f"cmp-painted-{key}", style={"display": "none"}),
+        dcc.Store(id=f"cmp-data-{key}"),
+    ]
+
+
+def layout(catalog: Catalog) -> html.Div:
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(
+                className="controls",
+                children=[
+                    html.Label(["A ", dcc.Dropdown(id="cmp-a", clearable=False, className="picker")]),
+                    html.Label(["B ", dcc.Dropdown(id="cmp-b", clearable=False, className="picker")]),
+                    html.Label(["neuron of A ", dcc.Dropdown(id="cmp-neuron", clearable=False, className="picker")]),
+                    html.Label(
+                        ["position ", dcc.Input(id="cmp-pos", type="number", min=0, debounce=True, style={"width": "9em"})]
+                    ),
+                    dcc.Dropdown(id="cmp-format", options=list(FORMATS), value="png", clearable=False, style={"width": "6em"}),
+                    html.Button("export CKA", id="cmp-export-cka"),
+                    html.Button("export emergence", id="cmp-export-emergence"),
+                    dcc.Download(id="cmp-download"),
+                ],
+            ),
+            html.Div(id="cmp-error"),
+            html.Div(id="cmp-progress"),
+            dcc.Interval(id="cmp-poll", interval=1000, disabled=True),
+            html.Div(id="cmp-summary"),
+            *_panel("a"),
+            *_panel("b"),
+            html.Div(
+                className="columns",
+                children=[
+                    dcc.Graph(id="cmp-cka", config={"displaylogo": False}),
+                    html.Div([html.H4("Best cell per feature"), html.Div(id="cmp-features")]),
+                ],
+            ),
+            *_panel("loss", "Bits B saves over A on each character (red: B predicts it better)"),
+            html.H3("When the cells appear (snapshots of the first store's model, first 100,000 characters)"),
+            html.Div(id="cmp-emergence-progress"),
+            dcc.Interval(id="cmp-emergence-poll", interval=1500, disabled=True),
+            dcc.Graph(id="cmp-emergence", config={"displaylogo": False}),
+        ],
+    )
+
+
+def _pair(catalog: Catalog, q: dict) -> tuple[str, str]:
+    default_a, default_b = catalog.default_pair()
+    return q.get("a") or default_a, q.get("b") or default_b
+
+
+def _progress(job) -> html.Div:
+    return html.Div([html.Progress(value=f"{job.fraction:.2f}", max="1"), html.Span(f"  {job.message}")], className="hint")
+
+
+def _features_table(features: dict) -> html.Table:
+    head = html.Tr([html.Th(h) for h in ("feature", "metric", "A neuron", "A score", "B neuron", "B score")])
+    rows = [
+        html.Tr(
+            [
+                html.Td(name),
+                html.Td(f["metric"]),
+                html.Td(f["a"]["neuron"]),
+                html.Td(f"{f['a']['score']:.3f}"),
+                html.Td(f["b"]["neuron"]),
+                html.Td(f"{f['b']['score']:.3f}"),
+            ]
+        )
+        for name, f in features.items()
+    ]
+    return html.Table([head, *rows], className="scores")
+
+
+def _summary(c) -> html.P:
+    loss = c.loss_summary
+    parts = [f"On {len(c.a):,} characters."]
+    if loss["chars"]:
+        parts.append(
+            f"Bits per character: A {loss['bpc_a']:.4f}, B {loss['bpc_b']:.4f}; "
+            f"B predicts {100 * loss['b_better_fraction']:.1f}% of characters better."
+        )
+    parts.append(f"One-to-one assignment of neurons (Hungarian): mean |r| = {c.assignment_mean_r:.3f}.")
+    left_out = len(c.a) - c.dropped["compared_chars"]
+    if left_out:
+        parts.append(f"Left out {left_out:,} characters a model cannot read.")
+    return html.P(" ".join(parts))
+
+
+def _neuron_payload(store, neuron: str, start: int) -> dict:
+    values = store.neuron(neuron)
+    limit = symmetric_limit(values[:: max(1, len(values) // 200_000)])
+    return values_payload(store, values[start : start + WINDOW], neuron, start, limit)
+
+
+def _figure(catalog: Catalog, search: str | None, which: str):
+    q = parse_query(search)
+    a, b = _pair(catalog, q)
+    if which == "cka":
+        job = catalog.comparison(a, b)
+        if job.state != "done":
+            raise LstmvizError("The comparison is not ready yet.")
+        c = job.result
+        return cka_figure(c.cka, c.layers_a, c.layers_b, a, b), f"cka-{a}-vs-{b}"
+    job = catalog.emergence()
+    if job is None or job.state != "done":
+        raise LstmvizError("The emergence plot is not ready yet.")
+    return emergence_figure(job.result), "emergence"
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("cmp-a", "value"),
+        Input("cmp-b", "value"),
+        Input("cmp-neuron", "value"),
+        Input("cmp-pos", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(a, b, neuron, pos, search):
+        q = parse_query(search)
+        shown_a, shown_b = _pair(catalog, q)
+        if a and a != shown_a:
+            q["a"] = a
+            q.pop("neuron", None)  # another model: its own neurons
+        if b and b != shown_b:
+            q["b"] = b
+        elif neuron and neuron != q.get("neuron"):
+            q["neuron"] = neuron
+        if pos is not None and str(int(pos)) != q.get("pos", "0"):
+            q["pos"] = str(int(pos))
+        return changed_search(q, search)
+
+    @app.callback(
+        Output("cmp-error", "children"),
+        Output("cmp-a", "options"),
+        Output("cmp-a", "value"),
+        Output("cmp-b", "options"),
+        Output("cmp-b", "value"),
+        Output("cmp-progress", "children"),
+        Output("cmp-poll", "disabled"),
+        Output("cmp-summary", "children"),
+        Output("cmp-neuron", "options"),
+        Output("cmp-neuron", "value"),
+        Output("cmp-pos", "value"),
+        Output("cmp-title-a", "children"),
+        Output("cmp-data-a", "data"),
+        Output("cmp-title-b", "children"),
+        Output("cmp-data-b", "data"),
+        Output("cmp-cka", "figure"),
+        Output("cmp-features", "children"),
+        Output("cmp-data-loss", "data"),
+        Input("url", "search"),
+        Input("cmp-poll", "n_intervals"),
+        State("url", "pathname"),
+    )
+    def view(search, _tick, pathname):
+        """A against B: polls the comparison job while it runs, then draws it once."""
+        if pathname != PATH:
+            return (no_update,) * OUTPUTS
+        q = parse_query(search)
+        names = list(catalog.compare_sources())
+        a, b = _pair(catalog, q)
+        try:
+            job = catalog.comparison(a, b)
+            try:
+                pos = int(q.get("pos", 0))
+            except ValueError:
+                raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
+        except LstmvizError as exc:
+            return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
+        head = (None, names, a, names, b)
+        if job.state == "running":
+            return (*head, _progress(job), False) + (no_update,) * (OUTPUTS - 7)
+        if job.state == "failed":
+            failed = html.Div(f"The comparison failed: {job.error}", className="error")
+            return (*head, failed, True) + (no_update,) * (OUTPUTS - 7)
+        c = job.result
+        try:
+            best_string = c.features.get("in_string", {}).get("a", {}).get("neuron")
+            neuron = str(NeuronId.parse(q.get("neuron") or best_string or c.ids_a[0]))
+            if neuron not in c.ids_a:
+                raise LstmvizError(f"{neuron} is not an h or c neuron of A ({a}).")
+        except LstmvizError as exc:
+            return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
+        pos = int(np.clip(pos, 0, max(len(c.a) - 1, 0)))
+        match = c.best_match(neuron)
+        finite = c.loss_diff[np.isfinite(c.loss_diff)]
+        loss_payload = None
+        if finite.size:
+            loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, symmetric_limit(finite))
+        return (
+            *head,
+            None,
+            True,
+            _summary(c),
+            c.ids_a,
+            neuron,
+            pos,
+            f"A ({a}): {neuron}",
+            _neuron_payload(c.a, neuron, pos),
+            f"B ({b}): best match {match['b']}, r = {match['r']:+.3f}",
+            _neuron_payload(c.b, match["b"], pos),
+            cka_figure(c.cka, c.layers_a, c.layers_b, a, b),
+            _features_table(c.features),
+            loss_payload,
+        )
+
+    @app.callback(
+        Output("cmp-emergence-progress", "children"),
+        Output("cmp-emergence", "figure"),
+        Output("cmp-emergence-poll", "disabled"),
+        Input("url", "pathname"),
+        Input("cmp-emergence-poll", "n_intervals"),
+    )
+    def emergence_view(pathname, _tick):
+        if pathname != PATH:
+            return no_update, no_update, True
+        job = catalog.emergence()
+        if job is None:
+            return html.P("This model has no snapshots.", className="hint"), {}, True
+        if job.state == "running":
+            return _progress(job), no_update, False
+        if job.state == "failed":
+            return html.Div(job.error, className="error"), {}, True
+        return None, emergence_figure(job.result), True
+
+    @app.callback(
+        Output("cmp-download", "data"),
+        Output("cmp-error", "children", allow_duplicate=True),
+        Input("cmp-export-cka", "n_clicks"),
+        Input("cmp-export-emergence", "n_clicks"),
+        State("cmp-format", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def export(cka_clicks, emergence_clicks, fmt, search):
+        if not (cka_clicks or emergence_clicks) or fmt not in FORMATS:
+            return no_update, no_update
+        which = "cka" if ctx.triggered_id == "cmp-export-cka" else "emergence"
+        try:
+            fig, name = _figure(catalog, search, which)
+            with tempfile.TemporaryDirectory() as tmp:
+                data = write_figure(fig, Path(tmp) / f"figure.{fmt}").read_bytes()
+        except LstmvizError as exc:
+            return no_update, html.Div(str(exc), className="error")
+        return dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), None
+
+    for key, function in (("a", "paintCompareA"), ("b", "paintCompareB"), ("loss", "paintCompareLoss")):
+        app.clientside_callback(
+            dash.ClientsideFunction(namespace="lstmviz", function_name=function),
+            Output(f"cmp-painted-{key}", "children"),
+            Input(f"cmp-data-{key}", "data"),
+        )
