@@ -17,22 +17,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import torch
 from scipy.stats import rankdata
 
 from .errors import LstmvizError, StoreError
 from .features import Features
 from .store import ActivationStore, NeuronId
 
-# Code of every float16 bit pattern in value order (ties, such as -0 and +0, share a code).
-_F16_VALUES = np.arange(65536, dtype=np.uint16).view(np.float16).astype(np.float64)
-_F16_UNIQUE, _F16_CODE = np.unique(np.where(np.isnan(_F16_VALUES), np.inf, _F16_VALUES), return_inverse=True)
-_F16_CODE = _F16_CODE.astype(np.int32)
 # Order-preserving keys of float16 bit patterns (b -> b ^ 0x8000 for positive, ~b for
 # negative), and the value of each key; NaN keys are never counted.
 _KEYS = np.arange(65536, dtype=np.uint16)
 _KEY_VALUES = np.where(_KEYS >= 0x8000, _KEYS ^ 0x8000, _KEYS ^ 0xFFFF).astype(np.uint16).view(np.float16).astype(np.float64)
 _KEY_FINITE = np.isfinite(_KEY_VALUES)
-_K = len(_F16_UNIQUE)
+_KEY_FINITE_VALUES = np.where(_KEY_FINITE, _KEY_VALUES, 0.0)
+_KEY_VALUES32 = torch.from_numpy(_KEY_FINITE_VALUES.astype(np.float32))
 GATE_KINDS = ("i", "f", "o", "r", "z")  # sigmoid gates, in [0, 1]
 
 
@@ -61,10 +59,6 @@ class Ranking:
         ]
 
 
-def _codes(block: np.ndarray) -> np.ndarray:
-    return _F16_CODE[np.ascontiguousarray(block).view(np.uint16)]
-
-
 def _nonzero_sd(centered: np.ndarray) -> np.ndarray:
     """Column norms, with a constant column's made infinite: it correlates with nothing."""
     sd = np.sqrt((centered.astype(np.float64) ** 2).sum(0))
@@ -72,59 +66,80 @@ def _nonzero_sd(centered: np.ndarray) -> np.ndarray:
     return sd
 
 
+_ZERO_KEY, _NEG_ZERO_KEY = 0x8000, 0x7FFF  # +0 and -0 are one value: their counts are merged
+
+
 @dataclass
 class _Targets:
-    """The features as the block computation needs them, prepared once per ranking."""
+    """The features as the per-neuron computation needs them, prepared once per ranking."""
 
-    binaries: list[np.ndarray]  # boolean masks
-    ys: np.ndarray  # [N, numeric + binary] centred values, float32
+    n_pos: np.ndarray  # [binary] characters where each binary feature holds
+    ys: torch.Tensor  # [N, numeric + binary] centred values, float32 (for Pearson)
     ys_sd: np.ndarray  # their norms
-    ranks: np.ndarray  # [N, numeric] centred ranks, float32
-    ranks_sd: np.ndarray
+    rank_targets: torch.Tensor  # [N, numeric + binary] centred ranks of numeric features, then centred binaries
+    ranks_sd: np.ndarray  # norms of the numeric features' centred ranks
 
     @classmethod
     def of(cls, binaries: list[np.ndarray], numeric_c: np.ndarray, numeric_rank_c: np.ndarray) -> _Targets:
-        ys = np.concatenate([numeric_c, np.stack([m - m.mean() for m in binaries], 1) if binaries else numeric_c[:, :0]], 1)
+        binary_c = np.stack([m - m.mean() for m in binaries], 1) if binaries else numeric_c[:, :0]
+        ys = np.concatenate([numeric_c, binary_c], 1)
+        rank_targets = np.concatenate([numeric_rank_c, binary_c], 1)
         return cls(
-            binaries, ys.astype(np.float32), _nonzero_sd(ys), numeric_rank_c.astype(np.float32), _nonzero_sd(numeric_rank_c)
+            np.array([int(m.sum()) for m in binaries], dtype=np.int64),
+            torch.from_numpy(np.ascontiguousarray(ys, dtype=np.float32)),
+            _nonzero_sd(ys),
+            torch.from_numpy(np.ascontiguousarray(rank_targets, dtype=np.float32)),
+            _nonzero_sd(numeric_rank_c),
         )
+
+
+def _row_ranks(keys: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
+    """One neuron's exact centred average ranks (ties averaged, as scipy's rankdata), by
+    counting its 65,536 possible values, written into ``ranks_out``, and its values (as
+    float32) into ``values_out``; returns the norms of its centred ranks and values."""
+    n = len(keys)
+    index = torch.from_numpy(keys.astype(np.int64))  # once: bincount and the lookups share it
+    counts = np.bincount(index.numpy(), minlength=65536)
+    counts[_ZERO_KEY] += counts[_NEG_ZERO_KEY]
+    counts[_NEG_ZERO_KEY] = 0
+    avg_rank = np.cumsum(counts) - counts + (counts + 1) / 2.0 - (n + 1) / 2.0
+    avg_rank[_NEG_ZERO_KEY] = avg_rank[_ZERO_KEY]
+    # Table lookups (torch's index_select is the fastest gather here); the second widens
+    # float16 to float32 faster than astype does.
+    torch.index_select(torch.from_numpy(avg_rank.astype(np.float32)), 0, index, out=torch.from_numpy(ranks_out))
+    torch.index_select(_KEY_VALUES32, 0, index, out=torch.from_numpy(values_out))
+    rank_sd = float(np.sqrt((counts * avg_rank**2).sum()))
+    mean = (counts * _KEY_FINITE_VALUES).sum() / n
+    value_sd = float(np.sqrt(max((counts * _KEY_FINITE_VALUES**2).sum() - n * mean**2, 0.0)))
+    return rank_sd, value_sd
 
 
 def _block_stats(block: np.ndarray, targets: _Targets):
     """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
-    Pearson's r per numeric feature, and Pearson's r per binary feature."""
-    binaries = targets.binaries
+    Pearson's r per numeric feature, and Pearson's r per binary feature.
+
+    Everything comes from the exact ranks (counted, see :func:`_row_ranks`) and two float32
+    matrix products: AUROC is the Mann-Whitney U of the ranks inside the feature, which with
+    average ranks counts ties as halves, exactly as scikit-learn does."""
     b, n = block.shape
-    codes = _codes(block)
-    offsets = (np.arange(b, dtype=np.int64) * _K)[:, None]
-    flat = (codes + offsets).ravel()
-    counts = np.bincount(flat, minlength=b * _K).reshape(b, _K)
-    below = np.cumsum(counts, axis=1) - counts
-    aurocs = []
-    for mask in binaries:
-        pos = np.bincount((codes[:, mask] + offsets).ravel(), minlength=b * _K).reshape(b, _K)
-        neg = counts - pos
-        neg_below = np.cumsum(neg, axis=1) - neg
-        n_pos = int(mask.sum())
-        n_neg = n - n_pos
-        if n_pos == 0 or n_neg == 0:
-            aurocs.append(np.full(b, 0.5))
-            continue
-        aurocs.append((pos * (neg_below + 0.5 * neg)).sum(1) / (n_pos * n_neg))
-    x = block.astype(np.float32)
-    x -= x.mean(1, keepdims=True)
-    x_sd = np.sqrt((x.astype(np.float64) ** 2).sum(1))
-    x_sd[x_sd == 0] = np.inf
-    pearson = (x @ targets.ys) / (x_sd[:, None] * targets.ys_sd)
-    rho = np.zeros((b, targets.ranks.shape[1]))
-    if targets.ranks.shape[1]:
-        avg_rank = below + (counts + 1) / 2.0  # 1-based, ties averaged
-        ranks = np.take_along_axis(avg_rank.astype(np.float32), codes, axis=1)
-        ranks -= (n + 1) / 2.0
-        r_sd = np.sqrt((counts * (avg_rank - (n + 1) / 2.0) ** 2).sum(1))
-        r_sd[r_sd == 0] = np.inf
-        rho = (ranks @ targets.ranks) / (r_sd[:, None] * targets.ranks_sd)
-    return np.array(aurocs).T.reshape(b, len(binaries)), rho, pearson
+    ranks = np.empty((b, n), dtype=np.float32)
+    values = np.empty((b, n), dtype=np.float32)
+    sds = np.array([_row_ranks(k, ranks[i], values[i]) for i, k in enumerate(value_keys(block))]).reshape(b, 2)
+    rank_sd, value_sd = sds[:, 0], sds[:, 1]
+    rank_sd[rank_sd == 0] = np.inf
+    value_sd[value_sd == 0] = np.inf
+    by_rank = (torch.from_numpy(ranks) @ targets.rank_targets).double().numpy()  # [b, numeric + binary]
+    n_numeric = targets.ranks_sd.shape[0]
+    rho = by_rank[:, :n_numeric] / (rank_sd[:, None] * targets.ranks_sd)
+    # Sum of centred ranks inside a binary feature -> Mann-Whitney U -> AUROC.
+    n_pos = targets.n_pos.astype(np.float64)
+    u = by_rank[:, n_numeric:] + n_pos * (n + 1) / 2.0 - n_pos * (n_pos + 1) / 2.0
+    pairs = n_pos * (n - n_pos)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        aurocs = np.where(pairs > 0, u / pairs, 0.5)
+    # ys is centred, so the values need no centring.
+    pearson = (torch.from_numpy(values) @ targets.ys).double().numpy() / (value_sd[:, None] * targets.ys_sd)
+    return aurocs, rho, pearson
 
 
 def rank_neurons(

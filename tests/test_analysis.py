@@ -54,7 +54,8 @@ def test_scores_match_scikit_learn_and_scipy(tmp_path):
     for i in range(6):
         x = acts[i].astype(np.float64)
         nid = f"L1.h.{i}"
-        assert b.loc[nid, "value"] == pytest.approx(roc_auc_score(binary, x), abs=1e-9)
+        # Ranks are exact; their sum inside the feature is a float32 matrix product.
+        assert b.loc[nid, "value"] == pytest.approx(roc_auc_score(binary, x), abs=1e-7)
         assert b.loc[nid, "score"] == pytest.approx(max(b.loc[nid, "value"], 1 - b.loc[nid, "value"]))
         assert v.loc[nid, "value"] == pytest.approx(spearmanr(x, numeric).statistic, abs=1e-5)
         assert v.loc[nid, "pearson"] == pytest.approx(pearsonr(x, numeric).statistic, abs=1e-5)
