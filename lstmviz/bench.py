@@ -8,7 +8,6 @@ import json
 import math
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -193,16 +192,27 @@ def _naive_cell_loop(ckpt: Checkpoint, batches) -> float:
     return time.perf_counter() - t0
 
 
+_PEAK_AT_EXIT = """
+import atexit, sys
+
+def _peak():  # VmHWM: this program's own peak (ru_maxrss would include the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            print("lstmviz-peak-kb", line.split()[1], file=sys.stderr)
+
+atexit.register(_peak)
+"""
+
+
 def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) -> tuple[float, float]:
     """Run ``lstmviz record`` as a user would, in its own process; return its seconds and peak RSS (MB)."""
-    code = "from lstmviz.cli import main; main()"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    code = _PEAK_AT_EXIT + "from lstmviz.cli import main; main()"
     args = [sys.executable, "-c", code, "record", str(checkpoint), "--out", str(out), "--max-chars", str(max_chars)]
     result = subprocess.run([*args, "--lanes", str(lanes), "--json"], capture_output=True, text=True)
     if result.returncode:
         raise LstmvizError(f"Recording failed: {result.stderr.strip()[-300:]}")
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KB on Linux; max over children so far
-    return json.loads(result.stdout)["seconds"], max(peak, before) / 1024
+    peak_kb = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("lstmviz-peak-kb"))
+    return json.loads(result.stdout)["seconds"], peak_kb / 1024
 
 
 def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = 64, repeats: int = 3) -> dict:
@@ -445,16 +455,21 @@ def bench_dashboard(
 # -- compare -----------------------------------------------------------------------------------
 
 _COMPARE_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 from lstmviz.compare import compare_stores
 from lstmviz.store import open_store
+
+def peak_mb():  # VmHWM: this program's own peak (ru_maxrss would include the parent's at fork)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+
 a, b = open_store(sys.argv[1]), open_store(sys.argv[2])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+before = peak_mb()
 t0 = time.perf_counter()
 result = compare_stores(a, b, with_features=False)
 seconds = time.perf_counter() - t0
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "start_rss_mb": before}))
+print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb(), "start_rss_mb": before}))
 """
 
 
