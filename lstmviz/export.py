@@ -35,3 +35,11 @@ def write_figure(fig: go.Figure, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def figure_bytes(fig: go.Figure, fmt: str) -> bytes:
+    """The figure as a file's bytes in ``fmt`` (png, svg, pdf or html): for downloads."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return write_figure(fig, Path(tmp) / f"figure.{fmt}").read_bytes()

@@ -9,18 +9,16 @@ The URL (``/compare?a=...&b=...&neuron=L2.c.90&pos=0``) holds the view."""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..errors import LstmvizError
-from ..export import write_figure
+from ..export import figure_bytes
 from ..render import cka_figure, emergence_figure, symmetric_limit, values_payload
 from ..store import NeuronId
 from .catalog import Catalog, changed_search, parse_query
+from .jobs import progress_bar
 
 PATH = "/compare"
 WINDOW = 2000
@@ -82,10 +80,6 @@ def layout(catalog: Catalog) -> html.Div:
 def _pair(catalog: Catalog, q: dict) -> tuple[str, str]:
     default_a, default_b = catalog.default_pair()
     return q.get("a") or default_a, q.get("b") or default_b
-
-
-def _progress(job) -> html.Div:
-    return html.Div([html.Progress(value=f"{job.fraction:.2f}", max="1"), html.Span(f"  {job.message}")], className="hint")
 
 
 def _features_table(features: dict) -> html.Table:
@@ -206,7 +200,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
         head = (None, names, a, names, b)
         if job.state == "running":
-            return (*head, _progress(job), False) + (no_update,) * (OUTPUTS - 7)
+            return (*head, progress_bar(job), False) + (no_update,) * (OUTPUTS - 7)
         if job.state == "failed":
             failed = html.Div(f"The comparison failed: {job.error}", className="error")
             return (*head, failed, True) + (no_update,) * (OUTPUTS - 7)
@@ -255,7 +249,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         if job is None:
             return html.P("This model has no snapshots.", className="hint"), {}, True
         if job.state == "running":
-            return _progress(job), no_update, False
+            return progress_bar(job), no_update, False
         if job.state == "failed":
             return html.Div(job.error, className="error"), {}, True
         return None, emergence_figure(job.result), True
@@ -275,8 +269,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         which = "cka" if ctx.triggered_id == "cmp-export-cka" else "emergence"
         try:
             fig, name = _figure(catalog, search, which)
-            with tempfile.TemporaryDirectory() as tmp:
-                data = write_figure(fig, Path(tmp) / f"figure.{fmt}").read_bytes()
+            data = figure_bytes(fig, fmt)
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         return dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), None

@@ -3,14 +3,11 @@ export to PNG, SVG, PDF and standalone HTML (the same builder as ``lstmviz expor
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..errors import LstmvizError
-from ..export import write_figure
+from ..export import figure_bytes
 from ..render import heatmap_figure, parse_range
 from .catalog import Catalog, changed_search, parse_query
 
@@ -99,9 +96,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         fmt = pressed.rsplit("-", 1)[1]
         try:
             store, name, neurons, start, stop = _view(catalog, search)
-            with tempfile.TemporaryDirectory() as tmp:
-                out = write_figure(heatmap_figure(store, neurons, start, stop), Path(tmp) / f"heatmap.{fmt}")
-                data = out.read_bytes()
+            data = figure_bytes(heatmap_figure(store, neurons, start, stop), fmt)
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         filename = f"{name}-{'_'.join(neurons)}-{start}-{stop}.{fmt}".replace("/", "_")

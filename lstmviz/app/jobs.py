@@ -56,3 +56,10 @@ class Jobs:
 
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)
+
+
+def progress_bar(job: Job):
+    """A job's progress as the pages show it."""
+    from dash import html
+
+    return html.Div([html.Progress(value=f"{job.fraction:.2f}", max="1"), html.Span(f"  {job.message}")], className="hint")

@@ -19,6 +19,7 @@ from ..errors import LstmvizError
 from ..evaluate import store_bpc
 from ..render import symmetric_limit, training_figure, values_payload
 from .catalog import Catalog, changed_search, clamp_position, parse_query
+from .jobs import progress_bar
 
 PATH = "/model"
 WINDOW = 3000
@@ -143,9 +144,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         job = catalog.model_errors(name)
         reference = {"model on this store": bpc}
         if job.state == "running":
-            progress = html.Div(
-                [html.Progress(value=f"{job.fraction:.2f}", max="1"), html.Span(f"  {job.message}")], className="hint"
-            )
+            progress = progress_bar(job)
             curves = training_figure(_history(store), reference)
             return (
                 None,
