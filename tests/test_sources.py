@@ -1,0 +1,26 @@
+"""What commands are pointed at: stores, checkpoints, and the cache of recordings."""
+
+import pytest
+
+from lstmviz.cli import _open_for_dashboard
+from lstmviz.errors import LstmvizError
+from lstmviz.sources import open_source
+from lstmviz.store import ActivationStore
+
+
+def test_bad_sources_are_one_clear_error(tmp_path):
+    with pytest.raises(LstmvizError, match="does not exist"):
+        open_source(tmp_path / "missing")
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(LstmvizError, match="neither an activation store nor a checkpoint"):
+        open_source(tmp_path / "plain")
+
+
+def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    first = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    assert isinstance(first, ActivationStore) and first.path.parent == tmp_path / "cache"
+    stamp = (first.path / "meta.json").stat().st_mtime_ns
+    again = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
+    assert _open_for_dashboard(str(first.path)).path == first.path  # a store opens as it is
