@@ -60,8 +60,9 @@
     for (var i = 0; i < data.chars.length; i++) {
       var ch = data.chars[i];
       var shown = ch === "\n" ? "\u23ce\n" : escape(ch);
+      var v = data.values[i], strong = data.limit > 0 && Math.abs(v) > 0.7 * data.limit;
       parts[i] = '<span class="ch" data-i="' + i + '" style="background:' +
-        colourOf(data.values[i], data.limit, data.stops) + '">' + shown + "</span>";
+        colourOf(v, data.limit, data.stops) + (strong ? ';color:#fff' : '') + '">' + shown + "</span>";
     }
     panel.innerHTML = parts.join("");
     void panel.offsetHeight;  // the layout of the new text is part of the paint time

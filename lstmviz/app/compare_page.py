@@ -59,8 +59,7 @@ def layout(catalog: Catalog) -> html.Div:
             html.Div(id="cmp-progress"),
             dcc.Interval(id="cmp-poll", interval=1000, disabled=True),
             html.Div(id="cmp-summary"),
-            *_panel("a"),
-            *_panel("b"),
+            html.Div(className="columns", children=[html.Div(_panel("a")), html.Div(_panel("b"))]),
             html.Div(
                 className="columns",
                 children=[
