@@ -259,3 +259,14 @@ def test_compare_page_bad_choice_shows_a_message(server, browser):
     browser.get(base + "/compare?a=../../etc")
     error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#cmp-error .error"))
     assert "Nothing named" in error.text
+
+
+def test_the_load_script_switches_neurons_without_errors(server, tiny_store):
+    from lstmviz.loadtest import default_view, run_load
+
+    base, _ = server
+    store, neurons = default_view(base)
+    assert store == tiny_store.name and "L1.h.0" in neurons
+    result = run_load(base, store, neurons, clients=3, switches=4)
+    assert result["load_errors"] == 0 and result["load_switches"] == 12
+    assert result["load_p95_ms"] > 0
