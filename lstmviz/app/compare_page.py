@@ -151,10 +151,10 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         if a and a != shown_a:
             q["a"] = a
             q.pop("neuron", None)  # another model: its own neurons
-        if b and b != shown_b:
-            q["b"] = b
         elif neuron and neuron != q.get("neuron"):
             q["neuron"] = neuron
+        if b and b != shown_b:
+            q["b"] = b
         if pos is not None and str(int(pos)) != q.get("pos", "0"):
             q["pos"] = str(int(pos))
         return changed_search(q, search)
