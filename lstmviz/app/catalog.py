@@ -78,12 +78,13 @@ class Catalog:
 
     def neuron_options(self, name: str) -> list[str]:
         """Every neuron id of a store, for the pickers (built once)."""
-        return self._once(("neurons", name), lambda: [str(n) for n in self.store(name).neuron_ids()])
+        return self.once(("neurons", name), lambda: [str(n) for n in self.store(name).neuron_ids()])
 
     def document_options(self, name: str) -> list[dict]:
-        return self._once(("documents", name), lambda: [{"label": d.name, "value": d.start} for d in self.store(name).documents])
+        return self.once(("documents", name), lambda: [{"label": d.name, "value": d.start} for d in self.store(name).documents])
 
-    def _once(self, key, build):
+    def once(self, key, build):
+        """``build()`` the first time ``key`` is asked for, its result after."""
         if key not in self._built:
             self._built[key] = build()
         return self._built[key]

@@ -140,12 +140,13 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
                 raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
         except LstmvizError as exc:
             return (html.Div(str(exc), className="error"),) + (no_update,) * 9
-        bpc = store_bpc(store)
+        bpc = catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
+        history = catalog.once(("history", name), lambda: _history(store))
         job = catalog.model_errors(name)
         reference = {"model on this store": bpc}
         if job.state == "running":
             progress = progress_bar(job)
-            curves = training_figure(_history(store), reference)
+            curves = training_figure(history, reference)
             return (
                 None,
                 _summary(store),
@@ -160,7 +161,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             )
         if job.state == "failed":
             failed = html.Div(f"The n-gram comparison failed: {job.error}", className="error")
-            curves = training_figure(_history(store), reference)
+            curves = training_figure(history, reference)
             return (
                 None,
                 _summary(store),
@@ -194,7 +195,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         return (
             None,
             _summary(store),
-            training_figure(_history(store), reference),
+            training_figure(history, reference),
             None,
             True,
             bpc_table,
