@@ -136,32 +136,39 @@ def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3
 
 
 def _lane_batches(ckpt: Checkpoint, docs: list[Document], lanes: int, chunk_len: int):
-    """The chunks recording runs: the same lanes, as id tensors [lanes, chunk_len]."""
-    from .recording import lane_bounds
+    """The chunks recording runs, in its layout (``recording.chunk_plan``): a list of
+    (rows: the lanes in the batch, ids [rows, time]); and the number of characters."""
+    from .recording import chunk_plan, lane_bounds
 
     text = "".join(d.text for d in docs)
     ids = ckpt.vocab.encode_array(text)
     starts = np.cumsum([0] + [len(d.text) for d in docs[:-1]])
-    bounds = lane_bounds(starts, len(text), lanes)
-    length = max(b - a for a, b in bounds)
-    grid = np.zeros((len(bounds), length), dtype=np.int64)
-    for i, (a, b) in enumerate(bounds):
-        grid[i, : b - a] = ids[a:b]
-    return [torch.from_numpy(grid[:, k : k + chunk_len]) for k in range(0, length, chunk_len)], len(text)
+    bounds = np.array(lane_bounds(starts, len(text), lanes))
+    chunks = [
+        (rows, torch.from_numpy(np.where(valid, ids[np.where(valid, pos, 0)], 0)))
+        for rows, pos, valid in chunk_plan(bounds[:, 0], bounds[:, 1] - bounds[:, 0], chunk_len)
+    ]
+    return chunks, len(text)
 
 
 def _fused_forward(ckpt: Checkpoint, batches) -> float:
+    """The fused forward over the same chunks, carrying each lane's state, recording nothing."""
+    from .recording import select_rows, update_rows
+
     model = ckpt.model
     t0 = time.perf_counter()
     with torch.inference_mode():
-        state = None
-        for x in batches:
-            _, state = model(x, state)
+        state = model.initial_state(len(batches[0][0]))
+        for rows, x in batches:
+            _, part = model(x, select_rows(state, rows))
+            state = update_rows(state, rows, part)
     return time.perf_counter() - t0
 
 
 def _naive_cell_loop(ckpt: Checkpoint, batches) -> float:
     """The tutorial approach: nn.LSTMCell per layer, one step at a time, keeping h and c."""
+    from .recording import select_rows, update_rows
+
     cfg = ckpt.model_config
     if cfg.cell != "lstm":
         raise LstmvizError("bench record compares against nn.LSTMCell: it needs an LSTM checkpoint.")
@@ -175,20 +182,20 @@ def _naive_cell_loop(ckpt: Checkpoint, batches) -> float:
         cells.append(cell)
     t0 = time.perf_counter()
     with torch.inference_mode():
-        b = batches[0].shape[0]
-        hs = [torch.zeros(b, cfg.hidden_size) for _ in cells]
-        cs = [torch.zeros(b, cfg.hidden_size) for _ in cells]
-        for x in batches:
+        state = ckpt.model.initial_state(len(batches[0][0]))
+        for rows, x in batches:
+            h, c = (list(s.unbind(0)) for s in select_rows(state, rows))
             emb = ckpt.model.embedding(x)
             kept_h, kept_c = [], []
             for t in range(x.shape[1]):
                 inp = emb[:, t]
                 for layer, cell in enumerate(cells):
-                    hs[layer], cs[layer] = cell(inp, (hs[layer], cs[layer]))
-                    inp = hs[layer]
-                kept_h.append(torch.stack(hs))
-                kept_c.append(torch.stack(cs))
-            ckpt.model.decoder(torch.stack([h[-1] for h in kept_h], 1))
+                    h[layer], c[layer] = cell(inp, (h[layer], c[layer]))
+                    inp = h[layer]
+                kept_h.append(torch.stack(h))
+                kept_c.append(torch.stack(c))
+            ckpt.model.decoder(torch.stack([k[-1] for k in kept_h], 1))
+            state = update_rows(state, rows, (torch.stack(h), torch.stack(c)))
     return time.perf_counter() - t0
 
 
@@ -249,7 +256,7 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
         "benchmark": "record",
         "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
         "chars": n,
-        "lanes": batches[0].shape[0],
+        "lanes": len(batches[0][0]),
         "series": len(store.series),
         "chars_per_s": round(ours),
         "fused_chars_per_s": round(fused),

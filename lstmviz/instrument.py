@@ -1,11 +1,15 @@
 """The instrumented forward pass: every per-character state of every layer, from the same
 weights as the fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` and equal to it at float32 rounding.
 
-PyTorch's fused modules return only the top layer's h (pytorch issue 8938). Here each layer
-runs its recurrence with the input projection of the whole chunk done as one matrix product,
-and each step writing its gates, c and h straight into preallocated ``[time, batch, units]``
-buffers with in-place kernels: recording costs no extra pass over the data. Hooks then see
-each series once per layer per chunk as a whole ``[batch, time, units]`` tensor.
+PyTorch's fused modules return only the top layer's h (pytorch issue 8938). Here each
+layer runs as its own one-layer fused module (the same weights, through
+``torch.func.functional_call``), which gives that layer's h at every step at the fused
+speed. Everything else is a function of h one step earlier and the layer's input, so it
+is computed for the whole chunk at once: the gate pre-activations as two large matrix
+products (``x W_ih^T + h_{t-1} W_hh^T``), the gates as one pass of pointwise kernels, and
+the LSTM cell state ``c_t = f_t c_{t-1} + i_t g_t`` by a blocked linear scan (a handful of
+large kernels instead of one small step per character). Hooks then see each series once
+per layer per chunk as a whole ``[batch, time, units]`` tensor.
 
 Equations (PyTorch's documentation of nn.LSTM / nn.GRU / nn.RNN):
   LSTM: i,f,o = sigmoid(.), g = tanh(.), c' = f*c + i*g, h' = o*tanh(c')
@@ -15,96 +19,125 @@ Equations (PyTorch's documentation of nn.LSTM / nn.GRU / nn.RNN):
 
 from __future__ import annotations
 
+from functools import cache
+
 import torch
+from torch import nn
+from torch.func import functional_call
 
 from .model import CharRNN, State
 
-
-def _time_major(x: torch.Tensor) -> torch.Tensor:
-    """[batch, time, in] -> contiguous [time * batch, in], so each step's input projection
-    is a contiguous [batch, gates] block (a strided one made every step's addmm slower)."""
-    return x.transpose(0, 1).reshape(-1, x.shape[-1])
+_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+SCAN_BLOCK = 16  # the blocked scan runs ~2 * sqrt(time) kernels per chunk; 16 suits 256 steps
 
 
-def _reset_masks(keep: torch.Tensor | None) -> dict[int, torch.Tensor]:
-    """{step: [batch, 1] multiplier} for the steps where some row starts a new document."""
-    if keep is None:
-        return {}
-    steps = (keep < 1).any(0).nonzero().flatten().tolist()  # one sync per chunk, not per step
-    return {t: keep[:, t : t + 1] for t in steps}
+@cache
+def _one_layer(cell: str, inputs: int, hidden: int) -> nn.Module:
+    """A one-layer fused module whose own weights are never used: each call passes the
+    model's weights of one layer through ``functional_call``."""
+    return _MODULES[cell](inputs, hidden, batch_first=True)
 
 
-def lstm_layer(x, w_ih, w_hh, b_ih, b_hh, h, c, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"i","f","g","o","c","h"} each [time, batch, hidden].
+def _reset_steps(keep: torch.Tensor | None) -> list[int]:
+    """The steps where some row starts a new document (one sync per chunk, not per step)."""
+    return [] if keep is None else (keep < 1).any(0).nonzero().flatten().tolist()
 
-    tanh(a) = 2 sigmoid(2a) - 1: with the g-gate rows of the weights doubled once per call,
-    each step takes one sigmoid over all four gates instead of three kernels on slices."""
+
+def fused_layer(cell: str, x: torch.Tensor, weights: dict[str, torch.Tensor], state, keep):
+    """One layer of the fused module over x [batch, time, in] from ``state`` (h, or (h, c)
+    for LSTM, each [batch, hidden]), zeroing a row's state before each step where ``keep``
+    is 0. Returns (h at every step [batch, time, hidden], final state)."""
+    module = _one_layer(cell, x.shape[-1], weights["weight_hh_l0"].shape[-1])
+    cuts = [t for t in _reset_steps(keep) if t > 0]
+    starts, outs = [0, *cuts], []
+    for a, b in zip(starts, [*cuts, x.shape[1]], strict=True):
+        if keep is not None:
+            m = keep[:, a : a + 1]  # [batch, 1]
+            state = tuple(s * m for s in state) if isinstance(state, tuple) else state * m
+        packed = tuple(s.unsqueeze(0) for s in state) if isinstance(state, tuple) else state.unsqueeze(0)
+        out, packed = functional_call(module, weights, (x[:, a:b], packed))
+        state = tuple(s[0] for s in packed) if isinstance(packed, tuple) else packed[0]
+        outs.append(out)
+    return (outs[0] if len(outs) == 1 else torch.cat(outs, 1)), state
+
+
+def _previous(h0: torch.Tensor, hs: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """h one step earlier [batch, time, hidden]: h0 at step 0, zero where a document starts."""
+    prev = torch.empty_like(hs)
+    prev[:, 0] = h0
+    prev[:, 1:] = hs[:, :-1]
+    if keep is not None:
+        prev.mul_(keep.unsqueeze(-1))
+    return prev
+
+
+def _projection(x, prev, w_ih, w_hh, b_ih, b_hh) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x W_ih^T + b_ih, h_{t-1} W_hh^T + b_hh), each [batch, time, gates], as two large
+    matrix products over the whole chunk."""
     B, T, _ = x.shape
-    H = h.shape[-1]
-    scale = torch.ones(4 * H, 1, dtype=x.dtype, device=x.device)
-    scale[2 * H : 3 * H] = 2.0
-    xw = torch.addmm((b_ih + b_hh) * scale[:, 0], _time_major(x), (w_ih * scale).t()).view(T, B, 4 * H)
-    w_hh_t = (w_hh * scale).t().contiguous()  # a contiguous [in, out] weight: the small per-step product is ~30% faster
-    gates = torch.empty(T, B, 4 * H, dtype=x.dtype, device=x.device)
-    cs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
-    hs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
-    masks = _reset_masks(keep)
-    for t in range(T):
-        m = masks.get(t)
-        if m is not None:
-            h, c = h * m, c * m
-        g = gates[t]
-        torch.addmm(xw[t], h, w_hh_t, out=g).sigmoid_()
-        gg = g[:, 2 * H : 3 * H].mul_(2.0).sub_(1.0)  # = tanh of the g pre-activation
-        torch.mul(g[:, H : 2 * H], c, out=cs[t])
-        cs[t].addcmul_(g[:, :H], gg)
-        torch.tanh(cs[t], out=hs[t]).mul_(g[:, 3 * H :])
-        h, c = hs[t], cs[t]
-    i, f, gg, o = gates.view(T, B, 4, H).unbind(2)
-    return {"h": hs, "c": cs, "i": i, "f": f, "g": gg, "o": o}
+    gx = torch.addmm(b_ih, x.reshape(B * T, -1), w_ih.t()).view(B, T, -1)
+    gh = torch.addmm(b_hh, prev.reshape(B * T, -1), w_hh.t()).view(B, T, -1)
+    return gx, gh
 
 
-def gru_layer(x, w_ih, w_hh, b_ih, b_hh, h, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"r","z","n","h"} each [time, batch, hidden]."""
-    B, T, _ = x.shape
-    H = h.shape[-1]
-    xw = torch.addmm(b_ih, _time_major(x), w_ih.t()).view(T, B, 3 * H)
-    gates = torch.empty(T, B, 3 * H, dtype=x.dtype, device=x.device)
-    hs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
-    hw = torch.empty(B, 3 * H, dtype=x.dtype, device=x.device)
-    w_hh_t = w_hh.t().contiguous()
-    masks = _reset_masks(keep)
-    for t in range(T):
-        m = masks.get(t)
-        if m is not None:
-            h = h * m
-        g = gates[t]
-        torch.addmm(b_hh, h, w_hh_t, out=hw)
-        torch.add(xw[t, :, : 2 * H], hw[:, : 2 * H], out=g[:, : 2 * H]).sigmoid_()
-        n = g[:, 2 * H :]
-        torch.addcmul(xw[t, :, 2 * H :], g[:, :H], hw[:, 2 * H :], out=n).tanh_()
-        # h' = n + z * (h - n)
-        torch.sub(h, n, out=hs[t]).mul_(g[:, H : 2 * H]).add_(n)
-        h = hs[t]
-    r, z, n = gates.view(T, B, 3, H).unbind(2)
+def linear_scan(a: torch.Tensor, u: torch.Tensor, c0: torch.Tensor) -> torch.Tensor:
+    """c_t = a_t * c_{t-1} + u_t for t = 0..T-1 from c_{-1} = c0; a, u [batch, time, units].
+
+    Blocked: inside blocks of ``SCAN_BLOCK`` steps, the running product A of a and the
+    recurrence started from zero (R) are computed for all blocks at once; a short loop over
+    blocks then carries c from block to block, and c = A * c_start + R. The same algebra as
+    the step loop, so the same values up to float32 rounding."""
+    B, T, H = a.shape
+    L = SCAN_BLOCK
+    nb = -(-T // L)
+    pad = nb * L - T
+    if pad:
+        a = torch.cat([a, a.new_ones(B, pad, H)], 1)
+        u = torch.cat([u, u.new_zeros(B, pad, H)], 1)
+    a = a.view(B, nb, L, H)
+    u = u.view(B, nb, L, H)
+    prod = torch.cumprod(a, dim=2)
+    run = torch.empty_like(u)
+    run[:, :, 0] = u[:, :, 0]
+    for j in range(1, L):
+        torch.addcmul(u[:, :, j], a[:, :, j], run[:, :, j - 1], out=run[:, :, j])
+    start = torch.empty(B, nb, H, dtype=a.dtype, device=a.device)
+    c = c0
+    for k in range(nb):
+        start[:, k] = c
+        c = torch.addcmul(run[:, k, -1], prod[:, k, -1], c)
+    out = run.addcmul_(prod, start.unsqueeze(2)).view(B, nb * L, H)
+    return out[:, :T] if pad else out
+
+
+def lstm_layer(x, weights, h, c, keep=None) -> dict[str, torch.Tensor]:
+    """x [batch, time, in] -> {"i","f","g","o","c","h"} each [batch, time, hidden]."""
+    hs, _ = fused_layer("lstm", x, weights, (h, c), keep)
+    w_ih, w_hh, b_ih, b_hh = weights.values()
+    gx, gh = _projection(x, _previous(h, hs, keep), w_ih, w_hh, b_ih, b_hh)
+    gates = gx.add_(gh)
+    H = hs.shape[-1]
+    i, f, g, o = gates.split(H, dim=-1)
+    i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
+    decay = f if keep is None else f * keep.unsqueeze(-1)  # a document starts from c = 0
+    cs = linear_scan(decay, i * g, c)
+    return {"h": hs, "c": cs, "i": i, "f": f, "g": g, "o": o}
+
+
+def gru_layer(x, weights, h, keep=None) -> dict[str, torch.Tensor]:
+    """x [batch, time, in] -> {"r","z","n","h"} each [batch, time, hidden]."""
+    hs, _ = fused_layer("gru", x, weights, h, keep)
+    gx, gh = _projection(x, _previous(h, hs, keep), *weights.values())
+    H = hs.shape[-1]
+    rz = gx[..., : 2 * H].add_(gh[..., : 2 * H]).sigmoid_()
+    r, z = rz.split(H, dim=-1)
+    n = torch.addcmul(gx[..., 2 * H :], r, gh[..., 2 * H :]).tanh_()
     return {"h": hs, "r": r, "z": z, "n": n}
 
 
-def rnn_layer(x, w_ih, w_hh, b_ih, b_hh, h, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"h"} [time, batch, hidden] (tanh nonlinearity)."""
-    B, T, _ = x.shape
-    H = h.shape[-1]
-    xw = torch.addmm(b_ih + b_hh, _time_major(x), w_ih.t()).view(T, B, H)
-    hs = torch.empty(T, B, H, dtype=x.dtype, device=x.device)
-    w_hh_t = w_hh.t().contiguous()
-    masks = _reset_masks(keep)
-    for t in range(T):
-        m = masks.get(t)
-        if m is not None:
-            h = h * m
-        torch.addmm(xw[t], h, w_hh_t, out=hs[t]).tanh_()
-        h = hs[t]
-    return {"h": hs}
+def rnn_layer(x, weights, h, keep=None) -> dict[str, torch.Tensor]:
+    """x [batch, time, in] -> {"h"} [batch, time, hidden] (tanh nonlinearity)."""
+    return {"h": fused_layer("rnn", x, weights, h, keep)[0]}
 
 
 def instrumented_forward(
@@ -121,17 +154,15 @@ def instrumented_forward(
         keep = keep.to(x.dtype)
     new_h, new_c = [], []
     for layer, points in enumerate(model.layers):
-        w = [getattr(model.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")]
+        weights = {f"{p}_l0": getattr(model.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
         if cfg.cell == "lstm":
-            h0, c0 = state[0][layer], state[1][layer]
-            series = lstm_layer(x, *w, h0, c0, keep)
+            series = lstm_layer(x, weights, state[0][layer], state[1][layer], keep)
         elif cfg.cell == "gru":
-            series = gru_layer(x, *w, state[layer], keep)
+            series = gru_layer(x, weights, state[layer], keep)
         else:
-            series = rnn_layer(x, *w, state[layer], keep)
-        out = {}
-        for kind in cfg.series_kinds:
-            out[kind] = getattr(points, f"hook_{kind}")(series[kind].transpose(0, 1))  # [batch, time, hidden]
+            series = rnn_layer(x, weights, state[layer], keep)
+        out = {kind: getattr(points, f"hook_{kind}")(series[kind]) for kind in cfg.series_kinds}
+        # The carried state is the hooked series' last step: a replaced value carries on.
         new_h.append(out["h"][:, -1])
         if cfg.cell == "lstm":
             new_c.append(out["c"][:, -1])

@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint
 from .corpus import Document
 from .errors import CorpusError, StoreError
 from .hooks import run_with_cache
-from .store import TOP_K, ActivationStore, Series, StoreWriter
+from .store import TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
@@ -50,6 +50,42 @@ def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[in
         stop = int(doc_starts[last]) if last < len(doc_starts) else total
         bounds.append((int(doc_starts[first]), stop))
     return bounds
+
+
+STAGE_BYTES = 256 * 2**20  # activations collected in memory before they are written
+
+
+def stage_span(rows: int, lanes: int, chunk_len: int) -> int:
+    """Characters per lane collected before writing: as many whole chunks as fit
+    ``STAGE_BYTES`` (float16), at most 4096 (8 KB per neuron and write), at least one chunk."""
+    fit = STAGE_BYTES // (2 * rows * lanes) // chunk_len * chunk_len
+    return int(min(max(fit, chunk_len), max(4096 // chunk_len, 1) * chunk_len))
+
+
+def chunk_plan(lane_start: np.ndarray, lane_len: np.ndarray, chunk_len: int):
+    """Yield, chunk by chunk, (rows: the lanes that still have text, pos [rows, time]: the
+    character offsets they run, valid [rows, time]: which of those are text, not padding).
+    A lane leaves the batch once its text is done, and the last chunk is only as long as
+    the longest remaining lane, so the batch carries little padding."""
+    for start in range(0, int(lane_len.max()), chunk_len):
+        rows = np.flatnonzero(lane_len > start)
+        steps = np.arange(min(chunk_len, int(lane_len[rows].max()) - start))
+        pos = lane_start[rows, None] + start + steps[None, :]
+        yield rows, pos, (start + steps[None, :]) < lane_len[rows, None]
+
+
+def select_rows(state, rows: np.ndarray):
+    """The state of batch rows ``rows`` (h, or (h, c); each [layers, batch, hidden])."""
+    index = torch.from_numpy(rows)
+    return tuple(s[:, index.to(s.device)] for s in state) if isinstance(state, tuple) else state[:, index.to(state.device)]
+
+
+def update_rows(state, rows: np.ndarray, part):
+    """``state`` with batch rows ``rows`` replaced by ``part``."""
+    index = torch.from_numpy(rows)
+    if isinstance(state, tuple):
+        return tuple(s.index_copy(1, index.to(s.device), p) for s, p in zip(state, part, strict=True))
+    return state.index_copy(1, index.to(state.device), part)
 
 
 def record_activations(
@@ -87,7 +123,6 @@ def record_activations(
     bounds = lane_bounds(doc_starts, total, lanes)
     lane_start = np.array([b[0] for b in bounds])
     lane_len = np.array([b[1] - b[0] for b in bounds])
-    n_chunks = int(-(-lane_len.max() // chunk_len))
 
     series, row = [], 0
     for layer in range(1, cfg.num_layers + 1):
@@ -99,18 +134,19 @@ def record_activations(
     t0 = time.perf_counter()
     with StoreWriter(out, rows, total) as writer:
         writer.maps["text.u32"][:] = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        stage = writer.activation_columns(len(bounds), stage_span(rows, len(bounds), chunk_len))
         state = model.initial_state(len(bounds), device)
         bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
-        offsets = np.arange(chunk_len)
-        for k in range(n_chunks):
-            pos = lane_start[:, None] + k * chunk_len + offsets[None, :]  # [lanes, time]
-            valid = (k * chunk_len + offsets[None, :]) < lane_len[:, None]
+        for active, pos, valid in chunk_plan(lane_start, lane_len, chunk_len):
             safe = np.where(valid, pos, 0)
             x = torch.from_numpy(np.where(valid, ids[safe], 0)).to(device)
             keep_t = torch.from_numpy(np.where(valid, keep[safe], 1.0)).to(device)
-            (logits, state), cache = run_with_cache(model, lambda x=x, s=state, kp=keep_t: model.forward_instrumented(x, s, kp))
-            _write_chunk(writer, series, cache, logits, pos, valid, next_ids)
-            writer.release_pages()
+            lanes_state = select_rows(state, active)
+            (logits, lanes_state), cache = run_with_cache(
+                model, lambda x=x, s=lanes_state, kp=keep_t: model.forward_instrumented(x, s, kp)
+            )
+            state = update_rows(state, active, lanes_state)
+            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, next_ids)
             bar.update(int(valid.sum()))
             if on_progress is not None:
                 on_progress(bar.n, total)
@@ -124,15 +160,15 @@ def record_activations(
         )
 
 
-def _write_chunk(writer: StoreWriter, series: list[Series], cache: dict, logits, pos, valid, next_ids) -> None:
-    acts = writer.maps["activations.f16"]
+def _write_chunk(
+    writer: StoreWriter, stage: ColumnStage, series: list[Series], cache: dict, logits, lanes, pos, valid, next_ids
+) -> None:
     lane_lens = valid.sum(1)
-    for s in series:
-        block = cache[f"layers.{s.layer - 1}.hook_{s.kind}"].to("cpu", torch.float16).numpy()  # [lanes, time, units]
-        for lane, n in enumerate(lane_lens):
-            if n:
-                p0 = int(pos[lane, 0])
-                acts[s.row : s.row + s.units, p0 : p0 + n] = block[lane, :n].T
+    for k, (lane, n) in enumerate(zip(lanes, lane_lens, strict=True)):
+        if n:
+            columns = torch.from_numpy(stage.columns(int(lane), int(pos[k, 0]), int(n)))  # [rows, n] float16
+            for s in series:  # one kernel converts to float16 and transposes to neuron-major
+                columns[s.row : s.row + s.units].copy_(cache[f"layers.{s.layer - 1}.hook_{s.kind}"][k, :n].T)
     logp = torch.log_softmax(logits.float(), dim=-1)
     top_lp, top_ids = logp.topk(TOP_K, dim=-1)
     flat_pos = pos[valid]

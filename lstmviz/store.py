@@ -17,7 +17,6 @@ A neuron is named ``L{layer}.{kind}.{index}`` (layer from 1, as in the paper), e
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import re
 import shutil
@@ -212,6 +211,53 @@ class ActivationStore:
         }
 
 
+class ColumnStage:
+    """Neuron-major writes in page-sized runs. Recording produces a few hundred characters
+    of every neuron per lane and chunk: written straight into the neuron-major file, each
+    neuron's run is a fraction of a page, so every chunk faults in (and keeps resident)
+    one page per neuron per lane. Here each lane's characters are collected for ``span``
+    characters, then written one contiguous run per neuron with ``os.pwrite``: no page of
+    the store is mapped into this process, and memory stays at ``lanes x rows x span``
+    values."""
+
+    def __init__(self, path: Path, rows: int, chars: int, lanes: int, span: int):
+        self.rows, self.chars, self.span = rows, chars, span
+        self.buf = np.empty((lanes, rows, span), dtype=np.float16)
+        self.start = np.zeros(lanes, dtype=np.int64)
+        self.fill = np.zeros(lanes, dtype=np.int64)
+        self.fd: int | None = os.open(path, os.O_WRONLY)
+
+    def columns(self, lane: int, start: int, n: int) -> np.ndarray:
+        """A [rows, n] view to fill with characters ``start .. start + n`` of ``lane``; a lane's
+        columns come in order, each call continuing where the last one stopped."""
+        if self.fill[lane] and (self.start[lane] + self.fill[lane] != start or self.fill[lane] + n > self.span):
+            self._write(lane)
+        if not self.fill[lane]:
+            self.start[lane] = start
+        if n > self.span:
+            raise ValueError(f"{n} columns do not fit a stage of {self.span}.")
+        at = int(self.fill[lane])
+        self.fill[lane] += n
+        return self.buf[lane, :, at : at + n]
+
+    def _write(self, lane: int) -> None:
+        n, start, block = int(self.fill[lane]), int(self.start[lane]), self.buf[lane]
+        for row in range(self.rows):
+            os.pwrite(self.fd, block[row, :n], (row * self.chars + start) * block.itemsize)
+        self.fill[lane] = 0
+
+    def close(self, write: bool = True) -> None:
+        if self.fd is None:
+            return
+        try:
+            if write:
+                for lane in np.flatnonzero(self.fill):
+                    self._write(int(lane))
+        finally:
+            os.close(self.fd)
+            self.fd = None
+
+
 class StoreWriter:
     """Writes a store under a temporary name next to ``out``; :meth:`finish` adds meta.json
     and renames it into place. Leaving the ``with`` block any other way (an error, Ctrl-C)
@@ -225,6 +271,7 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()
         self.maps: dict[str, np.ndarray | None] = {}
+        self.stage: ColumnStage | None = None
         for name, (dtype, _) in FILES.items():
             shape = file_shape(name, rows, chars)
             self.maps[name] = np.memmap(self.tmp / name, dtype=dtype, mode="w+", shape=shape) if chars else None
@@ -236,23 +283,23 @@ class StoreWriter:
 
     def __exit__(self, *exc) -> None:
         self.maps.clear()
+        if self.stage is not None:
+            self.stage.close(write=False)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
-    def release_pages(self) -> None:
-        """Unmap written activation pages from this process: they stay in the page cache and
-        reach the disk as usual, so resident memory stays bounded by one chunk's writes."""
-        mm = self.maps["activations.f16"]
-        if mm is not None and hasattr(mm, "_mmap") and hasattr(mmap, "MADV_DONTNEED"):
-            mm._mmap.madvise(mmap.MADV_DONTNEED)
+    def activation_columns(self, lanes: int, span: int) -> ColumnStage:
+        """A staging buffer for writing the activations a few thousand characters at a time
+        per lane (see :class:`ColumnStage`); :meth:`finish` writes what it still holds."""
+        self.stage = ColumnStage(self.tmp / "activations.f16", self.rows, self.chars, lanes, span)
+        return self.stage
 
     def finish(
         self, *, checkpoint, vocab: list[str], documents: list[tuple[str, int, int]], series: list[Series], recording: dict
     ):
         """Write meta.json and move the store into place; returns it opened."""
-        for mm in self.maps.values():
-            if mm is not None:
-                mm.flush()
-        self.maps.clear()
+        if self.stage is not None:
+            self.stage.close()
+        self.maps.clear()  # unmapped; the kernel writes the pages back as it does for any file
         sizes = {name: (self.tmp / name).stat().st_size for name in FILES}
         meta = {
             "format": STORE_FORMAT,

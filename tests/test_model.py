@@ -5,6 +5,8 @@ import pytest
 import torch
 from torch import nn
 
+from lstmviz.hooks import run_with_cache
+from lstmviz.instrument import linear_scan
 from lstmviz.model import CELLS, CharRNN, ModelConfig
 
 
@@ -143,11 +145,31 @@ def test_replacing_a_value_changes_what_comes_downstream():
     torch.testing.assert_close(changed, expected, atol=1e-5, rtol=0)
 
 
-def test_keep_mask_starts_documents_from_zero_state():
-    model = _model("lstm", layers=2)
-    a, b = torch.randint(0, 30, (1, 10)), torch.randint(0, 30, (1, 7))
-    keep = torch.ones(1, 17)
-    keep[0, 10] = 0
-    joined, _ = model.forward_instrumented(torch.cat([a, b], 1), keep=keep)
-    alone, _ = model.forward_instrumented(b)
-    torch.testing.assert_close(joined[:, 10:], alone, atol=1e-5, rtol=0)
+@pytest.mark.parametrize("cell", CELLS)
+def test_keep_mask_starts_documents_from_zero_state(cell):
+    """Two rows, each with a document starting mid-chunk at a different step: every series
+    after the start equals the document run alone from a zero state."""
+    model = _model(cell, layers=2)
+    a, b = torch.randint(0, 30, (2, 45)), torch.randint(0, 30, (2, 40))
+    ids = torch.cat([a, b], 1)  # [2, 85]
+    keep = torch.ones(2, 85)
+    keep[0, 45] = 0
+    keep[1, 30] = 0  # row 1's second document is ids[1, 30:]
+    state = _random_state(model, 2)
+    (joined, _), cache = run_with_cache(model, lambda: model.forward_instrumented(ids, state, keep))
+    for row, start in ((0, 45), (1, 30)):
+        (alone, _), alone_cache = model.run_with_cache(ids[row : row + 1, start:])
+        torch.testing.assert_close(joined[row : row + 1, start:], alone, atol=1e-5, rtol=0)
+        for name, series in alone_cache.items():
+            torch.testing.assert_close(cache[name][row : row + 1, start:], series, atol=1e-5, rtol=0, msg=name)
+
+
+@pytest.mark.parametrize("steps", [1, 15, 16, 17, 250])
+def test_linear_scan_equals_the_step_loop(steps):
+    torch.manual_seed(steps)
+    a, u, c0 = torch.rand(3, steps, 8), torch.randn(3, steps, 8), torch.randn(3, 8)
+    expected, c = [], c0
+    for t in range(steps):
+        c = a[:, t] * c + u[:, t]
+        expected.append(c)
+    torch.testing.assert_close(linear_scan(a, u, c0), torch.stack(expected, 1), atol=1e-5, rtol=1e-5)

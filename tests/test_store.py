@@ -78,13 +78,18 @@ def test_lanes_are_contiguous_whole_documents():
     assert lane_bounds(np.array([0]), 1000, 8) == [(0, 1000)]
 
 
-def test_lane_count_does_not_change_the_result(tiny_checkpoint, tmp_path):
+def test_lane_count_and_staging_do_not_change_the_result(tiny_checkpoint, tmp_path, monkeypatch):
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
-    docs = [Document(f"d{i}", "x = 'a'  # c\n" * (i + 2)) for i in range(5)]
+    docs = [Document(f"d{i}", "x = 'a'  # c\n" * (3 * i + 2)) for i in range(5)]  # lanes end at different chunks
     one = record_activations(ckpt, docs, tmp_path / "one", lanes=1, progress=False)
     many = record_activations(ckpt, docs, tmp_path / "many", lanes=4, chunk_len=7, progress=False)
+    monkeypatch.setattr("lstmviz.recording.STAGE_BYTES", 1)  # the stage holds one chunk: written every chunk
+    staged = record_activations(ckpt, docs, tmp_path / "staged", lanes=3, chunk_len=5, progress=False)
     # Batch shape changes float32 rounding, which can move a float16 value by one ulp.
-    np.testing.assert_allclose(np.asarray(one.activations, np.float32), np.asarray(many.activations, np.float32), atol=1e-3)
+    for other in (many, staged):
+        np.testing.assert_allclose(np.asarray(one.activations, np.float32), np.asarray(other.activations, np.float32), atol=1e-3)
+        np.testing.assert_allclose(np.asarray(one.logp), np.asarray(other.logp), atol=1e-4)
+        np.testing.assert_array_equal(np.asarray(one.top_ids), np.asarray(other.top_ids))
 
 
 def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeypatch):
