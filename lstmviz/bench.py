@@ -23,6 +23,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import Document, load_corpus
 from .errors import LstmvizError
 from .sources import DEFAULT_CHECKPOINT
+from .store import DEFAULT_LANES
 
 
 def machine() -> str:
@@ -222,7 +223,7 @@ def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) ->
     return json.loads(result.stdout)["seconds"], peak_kb / 1024
 
 
-def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = 64, repeats: int = 3) -> dict:
+def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = DEFAULT_LANES, repeats: int = 3) -> dict:
     from .evaluate import evaluation_documents
     from .recording import limit_chars
     from .store import open_store, write_store
@@ -480,29 +481,43 @@ print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb(), "start_rss_mb": 
 """
 
 
-def bench_compare(chars: int = 500_000, units: int = 256) -> dict:
+def bench_compare(chars: int = 500_000, units: int = 256, repeats: int = 3) -> dict:
     """The whole comparison (correlation of every h and c series of A with every one of B,
     best matches, assignment, CKA) of two 2-layer models over ``chars`` characters, in a
     child process (for its peak memory); beside what a user would write,
-    ``numpy.corrcoef`` over the stacked series (correlations only), and the floor, one
-    float32 matrix product of the same shape."""
+    ``numpy.corrcoef`` over the stacked series (correlations only, timed once: it is the
+    slowest), and the floor, one float32 matrix product of the same shape (numpy's and
+    torch's, the faster counts). Ours and the floors are medians of ``repeats``."""
     from .compare import Block
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:
         a, _ = synthetic_store(Path(tmp) / "a.store", chars, units=units, seed=1)
         b, source = synthetic_store(Path(tmp) / "b.store", chars, units=units, seed=2)
-        child = subprocess.run(
-            [sys.executable, "-c", _COMPARE_CHILD, str(a.path), str(b.path)], capture_output=True, text=True, check=False
-        )
-        if child.returncode != 0:
-            raise LstmvizError(f"The comparison failed: {child.stderr.strip()[-500:]}")
-        ours = json.loads(child.stdout.strip().splitlines()[-1])
+        runs = []
+        for _ in range(repeats):
+            child = subprocess.run(
+                [sys.executable, "-c", _COMPARE_CHILD, str(a.path), str(b.path)], capture_output=True, text=True, check=False
+            )
+            if child.returncode != 0:
+                raise LstmvizError(f"The comparison failed: {child.stderr.strip()[-500:]}")
+            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+        ours = {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+            "start_rss_mb": statistics.median(r["start_rss_mb"] for r in runs),
+        }
         block_a, block_b = Block.of(a), Block.of(b)
         xa = block_a.read(a, 0, len(a), np.float32)
         xb = block_b.read(b, 0, len(b), np.float32)
-        t0 = time.perf_counter()
-        xa @ xb.T
-        floor = time.perf_counter() - t0
+        ta, tb = torch.from_numpy(xa), torch.from_numpy(xb)
+        numpy_floor = statistics.median(timed(lambda: xa @ xb.T) for _ in range(repeats))
+        torch_floor = statistics.median(timed(lambda: ta @ tb.T) for _ in range(repeats))
+        floor = min(numpy_floor, torch_floor)
         t0 = time.perf_counter()
         np.corrcoef(np.vstack([xa, xb]))
         corrcoef = time.perf_counter() - t0
@@ -517,6 +532,8 @@ def bench_compare(chars: int = 500_000, units: int = 256) -> dict:
         "corrcoef_seconds": round(corrcoef, 2),
         "ratio": round(corrcoef / ours["seconds"], 2),
         "floor_seconds": round(floor, 2),
+        "floor_numpy_seconds": round(numpy_floor, 2),
+        "floor_torch_seconds": round(torch_floor, 2),
         "vs_floor": round(ours["seconds"] / floor, 2),
         "peak_rss_mb": round(ours["peak_rss_mb"]),
         "start_rss_mb": round(ours["start_rss_mb"]),  # the child before comparing (Python, numpy, torch)

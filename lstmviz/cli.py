@@ -15,7 +15,7 @@ import numpy as np
 
 from .baseline import DEFAULT_MAX_ORDER
 from .errors import LstmvizError
-from .store import ActivationStore
+from .store import DEFAULT_LANES, ActivationStore
 
 
 def _user_errors(fn):
@@ -111,7 +111,7 @@ def evaluate(checkpoint, paths, max_order, as_json) -> None:
 @click.argument("paths", nargs=-1)
 @click.option("--out", required=True, type=click.Path(), help="Store directory to write.")
 @click.option("--max-chars", type=int, default=None, help="Record at most this many characters.")
-@click.option("--lanes", default=64, show_default=True, help="Documents recorded side by side (the batch).")
+@click.option("--lanes", default=DEFAULT_LANES, show_default=True, help="Documents recorded side by side (the batch).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -425,7 +425,7 @@ def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
 @bench.command("record")
 @click.option("--checkpoint", default=None, help="Default: the shipped model.")
 @click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record.")
-@click.option("--lanes", default=64, show_default=True)
+@click.option("--lanes", default=DEFAULT_LANES, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
@@ -468,13 +468,14 @@ def bench_dashboard_command(store, chars, switches, clients, per_client, no_brow
 @bench.command("compare")
 @click.option("--chars", default=500_000, show_default=True)
 @click.option("--units", default=256, show_default=True, help="Units per layer of the two 2-layer models.")
+@click.option("--repeats", default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_compare_command(chars, units, as_json) -> None:
+def bench_compare_command(chars, units, repeats, as_json) -> None:
     """The whole comparison against numpy.corrcoef and against one float32 matrix product."""
     from .bench import bench_compare
 
-    _report(bench_compare(chars, units), as_json)
+    _report(bench_compare(chars, units, repeats), as_json)
 
 
 if __name__ == "__main__":

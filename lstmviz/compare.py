@@ -14,6 +14,7 @@ suffices), and is exactly 1 for a layer compared with itself."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -42,7 +43,7 @@ class Block:
     @classmethod
     def of(cls, store: ActivationStore, kinds: tuple[str, ...] = COMPARED_KINDS) -> Block:
         ids, rows, layers = [], [], []
-        for s in store.series:
+        for s in sorted(store.series, key=lambda s: s.layer):  # a layer's series side by side
             if s.kind in kinds:
                 ids += [str(NeuronId(s.layer, s.kind, u)) for u in range(s.units)]
                 rows += range(s.row, s.row + s.units)
@@ -51,14 +52,33 @@ class Block:
             raise LstmvizError(f"{store.name} has no {' or '.join(kinds)} series to compare.")
         return cls(ids, np.array(rows), np.array(layers))
 
+    def layer_spans(self) -> dict[int, tuple[int, int]]:
+        """{layer: (first index, stop index)}: each layer's series are consecutive in the block."""
+        return {
+            int(la): (int(np.argmax(self.layers == la)), int(len(self.layers) - np.argmax(self.layers[::-1] == la)))
+            for la in np.unique(self.layers)
+        }
+
+    def segments(self) -> list[tuple[int, int]]:
+        """The block's rows as runs of consecutive store rows: [(first index, stop index)]."""
+        breaks = np.flatnonzero(np.diff(self.rows) != 1) + 1
+        return list(zip(np.r_[0, breaks].tolist(), np.r_[breaks, len(self.rows)].tolist(), strict=True))
+
     def read(self, store: ActivationStore, start: int, stop: int, dtype=np.float16) -> np.ndarray:
-        """[series, characters] for characters [start, stop), read series by series (each a
+        """[series, characters] for characters [start, stop), read run by run (each a
         contiguous range of rows); float16 as stored unless another ``dtype`` is asked for."""
         out = np.empty((len(self.rows), stop - start), dtype=dtype)
-        breaks = np.flatnonzero(np.diff(self.rows) != 1) + 1
-        for a, b in zip(np.r_[0, breaks], np.r_[breaks, len(self.rows)], strict=True):
+        for a, b in self.segments():
             out[a:b] = store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]
         return out
+
+    def widen_into(self, store: ActivationStore, start: int, stop: int, out: torch.Tensor) -> None:
+        """Characters [start, stop) as float32 into ``out`` [series, stop - start], straight
+        from the memory-mapped store (one strided copy per run of rows, no float16 copy)."""
+        with warnings.catch_warnings():  # the store is mapped read-only; torch only reads it here
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            for a, b in self.segments():
+                out[a:b].copy_(torch.from_numpy(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
 
 
 def same_text(a: ActivationStore, b: ActivationStore) -> None:
@@ -89,40 +109,48 @@ def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b
     """Pearson correlation of every series of ``block_a`` with every one of ``block_b`` over
     the characters in ``mask`` (all by default): [len(a), len(b)] float32.
 
-    Per chunk: widen float16 to float32 and subtract the shift (torch: numpy's float16
-    conversion is several times slower), take the row sums and sums of squares, and one
-    float32 matrix product; totals in float64."""
+    Per chunk, each side is widened from float16 into a reused float32 buffer whose last
+    row is ones, and shifted (by the first chunk's means, so float32 sums do not cancel);
+    one float32 matrix product of the two buffers then gives the cross products and, in
+    its last row and column, both sides' sums. Sums of squares are one more pass; totals
+    are float64."""
     n = len(a)
+    na, nb = len(block_a.rows), len(block_b.rows)
     shift_a = shift_b = None
-    sum_a = torch.zeros(len(block_a.rows), dtype=torch.float64)
-    sum_b = torch.zeros(len(block_b.rows), dtype=torch.float64)
-    sq_a, sq_b = torch.zeros_like(sum_a), torch.zeros_like(sum_b)
-    cross = torch.zeros((len(block_a.rows), len(block_b.rows)), dtype=torch.float64)
-    count = 0
+    sq_a, sq_b = torch.zeros(na, dtype=torch.float64), torch.zeros(nb, dtype=torch.float64)
+    cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)  # last row/column: sums of B/A; corner: count
+    buf_a, buf_b = torch.empty(na + 1, CHUNK), torch.empty(nb + 1, CHUNK)
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        raw_a, raw_b = block_a.read(a, start, stop), block_b.read(b, start, stop)
-        if mask is not None and not mask[start:stop].all():
+        if mask is None or mask[start:stop].all():
+            width = stop - start
+            xa, xb = buf_a[:, :width], buf_b[:, :width]
+            block_a.widen_into(a, start, stop, xa[:na])
+            block_b.widen_into(b, start, stop, xb[:nb])
+        else:  # characters outside a vocabulary are left out
             keep = mask[start:stop]
-            raw_a, raw_b = raw_a[:, keep], raw_b[:, keep]
-        if raw_a.shape[1] == 0:
-            continue
-        ta, tb = torch.from_numpy(raw_a), torch.from_numpy(raw_b)
-        if shift_a is None:  # near the means, so float32 sums of shifted values do not cancel
-            shift_a, shift_b = ta.float().mean(1, keepdim=True), tb.float().mean(1, keepdim=True)
-        xa, xb = ta.float().sub_(shift_a), tb.float().sub_(shift_b)
-        sum_a += xa.sum(1).double()  # shifted values are small: float32 sums of a chunk are exact enough
-        sum_b += xb.sum(1).double()
-        sq_a += torch.linalg.vector_norm(xa, dim=1).double() ** 2
-        sq_b += torch.linalg.vector_norm(xb, dim=1).double() ** 2
+            width = int(keep.sum())
+            if width == 0:
+                continue
+            xa, xb = buf_a[:, :width], buf_b[:, :width]
+            xa[:na].copy_(torch.from_numpy(block_a.read(a, start, stop)[:, keep]))
+            xb[:nb].copy_(torch.from_numpy(block_b.read(b, start, stop)[:, keep]))
+        if shift_a is None:
+            shift_a, shift_b = xa[:na].mean(1, keepdim=True), xb[:nb].mean(1, keepdim=True)
+        xa[:na].sub_(shift_a)
+        xb[:nb].sub_(shift_b)
+        xa[na], xb[nb] = 1.0, 1.0
+        sq_a += torch.linalg.vector_norm(xa[:na], dim=1).double() ** 2
+        sq_b += torch.linalg.vector_norm(xb[:nb], dim=1).double() ** 2
         cross += xa @ xb.T
-        count += xa.shape[1]
+    count = float(cross[na, nb])
     if count < 2:
         raise LstmvizError("Fewer than two characters to compare on.")
-    mean_a, mean_b = (sum_a / count).numpy(), (sum_b / count).numpy()
+    sums = cross.numpy()
+    mean_a, mean_b = sums[:na, nb] / count, sums[na, :nb] / count
     var_a = np.maximum(sq_a.numpy() / count - mean_a**2, 0)
     var_b = np.maximum(sq_b.numpy() / count - mean_b**2, 0)
-    cov = cross.numpy() / count - np.outer(mean_a, mean_b)
+    cov = sums[:na, :nb] / count - np.outer(mean_a, mean_b)
     sd = np.outer(np.sqrt(var_a), np.sqrt(var_b))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.where(sd > 1e-12, cov / sd, 0.0)
@@ -135,19 +163,19 @@ def linear_cka(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: 
     starts = np.linspace(0, max(len(a) - CKA_WINDOW, 0), max(1, min(len(a), CKA_CHARS) // CKA_WINDOW)).astype(np.int64)
     spans = [(int(s0), int(min(len(a), s0 + CKA_WINDOW))) for s0 in np.unique(starts)]
     keep = np.concatenate([mask[s0:s1] if mask is not None else np.ones(s1 - s0, bool) for s0, s1 in spans])
-    xa = np.concatenate([block_a.read(a, s0, s1, np.float32) for s0, s1 in spans], axis=1)[:, keep].T
-    xb = np.concatenate([block_b.read(b, s0, s1, np.float32) for s0, s1 in spans], axis=1)[:, keep].T
-    xa, xb = np.ascontiguousarray(xa), np.ascontiguousarray(xb)
-    xa -= xa.mean(0)
-    xb -= xb.mean(0)
+    xa = torch.from_numpy(np.concatenate([block_a.read(a, s0, s1) for s0, s1 in spans], axis=1)[:, keep]).float()
+    xb = torch.from_numpy(np.concatenate([block_b.read(b, s0, s1) for s0, s1 in spans], axis=1)[:, keep]).float()
+    xa -= xa.mean(1, keepdim=True)  # [series, characters], centred per series
+    xb -= xb.mean(1, keepdim=True)
     layers_a, layers_b = np.unique(block_a.layers), np.unique(block_b.layers)
-    self_a = {la: np.linalg.norm(xa[:, block_a.layers == la].T @ xa[:, block_a.layers == la]) for la in layers_a}
-    self_b = {lb: np.linalg.norm(xb[:, block_b.layers == lb].T @ xb[:, block_b.layers == lb]) for lb in layers_b}
-    cross = xa.T @ xb
+    span_a, span_b = block_a.layer_spans(), block_b.layer_spans()
+    self_a = {la: float(torch.linalg.norm((x := xa[i0:i1]) @ x.T)) for la, (i0, i1) in span_a.items()}
+    self_b = {lb: float(torch.linalg.norm((x := xb[i0:i1]) @ x.T)) for lb, (i0, i1) in span_b.items()}
+    cross = xa @ xb.T
     out = np.zeros((len(layers_a), len(layers_b)))
-    for i, la in enumerate(layers_a):
-        for j, lb in enumerate(layers_b):
-            num = np.sum(cross[np.ix_(block_a.layers == la, block_b.layers == lb)].astype(np.float64) ** 2)
+    for i, (la, (a0, a1)) in enumerate(span_a.items()):
+        for j, (lb, (b0, b1)) in enumerate(span_b.items()):
+            num = float((cross[a0:a1, b0:b1].double() ** 2).sum())
             den = self_a[la] * self_b[lb]
             out[i, j] = num / den if den > 0 else 0.0
     return out, [int(x) for x in layers_a], [int(x) for x in layers_b]

@@ -21,7 +21,7 @@ from .checkpoint import Checkpoint
 from .corpus import Document
 from .errors import CorpusError, StoreError
 from .hooks import run_with_cache
-from .store import TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
+from .store import DEFAULT_LANES, TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
@@ -52,7 +52,7 @@ def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[in
     return bounds
 
 
-STAGE_BYTES = 256 * 2**20  # activations collected in memory before they are written
+STAGE_BYTES = 320 * 2**20  # activations collected in memory before they are written
 
 
 def stage_span(rows: int, lanes: int, chunk_len: int) -> int:
@@ -94,7 +94,7 @@ def record_activations(
     out: str | Path,
     *,
     max_chars: int | None = None,
-    lanes: int = 64,
+    lanes: int = DEFAULT_LANES,
     chunk_len: int = 256,
     overwrite: bool = False,
     progress: bool = True,

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstmviz.cli import main
-from lstmviz.compare import compare_stores, emergence
+from lstmviz.compare import Block, compare_stores, correlations, emergence
 from lstmviz.corpus import load_corpus
 from lstmviz.errors import LstmvizError
 from lstmviz.store import write_store
@@ -111,3 +111,23 @@ def test_emergence_needs_snapshots(tiny_gru, corpus_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     result = CliRunner().invoke(main, ["emergence", str(tiny_gru), str(corpus_dir), "--max-chars", "2000"])
     assert result.exit_code == 2 and "no snapshots" in result.output
+
+
+def test_correlations_equal_numpy_corrcoef(tmp_path, monkeypatch):
+    """Several chunks (the last one short), a mask, series far from zero and a constant one."""
+    monkeypatch.setattr("lstmviz.compare.CHUNK", 1000)
+    rng = np.random.default_rng(0)
+    n = 3_500
+    base = rng.normal(size=(1, n))
+    a = (5 + rng.normal(size=(6, n)) * 0.5 + base).astype(np.float16)
+    b = (-3 + rng.normal(size=(4, n)) + 2 * base).astype(np.float16)
+    b[3] = 1.0
+    text, docs = "x" * n, [("d", 0, n)]
+    store_a = write_store(tmp_path / "a", text, docs, {(1, "h"): a})
+    store_b = write_store(tmp_path / "b", text, docs, {(1, "c"): b})
+    mask = rng.random(n) > 0.3
+    got = correlations(store_a, store_b, Block.of(store_a), Block.of(store_b), mask)
+    x, y = a[:, mask].astype(np.float64), b[:, mask].astype(np.float64)
+    expected = np.zeros((6, 4))
+    expected[:, :3] = np.corrcoef(np.vstack([x, y[:3]]))[:6, 6:]  # a constant series correlates with nothing
+    np.testing.assert_allclose(got, expected, atol=1e-5)
