@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -30,7 +32,6 @@ _KEYS = np.arange(65536, dtype=np.uint16)
 _KEY_VALUES = np.where(_KEYS >= 0x8000, _KEYS ^ 0x8000, _KEYS ^ 0xFFFF).astype(np.uint16).view(np.float16).astype(np.float64)
 _KEY_FINITE = np.isfinite(_KEY_VALUES)
 _KEY_FINITE_VALUES = np.where(_KEY_FINITE, _KEY_VALUES, 0.0)
-_KEY_VALUES32 = torch.from_numpy(_KEY_FINITE_VALUES.astype(np.float32))
 GATE_KINDS = ("i", "f", "o", "r", "z")  # sigmoid gates, in [0, 1]
 
 
@@ -93,28 +94,38 @@ class _Targets:
         )
 
 
-def _row_ranks(keys: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
+def mapped_tensor(array: np.ndarray) -> torch.Tensor:
+    """A tensor sharing the memory of ``array``, which may be a read-only memory-mapped store
+    slice: for reading only (torch warns about non-writable arrays; reading them is safe)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(array)
+
+
+def _row_ranks(keys: np.ndarray, row: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
     """One neuron's exact centred average ranks (ties averaged, as scipy's rankdata), by
-    counting its 65,536 possible values, written into ``ranks_out``, and its values (as
-    float32) into ``values_out``; returns the norms of its centred ranks and values."""
+    counting its 65,536 possible values (``keys``), written into ``ranks_out``, and its
+    float16 values ``row`` as float32 (non-finite ones as 0) into ``values_out``; returns
+    the norms of its centred ranks and values."""
     n = len(keys)
-    counts = np.bincount(keys.astype(np.int64), minlength=65536)  # numpy counts int64 fastest
-    index = torch.from_numpy(keys.astype(np.int32))  # and torch gathers with int32 fastest
+    index = torch.from_numpy(keys.astype(np.int64))  # once: bincount and the gather share it
+    counts = np.bincount(index.numpy(), minlength=65536)
     counts[_ZERO_KEY] += counts[_NEG_ZERO_KEY]
     counts[_NEG_ZERO_KEY] = 0
     avg_rank = np.cumsum(counts) - counts + (counts + 1) / 2.0 - (n + 1) / 2.0
     avg_rank[_NEG_ZERO_KEY] = avg_rank[_ZERO_KEY]
-    # Table lookups (torch's index_select is the fastest gather here); the second widens
-    # float16 to float32 faster than astype does.
+    # A table lookup (torch's index_select is the fastest gather here).
     torch.index_select(torch.from_numpy(avg_rank.astype(np.float32)), 0, index, out=torch.from_numpy(ranks_out))
-    torch.index_select(_KEY_VALUES32, 0, index, out=torch.from_numpy(values_out))
+    values = torch.from_numpy(values_out).copy_(mapped_tensor(row))  # widening by copy_: no table needed
+    if counts[~_KEY_FINITE].any():
+        values.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     rank_sd = float(np.sqrt((counts * avg_rank**2).sum()))
     mean = (counts * _KEY_FINITE_VALUES).sum() / n
     value_sd = float(np.sqrt(max((counts * _KEY_FINITE_VALUES**2).sum() - n * mean**2, 0.0)))
     return rank_sd, value_sd
 
 
-def _block_stats(block: np.ndarray, targets: _Targets):
+def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray, np.ndarray] | None = None):
     """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
     Pearson's r per numeric feature, and Pearson's r per binary feature.
 
@@ -122,9 +133,10 @@ def _block_stats(block: np.ndarray, targets: _Targets):
     matrix products: AUROC is the Mann-Whitney U of the ranks inside the feature, which with
     average ranks counts ties as halves, exactly as scikit-learn does."""
     b, n = block.shape
-    ranks = np.empty((b, n), dtype=np.float32)
-    values = np.empty((b, n), dtype=np.float32)
-    sds = np.array([_row_ranks(k, ranks[i], values[i]) for i, k in enumerate(value_keys(block))]).reshape(b, 2)
+    if buffers is None or buffers[0].shape[0] < b:
+        buffers = (np.empty((b, n), dtype=np.float32), np.empty((b, n), dtype=np.float32))
+    ranks, values = buffers[0][:b], buffers[1][:b]
+    sds = np.array([_row_ranks(k, block[i], ranks[i], values[i]) for i, k in enumerate(value_keys(block))]).reshape(b, 2)
     rank_sd, value_sd = sds[:, 0], sds[:, 1]
     rank_sd[rank_sd == 0] = np.inf
     value_sd[value_sd == 0] = np.inf
@@ -174,12 +186,23 @@ def rank_neurons(
 
     targets = _Targets.of(binaries, numeric_c, numeric_rank_c)
 
+    local = threading.local()  # each worker reuses its buffers: fresh ones cost a page fault per 4 KB
+
     def run(job):
         s, lo, hi = job
-        return _block_stats(store.activations[s.row + lo : s.row + hi], targets)
+        if not hasattr(local, "buffers"):
+            local.buffers = tuple(np.empty((block_size, len(store)), dtype=np.float32) for _ in range(2))
+        return _block_stats(store.activations[s.row + lo : s.row + hi], targets, local.buffers)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(run, jobs))
+    # The workers are the parallelism: torch's own threads inside each would oversubscribe
+    # the cores (measured: 11.6 s with them, 8.5 s without, 1M characters x 1,536 neurons).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if workers > 1 else threads)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(run, jobs))
+    finally:
+        torch.set_num_threads(threads)
     neurons = [str(NeuronId(s.layer, s.kind, i)) for s, lo, hi in jobs for i in range(lo, hi)]
     auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(binaries)))
     rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(numeric_names)))

@@ -281,10 +281,12 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
 # -- analysis ----------------------------------------------------------------------------------
 
 
-def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample: int = 6, seed: int = 0) -> dict:
-    """Ranking h and c of every layer against all built-in features, against a per-neuron
-    loop of scipy.stats.spearmanr / sklearn roc_auc_score (timed on ``sample`` neurons and
-    scaled to all)."""
+def bench_analysis(
+    store_path: str | None = None, chars: int = 1_000_000, sample: int = 6, seed: int = 0, repeats: int = 3
+) -> dict:
+    """Ranking h and c of every layer against all built-in features (median of ``repeats``),
+    against a per-neuron loop of scipy.stats.spearmanr / sklearn roc_auc_score (timed on
+    ``sample`` neurons and scaled to all)."""
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
@@ -301,9 +303,12 @@ def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, sample
         feats = store_features(store)
         feature_s = time.perf_counter() - t0
         kinds = ("h", "c")
-        t0 = time.perf_counter()
-        rank_neurons(store, feats, kinds)
-        seconds = time.perf_counter() - t0
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            rank_neurons(store, feats, kinds)
+            runs.append(time.perf_counter() - t0)
+        seconds = statistics.median(runs)
         neurons = store.neuron_ids(kinds)
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(neurons), size=min(sample, len(neurons)), replace=False)

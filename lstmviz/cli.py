@@ -440,13 +440,14 @@ def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
 @click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)
 @click.option("--sample", default=6, show_default=True, help="Neurons timed in the per-neuron loop (scaled to all).")
+@click.option("--repeats", default=3, show_default=True, help="Rankings timed; the median is reported.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_analysis_command(store, chars, sample, as_json) -> None:
+def bench_analysis_command(store, chars, sample, repeats, as_json) -> None:
     """Ranking h and c of every layer against all features, against a per-neuron scipy/sklearn loop."""
     from .bench import bench_analysis
 
-    _report(bench_analysis(store, chars, sample), as_json)
+    _report(bench_analysis(store, chars, sample, repeats=repeats), as_json)
 
 
 @bench.command("dashboard")

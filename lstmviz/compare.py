@@ -14,7 +14,6 @@ suffices), and is exactly 1 for a layer compared with itself."""
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +21,7 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .analysis import store_rankings
+from .analysis import mapped_tensor, store_rankings
 from .errors import LstmvizError
 from .store import ActivationStore, NeuronId
 
@@ -75,10 +74,8 @@ class Block:
     def widen_into(self, store: ActivationStore, start: int, stop: int, out: torch.Tensor) -> None:
         """Characters [start, stop) as float32 into ``out`` [series, stop - start], straight
         from the memory-mapped store (one strided copy per run of rows, no float16 copy)."""
-        with warnings.catch_warnings():  # the store is mapped read-only; torch only reads it here
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            for a, b in self.segments():
-                out[a:b].copy_(torch.from_numpy(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
+        for a, b in self.segments():
+            out[a:b].copy_(mapped_tensor(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
 
 
 def same_text(a: ActivationStore, b: ActivationStore) -> None:
