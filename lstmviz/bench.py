@@ -342,7 +342,8 @@ def bench_analysis(
 
 def _serve_in_child(store_path: Path, timeout: float = 300.0):
     """``lstmviz serve STORE`` in a child process (its own interpreter, as users run it), on
-    a free loopback port; returns the process and its URL once it answers."""
+    a free loopback port; returns the process and its URL once it answers. The process's
+    ``log`` (its stderr, a temporary file) is the caller's to close."""
     import socket
     import urllib.request
 
@@ -355,18 +356,22 @@ def _serve_in_child(store_path: Path, timeout: float = 300.0):
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
+    child.log = log
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
             log.seek(0)
-            raise LstmvizError(f"The dashboard did not start: {log.read().decode(errors='replace').strip()}")
+            message = log.read().decode(errors="replace").strip()
+            log.close()
+            raise LstmvizError(f"The dashboard did not start: {message}")
         try:
             urllib.request.urlopen(base + "/_dash-layout", timeout=2).read()
             return child, base
         except OSError:
             time.sleep(0.3)
     child.kill()
+    log.close()
     raise LstmvizError(f"The dashboard did not answer within {timeout:.0f} s.")
 
 
@@ -441,6 +446,7 @@ def bench_dashboard(
                 t0 = time.perf_counter()
                 client.call(details_body)
                 details.append(1000 * (time.perf_counter() - t0))
+            client.close()
             paint = float("nan")
             if browser:
                 paint = statistics.median(_browser_paint_ms(base, picks[:8], pos))
@@ -448,6 +454,7 @@ def bench_dashboard(
         finally:
             server.terminate()
             server.wait()
+            server.log.close()
     result = {
         "benchmark": "dashboard",
         "source": source,

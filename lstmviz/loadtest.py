@@ -35,8 +35,11 @@ class DashClient:
     def fetch_dependencies(base_url: str, timeout: float = 30.0) -> list[dict]:
         parts = urlsplit(base_url)
         conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-        conn.request("GET", "/_dash-dependencies")
-        return json.loads(conn.getresponse().read())
+        try:
+            conn.request("GET", "/_dash-dependencies")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
 
     def body(self, output_contains: str, inputs: dict[str, object]) -> bytes:
         dep = next(d for d in self.dependencies if output_contains in d["output"])
@@ -54,6 +57,9 @@ class DashClient:
                 "state": state,
             }
         ).encode()
+
+    def close(self) -> None:
+        self.conn.close()
 
     def call_raw(self, body: bytes) -> bytes:
         """The callback's answer, unparsed; anything but HTTP 200 is an error."""
@@ -79,7 +85,10 @@ def default_view(base_url: str) -> tuple[str, list[str]]:
     client = DashClient(base_url, DashClient.fetch_dependencies(base_url))
     dep = next(d for d in client.dependencies if TEXT_OUTPUT in d["output"])
     body = client.body(TEXT_OUTPUT, {"url.search": "", "url.pathname": "/"})
-    answer = client.call(body)["response"]
+    try:
+        answer = client.call(body)["response"]
+    finally:
+        client.close()
     options = answer.get("neuron-pick", {}).get("options")
     if not options:
         raise RuntimeError(f"The dashboard's switch callback ({dep['output'][:60]}...) gave no neuron list.")
@@ -111,7 +120,9 @@ def run_load(base_url: str, store: str, neurons: list[str], clients: int = 20, s
             except Exception as exc:  # counted, never raised: the test is of the server
                 with lock:
                     errors.append(f"{type(exc).__name__}: {exc}")
+                dash_client.close()
                 dash_client = DashClient(base_url, dependencies)
+        dash_client.close()
 
     threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
     t0 = time.perf_counter()
