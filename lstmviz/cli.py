@@ -276,9 +276,10 @@ def _open_for_dashboard(path: str | None, progress: bool = True):
 @_user_errors
 def serve(paths, host, port, debug) -> None:
     """Open the dashboard on stores or checkpoints (default: the shipped model's test split)."""
-    from .app import create_app
+    from .app import check_serving, create_app
     from .app import serve as run_server
 
+    check_serving(host, debug)  # before any recording: a refusal should not cost minutes
     stores = [_open_for_dashboard(p) for p in (paths or [None])]
     app = create_app(stores)
     for name in app.catalog.stores:

@@ -24,3 +24,13 @@ def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path,
     again = _open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
     assert _open_for_dashboard(str(first.path)).path == first.path  # a store opens as it is
+
+
+def test_debug_mode_is_refused_off_loopback(tiny_store):
+    from click.testing import CliRunner
+
+    from lstmviz.cli import main
+
+    result = CliRunner().invoke(main, ["serve", str(tiny_store.path), "--debug", "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "only allowed on loopback" in result.output

@@ -8,6 +8,7 @@ from pathlib import Path
 import dash
 from dash import Input, Output, dcc, html
 
+from ..errors import LstmvizError
 from ..store import ActivationStore
 from . import compare_page, discover_page, gates_page, heatmap_page, model_page, neuron_page
 from .catalog import Catalog
@@ -52,7 +53,20 @@ def create_app(stores: list[ActivationStore]) -> dash.Dash:
     return app
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def check_serving(host: str, debug: bool) -> None:
+    """Refuse debug mode on any address but loopback: Dash's debugger runs code sent to it."""
+    if debug and host not in LOOPBACK:
+        raise LstmvizError(
+            f"--debug serves a debugger that runs code sent to it, so it is only allowed on loopback "
+            f"({', '.join(LOOPBACK)}), not on {host}."
+        )
+
+
 def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, threads: int = 8) -> None:
+    check_serving(host, debug)
     if debug:
         app.run(host=host, port=port, debug=True)
         return
