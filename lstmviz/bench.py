@@ -200,16 +200,27 @@ def _naive_cell_loop(ckpt: Checkpoint, batches) -> float:
     return time.perf_counter() - t0
 
 
-_PEAK_AT_EXIT = """
-import atexit, sys
-
-def _peak():  # VmHWM: this program's own peak (ru_maxrss would include the parent's at fork)
+# Prepended to the code of benchmarked child processes: their own peak memory.
+_PEAK_MB = """
+def peak_mb():  # VmHWM: this program's own peak (ru_maxrss would include the parent's at fork)
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
-            print("lstmviz-peak-kb", line.split()[1], file=sys.stderr)
-
-atexit.register(_peak)
+            return int(line.split()[1]) / 1024
 """
+_PEAK_AT_EXIT = (
+    _PEAK_MB
+    + """
+import atexit, sys
+atexit.register(lambda: print("lstmviz-peak-mb", peak_mb(), file=sys.stderr))
+"""
+)
+
+
+def _timed(fn) -> float:
+    """Seconds ``fn()`` takes."""
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) -> tuple[float, float]:
@@ -219,8 +230,8 @@ def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) ->
     result = subprocess.run([*args, "--lanes", str(lanes), "--json"], capture_output=True, text=True)
     if result.returncode:
         raise LstmvizError(f"Recording failed: {result.stderr.strip()[-300:]}")
-    peak_kb = next(int(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("lstmviz-peak-kb"))
-    return json.loads(result.stdout)["seconds"], peak_kb / 1024
+    peak = next(float(line.split()[1]) for line in result.stderr.splitlines() if line.startswith("lstmviz-peak-mb"))
+    return json.loads(result.stdout)["seconds"], peak
 
 
 def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = DEFAULT_LANES, repeats: int = 3) -> dict:
@@ -303,12 +314,7 @@ def bench_analysis(
         feats = store_features(store)
         feature_s = time.perf_counter() - t0
         kinds = ("h", "c")
-        runs = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            rank_neurons(store, feats, kinds)
-            runs.append(time.perf_counter() - t0)
-        seconds = statistics.median(runs)
+        seconds = statistics.median(_timed(lambda: rank_neurons(store, feats, kinds)) for _ in range(repeats))
         neurons = store.neuron_ids(kinds)
         rng = np.random.default_rng(seed)
         picks = rng.choice(len(neurons), size=min(sample, len(neurons)), replace=False)
@@ -474,15 +480,12 @@ def bench_dashboard(
 
 # -- compare -----------------------------------------------------------------------------------
 
-_COMPARE_CHILD = """
+_COMPARE_CHILD = (
+    _PEAK_MB
+    + """
 import json, sys, time
 from lstmviz.compare import compare_stores
 from lstmviz.store import open_store
-
-def peak_mb():  # VmHWM: this program's own peak (ru_maxrss would include the parent's at fork)
-    for line in open("/proc/self/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
 
 a, b = open_store(sys.argv[1]), open_store(sys.argv[2])
 before = peak_mb()
@@ -491,6 +494,7 @@ result = compare_stores(a, b, with_features=False)
 seconds = time.perf_counter() - t0
 print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb(), "start_rss_mb": before}))
 """
+)
 
 
 def bench_compare(chars: int = 500_000, units: int = 256, repeats: int = 3) -> dict:
@@ -501,11 +505,6 @@ def bench_compare(chars: int = 500_000, units: int = 256, repeats: int = 3) -> d
     slowest), and the floor, one float32 matrix product of the same shape (numpy's and
     torch's, the faster counts). Ours and the floors are medians of ``repeats``."""
     from .compare import Block
-
-    def timed(fn) -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:
         a, _ = synthetic_store(Path(tmp) / "a.store", chars, units=units, seed=1)
@@ -527,12 +526,10 @@ def bench_compare(chars: int = 500_000, units: int = 256, repeats: int = 3) -> d
         xa = block_a.read(a, 0, len(a), np.float32)
         xb = block_b.read(b, 0, len(b), np.float32)
         ta, tb = torch.from_numpy(xa), torch.from_numpy(xb)
-        numpy_floor = statistics.median(timed(lambda: xa @ xb.T) for _ in range(repeats))
-        torch_floor = statistics.median(timed(lambda: ta @ tb.T) for _ in range(repeats))
+        numpy_floor = statistics.median(_timed(lambda: xa @ xb.T) for _ in range(repeats))
+        torch_floor = statistics.median(_timed(lambda: ta @ tb.T) for _ in range(repeats))
         floor = min(numpy_floor, torch_floor)
-        t0 = time.perf_counter()
-        np.corrcoef(np.vstack([xa, xb]))
-        corrcoef = time.perf_counter() - t0
+        corrcoef = _timed(lambda: np.corrcoef(np.vstack([xa, xb])))
         blocks_mb = (xa.size + xb.size) * 2 / 2**20  # as stored (float16)
     return {
         "benchmark": "compare",
