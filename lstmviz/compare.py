@@ -14,6 +14,7 @@ suffices), and is exactly 1 for a layer compared with itself."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,7 @@ class Block:
             raise LstmvizError(f"{store.name} has no {' or '.join(kinds)} series to compare.")
         return cls(ids, np.array(rows), np.array(layers))
 
+    @functools.cached_property
     def layer_spans(self) -> dict[int, tuple[int, int]]:
         """{layer: (first index, stop index)}: each layer's series are consecutive in the block."""
         return {
@@ -58,6 +60,7 @@ class Block:
             for la in np.unique(self.layers)
         }
 
+    @functools.cached_property
     def segments(self) -> list[tuple[int, int]]:
         """The block's rows as runs of consecutive store rows: [(first index, stop index)]."""
         breaks = np.flatnonzero(np.diff(self.rows) != 1) + 1
@@ -67,14 +70,14 @@ class Block:
         """[series, characters] for characters [start, stop), read run by run (each a
         contiguous range of rows); float16 as stored unless another ``dtype`` is asked for."""
         out = np.empty((len(self.rows), stop - start), dtype=dtype)
-        for a, b in self.segments():
+        for a, b in self.segments:
             out[a:b] = store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]
         return out
 
     def widen_into(self, store: ActivationStore, start: int, stop: int, out: torch.Tensor) -> None:
         """Characters [start, stop) as float32 into ``out`` [series, stop - start], straight
         from the memory-mapped store (one strided copy per run of rows, no float16 copy)."""
-        for a, b in self.segments():
+        for a, b in self.segments:
             out[a:b].copy_(mapped_tensor(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
 
 
@@ -165,7 +168,7 @@ def linear_cka(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: 
     xa -= xa.mean(1, keepdim=True)  # [series, characters], centred per series
     xb -= xb.mean(1, keepdim=True)
     layers_a, layers_b = np.unique(block_a.layers), np.unique(block_b.layers)
-    span_a, span_b = block_a.layer_spans(), block_b.layer_spans()
+    span_a, span_b = block_a.layer_spans, block_b.layer_spans
     self_a = {la: float(torch.linalg.norm((x := xa[i0:i1]) @ x.T)) for la, (i0, i1) in span_a.items()}
     self_b = {lb: float(torch.linalg.norm((x := xb[i0:i1]) @ x.T)) for lb, (i0, i1) in span_b.items()}
     cross = xa @ xb.T

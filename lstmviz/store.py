@@ -234,12 +234,12 @@ class ColumnStage:
     def columns(self, lane: int, start: int, n: int) -> np.ndarray:
         """A [rows, n] view to fill with characters ``start .. start + n`` of ``lane``; a lane's
         columns come in order, each call continuing where the last one stopped."""
+        if n > self.span:
+            raise ValueError(f"{n} columns do not fit a stage of {self.span}.")
         if self.fill[lane] and (self.start[lane] + self.fill[lane] != start or self.fill[lane] + n > self.span):
             self._write(lane)
         if not self.fill[lane]:
             self.start[lane] = start
-        if n > self.span:
-            raise ValueError(f"{n} columns do not fit a stage of {self.span}.")
         at = int(self.fill[lane])
         self.fill[lane] += n
         return self.buf[lane, :, at : at + n]
