@@ -8,9 +8,10 @@ recorded), widened to float32 while shifted by a per-series offset (the first ch
 so float32 sums do not cancel), and multiplied; totals are kept in float64. The cost is one
 float32 matrix product of the two blocks plus the reading; memory is a few chunks.
 
-Linear CKA (Kornblith et al. 2019) between every pair of layers is computed on up to
-``CKA_CHARS`` characters in evenly spread windows (it compares whole layers, so a sample
-suffices), and is exactly 1 for a layer compared with itself."""
+Linear CKA (Kornblith et al. 2019) between every pair of layers is computed on a sample of
+``CKA_CHARS`` characters, the first ones of every chunk (it compares whole layers, so a
+sample suffices): the same pass gives the sample's cross products, and only each layer's
+products with itself are extra. A layer compared with itself scores 1."""
 
 from __future__ import annotations
 
@@ -28,7 +29,6 @@ from .store import ActivationStore, NeuronId
 
 COMPARED_KINDS = ("h", "c")
 CKA_CHARS = 20_000
-CKA_WINDOW = 500
 CHUNK = 8192
 
 
@@ -105,21 +105,83 @@ def readable_mask(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, d
     return mask, dropped
 
 
-def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
-    """Pearson correlation of every series of ``block_a`` with every one of ``block_b`` over
-    the characters in ``mask`` (all by default): [len(a), len(b)] float32.
+@dataclass
+class CrossMoments:
+    """What one pass over the characters of two stores gives, for correlations and CKA.
 
-    Per chunk, each side is widened from float16 into a reused float32 buffer whose last
-    row is ones, and shifted (by the first chunk's means, so float32 sums do not cancel);
-    one float32 matrix product of the two buffers then gives the cross products and, in
-    its last row and column, both sides' sums. Sums of squares are one more pass; totals
-    are float64."""
+    Every series is shifted by its mean over the first chunk (so float32 sums do not
+    cancel); ``cross`` [A series + 1, B series + 1] holds the sums of products of shifted
+    values, with both sides' sums in its last row and column and the count in the corner;
+    ``sq_a``/``sq_b`` the sums of squares. The CKA sample (the first characters of every
+    chunk, ``CKA_CHARS`` in all) has its own ``sample_cross`` and keeps its values
+    ``sample_a``/``sample_b`` (shifted, a row of ones last)."""
+
+    cross: np.ndarray
+    sq_a: np.ndarray
+    sq_b: np.ndarray
+    sample_cross: np.ndarray
+    sample_a: torch.Tensor
+    sample_b: torch.Tensor
+
+    def correlations(self) -> np.ndarray:
+        """Pearson r of every series of A with every one of B: [A series, B series] float32
+        (0 where a series is constant)."""
+        na, nb = len(self.sq_a), len(self.sq_b)
+        count = float(self.cross[na, nb])
+        if count < 2:
+            raise LstmvizError("Fewer than two characters to compare on.")
+        mean_a, mean_b = self.cross[:na, nb] / count, self.cross[na, :nb] / count
+        var_a = np.maximum(self.sq_a / count - mean_a**2, 0)
+        var_b = np.maximum(self.sq_b / count - mean_b**2, 0)
+        cov = self.cross[:na, :nb] / count - np.outer(mean_a, mean_b)
+        sd = np.outer(np.sqrt(var_a), np.sqrt(var_b))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(sd > 1e-12, cov / sd, 0.0)
+        return np.clip(r, -1, 1).astype(np.float32)
+
+    def cka(self, block_a: Block, block_b: Block) -> tuple[np.ndarray, list[int], list[int]]:
+        """Linear CKA over the sample between every layer of A (rows) and every layer of B
+        (columns): ||X_a^T X_b||^2 / (||X_a^T X_a|| ||X_b^T X_b||), X centred per series.
+        The cross products come from the pass; only each layer's own are computed here."""
+        na, nb = len(self.sq_a), len(self.sq_b)
+        s = self.sample_cross
+        count = s[na, nb]
+        centred = s[:na, :nb] - np.outer(s[:na, nb], s[na, :nb]) / count
+
+        def own(x: torch.Tensor, span: tuple[int, int]) -> float:
+            part = x[span[0] : span[1]]
+            sums = part.sum(1, dtype=torch.float64).numpy()
+            return float(np.linalg.norm((part @ part.T).double().numpy() - np.outer(sums, sums) / count))
+
+        own_a = {la: own(self.sample_a, span) for la, span in block_a.layer_spans.items()}
+        own_b = {lb: own(self.sample_b, span) for lb, span in block_b.layer_spans.items()}
+        out = np.zeros((len(own_a), len(own_b)))
+        for i, (la, (a0, a1)) in enumerate(block_a.layer_spans.items()):
+            for j, (lb, (b0, b1)) in enumerate(block_b.layer_spans.items()):
+                den = own_a[la] * own_b[lb]
+                out[i, j] = float((centred[a0:a1, b0:b1] ** 2).sum()) / den if den > 0 else 0.0
+        return out, list(own_a), list(own_b)
+
+
+def cross_moments(
+    a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None
+) -> CrossMoments:
+    """One pass over the characters in ``mask`` (all by default), chunk by chunk.
+
+    Each side is widened from float16 into a reused float32 buffer whose last row is ones,
+    and shifted; one float32 matrix product of the two buffers then gives the cross
+    products and, in its last row and column, both sides' sums. The product is split at
+    the chunk's CKA sample, so the sample's own cross products cost nothing extra. Sums of
+    squares are one more pass; totals are float64."""
     n = len(a)
     na, nb = len(block_a.rows), len(block_b.rows)
+    per_chunk = -(-CKA_CHARS // -(-n // CHUNK))  # sample characters taken from each chunk
     shift_a = shift_b = None
     sq_a, sq_b = torch.zeros(na, dtype=torch.float64), torch.zeros(nb, dtype=torch.float64)
-    cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)  # last row/column: sums of B/A; corner: count
+    cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
+    sample_cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     buf_a, buf_b = torch.empty(na + 1, CHUNK), torch.empty(nb + 1, CHUNK)
+    sample_a, sample_b, sampled = [], [], 0
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         if mask is None or mask[start:stop].all():
@@ -142,43 +204,18 @@ def correlations(a: ActivationStore, b: ActivationStore, block_a: Block, block_b
         xa[na], xb[nb] = 1.0, 1.0
         sq_a += torch.linalg.vector_norm(xa[:na], dim=1).double() ** 2
         sq_b += torch.linalg.vector_norm(xb[:nb], dim=1).double() ** 2
-        cross += xa @ xb.T
-    count = float(cross[na, nb])
-    if count < 2:
-        raise LstmvizError("Fewer than two characters to compare on.")
-    sums = cross.numpy()
-    mean_a, mean_b = sums[:na, nb] / count, sums[na, :nb] / count
-    var_a = np.maximum(sq_a.numpy() / count - mean_a**2, 0)
-    var_b = np.maximum(sq_b.numpy() / count - mean_b**2, 0)
-    cov = sums[:na, :nb] / count - np.outer(mean_a, mean_b)
-    sd = np.outer(np.sqrt(var_a), np.sqrt(var_b))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(sd > 1e-12, cov / sd, 0.0)
-    return np.clip(r, -1, 1).astype(np.float32)
-
-
-def linear_cka(a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None):
-    """Linear CKA between every layer of A (rows) and every layer of B (columns)."""
-    # Evenly spread windows of contiguous characters: contiguous reads are fast.
-    starts = np.linspace(0, max(len(a) - CKA_WINDOW, 0), max(1, min(len(a), CKA_CHARS) // CKA_WINDOW)).astype(np.int64)
-    spans = [(int(s0), int(min(len(a), s0 + CKA_WINDOW))) for s0 in np.unique(starts)]
-    keep = np.concatenate([mask[s0:s1] if mask is not None else np.ones(s1 - s0, bool) for s0, s1 in spans])
-    xa = torch.from_numpy(np.concatenate([block_a.read(a, s0, s1) for s0, s1 in spans], axis=1)[:, keep]).float()
-    xb = torch.from_numpy(np.concatenate([block_b.read(b, s0, s1) for s0, s1 in spans], axis=1)[:, keep]).float()
-    xa -= xa.mean(1, keepdim=True)  # [series, characters], centred per series
-    xb -= xb.mean(1, keepdim=True)
-    layers_a, layers_b = np.unique(block_a.layers), np.unique(block_b.layers)
-    span_a, span_b = block_a.layer_spans, block_b.layer_spans
-    self_a = {la: float(torch.linalg.norm((x := xa[i0:i1]) @ x.T)) for la, (i0, i1) in span_a.items()}
-    self_b = {lb: float(torch.linalg.norm((x := xb[i0:i1]) @ x.T)) for lb, (i0, i1) in span_b.items()}
-    cross = xa @ xb.T
-    out = np.zeros((len(layers_a), len(layers_b)))
-    for i, (la, (a0, a1)) in enumerate(span_a.items()):
-        for j, (lb, (b0, b1)) in enumerate(span_b.items()):
-            num = float((cross[a0:a1, b0:b1].double() ** 2).sum())
-            den = self_a[la] * self_b[lb]
-            out[i, j] = num / den if den > 0 else 0.0
-    return out, [int(x) for x in layers_a], [int(x) for x in layers_b]
+        take = min(per_chunk, width)
+        in_sample = xa[:, :take] @ xb[:, :take].T
+        sample_cross += in_sample
+        cross += in_sample
+        if take < width:
+            cross += xa[:, take:] @ xb[:, take:].T
+        sample_a.append(xa[:, :take].clone())
+        sample_b.append(xb[:, :take].clone())
+        sampled += take
+    return CrossMoments(
+        cross.numpy(), sq_a.numpy(), sq_b.numpy(), sample_cross.numpy(), torch.cat(sample_a, 1), torch.cat(sample_b, 1)
+    )
 
 
 def match_neurons(r: np.ndarray, ids_a: list[str], ids_b: list[str]) -> tuple[list[dict], list[dict], float]:
@@ -282,8 +319,9 @@ def compare_stores(a: ActivationStore, b: ActivationStore, with_features: bool =
     same_text(a, b)
     mask, dropped = readable_mask(a, b)
     block_a, block_b = Block.of(a), Block.of(b)
-    r = correlations(a, b, block_a, block_b, None if mask.all() else mask)
-    cka, layers_a, layers_b = linear_cka(a, b, block_a, block_b, None if mask.all() else mask)
+    moments = cross_moments(a, b, block_a, block_b, None if mask.all() else mask)
+    r = moments.correlations()
+    cka, layers_a, layers_b = moments.cka(block_a, block_b)
     matches, assignment, mean_r = match_neurons(r, block_a.ids, block_b.ids)
     diff, summary = loss_difference(a, b, mask)
     features = features_side_by_side(a, b) if with_features else {}

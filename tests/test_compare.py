@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstmviz.cli import main
-from lstmviz.compare import Block, compare_stores, correlations, emergence
+from lstmviz.compare import Block, compare_stores, cross_moments, emergence
 from lstmviz.corpus import load_corpus
 from lstmviz.errors import LstmvizError
 from lstmviz.store import write_store
@@ -126,8 +126,35 @@ def test_correlations_equal_numpy_corrcoef(tmp_path, monkeypatch):
     store_a = write_store(tmp_path / "a", text, docs, {(1, "h"): a})
     store_b = write_store(tmp_path / "b", text, docs, {(1, "c"): b})
     mask = rng.random(n) > 0.3
-    got = correlations(store_a, store_b, Block.of(store_a), Block.of(store_b), mask)
+    got = cross_moments(store_a, store_b, Block.of(store_a), Block.of(store_b), mask).correlations()
     x, y = a[:, mask].astype(np.float64), b[:, mask].astype(np.float64)
     expected = np.zeros((6, 4))
     expected[:, :3] = np.corrcoef(np.vstack([x, y[:3]]))[:6, 6:]  # a constant series correlates with nothing
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def _linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean(1, keepdims=True)
+    y = y - y.mean(1, keepdims=True)
+    return np.linalg.norm(x @ y.T) ** 2 / (np.linalg.norm(x @ x.T) * np.linalg.norm(y @ y.T))
+
+
+def test_cka_equals_its_definition_on_the_sample(tmp_path, monkeypatch):
+    """The sample is the first CKA_CHARS / chunks characters of every chunk."""
+    monkeypatch.setattr("lstmviz.compare.CHUNK", 1000)
+    monkeypatch.setattr("lstmviz.compare.CKA_CHARS", 800)
+    rng = np.random.default_rng(1)
+    n = 3_500  # 4 chunks: 200 sample characters from each
+    base = rng.normal(size=(1, n))
+    a1, a2 = (3 + rng.normal(size=(5, n)) + base).astype(np.float16), rng.normal(size=(3, n)).astype(np.float16)
+    b1 = (rng.normal(size=(4, n)) - 2 * base).astype(np.float16)
+    text, docs = "x" * n, [("d", 0, n)]
+    store_a = write_store(tmp_path / "a", text, docs, {(1, "h"): a1, (2, "h"): a2})
+    store_b = write_store(tmp_path / "b", text, docs, {(1, "c"): b1})
+    block_a, block_b = Block.of(store_a), Block.of(store_b)
+    cka, layers_a, layers_b = cross_moments(store_a, store_b, block_a, block_b).cka(block_a, block_b)
+    sample = np.concatenate([np.arange(s, s + 200) for s in range(0, n, 1000)])
+    x1, x2, y = (m[:, sample].astype(np.float64) for m in (a1, a2, b1))
+    assert (layers_a, layers_b) == ([1, 2], [1])
+    np.testing.assert_allclose(cka[:, 0], [_linear_cka(x1, y), _linear_cka(x2, y)], rtol=1e-5)
+    assert cka[0, 0] > 0.5 > cka[1, 0]  # layer 1 of A shares a signal with B; layer 2 does not
