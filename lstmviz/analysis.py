@@ -241,7 +241,8 @@ class Distribution:
 
     @classmethod
     def of(cls, keys: np.ndarray) -> Distribution:
-        counts = np.bincount(keys, minlength=65536).astype(np.int64)
+        # torch's bincount: twice numpy's speed on 32-bit keys, and it releases the GIL
+        counts = torch.bincount(torch.from_numpy(keys.astype(np.int32)), minlength=65536).numpy().astype(np.int64)
         counts[~_KEY_FINITE] = 0
         return cls(counts)
 
@@ -257,6 +258,13 @@ class Distribution:
         v_lo = _KEY_VALUES[np.searchsorted(cum, lo, side="right")]
         v_hi = _KEY_VALUES[np.searchsorted(cum, hi, side="right")]
         return v_lo + (v_hi - v_lo) * (pos - lo)
+
+    def abs_quantile(self, q: float) -> float:
+        """As ``numpy.quantile`` of the absolute values (the key of -v mirrors that of v
+        around the middle, so the negative half folds onto the positive one)."""
+        folded = np.zeros_like(self.counts)
+        folded[0x8000:] = self.counts[0x8000:] + self.counts[0x7FFF::-1]
+        return float(Distribution(folded).quantile(q))
 
     def quantile_keys(self, q) -> np.ndarray:
         """The keys of the order statistics at quantiles ``q`` (the lower one)."""
@@ -318,7 +326,7 @@ def _raw(store: ActivationStore, neuron: str | NeuronId) -> np.ndarray:
     return np.asarray(store.activations[store.row_of(neuron)])
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=32)
 def _keyed(store: ActivationStore, neuron: str) -> tuple[np.ndarray, np.ndarray, Distribution]:
     """A neuron's series, its value keys and its distribution: shared by the views of one
     neuron (contexts, histogram) that are asked for together."""
@@ -327,25 +335,23 @@ def _keyed(store: ActivationStore, neuron: str) -> tuple[np.ndarray, np.ndarray,
     return values, keys, Distribution.of(keys)
 
 
-def top_contexts(
+def context_positions(
     store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
-) -> dict[str, list[Context]]:
-    """The k highest and k lowest activations with ``width`` characters each side (not
-    overlapping), and a few samples from each of ``quantile_bins`` lower quantile ranges
-    (keys ``q80``, ``q60``, ...: samples between that quantile and the one above)."""
+) -> dict[str, list[int]]:
+    """Where a neuron's contexts are: the positions of its k highest and k lowest
+    activations (``width`` characters apart, so their contexts do not overlap), and a few
+    from each of ``quantile_bins`` lower quantile ranges (keys ``q80``, ``q60``, ...:
+    samples between that quantile and the one above)."""
     if len(store) == 0:
         raise StoreError("The store is empty.")
-    values, keys, dist = _keyed(store, str(NeuronId.parse(neuron)))
-    n = len(values)
+    _, keys, dist = _keyed(store, str(NeuronId.parse(neuron)))
+    n = len(keys)
     pool = min(n, max(k * 64, 1024))  # enough candidates that k of them do not overlap
     high = np.flatnonzero(keys >= dist.top_key(pool))
     high = high[np.argsort(-keys[high].astype(np.int32), kind="stable")]
     low = np.flatnonzero(keys <= dist.bottom_key(pool))
     low = low[np.argsort(keys[low], kind="stable")]
-    out = {
-        "high": [_context(store, values, p, width) for p in _spread(high, k, width)],
-        "low": [_context(store, values, p, width) for p in _spread(low, k, width)],
-    }
+    out = {"high": _spread(high, k, width), "low": _spread(low, k, width)}
     rng = np.random.default_rng(seed)
     per_bin = max(k // 2, 1)
     candidates = rng.choice(n, size=min(n, 32 * per_bin * (quantile_bins + 1)), replace=False)
@@ -354,10 +360,31 @@ def top_contexts(
     upper = 65536
     for q, lower in enumerate(edges):
         members = candidates[(picked >= lower) & (picked < upper)]
-        label = f"q{(quantile_bins - q) * 100 // (quantile_bins + 1)}"
-        out[label] = [_context(store, values, p, width) for p in _spread(members, per_bin, width)]
+        out[f"q{(quantile_bins - q) * 100 // (quantile_bins + 1)}"] = _spread(members, per_bin, width)
         upper = lower
     return out
+
+
+def contexts_at(store: ActivationStore, neuron: str | NeuronId, positions: dict[str, list[int]], width: int = 40):
+    """The contexts (``width`` characters each side, within the document) of a neuron at
+    ``positions`` ({group: [position]}), as {group: [Context]}."""
+    values = _raw(store, neuron)
+    return {group: [_context(store, values, p, width) for p in ps] for group, ps in positions.items()}
+
+
+def top_contexts(
+    store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
+) -> dict[str, list[Context]]:
+    """The contexts of a neuron's highest, lowest and quantile-sampled activations (see
+    :func:`context_positions`)."""
+    return contexts_at(store, neuron, context_positions(store, neuron, k, width, quantile_bins, seed), width)
+
+
+def colour_limit(store: ActivationStore, neuron: str | NeuronId) -> float:
+    """Half-width of a neuron's colour range around 0: the 99th percentile of |value| over
+    its whole series (so a few outliers do not wash the picture out), or 1 if that is 0."""
+    limit = _keyed(store, str(NeuronId.parse(neuron)))[2].abs_quantile(0.99)
+    return limit if limit > 0 else 1.0
 
 
 def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) -> dict:
@@ -368,33 +395,78 @@ def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) ->
 
 
 RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
+SUMMARIES_CACHE = "summaries-v1.json"
 RANKED_KINDS = ("h", "c")
+
+
+def _cached_json(store: ActivationStore, name: str, compute):
+    """JSON data kept in the store directory: read if there, else ``compute()``d and
+    written atomically (a read-only store still works, only computing it again)."""
+    import json
+
+    cache = store.path / name
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except json.JSONDecodeError:
+            pass  # computed again below
+    data = compute()
+    try:
+        tmp = cache.with_name(f".{name}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(cache)
+    except OSError:
+        pass
+    return data
 
 
 def store_rankings(store: ActivationStore) -> dict:
     """Every h and c neuron of a store against the built-in features, as JSON-ready
     ``{feature: {"metric", "rows": [{"neuron", "score", "value", "pearson"}]}}`` best first;
     read from the store's cache file or computed once and cached there."""
-    import json
-
     from .features import store_features
 
-    cache = store.path / RANKINGS_CACHE
-    if cache.is_file():
-        try:
-            return json.loads(cache.read_text())
-        except json.JSONDecodeError:
-            pass  # computed again below
-    kinds = tuple(k for k in RANKED_KINDS if any(s.kind == k for s in store.series))  # a GRU has no c
-    ranked = rank_neurons(store, store_features(store), kinds)
-    data = {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
-    try:
-        tmp = cache.with_name(f".{RANKINGS_CACHE}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(cache)
-    except OSError:
-        pass  # a read-only store still works, only slower to open
-    return data
+    def compute():
+        kinds = tuple(k for k in RANKED_KINDS if any(s.kind == k for s in store.series))  # a GRU has no c
+        ranked = rank_neurons(store, store_features(store), kinds)
+        return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
+
+    return _cached_json(store, RANKINGS_CACHE, compute)
+
+
+SUMMARY_CONTEXTS, SUMMARY_WIDTH, SUMMARY_BINS = 8, 40, 60
+
+
+def neuron_summary(store: ActivationStore, neuron: str | NeuronId) -> dict:
+    """What a neuron's page shows that depends on the neuron alone, JSON-ready: its colour
+    limit, where its contexts are, and its histogram."""
+    hist = histogram(store, neuron, SUMMARY_BINS)
+    return {
+        "limit": colour_limit(store, neuron),
+        "contexts": context_positions(store, neuron, SUMMARY_CONTEXTS, SUMMARY_WIDTH),
+        "histogram": {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in hist.items()},
+    }
+
+
+def store_summaries(store: ActivationStore, progress: bool = True) -> dict[str, dict]:
+    """:func:`neuron_summary` of every h and c neuron (the ones browsed most), computed
+    once per store (two threads) and cached in the store directory, as Neuronpedia and
+    sae_vis precompute their feature pages: a neuron switch then reads them."""
+    from tqdm.auto import tqdm
+
+    def compute():
+        ids = [str(n) for n in store.neuron_ids(RANKED_KINDS)]
+        with ThreadPoolExecutor(2) as pool:
+            done = tqdm(
+                pool.map(lambda n: neuron_summary(store, n), ids),
+                total=len(ids),
+                desc="summarising neurons",
+                unit="neuron",
+                disable=not progress,
+            )
+            return dict(zip(ids, done, strict=True))
+
+    return _cached_json(store, SUMMARIES_CACHE, compute)
 
 
 # -- layers --------------------------------------------------------------------------------------

@@ -431,7 +431,7 @@ def bench_dashboard(
             store, source = open_store(store_path), f"store {store_path}"
         else:
             store, source = synthetic_store(Path(tmp) / "bench.store", chars, units=64, seed=seed)
-        Catalog.of([store]).rankings(store.name)  # cached in the store, as `lstmviz serve` does at start
+        Catalog.of([store]).prepare(store.name)  # cached in the store, as `lstmviz serve` does at start
         server, base = _serve_in_child(store.path)
         try:
             rng = np.random.default_rng(seed)

@@ -283,7 +283,7 @@ def serve(paths, host, port, debug) -> None:
     stores = [_open_for_dashboard(p) for p in (paths or [None])]
     app = create_app(stores)
     for name in app.catalog.stores:
-        app.catalog.rankings(name)  # computed (and cached) before the first page is served
+        app.catalog.prepare(name)  # before the first page is served (cached in the store)
     click.echo(f"lstmviz dashboard on http://{host}:{port}/  (Ctrl-C stops it)", err=True)
     run_server(app, host=host, port=port, debug=debug)
 

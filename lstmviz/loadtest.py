@@ -19,7 +19,7 @@ import time
 from urllib.parse import urlencode, urlsplit
 
 TEXT_OUTPUT = "text-data.data"  # the Neuron page's switch callback
-DETAILS_OUTPUT = "scores.children"  # its details callback (scores, histogram, contexts)
+DETAILS_OUTPUT = "details-data.data"  # its details callback (scores, histogram, contexts)
 
 
 class DashClient:

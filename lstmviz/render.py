@@ -87,11 +87,16 @@ def values_payload(store: ActivationStore, values: np.ndarray, label: str, start
 def histogram_figure(hist: dict, neuron: str) -> dict:
     """The activation histogram (density), as a plain figure dict: it is sent on every
     neuron switch, and a plain dict serialises without plotly's validation and template."""
-    edges = hist["edges"]
+    edges = np.asarray(hist["edges"], dtype=np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     return {
         "data": [
-            {"type": "bar", "x": centres.tolist(), "y": hist["density"].tolist(), "width": np.diff(edges).tolist()}
+            {
+                "type": "bar",
+                "x": centres.tolist(),
+                "y": list(hist["density"]),
+                "width": np.diff(edges).tolist(),
+            }
             | {"marker": {"color": "#4a6fa5"}, "hovertemplate": "%{x:.3f}: density %{y:.3g}<extra></extra>"}
         ],
         "layout": {

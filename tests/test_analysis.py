@@ -61,6 +61,22 @@ def test_scores_match_scikit_learn_and_scipy(tmp_path):
         assert v.loc[nid, "pearson"] == pytest.approx(pearsonr(x, numeric).statistic, abs=1e-5)
 
 
+def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monkeypatch):
+    from lstmviz import analysis
+
+    store, _ = planted
+    summaries = analysis.store_summaries(store, progress=False)
+    assert sorted(summaries) == sorted(str(n) for n in store.neuron_ids(("h", "c")))  # gates are summarised on demand
+    assert (store.path / analysis.SUMMARIES_CACHE).is_file()
+    one = summaries["L1.c.2"]
+    values = store.neuron("L1.c.2").astype(np.float64)
+    assert one["limit"] == pytest.approx(np.quantile(np.abs(values), 0.99))
+    assert one["contexts"] == analysis.context_positions(store, "L1.c.2", analysis.SUMMARY_CONTEXTS, analysis.SUMMARY_WIDTH)
+    assert sum(one["histogram"]["counts"]) == len(store)
+    monkeypatch.setattr(analysis, "neuron_summary", lambda *a: pytest.fail("computed again"))
+    assert analysis.store_summaries(store, progress=False) == summaries
+
+
 def test_top_contexts_are_extreme_and_do_not_overlap(planted):
     store, _ = planted
     ctx = top_contexts(store, "L1.c.2", k=5, width=10)
@@ -142,6 +158,8 @@ def test_distribution_by_counting_matches_numpy():
     counts, edges = d.histogram(25)
     np.testing.assert_array_equal(counts, np.histogram(exact, bins=25)[0])
     assert d.mean() == pytest.approx(exact.mean()) and d.std() == pytest.approx(exact.std())
+    for q in (0.5, 0.99, 1):
+        assert d.abs_quantile(q) == pytest.approx(np.quantile(np.abs(exact), q))
     t = d.top_key(300)
     assert (keys >= t).sum() >= 300 and (keys > t).sum() < 300
     b = d.bottom_key(300)

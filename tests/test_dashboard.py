@@ -21,6 +21,7 @@ def server(tiny_store, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("cache")))  # recordings the Compare page makes
     app = create_app([tiny_store])
+    app.catalog.prepare(tiny_store.name)  # as `lstmviz serve` does: h and c summarised, gates on demand
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -103,6 +104,21 @@ def test_each_character_is_painted_with_the_colour_of_its_value(server, browser,
         assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
         r, g, b = colour_of(value, limit)
         assert painted_colour(browser, i) == f"rgb({r}, {g}, {b})"
+
+
+@pytest.mark.parametrize("neuron", ["L2.c.3", "L1.i.5"])  # a prepared summary, and one made on demand
+def test_a_neuron_shows_its_contexts_and_scores(server, browser, neuron):
+    base, _ = server
+    open_view(browser, base + f"/?neuron={neuron}", neuron_expected=neuron)
+    wait = WebDriverWait(browser, 30)
+    wait.until(lambda d: d.find_element(By.ID, "details-rendered").get_attribute("textContent") == neuron)
+    high = browser.find_element(By.ID, "contexts-high")
+    assert "Highest activations" in high.text
+    rows = high.find_elements(By.CSS_SELECTOR, ".context")
+    assert rows and rows[0].find_element(By.TAG_NAME, "b").text  # the context's own character, marked
+    scores = browser.find_element(By.ID, "scores").text
+    assert ("in_string" in scores) if ".c." in neuron else ("computed for h and c" in scores)
+    assert severe_console_errors(browser) == []
 
 
 def test_next_button_recolours_and_updates_the_url(server, browser, tiny_store):

@@ -13,10 +13,9 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..analysis import error_analysis, gate_saturation, store_rankings
+from ..analysis import error_analysis, gate_saturation, neuron_summary, store_rankings, store_summaries
 from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
 from ..errors import StoreError
-from ..render import symmetric_limit
 from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 
@@ -27,7 +26,7 @@ ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the s
 class Catalog:
     stores: dict[str, ActivationStore]
     _rankings: dict[str, dict] = field(default_factory=dict)
-    _limits: dict[tuple[str, str], float] = field(default_factory=dict)
+    _summaries: dict[str, dict[str, dict]] = field(default_factory=dict)  # per store, per neuron
     _saturation: dict[str, object] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: Jobs = field(default_factory=Jobs)
@@ -211,12 +210,24 @@ class Catalog:
 
         return self.jobs.start(f"emergence:{path}", work)
 
+    def prepare(self, name: str) -> None:
+        """Compute (or read from the store's cache) what every page needs: the rankings, and
+        the summaries of every h and c neuron, so a neuron switch only reads them."""
+        self.rankings(name)
+        summaries = store_summaries(self.store(name))
+        self._summaries.setdefault(name, {}).update(summaries)
+
+    def summary(self, name: str, neuron: str) -> dict:
+        """A neuron's colour limit, context positions and histogram
+        (:func:`lstmviz.analysis.neuron_summary`): prepared ones, or computed once here."""
+        table = self._summaries.setdefault(name, {})
+        if neuron not in table:
+            table[neuron] = neuron_summary(self.store(name), neuron)
+        return table[neuron]
+
     def limit(self, name: str, neuron: str) -> float:
         """The neuron's colour range, from its whole series (stable while scrolling)."""
-        key = (name, neuron)
-        if key not in self._limits:
-            self._limits[key] = symmetric_limit(self.store(name).neuron(neuron)[:: max(1, len(self.store(name)) // 200_000)])
-        return self._limits[key]
+        return self.summary(name, neuron)["limit"]
 
 
 def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:

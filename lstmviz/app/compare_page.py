@@ -13,6 +13,7 @@ import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from ..analysis import colour_limit
 from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import cka_figure, emergence_figure, symmetric_limit, values_payload
@@ -115,9 +116,8 @@ def _summary(c) -> html.P:
 
 
 def _neuron_payload(store, neuron: str, start: int) -> dict:
-    values = store.neuron(neuron)
-    limit = symmetric_limit(values[:: max(1, len(values) // 200_000)])
-    return values_payload(store, values[start : start + WINDOW], neuron, start, limit)
+    values = store.neuron(neuron, start, min(len(store), start + WINDOW))
+    return values_payload(store, values, neuron, start, colour_limit(store, neuron))
 
 
 def _figure(catalog: Catalog, search: str | None, which: str):

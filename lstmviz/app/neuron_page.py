@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from ..analysis import histogram, top_contexts
+from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
 from ..render import COLOUR_STOPS, histogram_figure, text_payload
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
@@ -58,6 +58,8 @@ def layout(catalog: Catalog) -> html.Div:
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
             dcc.Store(id="options-of"),  # the store whose neurons and documents the pickers list
+            dcc.Store(id="details-data"),  # drawn into the panels below by assets/details.js
+            html.Div(id="details-rendered", style={"display": "none"}),
             html.Div(
                 className="columns",
                 children=[
@@ -71,35 +73,29 @@ def layout(catalog: Catalog) -> html.Div:
     )
 
 
-def _contexts(title: str, items) -> html.Div:
-    rows = []
-    for c in items:
-        before, ch, after = c.text[: c.offset], c.text[c.offset], c.text[c.offset + 1 :]
-        show = lambda s: s.replace("\n", "⏎")  # noqa: E731
-        rows.append(
-            html.Div(
-                className="context",
-                children=[f"{c.value:+.3f}  ", show(before), html.B(show(ch), style={"background": "#ffe08a"}), show(after)],
-            )
-        )
-    return html.Div([html.H4(title), *rows])
+def _context_rows(items) -> list[list]:
+    """Contexts as [value, text before, the character, text after], for assets/details.js."""
+    return [[round(c.value, 3), c.text[: c.offset], c.text[c.offset], c.text[c.offset + 1 :]] for c in items]
 
 
-def _scores_table(rows: list[dict]) -> html.Table:
-    head = html.Tr([html.Th(h) for h in ("feature", "metric", "score", "signed", "rank")])
-    body = [
-        html.Tr(
-            [
-                html.Td(r["feature"]),
-                html.Td(r["metric"]),
-                html.Td(f"{r['score']:.3f}"),
-                html.Td(f"{r['value']:+.3f}"),
-                html.Td(r["rank"]),
-            ]
-        )
-        for r in rows
-    ]
-    return html.Table([head, *body], className="scores") if body else html.Div("Scores are computed for h and c series.")
+def details_data(catalog: Catalog, store, name: str, neuron: str) -> dict:
+    """What is known of a neuron over the whole store, as plain data (scores, top and
+    bottom contexts, quantile samples): the browser builds the tables from it, which is
+    many times cheaper on the server than a tree of Dash components. The contexts'
+    positions come from the neuron's summary (prepared at start for h and c)."""
+    contexts = contexts_at(store, neuron, catalog.summary(name, neuron)["contexts"], SUMMARY_WIDTH)
+    scores = catalog.scores_of(name, neuron)
+    return {
+        "neuron": neuron,
+        "scores": [[r["feature"], r["metric"], round(r["score"], 3), round(r["value"], 3), r["rank"]] for r in scores],
+        "high": {"title": "Highest activations", "rows": _context_rows(contexts["high"])},
+        "low": {"title": "Lowest activations", "rows": _context_rows(contexts["low"])},
+        "samples": [
+            {"title": f"Samples between the {key[1:]}th percentile and the next", "rows": _context_rows(items)}
+            for key, items in contexts.items()
+            if key.startswith("q")
+        ],
+    }
 
 
 def register(app: dash.Dash, catalog: Catalog) -> None:
@@ -191,32 +187,24 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         )
 
     @app.callback(
-        Output("scores", "children"),
+        Output("details-data", "data"),
         Output("histogram", "figure"),
-        Output("contexts-high", "children"),
-        Output("contexts-low", "children"),
-        Output("contexts-samples", "children"),
         Input("url", "search"),
     )
     def url_to_details(search):
-        """What is known of the neuron over the whole store: scores, histogram, top contexts."""
+        """What is known of the neuron over the whole store: scores, histogram, contexts."""
         try:
             store, name, neuron, _ = view_of(search)
         except LstmvizError:
-            return (no_update,) * 5  # url_to_text shows the message
-        contexts = top_contexts(store, neuron, k=8, width=40)
-        samples = [
-            _contexts(f"Samples between the {key[1:]}th percentile and the next", items)
-            for key, items in contexts.items()
-            if key.startswith("q")
-        ]
-        return (
-            _scores_table(catalog.scores_of(name, neuron)),
-            histogram_figure(histogram(store, neuron), neuron),
-            _contexts("Highest activations", contexts["high"]),
-            _contexts("Lowest activations", contexts["low"]),
-            html.Div(className="columns", children=samples),
-        )
+            return no_update, no_update  # url_to_text shows the message
+        figure = histogram_figure(catalog.summary(name, neuron)["histogram"], neuron)
+        return details_data(catalog, store, name, neuron), figure
+
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmvizDetails", function_name="renderDetails"),
+        Output("details-rendered", "children"),
+        Input("details-data", "data"),
+    )
 
     app.clientside_callback(
         dash.ClientsideFunction(namespace="lstmviz", function_name="paintText"),
