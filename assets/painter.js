@@ -1,10 +1,14 @@
 /* Paints text coloured by a series (a neuron, or bits saved over the n-gram): one <span> per
-   character, built as one HTML string. The colour of a value is computed exactly as
-   lstmviz.render.colour_of does. Every painted panel works the same way: the panel's id is
+   character, built as one HTML string, its colour a class per level of the scale. The
+   colour of a value is computed exactly as lstmviz.render.colour_of does. Every painted panel works the same way: the panel's id is
    given by the page, the hover line is the element named in the panel's data-hover. */
 (function () {
-  function colourOf(value, limit, stops) {
+  var LEVELS = 256;  // colour steps across [-limit, limit]: lstmviz.render.COLOUR_LEVELS
+  function levelOf(value, limit) {
     var t = limit > 0 && isFinite(value) ? Math.min(1, Math.max(0, 0.5 + 0.5 * value / limit)) : 0.5;
+    return Math.round(t * LEVELS);
+  }
+  function colourAt(t, stops) {
     for (var k = 1; k < stops.length; k++) {
       if (t <= stops[k][0]) {
         var f = (t - stops[k - 1][0]) / (stops[k][0] - stops[k - 1][0]);
@@ -14,6 +18,27 @@
     }
     var last = stops[stops.length - 1][1];
     return "rgb(" + last.join(", ") + ")";
+  }
+  function colourOf(value, limit, stops) { return colourAt(levelOf(value, limit) / LEVELS, stops); }
+  /* One CSS class per colour level (.cv0 ... .cv256), made once: a class per character is
+     much cheaper for the browser to lay out than an inline style per character. */
+  var classesFor = null;
+  function colourClasses(stops) {
+    var key = JSON.stringify(stops);
+    if (classesFor === key) { return; }
+    var rules = [];
+    for (var level = 0; level <= LEVELS; level++) {
+      rules.push(".cv" + level + " { background: " + colourAt(level / LEVELS, stops) + "; }");
+    }
+    rules.push(".cv-strong { color: #fff; }");
+    var sheet = document.getElementById("lstmviz-colours");
+    if (!sheet) {
+      sheet = document.createElement("style");
+      sheet.id = "lstmviz-colours";
+      document.head.appendChild(sheet);
+    }
+    sheet.textContent = rules.join("\n");
+    classesFor = key;
   }
   function escape(ch) {
     return ch === "<" ? "&lt;" : ch === ">" ? "&gt;" : ch === "&" ? "&amp;" : ch;
@@ -26,17 +51,12 @@
     return new Type(bytes.buffer);
   }
   /* The compact payload (see lstmviz.render.values_payload) as arrays, one entry per
-     character: chars, values, top (strings of top_k characters), probs (arrays). */
+     character: chars, values; the top-k guesses (characters) and their probabilities (in
+     units of 1/10000) stay flat, k per character, and are read only on hover. */
   function unpack(data) {
-    var chars = Array.from(data.text), top = Array.from(data.top), k = data.top_k;
-    var raw = decode(data.probs, Uint16Array), values = decode(data.values, Float32Array);
-    var guesses = new Array(chars.length), probs = new Array(chars.length);
-    for (var i = 0; i < chars.length; i++) {
-      guesses[i] = top.slice(i * k, i * k + k);
-      probs[i] = Array.from(raw.subarray(i * k, i * k + k), function (p) { return p / 10000; });
-    }
-    return { start: data.start, label: data.label, limit: data.limit, stops: data.stops,
-             chars: chars, values: values, top: guesses, probs: probs };
+    return { start: data.start, label: data.label, limit: data.limit, stops: data.stops, k: data.top_k,
+             chars: Array.from(data.text), values: decode(data.values, Float32Array),
+             top: Array.from(data.top), probs: decode(data.probs, Uint16Array) };
   }
   function hover(event) {
     var span = event.target.closest(".ch");
@@ -45,8 +65,8 @@
     if (!span || !tip || !panel.lstmvizData) { return; }
     var d = panel.lstmvizData, i = +span.dataset.i;
     var guesses = [];
-    for (var k = 0; k < d.top[i].length; k++) {
-      guesses.push("'" + shownChar(d.top[i][k]) + "' " + (100 * d.probs[i][k]).toFixed(1) + "%");
+    for (var k = i * d.k; k < (i + 1) * d.k; k++) {
+      guesses.push("'" + shownChar(d.top[k]) + "' " + (d.probs[k] / 100).toFixed(1) + "%");
     }
     tip.textContent = "position " + (d.start + i) + "  char '" + shownChar(d.chars[i]) + "'  " + d.label + " = " +
       d.values[i].toFixed(3) + "  |  next-char guesses: " + guesses.join(", ");
@@ -54,15 +74,17 @@
   function paint(data, panelId) {
     var panel = document.getElementById(panelId);
     if (!panel || !data) { return ""; }
+    void panel.offsetHeight;  // layout other updates left pending is theirs, not the paint's
     var t0 = performance.now();
     data = unpack(data);
+    colourClasses(data.stops);
     var parts = new Array(data.chars.length);
     for (var i = 0; i < data.chars.length; i++) {
       var ch = data.chars[i];
       var shown = ch === "\n" ? "\u23ce\n" : escape(ch);
       var v = data.values[i], strong = data.limit > 0 && Math.abs(v) > 0.7 * data.limit;
-      parts[i] = '<span class="ch" data-i="' + i + '" style="background:' +
-        colourOf(v, data.limit, data.stops) + (strong ? ';color:#fff' : '') + '">' + shown + "</span>";
+      parts[i] = '<span class="ch cv' + levelOf(v, data.limit) + (strong ? " cv-strong" : "") + '" data-i="' + i + '">' +
+        shown + "</span>";
     }
     panel.innerHTML = parts.join("");
     void panel.offsetHeight;  // the layout of the new text is part of the paint time

@@ -381,11 +381,13 @@ def _serve_in_child(store_path: Path, timeout: float = 300.0):
     raise LstmvizError(f"The dashboard did not answer within {timeout:.0f} s.")
 
 
-def _browser_paint_ms(base_url: str, neurons: list[str], pos: int) -> list[float]:
-    """Paint times (ms, ``performance.now()`` around the clientside update including layout)
-    of the Neuron page's window in headless Chromium, one per neuron switch."""
+def _browser_paint_ms(base_url: str, first: str, switches: int, pos: int) -> list[float]:
+    """Paint times (ms, ``performance.now()`` around the clientside update, its layout
+    included) of the Neuron page's window in headless Chromium: the page is opened on
+    neuron ``first``, then ``switches`` times the user presses "next", as when browsing."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     opts = webdriver.ChromeOptions()
@@ -393,15 +395,15 @@ def _browser_paint_ms(base_url: str, neurons: list[str], pos: int) -> list[float
         opts.add_argument(flag)
     opts.binary_location = "/usr/bin/chromium"
     driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    label = "var p = document.getElementById('text-panel'); return p && p.dataset.label"
     try:
+        driver.get(f"{base_url}/?neuron={first}&pos={pos}")
+        WebDriverWait(driver, 60).until(lambda d: d.execute_script(label) == first)
         times = []
-        for neuron in neurons:
-            driver.get(f"{base_url}/?neuron={neuron}&pos={pos}")
-            WebDriverWait(driver, 60).until(
-                lambda d, n=neuron: (
-                    d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == n
-                )
-            )
+        for _ in range(switches):
+            before = driver.execute_script(label)
+            driver.find_element(By.ID, "next-neuron").click()
+            WebDriverWait(driver, 60).until(lambda d, b=before: d.execute_script(label) not in (b, None))
             times.append(float(driver.execute_script("return document.getElementById('text-panel').dataset.paintMs")))
         return times
     finally:
@@ -455,7 +457,7 @@ def bench_dashboard(
             client.close()
             paint = float("nan")
             if browser:
-                paint = statistics.median(_browser_paint_ms(base, picks[:8], pos))
+                paint = statistics.median(_browser_paint_ms(base, picks[0], 12, pos))
             load = run_load(base, store.name, ids, clients, per_client, seed)
         finally:
             server.terminate()

@@ -4,6 +4,7 @@ line export and the dashboard (one builder per figure)."""
 from __future__ import annotations
 
 import base64
+import math
 
 import numpy as np
 import plotly.graph_objects as go
@@ -27,6 +28,7 @@ COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
     (0.9, (178, 24, 43)),
     (1.0, (103, 0, 31)),
 ]
+COLOUR_LEVELS = 256  # steps of the scale the painter uses (one CSS class each)
 MAX_HEATMAP_CHARS = 2000
 _VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
 
@@ -39,9 +41,10 @@ def symmetric_limit(values: np.ndarray) -> float:
 
 
 def colour_of(value: float, limit: float) -> tuple[int, int, int]:
-    """The colour of ``value`` on the diverging scale over [-limit, limit]; the painter in
-    assets/painter.js computes exactly this."""
+    """The colour of ``value`` on the diverging scale over [-limit, limit], in
+    ``COLOUR_LEVELS`` steps; the painter in assets/painter.js computes exactly this."""
     t = min(1.0, max(0.0, 0.5 + 0.5 * value / limit)) if limit > 0 and np.isfinite(value) else 0.5
+    t = math.floor(t * COLOUR_LEVELS + 0.5) / COLOUR_LEVELS  # JavaScript's Math.round
     for (t0, c0), (t1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
         if t <= t1:
             f = (t - t0) / (t1 - t0)

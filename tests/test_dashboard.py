@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -104,6 +105,21 @@ def test_each_character_is_painted_with_the_colour_of_its_value(server, browser,
         assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
         r, g, b = colour_of(value, limit)
         assert painted_colour(browser, i) == f"rgb({r}, {g}, {b})"
+
+
+def test_hovering_a_character_shows_its_value_and_the_models_guesses(server, browser, tiny_store):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.h.2&pos=10", neuron_expected="L1.h.2")
+    browser.execute_script(
+        "document.querySelector('#text-panel .ch[data-i=\"3\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
+    )
+    tip = browser.find_element(By.ID, "hover-info").text
+    value = float(tiny_store.neuron("L1.h.2", 13, 14)[0])
+    assert tip.startswith("position 13 ") and f"L1.h.2 = {value:.3f}" in tip
+    guesses = tip.split("next-char guesses: ")[1].split(", ")
+    probs = np.asarray(tiny_store.top_probs[13], dtype=np.float64)
+    assert len(guesses) == len(probs)
+    assert float(guesses[0].rsplit(" ", 1)[1].rstrip("%")) == pytest.approx(100 * probs[0], abs=0.06)
 
 
 @pytest.mark.parametrize("neuron", ["L2.c.3", "L1.i.5"])  # a prepared summary, and one made on demand
