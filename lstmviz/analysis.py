@@ -326,7 +326,7 @@ def _raw(store: ActivationStore, neuron: str | NeuronId) -> np.ndarray:
     return np.asarray(store.activations[store.row_of(neuron)])
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def _keyed(store: ActivationStore, neuron: str) -> tuple[np.ndarray, np.ndarray, Distribution]:
     """A neuron's series, its value keys and its distribution: shared by the views of one
     neuron (contexts, histogram) that are asked for together."""

@@ -103,7 +103,13 @@ def histogram_figure(hist: dict, neuron: str) -> dict:
             | {"marker": {"color": "#4a6fa5"}, "hovertemplate": "%{x:.3f}: density %{y:.3g}<extra></extra>"}
         ],
         "layout": {
-            "title": {"text": f"{neuron}: distribution (density), mean {hist['mean']:.3f}, sd {hist['std']:.3f}"},
+            # left-aligned, clear of the mode bar on the right
+            "title": {
+                "text": f"{neuron}: density, mean {hist['mean']:.3f}, sd {hist['std']:.3f}",
+                "x": 0,
+                "xanchor": "left",
+                "font": {"size": 14},
+            },
             "height": 260,
             "margin": {"l": 50, "r": 10, "t": 40, "b": 40},
             "bargap": 0,
