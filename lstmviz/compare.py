@@ -175,13 +175,15 @@ def cross_moments(
     squares are one more pass; totals are float64."""
     n = len(a)
     na, nb = len(block_a.rows), len(block_b.rows)
-    per_chunk = -(-CKA_CHARS // -(-n // CHUNK))  # sample characters taken from each chunk
     shift_a = shift_b = None
     sq_a, sq_b = torch.zeros(na, dtype=torch.float64), torch.zeros(nb, dtype=torch.float64)
     cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     sample_cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     buf_a, buf_b = torch.empty(na + 1, CHUNK), torch.empty(nb + 1, CHUNK)
-    sample_a, sample_b, sampled = [], [], 0
+    chunks = -(-n // CHUNK)
+    per_chunk = -(-CKA_CHARS // chunks)  # sample characters taken from each chunk
+    room = min(n, per_chunk * chunks)
+    sample_a, sample_b, sampled = torch.empty(na + 1, room), torch.empty(nb + 1, room), 0
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         if mask is None or mask[start:stop].all():
@@ -210,11 +212,11 @@ def cross_moments(
         cross += in_sample
         if take < width:
             cross += xa[:, take:] @ xb[:, take:].T
-        sample_a.append(xa[:, :take].clone())
-        sample_b.append(xb[:, :take].clone())
+        sample_a[:, sampled : sampled + take] = xa[:, :take]
+        sample_b[:, sampled : sampled + take] = xb[:, :take]
         sampled += take
     return CrossMoments(
-        cross.numpy(), sq_a.numpy(), sq_b.numpy(), sample_cross.numpy(), torch.cat(sample_a, 1), torch.cat(sample_b, 1)
+        cross.numpy(), sq_a.numpy(), sq_b.numpy(), sample_cross.numpy(), sample_a[:, :sampled], sample_b[:, :sampled]
     )
 
 
