@@ -30,6 +30,7 @@ from .store import ActivationStore, NeuronId
 COMPARED_KINDS = ("h", "c")
 CKA_CHARS = 20_000
 CHUNK = 8192
+FLUSH_EVERY = 8  # chunks summed in float32 before the float64 totals
 
 
 @dataclass
@@ -180,6 +181,18 @@ def cross_moments(
     cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     sample_cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     buf_a, buf_b = torch.empty(na + 1, CHUNK), torch.empty(nb + 1, CHUNK)
+    # The products accumulate in float32 in place (no product matrix per chunk) and are
+    # moved into the float64 totals every FLUSH_EVERY chunks.
+    acc_sample, acc_rest, flushed = torch.zeros(na + 1, nb + 1), torch.zeros(na + 1, nb + 1), 0
+
+    def flush() -> None:
+        nonlocal flushed
+        sample_cross.add_(acc_sample)
+        cross.add_(acc_rest)
+        acc_sample.zero_()
+        acc_rest.zero_()
+        flushed = 0
+
     chunks = -(-n // CHUNK)
     per_chunk = -(-CKA_CHARS // chunks)  # sample characters taken from each chunk
     room = min(n, per_chunk * chunks)
@@ -207,14 +220,17 @@ def cross_moments(
         sq_a += torch.linalg.vector_norm(xa[:na], dim=1).double() ** 2
         sq_b += torch.linalg.vector_norm(xb[:nb], dim=1).double() ** 2
         take = min(per_chunk, width)
-        in_sample = xa[:, :take] @ xb[:, :take].T
-        sample_cross += in_sample
-        cross += in_sample
+        acc_sample.addmm_(xa[:, :take], xb[:, :take].T)
         if take < width:
-            cross += xa[:, take:] @ xb[:, take:].T
+            acc_rest.addmm_(xa[:, take:], xb[:, take:].T)
+        flushed += 1
+        if flushed == FLUSH_EVERY:
+            flush()
         sample_a[:, sampled : sampled + take] = xa[:, :take]
         sample_b[:, sampled : sampled + take] = xb[:, :take]
         sampled += take
+    flush()
+    cross += sample_cross  # the sample's characters are part of the whole
     return CrossMoments(
         cross.numpy(), sq_a.numpy(), sq_b.numpy(), sample_cross.numpy(), sample_a[:, :sampled], sample_b[:, :sampled]
     )
