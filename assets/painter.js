@@ -1,7 +1,8 @@
 /* Paints text coloured by a series (a neuron, or bits saved over the n-gram): one <span> per
    character, built as one HTML string, its colour a class per level of the scale. The
-   colour of a value is computed exactly as lstmviz.render.colour_of does. Every painted panel works the same way: the panel's id is
-   given by the page, the hover line is the element named in the panel's data-hover. */
+   colour of a value is computed exactly as lstmviz.render.colour_of does. Every painted
+   panel works the same way: the panel's id is given by the page, the hover line is the
+   element named in the panel's data-hover. */
 (function () {
   var LEVELS = 256;  // colour steps across [-limit, limit]: lstmviz.render.COLOUR_LEVELS
   function levelOf(value, limit) {
@@ -19,7 +20,6 @@
     var last = stops[stops.length - 1][1];
     return "rgb(" + last.join(", ") + ")";
   }
-  function colourOf(value, limit, stops) { return colourAt(levelOf(value, limit) / LEVELS, stops); }
   /* One CSS class per colour level (.cv0 ... .cv256), made once: a class per character is
      much cheaper for the browser to lay out than an inline style per character. */
   var classesFor = null;
@@ -133,5 +133,4 @@
       }
     }
   });
-  window.lstmvizColourOf = colourOf;
 })();

@@ -91,13 +91,14 @@ def histogram_figure(hist: dict, neuron: str) -> dict:
     """The activation histogram (density), as a plain figure dict: it is sent on every
     neuron switch, and a plain dict serialises without plotly's validation and template."""
     edges = np.asarray(hist["edges"], dtype=np.float64)
+    density = np.asarray(hist["density"], dtype=np.float64)
     centres = (edges[:-1] + edges[1:]) / 2
     return {
         "data": [
             {
                 "type": "bar",
                 "x": centres.tolist(),
-                "y": list(hist["density"]),
+                "y": density.tolist(),
                 "width": np.diff(edges).tolist(),
             }
             | {"marker": {"color": "#4a6fa5"}, "hovertemplate": "%{x:.3f}: density %{y:.3g}<extra></extra>"}
