@@ -149,13 +149,13 @@ class CrossMoments:
         count = s[na, nb]
         centred = s[:na, :nb] - np.outer(s[:na, nb], s[na, :nb]) / count
 
-        def own(x: torch.Tensor, span: tuple[int, int]) -> float:
-            part = x[span[0] : span[1]]
-            sums = part.sum(1, dtype=torch.float64).numpy()
-            return float(np.linalg.norm((part @ part.T).double().numpy() - np.outer(sums, sums) / count))
+        def own(x: torch.Tensor, sums: np.ndarray, span: tuple[int, int]) -> float:
+            part, part_sums = x[span[0] : span[1]], sums[span[0] : span[1]]
+            return float(np.linalg.norm((part @ part.T).double().numpy() - np.outer(part_sums, part_sums) / count))
 
-        own_a = {la: own(self.sample_a, span) for la, span in block_a.layer_spans.items()}
-        own_b = {lb: own(self.sample_b, span) for lb, span in block_b.layer_spans.items()}
+        # the sample's sums per series are in the last column and row of its cross products
+        own_a = {la: own(self.sample_a, s[:na, nb], span) for la, span in block_a.layer_spans.items()}
+        own_b = {lb: own(self.sample_b, s[na, :nb], span) for lb, span in block_b.layer_spans.items()}
         out = np.zeros((len(own_a), len(own_b)))
         for i, (la, (a0, a1)) in enumerate(block_a.layer_spans.items()):
             for j, (lb, (b0, b1)) in enumerate(block_b.layer_spans.items()):
