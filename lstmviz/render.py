@@ -251,11 +251,16 @@ def cka_figure(cka: np.ndarray, layers_a: list[int], layers_b: list[int], name_a
             colorbar={"title": {"text": "CKA"}},
         )
     )
-    fig.update_layout(
-        title=f"Linear CKA: A = {name_a}, B = {name_b}",
-        height=160 + 60 * len(layers_a),
+    fig.update_layout(  # the title on three lines, left: long store names stay clear of the mode bar
+        title={
+            "text": f"Linear CKA between layers<br>A = {name_a}<br>B = {name_b}",
+            "x": 0,
+            "xanchor": "left",
+            "font": {"size": 13},
+        },
+        height=200 + 60 * len(layers_a),
         width=320 + 90 * len(layers_b),
-        margin={"l": 70, "r": 20, "t": 60, "b": 40},
+        margin={"l": 70, "r": 20, "t": 100, "b": 40},
     )
     fig.update_yaxes(autorange="reversed")
     return fig

@@ -29,7 +29,7 @@ OUTPUTS = 18  # values the comparison view callback sets
 
 def _panel(key: str, title: str | None = None) -> list:
     return [
-        html.H4(title, id=f"cmp-title-{key}"),
+        html.H4(title, id=f"cmp-title-{key}", className="panel-title"),  # one line, so A and B align
         html.Div(id=f"cmp-hover-{key}", className="hover-line"),
         html.Div(id=f"cmp-text-{key}", className="text-panel compare-panel", **{"data-hover": f"cmp-hover-{key}"}),
         html.Div(id=f"cmp-painted-{key}", style={"display": "none"}),
