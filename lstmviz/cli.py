@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -39,6 +41,10 @@ def _print_json(data: object) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """See inside character-level recurrent networks."""
+    # `kill` (SIGTERM) stops a command the way Ctrl-C does: training saves a resumable
+    # checkpoint, a recording removes its unfinished store.
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, *a, **k: f"lstmviz: warning: {msg}\n"
 

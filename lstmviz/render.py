@@ -30,6 +30,8 @@ COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
 ]
 COLOUR_LEVELS = 256  # steps of the scale the painter uses (one CSS class each)
 MAX_HEATMAP_CHARS = 2000
+# What a graph shows until its figure arrives: nothing (no empty axes), in little height.
+EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 40}}
 _VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
 
 

@@ -262,15 +262,36 @@ class ColumnStage:
             self.fd = None
 
 
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _remove_abandoned(out: Path) -> None:
+    """Remove the temporary directories that writers of ``out`` left when their process
+    was killed before it could clean up (``kill -9``, a lost machine)."""
+    for tmp in out.parent.glob(f".{out.name}.writing-*"):
+        pid = tmp.name.rsplit("-", 1)[1]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class StoreWriter:
     """Writes a store under a temporary name next to ``out``; :meth:`finish` adds meta.json
     and renames it into place. Leaving the ``with`` block any other way (an error, Ctrl-C)
-    removes the temporary directory: nothing half-written is left behind."""
+    removes the temporary directory: nothing half-written is left behind. What a killed
+    writer of the same store left is removed when the next one starts."""
 
     def __init__(self, out: str | Path, rows: int, chars: int):
         self.out = Path(out)
         self.rows, self.chars = rows, chars
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_abandoned(self.out)
         self.tmp = self.out.with_name(f".{self.out.name}.writing-{os.getpid()}")
         shutil.rmtree(self.tmp, ignore_errors=True)
         self.tmp.mkdir()

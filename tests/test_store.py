@@ -1,6 +1,7 @@
 """Recording into a store and reading it back."""
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -102,6 +103,20 @@ def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeyp
     with pytest.raises(KeyboardInterrupt):
         record_activations(ckpt, [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_what_a_killed_recording_left_is_removed_by_the_next(tiny_checkpoint, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f".s.writing-{int(dead.stdout)}"  # its writer was killed mid-recording
+    abandoned.mkdir()
+    (abandoned / "activations.f16").write_bytes(b"\0" * 1000)
+    mine = tmp_path / f".s.writing-{os.getppid()}"  # a live process's recording is left alone
+    mine.mkdir()
+    record_activations(lstmviz.load_checkpoint(tiny_checkpoint), [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s", mine.name])
 
 
 def test_truncated_store_is_refused(tiny_store, tmp_path):

@@ -16,7 +16,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..analysis import colour_limit
 from ..errors import LstmvizError
 from ..export import figure_bytes
-from ..render import cka_figure, emergence_figure, symmetric_limit, values_payload
+from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, symmetric_limit, values_payload
 from ..store import NeuronId
 from .catalog import Catalog, changed_search, parse_query
 from .jobs import progress_bar
@@ -64,7 +64,7 @@ def layout(catalog: Catalog) -> html.Div:
             html.Div(
                 className="columns",
                 children=[
-                    dcc.Graph(id="cmp-cka", config={"displaylogo": False}),
+                    dcc.Graph(id="cmp-cka", config={"displaylogo": False}, figure=EMPTY_FIGURE),
                     html.Div([html.H4("Best cell per feature"), html.Div(id="cmp-features")]),
                 ],
             ),
@@ -72,7 +72,7 @@ def layout(catalog: Catalog) -> html.Div:
             html.H3("When the cells appear (snapshots of the first store's model, first 100,000 characters)"),
             html.Div(id="cmp-emergence-progress"),
             dcc.Interval(id="cmp-emergence-poll", interval=1500, disabled=True),
-            dcc.Graph(id="cmp-emergence", config={"displaylogo": False}),
+            dcc.Graph(id="cmp-emergence", config={"displaylogo": False}, figure=EMPTY_FIGURE),
         ],
     )
 

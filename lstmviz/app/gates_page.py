@@ -6,7 +6,7 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..errors import LstmvizError
-from ..render import saturation_figure
+from ..render import EMPTY_FIGURE, saturation_figure
 from .catalog import Catalog, parse_query
 
 PATH = "/gates"
@@ -18,7 +18,7 @@ def layout(catalog: Catalog) -> html.Div:
         children=[
             html.P("Each point is one gate unit: how often it is nearly closed (< 0.1) against nearly open (> 0.9)."),
             html.Div(id="gates-error"),
-            dcc.Graph(id="gates-figure", config={"displaylogo": False}),
+            dcc.Graph(id="gates-figure", config={"displaylogo": False}, figure=EMPTY_FIGURE),
         ],
     )
 

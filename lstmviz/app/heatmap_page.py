@@ -8,7 +8,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..errors import LstmvizError
 from ..export import figure_bytes
-from ..render import heatmap_figure, parse_range
+from ..render import EMPTY_FIGURE, heatmap_figure, parse_range
 from .catalog import Catalog, changed_search, parse_query
 
 PATH = "/heatmap"
@@ -40,7 +40,7 @@ def layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(id="hm-error"),
-            dcc.Graph(id="hm-figure", config={"displaylogo": False}),
+            dcc.Graph(id="hm-figure", config={"displaylogo": False}, figure=EMPTY_FIGURE),
             dcc.Download(id="hm-download"),
         ],
     )

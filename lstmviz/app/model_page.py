@@ -17,7 +17,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from ..checkpoint import HISTORY_FILE
 from ..errors import LstmvizError
 from ..evaluate import store_bpc
-from ..render import symmetric_limit, training_figure, values_payload
+from ..render import EMPTY_FIGURE, symmetric_limit, training_figure, values_payload
 from .catalog import Catalog, changed_search, clamp_position, parse_query
 from .jobs import progress_bar
 
@@ -32,7 +32,7 @@ def layout(catalog: Catalog) -> html.Div:
         children=[
             html.Div(id="model-error"),
             html.Div(id="model-summary"),
-            dcc.Graph(id="model-curves", config={"displaylogo": False}),
+            dcc.Graph(id="model-curves", config={"displaylogo": False}, figure=EMPTY_FIGURE),
             html.H3("Against the n-gram baseline"),
             html.Div(id="model-progress"),
             dcc.Interval(id="model-poll", interval=1000, disabled=True),

@@ -11,7 +11,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
-from ..render import COLOUR_STOPS, histogram_figure, text_payload
+from ..render import COLOUR_STOPS, EMPTY_FIGURE, histogram_figure, text_payload
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
 
 PATH = "/"
@@ -64,7 +64,7 @@ def layout(catalog: Catalog) -> html.Div:
                 className="columns",
                 children=[
                     html.Div([html.H4("Feature scores"), html.Div(id="scores")]),
-                    html.Div([dcc.Graph(id="histogram", config={"displaylogo": False})]),
+                    html.Div([dcc.Graph(id="histogram", config={"displaylogo": False}, figure=EMPTY_FIGURE)]),
                 ],
             ),
             html.Div(className="columns", children=[html.Div(id="contexts-high"), html.Div(id="contexts-low")]),
