@@ -69,3 +69,29 @@ def test_training_errors_are_one_sentence(corpus_dir, tmp_path):
     assert result.exit_code == 2 and "No checkpoint" in result.output
     result = run("evaluate", tmp_path / "nope")
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_kill_stops_training_as_ctrl_c_does(corpus_dir, tmp_path):
+    """SIGTERM saves a resumable checkpoint and exits with the same one-sentence message."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out, log = tmp_path / "model", tmp_path / "stderr.txt"
+    args = ["train", corpus_dir, "--out", out, "--steps", 10**6, "--hidden", 16, "--embed", 8, "--seq-len", 32]
+    with open(log, "w") as err:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "lstmviz.cli", *map(str, args), "--batch-size", "4", "--eval-every", "100000"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.monotonic() + 120
+        while not re.search(r"\b[1-9]\d*/1000000\b", log.read_text()) and time.monotonic() < deadline:
+            assert child.poll() is None, log.read_text()
+            time.sleep(0.2)
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=60) != 0
+    assert "Interrupted at step" in log.read_text() and "--resume" in log.read_text()
+    assert load_checkpoint(out).config["training"]["trained_steps"] > 0
