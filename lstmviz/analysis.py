@@ -408,8 +408,8 @@ def _cached_json(store: ActivationStore, name: str, compute):
     if cache.is_file():
         try:
             return json.loads(cache.read_text())
-        except json.JSONDecodeError:
-            pass  # computed again below
+        except ValueError:  # not JSON, or not even text: computed again below
+            pass
     data = compute()
     try:
         tmp = cache.with_name(f".{name}.tmp")

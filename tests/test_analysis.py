@@ -75,6 +75,9 @@ def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monke
     assert sum(one["histogram"]["counts"]) == len(store)
     monkeypatch.setattr(analysis, "neuron_summary", lambda *a: pytest.fail("computed again"))
     assert analysis.store_summaries(store, progress=False) == summaries
+    monkeypatch.undo()
+    (store.path / analysis.SUMMARIES_CACHE).write_bytes(b"\xff\xfe garbage")  # a damaged cache is rebuilt
+    assert analysis.store_summaries(store, progress=False) == summaries
 
 
 def test_top_contexts_are_extreme_and_do_not_overlap(planted):
