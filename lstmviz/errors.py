@@ -15,3 +15,7 @@ class CheckpointError(LstmvizError):
 
 class StoreError(LstmvizError):
     """An activation store is missing, truncated or does not match its checkpoint."""
+
+
+class NeuronError(StoreError):
+    """A neuron id that is malformed or names no neuron of the model or store."""

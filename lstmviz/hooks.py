@@ -1,10 +1,18 @@
 """Named hook points, in the manner of TransformerLens's ``hook_points.py``.
 
 Every per-character state of the instrumented model passes through a :class:`HookPoint`
-(an identity module) with a dotted name such as ``layers.1.hook_c``. A hook is a function
-``fn(tensor, name) -> tensor | None``: returning a tensor replaces the value downstream
-(clamp, zero), returning ``None`` only reads it. Hooks are added by the :func:`hooks`
-context manager, so they can never outlive the block that added them.
+with a dotted name such as ``layers.1.hook_c``. A hook is a function ``fn(x, hook)``: ``x``
+is the value, ``hook`` a :class:`HookCall` saying where (``hook.name``) and at which steps of
+the call (``hook.positions``). Returning a tensor (or changing ``x`` in place) replaces the
+value; returning ``None`` leaves it. Hooks are added by the :func:`hooks` context manager, so
+they can never outlive the block that added them.
+
+Two kinds of hook, because a recurrent state feeds its own next step:
+- a **reader** (wrapped by :func:`reader`, as :func:`run_with_cache`'s are) sees each series
+  once per layer per call as a whole ``[batch, time, units]`` tensor, on the fast path;
+- any other hook may replace its value, so a call with one runs that layer on the exact
+  step path (``stepwise.py``): the hook sees one step at a time, ``[batch, 1, units]``, and
+  what it returns is what the cell computes with from then on.
 """
 
 from __future__ import annotations
@@ -12,29 +20,66 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-HookFn = Callable[[torch.Tensor, str], "torch.Tensor | None"]
+from .errors import LstmvizError
+
+
+@dataclass(frozen=True)
+class HookCall:
+    """Where a hook is being called: the hook point's name, and the steps of the call (the
+    time axis of the ids given, shifted by the call's ``offset``) that its tensor covers."""
+
+    name: str  # e.g. "layers.1.hook_c"
+    positions: range  # the steps x[:, 0], x[:, 1], ... stand for
+
+
+HookFn = Callable[[torch.Tensor, HookCall], "torch.Tensor | None"]
+Hooks = dict[str, HookFn] | list[tuple[str, HookFn]]
+
+
+class Reader:
+    """A hook that only reads: it sees whole ``[batch, time, units]`` series on the fast path."""
+
+    def __init__(self, fn: Callable[[torch.Tensor, HookCall], None]):
+        self.fn = fn
+
+    def __call__(self, x: torch.Tensor, hook: HookCall) -> None:
+        if self.fn(x, hook) is not None:
+            raise LstmvizError(f"A hook marked as a reader returned a value at {hook.name}; drop reader() to replace values.")
+
+
+def reader(fn: Callable[[torch.Tensor, HookCall], None]) -> Reader:
+    """Mark ``fn`` as a hook that never changes its value, so the call keeps the fast path."""
+    return fn if isinstance(fn, Reader) else Reader(fn)
+
+
+def is_reader(fn: HookFn) -> bool:
+    return isinstance(fn, Reader)
 
 
 class HookPoint(nn.Module):
-    """Identity on a whole ``[batch, time, units]`` tensor, calling the hooks added to it."""
+    """A named place where one series can be read or replaced; holds the hooks added to it.
+    The model's forward calls them (see :func:`apply_hooks`)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.name = ""
         self.fns: list[HookFn] = []
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for fn in self.fns:
-            out = fn(x, self.name)
-            if out is not None:
-                if out.shape != x.shape:
-                    raise ValueError(f"A hook on {self.name} returned shape {tuple(out.shape)}, expected {tuple(x.shape)}.")
-                x = out
-        return x
+
+def apply_hooks(fns: list[HookFn], x: torch.Tensor, hook: HookCall) -> torch.Tensor:
+    """Call ``fns`` in order on ``x``; each returned tensor replaces the value for the next."""
+    for fn in fns:
+        out = fn(x, hook)
+        if out is not None:
+            if out.shape != x.shape:
+                raise LstmvizError(f"A hook on {hook.name} returned shape {tuple(out.shape)}, expected {tuple(x.shape)}.")
+            x = out
+    return x
 
 
 def hook_points(model: nn.Module) -> dict[str, HookPoint]:
@@ -62,10 +107,28 @@ def _select(model: nn.Module, names: str | Callable[[str], bool] | list[str] | N
     return {n: points[n] for n in names}
 
 
+def _pairs(fwd_hooks: Hooks | None) -> list[tuple[str, HookFn]]:
+    if fwd_hooks is None:
+        return []
+    return list(fwd_hooks.items()) if isinstance(fwd_hooks, dict) else list(fwd_hooks)
+
+
+def active_hooks(model: nn.Module, extra: Hooks | None = None) -> dict[str, list[HookFn]]:
+    """The hooks a call runs, by hook point: those added with :func:`hooks`, then ``extra``
+    (given to the call itself, which leaves the model untouched: safe across threads)."""
+    points = hook_points(model)
+    out = {name: list(p.fns) for name, p in points.items() if p.fns}
+    for name, fn in _pairs(extra):
+        if name not in points:
+            raise KeyError(f"No hook point named {name}; the model has {', '.join(points)}.")
+        out.setdefault(name, []).append(fn)
+    return out
+
+
 @contextmanager
-def hooks(model: nn.Module, fwd_hooks: dict[str, HookFn] | list[tuple[str, HookFn]]) -> Iterator[nn.Module]:
+def hooks(model: nn.Module, fwd_hooks: Hooks) -> Iterator[nn.Module]:
     """Add hooks by exact hook-point name for the duration of the block; always removed."""
-    pairs = list(fwd_hooks.items()) if isinstance(fwd_hooks, dict) else list(fwd_hooks)
+    pairs = _pairs(fwd_hooks)
     points = _select(model, [name for name, _ in pairs])
     added: list[tuple[HookPoint, HookFn]] = []
     try:
@@ -85,11 +148,13 @@ def run_with_cache(
     detach: bool = True,
 ) -> tuple[object, dict[str, torch.Tensor]]:
     """Call ``run()`` with read hooks on the selected points; return its result and the
-    cached tensors ``{name: [batch, time, units]}``. Only what was asked for is kept."""
+    cached tensors ``{name: [batch, time, units]}``. Only what was asked for is kept; with
+    replacing hooks also active, the cache holds the values after replacement."""
     cache: dict[str, torch.Tensor] = {}
 
-    def keep(x: torch.Tensor, name: str) -> None:
-        cache[name] = x.detach() if detach else x
+    @reader
+    def keep(x: torch.Tensor, hook: HookCall) -> None:
+        cache[hook.name] = x.detach() if detach else x
 
     selected = _select(model, names_filter)
     with hooks(model, [(name, keep) for name in selected]):

@@ -8,8 +8,11 @@ speed. Everything else is a function of h one step earlier and the layer's input
 is computed for the whole chunk at once: the gate pre-activations as two large matrix
 products (``x W_ih^T + h_{t-1} W_hh^T``), the gates as one pass of pointwise kernels, and
 the LSTM cell state ``c_t = f_t c_{t-1} + i_t g_t`` by a blocked linear scan (a handful of
-large kernels instead of one small step per character). Hooks then see each series once
-per layer per chunk as a whole ``[batch, time, units]`` tensor.
+large kernels instead of one small step per character). Only the series a reader asked for
+are derived; the model's forward (``model.py``) calls this layer by layer.
+
+This path reads; it cannot honour a value replaced at step t, since every step here is
+computed before any hook runs. Replacing hooks take the exact step path, ``stepwise.py``.
 
 Equations (PyTorch's documentation of nn.LSTM / nn.GRU / nn.RNN):
   LSTM: i,f,o = sigmoid(.), g = tanh(.), c' = f*c + i*g, h' = o*tanh(c')
@@ -24,8 +27,6 @@ from functools import cache
 import torch
 from torch import nn
 from torch.func import functional_call
-
-from .model import CharRNN, State
 
 _MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 SCAN_BLOCK = 16  # the blocked scan runs ~2 * sqrt(time) kernels per chunk; 16 suits 256 steps
@@ -110,9 +111,9 @@ def linear_scan(a: torch.Tensor, u: torch.Tensor, c0: torch.Tensor) -> torch.Ten
     return out[:, :T] if pad else out
 
 
-def lstm_layer(x, weights, h, c, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"i","f","g","o","c","h"} each [batch, time, hidden]."""
-    hs, _ = fused_layer("lstm", x, weights, (h, c), keep)
+def lstm_series(x, weights, h, c, hs, keep=None) -> dict[str, torch.Tensor]:
+    """The gates and c of an LSTM layer whose h at every step is ``hs`` (from the fused
+    module): {"i","f","g","o","c"} each [batch, time, hidden]."""
     w_ih, w_hh, b_ih, b_hh = weights.values()
     gx, gh = _projection(x, _previous(h, hs, keep), w_ih, w_hh, b_ih, b_hh)
     gates = gx.add_(gh)
@@ -121,54 +122,28 @@ def lstm_layer(x, weights, h, c, keep=None) -> dict[str, torch.Tensor]:
     i.sigmoid_(), f.sigmoid_(), g.tanh_(), o.sigmoid_()
     decay = f if keep is None else f * keep.unsqueeze(-1)  # a document starts from c = 0
     cs = linear_scan(decay, i * g, c)
-    return {"h": hs, "c": cs, "i": i, "f": f, "g": g, "o": o}
+    return {"c": cs, "i": i, "f": f, "g": g, "o": o}
 
 
-def gru_layer(x, weights, h, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"r","z","n","h"} each [batch, time, hidden]."""
-    hs, _ = fused_layer("gru", x, weights, h, keep)
+def gru_series(x, weights, h, hs, keep=None) -> dict[str, torch.Tensor]:
+    """The gates of a GRU layer whose h at every step is ``hs``: {"r","z","n"}."""
     gx, gh = _projection(x, _previous(h, hs, keep), *weights.values())
     H = hs.shape[-1]
     rz = gx[..., : 2 * H].add_(gh[..., : 2 * H]).sigmoid_()
     r, z = rz.split(H, dim=-1)
     n = torch.addcmul(gx[..., 2 * H :], r, gh[..., 2 * H :]).tanh_()
-    return {"h": hs, "r": r, "z": z, "n": n}
+    return {"r": r, "z": z, "n": n}
 
 
-def rnn_layer(x, weights, h, keep=None) -> dict[str, torch.Tensor]:
-    """x [batch, time, in] -> {"h"} [batch, time, hidden] (tanh nonlinearity)."""
-    return {"h": fused_layer("rnn", x, weights, h, keep)[0]}
-
-
-def instrumented_forward(
-    model: CharRNN, ids: torch.Tensor, state: State | None = None, keep: torch.Tensor | None = None
-) -> tuple[torch.Tensor, State]:
-    """Like ``model(ids, state)`` but through every hook point. ``keep`` [batch, time] (0 or 1)
-    zeroes a row's state before the steps where a new document starts."""
-    cfg = model.config
-    B = ids.shape[0]
-    if state is None:
-        state = model.initial_state(B, ids.device)
-    x = model.embedding(ids)  # [batch, time, embed]
-    if keep is not None:
-        keep = keep.to(x.dtype)
-    new_h, new_c = [], []
-    for layer, points in enumerate(model.layers):
-        weights = {f"{p}_l0": getattr(model.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
-        if cfg.cell == "lstm":
-            series = lstm_layer(x, weights, state[0][layer], state[1][layer], keep)
-        elif cfg.cell == "gru":
-            series = gru_layer(x, weights, state[layer], keep)
-        else:
-            series = rnn_layer(x, weights, state[layer], keep)
-        out = {kind: getattr(points, f"hook_{kind}")(series[kind]) for kind in cfg.series_kinds}
-        # The carried state is the hooked series' last step: a replaced value carries on.
-        new_h.append(out["h"][:, -1])
-        if cfg.cell == "lstm":
-            new_c.append(out["c"][:, -1])
-        x = out["h"]
-        if model.training and cfg.dropout and layer < cfg.num_layers - 1:
-            x = torch.nn.functional.dropout(x, cfg.dropout)
-    logits = model.decoder(model.drop(x))
-    h_n = torch.stack(new_h)
-    return logits, ((h_n, torch.stack(new_c)) if cfg.cell == "lstm" else h_n)
+def fast_layer(cell: str, x, weights, state, keep=None, wanted=("h",)) -> tuple[dict[str, torch.Tensor], object]:
+    """One layer on the fast path: h from the fused module, and the other series in
+    ``wanted`` derived from it for the whole chunk at once. ``state`` is h, or (h, c) for
+    LSTM, each [batch, hidden]; returns ({kind: [batch, time, hidden]}, the final state)."""
+    hs, final = fused_layer(cell, x, weights, state, keep)
+    series = {"h": hs}
+    if set(wanted) - {"h"}:
+        if cell == "lstm":
+            series.update(lstm_series(x, weights, state[0], state[1], hs, keep))
+        elif cell == "gru":
+            series.update(gru_series(x, weights, state, hs, keep))
+    return series, final

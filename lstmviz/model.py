@@ -4,7 +4,8 @@ vanilla RNN layers, and a linear decoder to next-character logits.
 
 Parameters keep PyTorch's fused-module layout (``rnn.weight_ih_l0``, ``rnn.weight_hh_l0``,
 ...), so training runs the fast fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` and the
-instrumented path (``instrument.py``) reads the very same weights.
+instrumented paths (``instrument.py`` to read, ``stepwise.py`` to replace) use the very
+same weights.
 """
 
 from __future__ import annotations
@@ -14,7 +15,11 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .hooks import HookFn, HookPoint, hooks, run_with_cache
+from .errors import NeuronError
+from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, hook_points, hooks, is_reader, run_with_cache
+from .instrument import fast_layer
+from .neurons import NeuronId, hook_name
+from .stepwise import step_layer
 
 CELLS = ("lstm", "gru", "rnn")
 # The per-character series each cell type exposes, in the order they are recorded.
@@ -64,8 +69,10 @@ State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class CharRNN(nn.Module):
-    """Character model. ``forward`` runs the fused module; ``instrument.py`` adds the hooked
-    path that exposes every per-character state of every layer."""
+    """Character model. ``forward`` runs the fused module (training's fast path);
+    ``forward_instrumented`` runs the same function layer by layer through every hook point:
+    the fast path for reading (``instrument.py``), the exact step path for a layer whose
+    values a hook replaces (``stepwise.py``)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -89,32 +96,97 @@ class CharRNN(nn.Module):
         return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """``ids`` [batch, time] -> logits [batch, time, vocab] and the final state."""
+        """``ids`` [batch, time] -> logits [batch, time, vocab] and the final state. With hooks
+        added (``model.hooks``), this is ``forward_instrumented``, so no hook is ignored."""
+        if any(p.fns for p in hook_points(self).values()):
+            return self.forward_instrumented(ids, state)
         x = self.embedding(ids)  # [batch, time, embed]
         out, state = self.rnn(x, state)  # [batch, time, hidden]
         return self.decoder(self.drop(out)), state
 
-    @torch.no_grad()
-    def forward_instrumented(self, ids: torch.Tensor, state: State | None = None, keep: torch.Tensor | None = None):
-        """The same function as ``forward``, through every hook point (``instrument.py``).
-        Inference only: it writes into preallocated buffers, so it keeps no gradients."""
-        from .instrument import instrumented_forward
+    def layer_weights(self, layer: int) -> dict[str, torch.Tensor]:
+        """Layer ``layer`` (from 0) of the fused module, named as a one-layer module's."""
+        return {f"{p}_l0": getattr(self.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
-        return instrumented_forward(self, ids, state, keep)
+    @torch.no_grad()
+    def forward_instrumented(
+        self,
+        ids: torch.Tensor,
+        state: State | None = None,
+        keep: torch.Tensor | None = None,
+        *,
+        hooks: Hooks | None = None,
+        offset: int = 0,
+    ) -> tuple[torch.Tensor, State]:
+        """The same function as ``forward``, through every hook point. ``keep`` [batch, time]
+        (0 or 1) zeroes a row's state before the steps where a new document starts. ``hooks``
+        are added for this call only (the model is left untouched, so calls from several
+        threads do not mix); ``offset`` is the position of step 0, as hooks see it in
+        ``hook.positions`` (for a long text run in chunks). Inference only."""
+        if state is None:
+            state = self.initial_state(ids.shape[0], ids.device)
+        top, state = self.run_layers(self.embedding(ids), state, keep, active_hooks(self, hooks), offset)
+        return self.decoder(top), state
+
+    def run_layers(self, x, state: State, keep=None, hooks=None, offset: int = 0, first: int = 0):
+        """Layers ``first``.. over their input x [batch, time, in]: (the top layer's h, the new
+        state of those layers). ``state`` holds the state of layers ``first``.. only."""
+        cfg = self.config
+        hooks = hooks or {}
+        if keep is not None:
+            keep = keep.to(x.dtype)
+        new_h, new_c = [], []
+        for k, layer in enumerate(range(first, cfg.num_layers)):
+            names = {kind: hook_name(layer, kind) for kind in cfg.series_kinds}
+            layer_hooks = {kind: hooks[name] for kind, name in names.items() if hooks.get(name)}
+            writers = {kind: [f for f in fns if not is_reader(f)] for kind, fns in layer_hooks.items()}
+            writers = {kind: fns for kind, fns in writers.items() if fns}
+            readers = {kind: [f for f in fns if is_reader(f)] for kind, fns in layer_hooks.items()}
+            s = (state[0][k], state[1][k]) if cfg.cell == "lstm" else state[k]
+            weights = self.layer_weights(layer)
+            series = None
+            if writers:
+                series, final, changed = step_layer(cfg.cell, x, weights, s, keep, writers, names, tuple(readers), offset)
+                if not changed:  # hooks that changed nothing leave the fast path's values, bit for bit
+                    series = None
+            if series is None:
+                series, final = fast_layer(cfg.cell, x, weights, s, keep, tuple(readers))
+            steps = range(offset, offset + x.shape[1])
+            for kind, fns in readers.items():
+                apply_hooks(fns, series[kind], HookCall(names[kind], steps))
+            new_h.append(final[0] if cfg.cell == "lstm" else final)
+            if cfg.cell == "lstm":
+                new_c.append(final[1])
+            x = series["h"]
+        h_n = torch.stack(new_h)
+        return x, ((h_n, torch.stack(new_c)) if cfg.cell == "lstm" else h_n)
 
     def hook_names(self) -> list[str]:
-        return [f"layers.{layer}.hook_{kind}" for layer in range(self.config.num_layers) for kind in self.config.series_kinds]
+        return [hook_name(layer, kind) for layer in range(self.config.num_layers) for kind in self.config.series_kinds]
 
-    def hooks(self, fwd_hooks: dict[str, HookFn] | list[tuple[str, HookFn]]):
-        """``with model.hooks({"layers.1.hook_c": fn}): ...``: hooks that read or replace a value
-        (``fn(tensor, name) -> tensor | None``), always removed when the block exits. A value
-        replaced in layer L changes layer L+1 and the predictions, not layer L's own recurrence."""
+    def hooks(self, fwd_hooks: Hooks):
+        """``with model.hooks({"layers.1.hook_c": fn}): ...``: hooks that read or replace a
+        value (``fn(x, hook) -> tensor | None``, see ``hooks.py``), always removed when the
+        block exits. A replaced value acts as if the cell had computed it: it changes its own
+        layer's next steps, the layers above and the predictions."""
         return hooks(self, fwd_hooks)
 
-    def run_with_cache(self, ids: torch.Tensor, names_filter=None, state: State | None = None):
+    def run_with_cache(self, ids: torch.Tensor, names_filter=None, state: State | None = None, hooks: Hooks | None = None):
         """Run the instrumented forward on ``ids`` [batch, time] and return
         ``((logits, state), {hook name: [batch, time, hidden]})`` for the selected names."""
-        return run_with_cache(self, lambda: self.forward_instrumented(ids, state), names_filter)
+        return run_with_cache(self, lambda: self.forward_instrumented(ids, state, hooks=hooks), names_filter)
+
+    def check_neuron(self, neuron: str | NeuronId) -> NeuronId:
+        """The neuron id, if this model has it; else one clear error."""
+        n = NeuronId.parse(neuron)
+        cfg = self.config
+        if not 1 <= n.layer <= cfg.num_layers or n.kind not in cfg.series_kinds:
+            raise NeuronError(
+                f"No neuron {n} in this model: it has layers 1-{cfg.num_layers} and kinds {', '.join(cfg.series_kinds)}."
+            )
+        if not 0 <= n.index < cfg.hidden_size:
+            raise NeuronError(f"No neuron {n} in this model: each layer has units 0-{cfg.hidden_size - 1}.")
+        return n
 
 
 def detach_state(state: State) -> State:

@@ -11,14 +11,13 @@ A store is a directory:
 
 Everything is memory-mapped: opening is instant, one neuron's series is one contiguous read.
 A neuron is named ``L{layer}.{kind}.{index}`` (layer from 1, as in the paper), e.g. ``L2.c.117``;
-:class:`NeuronId` is the one place that parses and formats that name.
+:class:`NeuronId` (``neurons.py``) is the one place that parses and formats that name.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from dataclasses import dataclass
 from functools import cached_property
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import WEIGHTS_FILE, file_sha256
-from .errors import StoreError
+from .errors import NeuronError, StoreError
+from .neurons import NeuronId
 
 STORE_FORMAT = "lstmviz-store"
 STORE_VERSION = 1
@@ -43,32 +43,12 @@ FILES = {  # name -> (dtype, values per character (None: rows))
     "top_ids.u16": (np.uint16, TOP_K),
     "top_probs.f16": (np.float16, TOP_K),
 }
-_NEURON_RE = re.compile(r"^L(\d+)\.([a-z])\.(\d+)$")
 
 
 def file_shape(name: str, rows: int, chars: int) -> tuple[int, ...]:
     """The array shape of one store file."""
     per_char = FILES[name][1]
     return (rows, chars) if per_char is None else ((chars,) if per_char == 1 else (chars, per_char))
-
-
-@dataclass(frozen=True, order=True)
-class NeuronId:
-    layer: int  # from 1
-    kind: str  # h, c, i, f, g, o (LSTM); h, r, z, n (GRU); h (RNN)
-    index: int  # unit within the layer, from 0
-
-    @classmethod
-    def parse(cls, text: str | NeuronId) -> NeuronId:
-        if isinstance(text, NeuronId):
-            return text
-        m = _NEURON_RE.match(str(text).strip())
-        if not m:
-            raise StoreError(f"{text!r} is not a neuron id; write L{{layer}}.{{kind}}.{{index}}, e.g. L2.c.117.")
-        return cls(int(m.group(1)), m.group(2), int(m.group(3)))
-
-    def __str__(self) -> str:
-        return f"L{self.layer}.{self.kind}.{self.index}"
 
 
 @dataclass(frozen=True)
@@ -162,9 +142,9 @@ class ActivationStore:
         if series is None:
             layers = max(s.layer for s in self.series)
             kinds = sorted({s.kind for s in self.series})
-            raise StoreError(f"No neuron {n} in this store: it has layers 1-{layers} and kinds {', '.join(kinds)}.")
+            raise NeuronError(f"No neuron {n} in this store: it has layers 1-{layers} and kinds {', '.join(kinds)}.")
         if not 0 <= n.index < series.units:
-            raise StoreError(f"No neuron {n} in this store: layer {n.layer} has units 0-{series.units - 1}.")
+            raise NeuronError(f"No neuron {n} in this store: layer {n.layer} has units 0-{series.units - 1}.")
         return series.row + n.index
 
     def neuron_of_row(self, row: int) -> NeuronId:

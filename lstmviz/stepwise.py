@@ -1,0 +1,154 @@
+"""The exact step path: one layer, one character at a time, so that a value a hook replaces
+at step t is what the cell computes with from then on.
+
+A replaced gate gives c_t and h_t from it; a replaced c_t gives h_t = o_t tanh(c_t); a
+replaced h_t (or c_t) is the state step t+1 starts from, and what the layer above reads.
+The input projection ``x W_ih^T + b`` does not depend on the recurrence, so it is one large
+matrix product for the whole chunk, hoisted out of the loop; each step is one small product
+``h W_hh^T`` and a few in-place pointwise kernels (LSTM gates reordered to i, f, o, g once,
+so the three sigmoids are one kernel). The same step functions drive sampling
+(``sampling.py``), one character through every layer at a time.
+
+Equations as in ``instrument.py`` (PyTorch's nn.LSTM / nn.GRU / nn.RNN).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .hooks import HookCall, HookFn, apply_hooks
+
+# The order a step computes its values in, which is the order their hooks run.
+STEP_ORDER = {"lstm": ("i", "f", "g", "o", "c", "h"), "gru": ("r", "z", "n", "h"), "rnn": ("h",)}
+
+
+@dataclass(frozen=True)
+class StepWeights:
+    """One layer's weights, laid out for stepping."""
+
+    cell: str
+    units: int
+    w_ih_t: torch.Tensor  # [in, gates]
+    bias_x: torch.Tensor  # [gates]: b_ih, plus b_hh where it is simply added
+    w_hh_t: torch.Tensor  # [hidden, gates]
+    b_hh: torch.Tensor | None  # GRU only: b_hn sits inside r * (W_hn h + b_hn)
+
+    @classmethod
+    def of(cls, cell: str, weights: dict[str, torch.Tensor]) -> StepWeights:
+        w_ih, w_hh, b_ih, b_hh = weights.values()
+        H = w_hh.shape[1]
+        if cell == "lstm":  # rows i, f, g, o -> i, f, o, g: one sigmoid kernel for three gates
+            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+            order = order.to(w_ih.device)
+            return cls(cell, H, w_ih[order].t().contiguous(), (b_ih + b_hh)[order], w_hh[order].t().contiguous(), None)
+        if cell == "gru":
+            return cls(cell, H, w_ih.t().contiguous(), b_ih, w_hh.t().contiguous(), b_hh)
+        return cls(cell, H, w_ih.t().contiguous(), b_ih + b_hh, w_hh.t().contiguous(), None)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """x [..., in] -> [..., gates]: the input's share of every gate."""
+        flat = x.reshape(-1, x.shape[-1])
+        return torch.addmm(self.bias_x, flat, self.w_ih_t).view(*x.shape[:-1], -1)
+
+
+# ``at(kind, value [batch, units], step) -> value``: the hooks of that kind run on the value.
+At = Callable[[str, torch.Tensor, int], torch.Tensor]
+
+
+def lstm_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
+    h, c = state
+    H = w.units
+    gates = torch.addmm(gx, h, w.w_hh_t)  # [batch, 4H]: i, f, o, g
+    gates[:, : 3 * H].sigmoid_()
+    gates[:, 3 * H :].tanh_()
+    i = at("i", gates[:, :H], t)
+    f = at("f", gates[:, H : 2 * H], t)
+    g = at("g", gates[:, 3 * H :], t)
+    o = at("o", gates[:, 2 * H : 3 * H], t)
+    c = at("c", torch.mul(f, c).addcmul_(i, g), t)
+    h = at("h", torch.tanh(c).mul_(o), t)
+    return h, c
+
+
+def gru_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
+    H = w.units
+    gh = torch.addmm(w.b_hh, h, w.w_hh_t)  # [batch, 3H]: r, z, n
+    rz = gh[:, : 2 * H].add_(gx[:, : 2 * H]).sigmoid_()
+    r = at("r", rz[:, :H], t)
+    z = at("z", rz[:, H:], t)
+    n = at("n", torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :]).tanh_(), t)
+    return at("h", torch.sub(h, n).mul_(z).add_(n), t)  # (1 - z) n + z h, as PyTorch writes it
+
+
+def rnn_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
+    return at("h", torch.addmm(gx, h, w.w_hh_t).tanh_(), t)
+
+
+STEP = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
+
+
+class StepHooks:
+    """What happens to each value a step computes: the hooks at its hook point run on it
+    (as ``[batch, 1, units]``, ``hook.positions`` being that one step), and it is kept for
+    the layer's series when asked for. Records whether any hook changed a value."""
+
+    def __init__(self, hooks: dict[str, list[HookFn]], names: dict[str, str], kept, steps: int, like: torch.Tensor, offset=0):
+        self.hooks, self.names, self.offset = hooks, names, offset
+        self.buffers = {k: like.new_empty(steps, *like.shape) for k in kept}  # time-major
+        self.changed = False
+
+    def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:
+        fns = self.hooks.get(kind)
+        if fns:
+            x = value.unsqueeze(1)
+            before = None if self.changed else x.clone()
+            x = apply_hooks(fns, x, HookCall(self.names[kind], range(self.offset + t, self.offset + t + 1)))
+            if before is not None and not torch.equal(x, before):
+                self.changed = True
+            value = x[:, 0]
+        buffer = self.buffers.get(kind)
+        if buffer is not None:
+            buffer[t].copy_(value)
+        return value
+
+    def series(self) -> dict[str, torch.Tensor]:
+        """The kept values, each [batch, time, units]."""
+        return {k: b.transpose(0, 1) for k, b in self.buffers.items()}
+
+
+def reset(state, keep: torch.Tensor):
+    """Zero the state of rows where ``keep`` [batch] is 0 (a new document starts)."""
+    keep = keep.unsqueeze(-1)
+    return tuple(s * keep for s in state) if isinstance(state, tuple) else state * keep
+
+
+def step_layer(
+    cell: str,
+    x: torch.Tensor,
+    weights: dict[str, torch.Tensor],
+    state,
+    keep: torch.Tensor | None,
+    hooks: dict[str, list[HookFn]],
+    names: dict[str, str],
+    wanted=("h",),
+    offset: int = 0,
+):
+    """One layer over x [batch, time, in] from ``state`` (h, or (h, c) for LSTM, each
+    [batch, hidden]), one step at a time, the hooks of each kind applied where the value is
+    made. Returns ({kind: [batch, time, hidden]} for h and ``wanted``, the final state,
+    whether any hook changed a value)."""
+    w = StepWeights.of(cell, weights)
+    B, T, _ = x.shape
+    gx = w.project(x.transpose(0, 1))  # [time, batch, gates], one product for the chunk
+    like = x.new_empty(B, w.units)
+    at = StepHooks(hooks, names, {"h", *wanted}, T, like, offset)
+    resets = set() if keep is None else set((keep < 1).any(0).nonzero().flatten().tolist())
+    step = STEP[cell]
+    for t in range(T):
+        if t in resets:
+            state = reset(state, keep[:, t])
+        state = step(gx[t], state, w, at, t)
+    return at.series(), state, at.changed
