@@ -221,6 +221,95 @@ def errors(store, top_k, max_order, as_json) -> None:
     click.echo(shown.tail(top_k).iloc[::-1].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option("--neurons", required=True, help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7.")
+@click.option("--mode", default="zero", show_default=True, help="zero, mean (over the text) or clamp=VALUE.")
+@click.option("--max-chars", type=int, default=50_000, show_default=True, help="Characters of the text to run on.")
+@click.option("--controls", default=20, show_default=True, help="Random neuron sets of the same layer, kind and size.")
+@click.option("--seed", default=0, show_default=True, help="Seed for drawing the control sets.")
+@click.option("--top", "top_k", default=10, show_default=True, help="Characters and positions to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, as_json) -> None:
+    """Bits the model loses when NEURONS are replaced, per text feature, beside random control sets.
+
+    Text: PATHS, else the checkpoint's test split. Teacher-forced: every character is predicted
+    from the true text before it."""
+    from tqdm.auto import tqdm
+
+    from .ablation import ablate as run_ablation
+    from .checkpoint import load_checkpoint
+    from .evaluate import evaluation_documents
+    from .interventions import Mode
+    from .recording import limit_chars
+
+    mode = Mode.parse(mode)
+    if max_chars < 2:
+        raise LstmvizError("--max-chars must be at least 2 characters.")
+    if not 0 <= controls <= 200:
+        raise LstmvizError("--controls must be between 0 and 200.")
+    if top_k < 1:
+        raise LstmvizError("--top must be at least 1.")
+    ckpt = load_checkpoint(checkpoint)
+    for n in neurons.split(","):
+        if n.strip():
+            ckpt.model.check_neuron(n)  # a bad id is an error before any text is read
+    docs = limit_chars(evaluation_documents(ckpt, paths), max_chars)
+    bar = tqdm(total=1, disable=as_json, unit="char", unit_scale=True, desc="ablating", dynamic_ncols=True, leave=False)
+
+    def report(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    data = run_ablation(ckpt, docs, neurons, mode, controls, seed, on_progress=report).to_json(top_k)
+    bar.close()
+    if as_json:
+        _print_json(data)
+    else:
+        _print_ablation(data)
+
+
+def _shown(ch: str) -> str:
+    return {"\n": "\\n", " ": "space", "\t": "\\t"}.get(ch, ch)
+
+
+def _print_ablation(data: dict) -> None:
+    control = data["control"]
+    click.echo(f"{', '.join(data['neurons'])} set to {data['mode']}, on {data['chars']:,} predicted characters")
+    line = f"bits per character: {data['bpc']:.4f} -> {data['ablated_bpc']:.4f} ({data['bits_lost']:+.4f})"
+    if control["sets"] > 1:
+        line += (
+            f"; {control['sets']} random sets alike: {control['ablated_bpc_mean']:.4f} +- {control['ablated_bpc_sd']:.4f} "
+            f"({control['as_large']} of {control['sets']} lose as much)"
+        )
+    click.echo(line)
+
+    def cell(value, mean=None, sd=None) -> str:
+        if value is None:
+            return f"{'-':>9}{'':>20}"
+        ctl = f"{mean:+.4f} +- {sd:.4f}" if sd is not None else ""
+        return f"{value:>+9.4f}  {ctl:>18}"
+
+    click.echo("\nbits lost per predicted character, inside and outside each feature (controls: mean +- sd)")
+    click.echo(f"  {'feature':<14}{'chars in':>9}{'inside':>9}  {'controls':>18}{'outside':>9}  {'controls':>18}")
+    for name, f in data["by_feature"].items():
+        click.echo(
+            f"  {name:<14}{f['chars_inside']:>9,}"
+            + cell(f["inside_bits"], f["control_inside_mean"], f["control_inside_sd"])
+            + cell(f["outside_bits"], f["control_outside_mean"], f["control_outside_sd"])
+        )
+    click.echo("\ncharacters most affected (bits lost on average; controls' mean):")
+    for c in data["top_chars"]:
+        ctl = f"  (controls {c['control_bits_lost']:+.3f})" if c["control_bits_lost"] is not None else ""
+        click.echo(f"  {_shown(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
+    click.echo("\npositions most affected:")
+    for p in data["top_positions"]:
+        context = (p["before"] + "[" + p["char"] + "]" + p["after"]).replace("\n", "\u23ce")
+        click.echo(f"  {p['position']:>8}  {p['bits_lost']:+.3f}  {context}")
+
+
 @main.command("import-torch")
 @click.argument("state_dict", type=click.Path())
 @click.option("--vocab", required=True, type=click.Path(), help="JSON list of characters (index = id) or {char: id}.")

@@ -75,14 +75,17 @@ def _positions(positions: Positions):
     return frozenset(int(p) for p in positions)
 
 
-def constant(values: dict[int, float] | float) -> NewValues:
-    """New values that do not depend on the old: one per unit, or one for all."""
+def constant(values: dict[int, float] | torch.Tensor | float) -> NewValues:
+    """New values that do not depend on the old: one per unit (a dict, or a tensor [units]),
+    or one for all."""
     built: dict = {}
 
     def new(x: torch.Tensor, steps: range) -> torch.Tensor:
         key = (x.shape[-1], x.dtype, x.device)
         if key not in built:
-            if isinstance(values, dict):
+            if isinstance(values, torch.Tensor):
+                v = values.to(x.device, x.dtype)
+            elif isinstance(values, dict):
                 v = torch.zeros(x.shape[-1], dtype=x.dtype, device=x.device)
                 v[list(values)] = torch.tensor(list(values.values()), dtype=x.dtype, device=x.device)
             else:

@@ -128,15 +128,15 @@ class CharRNN(nn.Module):
         top, state = self.run_layers(self.embedding(ids), state, keep, active_hooks(self, hooks), offset)
         return self.decoder(top), state
 
-    def run_layers(self, x, state: State, keep=None, hooks=None, offset: int = 0, first: int = 0):
-        """Layers ``first``.. over their input x [batch, time, in]: (the top layer's h, the new
-        state of those layers). ``state`` holds the state of layers ``first``.. only."""
+    def run_layers(self, x, state: State, keep=None, hooks=None, offset: int = 0, layers: range | None = None):
+        """``layers`` (default: all) over the input of the first: (the last one's h
+        [batch, time, hidden], their new state). ``state`` holds the state of those layers."""
         cfg = self.config
         hooks = hooks or {}
         if keep is not None:
             keep = keep.to(x.dtype)
         new_h, new_c = [], []
-        for k, layer in enumerate(range(first, cfg.num_layers)):
+        for k, layer in enumerate(range(cfg.num_layers) if layers is None else layers):
             names = {kind: hook_name(layer, kind) for kind in cfg.series_kinds}
             layer_hooks = {kind: hooks[name] for kind, name in names.items() if hooks.get(name)}
             writers = {kind: [f for f in fns if not is_reader(f)] for kind, fns in layer_hooks.items()}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,52 @@ def update_rows(state, rows: np.ndarray, part):
     return state.index_copy(1, index.to(state.device), part)
 
 
+@dataclass
+class LaidText:
+    """Whole documents laid into lanes run side by side: the text's ids, ``keep`` (0 where a
+    document starts, so the state is zeroed there), the next character each position
+    predicts (-1 at a document's last character: position p predicts p+1, within its
+    document), and each lane's range of the text."""
+
+    text: str
+    ids: np.ndarray  # [chars] int64
+    keep: np.ndarray  # [chars] float32
+    next_ids: np.ndarray  # [chars] int64, -1 where nothing is predicted
+    doc_starts: np.ndarray  # [documents]
+    lane_start: np.ndarray  # [lanes]
+    lane_len: np.ndarray  # [lanes]
+
+    @classmethod
+    def of(cls, docs: list[Document], vocab, lanes: int) -> LaidText:
+        text = "".join(d.text for d in docs)
+        ids = vocab.encode_array(text)
+        lengths = np.array([len(d.text) for d in docs])
+        doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        keep = np.ones(len(text), dtype=np.float32)
+        keep[doc_starts] = 0.0
+        next_ids = np.full(len(text), -1, dtype=np.int64)
+        next_ids[:-1] = ids[1:]
+        next_ids[np.cumsum(lengths) - 1] = -1  # a document's last character predicts nothing scored
+        bounds = np.array(lane_bounds(doc_starts, len(text), lanes)).reshape(-1, 2)
+        return cls(text, ids, keep, next_ids, doc_starts, bounds[:, 0], bounds[:, 1] - bounds[:, 0])
+
+    @property
+    def lanes(self) -> int:
+        return len(self.lane_start)
+
+    def documents(self, docs: list[Document]) -> list[tuple[str, int, int]]:
+        return [(d.name, int(s), int(s + len(d.text))) for d, s in zip(docs, self.doc_starts, strict=True)]
+
+    def chunks(self, chunk_len: int, device="cpu"):
+        """Per chunk: the lanes still running, positions and validity (see :func:`chunk_plan`),
+        and the model's inputs: ids [rows, time] and keep [rows, time] as tensors."""
+        for rows, pos, valid in chunk_plan(self.lane_start, self.lane_len, chunk_len):
+            safe = np.where(valid, pos, 0)
+            x = torch.from_numpy(np.where(valid, self.ids[safe], 0)).to(device)
+            keep = torch.from_numpy(np.where(valid, self.keep[safe], 1.0)).to(device)
+            yield rows, pos, valid, x, keep
+
+
 def record_activations(
     ckpt: Checkpoint,
     docs: list[Document],
@@ -110,19 +157,8 @@ def record_activations(
         raise CorpusError("There is no text to record: every document is empty.")
     model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
     device = next(model.parameters()).device
-    text = "".join(d.text for d in docs)
-    total = len(text)
-    ids = vocab.encode_array(text)
-    lengths = np.array([len(d.text) for d in docs])
-    doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    keep = np.ones(total, dtype=np.float32)
-    keep[doc_starts] = 0.0
-    next_ids = np.full(total, -1, dtype=np.int64)
-    next_ids[:-1] = ids[1:]
-    next_ids[np.cumsum(lengths) - 1] = -1  # a document's last character predicts nothing scored
-    bounds = lane_bounds(doc_starts, total, lanes)
-    lane_start = np.array([b[0] for b in bounds])
-    lane_len = np.array([b[1] - b[0] for b in bounds])
+    laid = LaidText.of(docs, vocab, lanes)
+    total = len(laid.text)
 
     series, row = [], 0
     for layer in range(1, cfg.num_layers + 1):
@@ -133,20 +169,17 @@ def record_activations(
 
     t0 = time.perf_counter()
     with StoreWriter(out, rows, total) as writer:
-        writer.maps["text.u32"][:] = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        stage = writer.activation_columns(len(bounds), stage_span(rows, len(bounds), chunk_len))
-        state = model.initial_state(len(bounds), device)
+        writer.maps["text.u32"][:] = np.frombuffer(laid.text.encode("utf-32-le"), dtype=np.uint32)
+        stage = writer.activation_columns(laid.lanes, stage_span(rows, laid.lanes, chunk_len))
+        state = model.initial_state(laid.lanes, device)
         bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
-        for active, pos, valid in chunk_plan(lane_start, lane_len, chunk_len):
-            safe = np.where(valid, pos, 0)
-            x = torch.from_numpy(np.where(valid, ids[safe], 0)).to(device)
-            keep_t = torch.from_numpy(np.where(valid, keep[safe], 1.0)).to(device)
+        for active, pos, valid, x, keep_t in laid.chunks(chunk_len, device):
             lanes_state = select_rows(state, active)
             (logits, lanes_state), cache = run_with_cache(
                 model, lambda x=x, s=lanes_state, kp=keep_t: model.forward_instrumented(x, s, kp)
             )
             state = update_rows(state, active, lanes_state)
-            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, next_ids)
+            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, laid.next_ids)
             bar.update(int(valid.sum()))
             if on_progress is not None:
                 on_progress(bar.n, total)
@@ -154,9 +187,9 @@ def record_activations(
         return writer.finish(
             checkpoint=ckpt,
             vocab=vocab.chars,
-            documents=[(d.name, int(s), int(s + len(d.text))) for d, s in zip(docs, doc_starts, strict=True)],
+            documents=laid.documents(docs),
             series=series,
-            recording={"lanes": len(bounds), "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
+            recording={"lanes": laid.lanes, "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
         )
 
 
