@@ -4,6 +4,8 @@ ckpt = lstmviz.load_checkpoint("checkpoints/stdlib-lstm")
 store = lstmviz.record(ckpt, out="stdlib-test.store")   # the checkpoint's test split
 store = lstmviz.open_store("stdlib-test.store")
 store.neuron("L2.c.117", 0, 1000)
+lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})   # text with a neuron held
+lstmviz.ablate(ckpt, "L2.c.90").to_json()                     # bits lost, beside random controls
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ __all__ = [
     "load_checkpoint",
     "load_corpus",
     "open_store",
+    "ablate",
     "record",
+    "sample",
 ]
 
 
@@ -43,3 +47,23 @@ def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> Activatio
     if out is None:
         raise LstmvizError("Give the store directory to write: out=...")
     return record_activations(ckpt, evaluation_documents(ckpt, paths), out, **options)
+
+
+def sample(ckpt: Checkpoint | str, prime: str = "", length: int = 200, **options):
+    """Generate text, neurons held if asked (``clamp={"L2.c.90": 20}``, ``ablate=[...]``);
+    see :func:`lstmviz.sampling.sample`."""
+    from .sampling import sample as generate
+
+    return generate(ckpt, prime, length, **options)
+
+
+def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_chars: int | None = 50_000, **options):
+    """Bits lost when ``neurons`` are replaced, on ``paths`` (default: the test split), beside
+    random control sets; see :func:`lstmviz.ablation.ablate`."""
+    from .ablation import ablate as run_ablation
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars
+
+    if not isinstance(ckpt, Checkpoint):
+        ckpt = load_checkpoint(ckpt)
+    return run_ablation(ckpt, limit_chars(evaluation_documents(ckpt, paths), max_chars), neurons, mode, **options)

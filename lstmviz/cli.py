@@ -310,6 +310,42 @@ def _print_ablation(data: dict) -> None:
         click.echo(f"  {p['position']:>8}  {p['bits_lost']:+.3f}  {context}")
 
 
+@main.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--prime", default="", help="Text the model reads first (default: it starts at a new line).")
+@click.option("--length", default=500, show_default=True, help="Characters to generate (at most 100,000).")
+@click.option("--temperature", default=1.0, show_default=True, help="Below 1: surer and more repetitive; above 1: wilder.")
+@click.option("--top-k", type=int, default=None, help="Draw only among the K likeliest characters.")
+@click.option("--seed", default=0, show_default=True, help="The same seed gives the same text.")
+@click.option("--clamp", "clamps", multiple=True, metavar="ID=VALUE", help="Hold a neuron at VALUE throughout (repeatable).")
+@click.option("--ablate", "ablates", multiple=True, metavar="ID", help="Hold a neuron at 0 throughout (repeatable).")
+@click.option("--color", default=None, metavar="ID", help="Colour the output by this neuron (default: the first held one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_user_errors
+def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, as_json) -> None:
+    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held throughout."""
+    from .checkpoint import load_checkpoint
+    from .interventions import parse_assignments
+    from .neurons import parse_neurons
+    from .sampling import sample as generate
+
+    clamp = parse_assignments(clamps)
+    ablate = [n for item in ablates for n in parse_neurons(item)]
+    result = generate(load_checkpoint(checkpoint), prime, length, temperature, top_k, seed, clamp, ablate, color)
+    if result.unknown:
+        chars = "".join(result.unknown)
+        click.echo(f"lstmviz: warning: the prime's {chars!r} are not in the model's vocabulary; read as unknown.", err=True)
+    if as_json:
+        _print_json(result.to_json())
+    elif result.values is not None and sys.stdout.isatty():
+        from .render import ansi_coloured
+
+        click.echo(ansi_coloured(result.text, result.values))
+        click.echo(f"(coloured by {result.neuron})", err=True)
+    else:
+        click.echo(result.text)
+
+
 @main.command("import-torch")
 @click.argument("state_dict", type=click.Path())
 @click.option("--vocab", required=True, type=click.Path(), help="JSON list of characters (index = id) or {char: id}.")

@@ -54,6 +54,19 @@ def colour_of(value: float, limit: float) -> tuple[int, int, int]:
     return COLOUR_STOPS[-1][1]
 
 
+def ansi_coloured(text: str, values: np.ndarray, limit: float | None = None) -> str:
+    """``text`` for a terminal, each character on its colour of the scale (24-bit ANSI), the
+    range the 99th percentile of |value| unless given; white letters on strong colours."""
+    limit = symmetric_limit(np.asarray(values)) if limit is None else limit
+    out = []
+    for ch, v in zip(text, values, strict=True):
+        r, g, b = colour_of(float(v), limit)
+        fg = "38;2;255;255;255;" if abs(v) > 0.7 * limit else "38;2;0;0;0;"
+        shown = " " if ch == "\n" else ch
+        out.append(f"\x1b[{fg}48;2;{r};{g};{b}m{shown}\x1b[0m" + ("\n" if ch == "\n" else ""))
+    return "".join(out)
+
+
 def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, limit: float) -> dict:
     """What the browser needs to paint a window of text by one neuron: characters, values,
     the colour scale, and the model's top-5 guesses for the next character."""
