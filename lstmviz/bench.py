@@ -561,6 +561,104 @@ def bench_compare(chars: int = 500_000, units: int = 256, repeats: int = 3) -> d
     }
 
 
+# -- intervene ---------------------------------------------------------------------------------
+
+
+def _clamped_loop(ckpt: Checkpoint, batches, unit: int, value: float) -> tuple[float, list[torch.Tensor]]:
+    """The reference a careful user writes to clamp unit ``unit`` of layer 1's c: layer 1 one
+    step at a time with its input projection hoisted out of the loop (one matrix product per
+    chunk) and the recurrent product as one addmm, the layers above by the fused nn.LSTM
+    (nothing there is replaced), then the decoder. Returns seconds and the logits."""
+    from .recording import select_rows, update_rows
+
+    model, cfg = ckpt.model, ckpt.model_config
+    w_ih, w_hh, b_ih, b_hh = model.layer_weights(0).values()
+    w_ih_t, w_hh_t, bias = w_ih.t(), w_hh.t(), b_ih + b_hh  # transposed views: MKL's faster layout here
+    above = torch.nn.LSTM(cfg.hidden_size, cfg.hidden_size, num_layers=cfg.num_layers - 1, batch_first=True)
+    weights = {}
+    for layer in range(1, cfg.num_layers):
+        weights.update({f"{k[:-1]}{layer - 1}": v for k, v in model.layer_weights(layer).items()})
+    above.load_state_dict(weights)
+    logits = []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        state = model.initial_state(len(batches[0][0]))
+        for rows, x in batches:
+            h_all, c_all = select_rows(state, rows)
+            h, c = h_all[0], c_all[0]
+            gx = torch.addmm(bias, model.embedding(x).transpose(0, 1).reshape(-1, cfg.embed_dim), w_ih_t)
+            gx = gx.view(x.shape[1], x.shape[0], -1)
+            hs = []
+            for t in range(x.shape[1]):
+                i, f, g, o = torch.addmm(gx[t], h, w_hh_t).chunk(4, 1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+                c[:, unit] = value
+                h = torch.sigmoid(o) * torch.tanh(c)
+                hs.append(h)
+            out, (h_up, c_up) = above(torch.stack(hs, 1), (h_all[1:], c_all[1:]))
+            logits.append(model.decoder(out))
+            state = update_rows(state, rows, (torch.cat([h[None], h_up]), torch.cat([c[None], c_up])))
+    return time.perf_counter() - t0, logits
+
+
+def _clamped_exact(ckpt: Checkpoint, batches, neuron: str, value: float) -> tuple[float, list[torch.Tensor]]:
+    """Ours: the model's forward with a ready-made clamp hook (the exact step path)."""
+    from .interventions import clamp
+    from .recording import select_rows, update_rows
+
+    model, hooks, logits = ckpt.model, clamp(neuron, value), []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        state = model.initial_state(len(batches[0][0]))
+        for rows, x in batches:
+            out, part = model.forward_instrumented(x, select_rows(state, rows), hooks=hooks)
+            logits.append(out)
+            state = update_rows(state, rows, part)
+    return time.perf_counter() - t0, logits
+
+
+def bench_intervene(
+    checkpoint: str | None = None, chars: int = 100_000, lanes: int = DEFAULT_LANES, repeats: int = 3, sample_chars: int = 2000
+) -> dict:
+    """The exact intervention pass (one c unit of layer 1 clamped throughout) against a careful
+    hand-written loop doing the same, the fused forward with nothing clamped, and sampling."""
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars
+    from .sampling import sample
+
+    ckpt = default_checkpoint(checkpoint)
+    if ckpt.model_config.cell != "lstm" or ckpt.model_config.num_layers < 2:
+        raise LstmvizError("bench intervene clamps an LSTM's layer-1 c: it needs an LSTM checkpoint of two or more layers.")
+    unit, value = 52, 0.0
+    batches, n = _lane_batches(ckpt, limit_chars(evaluation_documents(ckpt), chars), lanes, 256)
+    ours_t, loop_t, fused_t, sample_t = [], [], [], []
+    for _ in range(repeats):
+        seconds, ours = _clamped_exact(ckpt, batches, f"L1.c.{unit}", value)
+        ours_t.append(seconds)
+        seconds, loop = _clamped_loop(ckpt, batches, unit, value)
+        loop_t.append(seconds)
+        fused_t.append(_fused_forward(ckpt, batches))
+        sample_t.append(_timed(lambda: sample(ckpt, "def ", sample_chars, seed=0, clamp={f"L1.c.{unit}": value})))
+    agree = max(float((a - b).abs().max()) for a, b in zip(ours, loop, strict=True))
+    exact, loop, fused = (n / statistics.median(x) for x in (ours_t, loop_t, fused_t))
+    return {
+        "benchmark": "intervene",
+        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "intervention": f"L1.c.{unit} clamped to {value:g} at every character",
+        "chars": n,
+        "lanes": len(batches[0][0]),
+        "exact_chars_per_s": round(exact),
+        "loop_chars_per_s": round(loop),
+        "ratio_vs_loop": round(exact / loop, 3),
+        "fused_chars_per_s": round(fused),
+        "ratio_vs_fused": round(exact / fused, 3),
+        "max_logit_difference": agree,
+        "sample_chars_per_s": round(sample_chars / statistics.median(sample_t)),
+        "targets": {"ratio_vs_loop": 1.0, "sample_chars_per_s": 2000},
+        "machine": machine(),
+    }
+
+
 def format_table(result: dict) -> str:
     width = max(len(k) for k in result)
     lines = []

@@ -568,6 +568,20 @@ def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
     _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
 
 
+@bench.command("intervene")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to run.")
+@click.option("--lanes", default=DEFAULT_LANES, show_default=True)
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
+    """The exact intervention pass against a careful hand-written clamp loop, the fused forward and sampling."""
+    from .bench import bench_intervene
+
+    _report(bench_intervene(checkpoint, chars, lanes, repeats), as_json)
+
+
 @bench.command("analysis")
 @click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)

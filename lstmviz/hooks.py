@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -28,8 +28,7 @@ from torch import nn
 from .errors import LstmvizError
 
 
-@dataclass(frozen=True)
-class HookCall:
+class HookCall(NamedTuple):
     """Where a hook is being called: the hook point's name, and the steps of the call (the
     time axis of the ids given, shifted by the call's ``offset``) that its tensor covers."""
 

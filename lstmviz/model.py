@@ -19,7 +19,7 @@ from .errors import NeuronError
 from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, hook_points, hooks, is_reader, run_with_cache
 from .instrument import fast_layer
 from .neurons import NeuronId, hook_name
-from .stepwise import step_layer
+from .stepwise import StepWeights, step_layer
 
 CELLS = ("lstm", "gru", "rnn")
 # The per-character series each cell type exposes, in the order they are recorded.
@@ -108,6 +108,17 @@ class CharRNN(nn.Module):
         """Layer ``layer`` (from 0) of the fused module, named as a one-layer module's."""
         return {f"{p}_l0": getattr(self.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
 
+    def step_weights(self, layer: int) -> StepWeights:
+        """Layer ``layer``'s weights laid out for the step path, made once (again only if the
+        weights change)."""
+        weights = self.layer_weights(layer)
+        key = (layer, *((w.data_ptr(), _version(w)) for w in weights.values()))
+        cache = self.__dict__.setdefault("_step_weights", {})
+        if cache.get(layer, (None,))[0] != key:
+            with torch.no_grad():
+                cache[layer] = (key, StepWeights.of(self.config.cell, weights))
+        return cache[layer][1]
+
     @torch.no_grad()
     def forward_instrumented(
         self,
@@ -146,7 +157,8 @@ class CharRNN(nn.Module):
             weights = self.layer_weights(layer)
             series = None
             if writers:
-                series, final, changed = step_layer(cfg.cell, x, weights, s, keep, writers, names, tuple(readers), offset)
+                w = self.step_weights(layer)
+                series, final, changed = step_layer(w, x, s, keep, writers, names, tuple(readers), offset)
                 if not changed:  # hooks that changed nothing leave the fast path's values, bit for bit
                     series = None
             if series is None:
@@ -187,6 +199,14 @@ class CharRNN(nn.Module):
         if not 0 <= n.index < cfg.hidden_size:
             raise NeuronError(f"No neuron {n} in this model: each layer has units 0-{cfg.hidden_size - 1}.")
         return n
+
+
+def _version(tensor: torch.Tensor) -> int:
+    """How often ``tensor`` was changed in place (an inference tensor cannot be: 0)."""
+    try:
+        return tensor._version
+    except RuntimeError:
+        return 0
 
 
 def detach_state(state: State) -> State:

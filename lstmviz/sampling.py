@@ -21,7 +21,7 @@ from .hooks import Hooks, active_hooks
 from .interventions import clamp as clamp_hooks
 from .interventions import zero as zero_hooks
 from .neurons import NeuronId, hook_name
-from .stepwise import STEP, StepHooks, StepWeights
+from .stepwise import STEP, StepHooks
 from .store import TOP_K
 
 MAX_LENGTH = 100_000
@@ -78,7 +78,6 @@ def held_neurons(model, clamp: dict | None = None, ablate=None) -> list[tuple[st
     return pairs
 
 
-@torch.inference_mode()
 def sample(
     ckpt: Checkpoint | str,
     prime: str = "",
@@ -96,6 +95,11 @@ def sample(
     sees one step, ``[1, 1, units]``). ``color`` names the neuron whose value is kept per
     character (default: the first held one)."""
     ckpt = ckpt if isinstance(ckpt, Checkpoint) else load_checkpoint(ckpt)
+    with torch.inference_mode():
+        return _generate(ckpt, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks)
+
+
+def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks) -> Sample:
     model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
     _checked_settings(length, temperature, top_k)
     held = held_neurons(model, clamp, ablate)
@@ -107,7 +111,7 @@ def sample(
     unknown = sorted({ch for ch, i in zip(prime, feed, strict=False) if i == 0 and ch != vocab.chars[0]})
     steps = len(feed) + length
     all_hooks = active_hooks(model, [*held, *(hooks or [])])
-    weights = [StepWeights.of(cfg.cell, model.layer_weights(layer)) for layer in range(cfg.num_layers)]
+    weights = [model.step_weights(layer) for layer in range(cfg.num_layers)]
     like = torch.zeros(1, cfg.hidden_size, device=device)
     at = []
     for layer in range(cfg.num_layers):
