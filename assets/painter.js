@@ -120,6 +120,11 @@
       paintCompareA: function (data) { return paint(data, "cmp-text-a"); },
       paintCompareB: function (data) { return paint(data, "cmp-text-b"); },
       paintCompareLoss: function (data) { return paint(data, "cmp-text-loss"); },
+      paintGenerated: function (data) {
+        if (!data) { return ""; }
+        paint(data.plain, "gen-text-plain");
+        return paint(data.held, "gen-text-held");
+      },
       selectionToDiscover: function (clicks, search) {
         var nothing = window.dash_clientside.no_update;
         if (!clicks) { return [nothing, nothing, nothing]; }

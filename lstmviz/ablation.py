@@ -11,7 +11,10 @@ Losses are attributed to the character predicted: position p predicts p + 1.
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -267,3 +270,58 @@ def _layers_state(state, layers: range):
     """The state of ``layers`` only ([layers, batch, hidden] each)."""
     index = slice(layers.start, layers.stop)
     return tuple(s[index] for s in state) if isinstance(state, tuple) else state[index]
+
+
+# -- effects of one neuron, as the dashboard's Neuron page shows them ----------------------------
+
+EFFECT_CHARS, EFFECT_CONTROLS = 20_000, 10  # the Neuron page's measure: about 10 s for the shipped model
+
+
+def _effect_path(store, neuron: NeuronId, chars: int, controls: int):
+    return store.path / f"effect-v1-{neuron}-zero-{chars}x{controls}.json"
+
+
+def cached_effect(store, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS) -> dict | None:
+    """A neuron's zero-ablation effect on a store's text, if it was measured before."""
+    path = _effect_path(store, NeuronId.parse(neuron), chars, controls)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store_effect(
+    store, ckpt: Checkpoint, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS, on_progress=None
+) -> dict:
+    """Zero ``neuron`` on the first ``chars`` characters of a store's text, beside
+    ``controls`` random neurons of its series; kept in the store directory (written under a
+    temporary name, then renamed), so it is measured once."""
+    from .recording import limit_chars
+    from .sources import store_documents
+
+    neuron = ckpt.model.check_neuron(neuron)
+    docs = limit_chars(store_documents(store), chars)
+    data = ablate(ckpt, docs, [neuron], "zero", controls, on_progress=on_progress).to_json(top=8)
+    path = _effect_path(store, neuron, chars, controls)
+    try:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(path)
+    except OSError:
+        pass  # a read-only store: measured again next time
+    return data
+
+
+def decoder_logits(model, vocab_chars: list[str], neuron, k: int = 8) -> dict | None:
+    """For a neuron of the top layer's h, which next characters it promotes and suppresses
+    directly, through the decoder's weights (sae_vis's logit table); None for other neurons."""
+    n = model.check_neuron(neuron)
+    if n.kind != "h" or n.layer != model.config.num_layers:
+        return None
+    weights = model.decoder.weight[:, n.index].detach().cpu().numpy()
+    order = np.argsort(weights)
+
+    def listed(index) -> list:
+        return [[vocab_chars[i], round(float(weights[i]), 4)] for i in index]
+
+    return {"promotes": listed(order[::-1][:k]), "suppresses": listed(order[:k])}

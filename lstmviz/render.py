@@ -79,23 +79,32 @@ def _base64(array: np.ndarray) -> str:
 
 
 def values_payload(store: ActivationStore, values: np.ndarray, label: str, start: int, limit: float) -> dict:
-    """The painter's data for ``values`` (one per character from ``start``), named ``label``
-    (a neuron id, or a derived series such as bits saved over the n-gram).
+    """The painter's data for ``values`` (one per character of ``store`` from ``start``), named
+    ``label`` (a neuron id, or a derived series such as bits saved over the n-gram)."""
+    stop = start + len(values)
+    guesses = (store.top_ids[start:stop], store.top_probs[start:stop])
+    return painted_payload(store.text(start, stop), values, *guesses, store.vocab_chars, label, start, limit)
+
+
+def painted_payload(
+    text: str, values, top_ids: np.ndarray, top_probs: np.ndarray, vocab: list[str], label: str, start: int, limit: float
+) -> dict:
+    """What assets/painter.js paints: ``text`` coloured by ``values`` on the scale over
+    [-limit, limit], with the model's top guesses for the next character after each one.
 
     Compact, since it crosses the network on every neuron switch: the text and the top-5
     guesses as strings (5 characters per position), values as base64 float32 and guess
     probabilities as base64 uint16 in units of 1/10000; assets/painter.js decodes them."""
-    stop = start + len(values)
-    ids = np.asarray(store.top_ids[start:stop], dtype=np.int64)
-    vocab = np.array([ord(c) for c in store.vocab_chars] + [0xFFFD], dtype=np.uint32)
-    probs = np.nan_to_num(np.asarray(store.top_probs[start:stop], dtype=np.float32), nan=0.0)
+    ids = np.asarray(top_ids, dtype=np.int64)
+    codes = np.array([ord(c) for c in vocab] + [0xFFFD], dtype=np.uint32)
+    probs = np.nan_to_num(np.asarray(top_probs, dtype=np.float32), nan=0.0)
     return {
         "start": start,
-        "text": store.text(start, stop),
+        "text": text,
         "values": _base64(np.asarray(values, dtype=np.float32)),
         "limit": limit,
         "stops": [[t, list(c)] for t, c in COLOUR_STOPS],
-        "top": vocab[np.minimum(ids, len(vocab) - 1)].astype("<u4").tobytes().decode("utf-32-le"),
+        "top": codes[np.minimum(ids, len(codes) - 1)].astype("<u4").tobytes().decode("utf-32-le"),
         "top_k": int(ids.shape[1]) if ids.ndim == 2 else 0,
         "probs": _base64(np.round(probs * 10000).astype(np.uint16)),
         "label": label,

@@ -10,7 +10,7 @@ from dash import Input, Output, dcc, html
 
 from ..errors import LstmvizError
 from ..store import ActivationStore
-from . import compare_page, discover_page, gates_page, heatmap_page, model_page, neuron_page
+from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page
 from .catalog import Catalog
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
@@ -21,6 +21,7 @@ PAGES = {
     gates_page.PATH: ("Gates", gates_page),
     model_page.PATH: ("Model", model_page),
     compare_page.PATH: ("Compare", compare_page),
+    generate_page.PATH: ("Generate", generate_page),
 }
 
 

@@ -136,6 +136,30 @@ class Catalog:
 
         return self.jobs.start(f"errors:{name}", work)
 
+    def checkpoint(self, name: str):
+        """The checkpoint a store was recorded from, loaded once (interventions need it)."""
+        store = self.store(name)
+
+        def load():
+            from ..checkpoint import load_checkpoint
+
+            return load_checkpoint(store.checkpoint.get("path") or "")
+
+        with self._lock:
+            return self.once(("checkpoint", name), load)
+
+    def effect(self, name: str, neuron: str) -> Job:
+        """A neuron's zero-ablation effect on the store's text against random controls
+        (:func:`lstmviz.ablation.store_effect`): a background job, cached in the store."""
+        from ..ablation import store_effect
+
+        store, ckpt = self.store(name), self.checkpoint(name)
+
+        def work(job: Job) -> dict:
+            return store_effect(store, ckpt, neuron, on_progress=lambda done, total: job.report(done / total, "measuring"))
+
+        return self.jobs.start(f"effect:{name}:{neuron}", work)
+
     # -- comparing models (the Compare page) ---------------------------------------------------
 
     def compare_sources(self) -> dict[str, tuple[str, Path]]:

@@ -9,10 +9,12 @@ from urllib.parse import urlencode
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from ..ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
 from ..render import COLOUR_STOPS, EMPTY_FIGURE, histogram_figure, text_payload
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
+from .jobs import progress_bar
 
 PATH = "/"
 WINDOW = 5000  # characters painted at once
@@ -67,9 +69,82 @@ def layout(catalog: Catalog) -> html.Div:
                     html.Div([dcc.Graph(id="histogram", config={"displaylogo": False}, figure=EMPTY_FIGURE)]),
                 ],
             ),
+            html.Div(
+                id="effect",
+                children=[
+                    html.H4("Effect"),
+                    html.Div(id="effect-logits"),
+                    html.Div(id="effect-ablation"),
+                    html.Button("Measure the ablation effect ▸", id="effect-run", style={"display": "none"}),
+                    dcc.Interval(id="effect-poll", interval=1000, disabled=True),
+                ],
+            ),
             html.Div(className="columns", children=[html.Div(id="contexts-high"), html.Div(id="contexts-low")]),
             html.Div(id="contexts-samples"),
         ],
+    )
+
+
+def _signed(value) -> str:
+    return "-" if value is None else f"{value:+.4f}"
+
+
+def _spread(mean, sd) -> str:
+    return "-" if mean is None else f"{mean:+.4f} ± {sd:.4f}" if sd is not None else f"{mean:+.4f}"
+
+
+def effect_view(data: dict) -> html.Div:
+    """A measured ablation effect (``Ablation.to_json``) as the panel shows it."""
+    c = data["control"]
+    neuron = data["neurons"][0]
+    series = neuron.rsplit(".", 1)[0]
+    summary = (
+        f"Zeroing {neuron} on {data['chars']:,} characters: {data['bpc']:.4f} → {data['ablated_bpc']:.4f} bits per "
+        f"character ({data['bits_lost']:+.4f}); zeroing one of {c['sets']} random {series} neurons instead: "
+        f"{_spread(c['ablated_bpc_mean'] - data['bpc'] if c['ablated_bpc_mean'] is not None else None, c['ablated_bpc_sd'])} "
+        f"({c['as_large']} of {c['sets']} lose as much)."
+    )
+    head = html.Tr([html.Th(h) for h in ("feature", "characters in", "bits lost inside", "controls", "outside", "controls")])
+    rows = [
+        html.Tr(
+            [
+                html.Td(name),
+                html.Td(f"{f['chars_inside']:,}"),
+                html.Td(_signed(f["inside_bits"])),
+                html.Td(_spread(f["control_inside_mean"], f["control_inside_sd"])),
+                html.Td(_signed(f["outside_bits"])),
+                html.Td(_spread(f["control_outside_mean"], f["control_outside_sd"])),
+            ]
+        )
+        for name, f in data["by_feature"].items()
+    ]
+    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
+    chars = ", ".join(f"'{shown.get(t['char'], t['char'])}' {t['bits_lost']:+.3f}" for t in data["top_chars"])
+    return html.Div(
+        [
+            html.P(summary),
+            html.Table([head, *rows], className="scores", id="effect-table"),
+            html.P(f"Characters it matters most for (bits lost, mean): {chars or 'none seen often enough'}.", className="hint"),
+        ]
+    )
+
+
+def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
+    """The next characters a top-layer h neuron promotes and suppresses through the decoder."""
+    if table is None:
+        note = f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote."
+        return html.P(note, className="hint")
+    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
+
+    def listed(pairs) -> str:
+        return ", ".join(f"'{shown.get(ch, ch)}' {w:+.3f}" for ch, w in pairs)
+
+    return html.Div(
+        [
+            html.P(f"Through the decoder, {neuron} promotes: {listed(table['promotes'])}"),
+            html.P(f"and suppresses: {listed(table['suppresses'])}"),
+        ],
+        id="effect-logit-table",
     )
 
 
@@ -199,6 +274,60 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update, no_update  # url_to_text shows the message
         figure = histogram_figure(catalog.summary(name, neuron)["histogram"], neuron)
         return details_data(catalog, store, name, neuron), figure
+
+    @app.callback(
+        Output("effect-logits", "children"),
+        Output("effect-ablation", "children"),
+        Output("effect-run", "style"),
+        Output("effect-poll", "disabled"),
+        Input("url", "search"),
+        Input("effect-poll", "n_intervals"),
+        State("url", "pathname"),
+    )
+    def url_to_effect(search, _tick, pathname):
+        """The neuron's effect: its decoder logits (top layer's h) and, once measured, its
+        ablation effect against random controls; a running measurement shows its progress."""
+        if pathname != PATH:
+            return no_update, no_update, no_update, True
+        hidden, shown = {"display": "none"}, {}
+        try:
+            store, name, neuron, _ = view_of(search)
+            layers = store.meta["model"]["num_layers"]
+            top_h = neuron.startswith(f"L{layers}.h.")
+            ckpt = catalog.checkpoint(name) if top_h else None
+            logits = logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron) if top_h else None, neuron, layers)
+        except LstmvizError as exc:
+            return html.Div(str(exc), className="error"), None, hidden, True
+        measured = cached_effect(store, neuron)
+        if measured is not None:
+            return logits, effect_view(measured), hidden, True
+        job = catalog.jobs.get(f"effect:{name}:{neuron}")
+        if job is not None and job.state == "running":
+            return logits, progress_bar(job), hidden, False
+        if job is not None and job.state == "failed":
+            return logits, html.Div(f"The measurement failed: {job.error}", className="error"), shown, True
+        note = (
+            f"Not measured yet: zero {neuron} on the first {EFFECT_CHARS:,} characters and compare the bits lost with "
+            f"{EFFECT_CONTROLS} random neurons of the same layer and kind (a few seconds; kept in the store)."
+        )
+        return logits, html.P(note, className="hint"), shown, True
+
+    @app.callback(
+        Output("effect-poll", "disabled", allow_duplicate=True),
+        Output("effect-ablation", "children", allow_duplicate=True),
+        Input("effect-run", "n_clicks"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def measure_effect(clicks, search):
+        if not clicks:
+            return no_update, no_update
+        try:
+            _, name, neuron, _ = view_of(search)
+            job = catalog.effect(name, neuron)
+        except LstmvizError as exc:
+            return True, html.Div(str(exc), className="error")
+        return False, progress_bar(job)
 
     app.clientside_callback(
         dash.ClientsideFunction(namespace="lstmvizDetails", function_name="renderDetails"),

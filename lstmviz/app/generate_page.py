@@ -1,0 +1,188 @@
+"""The Generate page: text sampled from the store's checkpoint with neurons held (clamped to a
+value, or ablated to 0) for the whole generation, coloured by a chosen neuron, beside the
+text the same seed gives with nothing held. The URL holds the whole experiment:
+``/generate?prime=...&clamp=L2.c.90:20&color=L2.c.90&seed=1&t=0.8&n=400``."""
+
+from __future__ import annotations
+
+import dash
+import numpy as np
+from dash import Input, Output, State, dcc, html, no_update
+
+from ..errors import LstmvizError
+from ..interventions import parse_assignments
+from ..neurons import parse_neurons
+from ..render import COLOUR_STOPS, painted_payload, symmetric_limit
+from ..sampling import sample
+from .catalog import Catalog, changed_search, parse_query
+
+PATH = "/generate"
+MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
+MAX_PRIME = 2000
+DEFAULTS = {"prime": "def ", "n": "400", "t": "0.8", "seed": "1"}
+
+
+def layout(catalog: Catalog) -> html.Div:
+    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
+    field = {"type": "text"}
+    held = {"style": {"width": "11em"}, **field}
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(
+                className="controls",
+                children=[
+                    html.Label(
+                        ["prime ", dcc.Textarea(id="gen-prime", rows=2, style={"width": "18em", "verticalAlign": "middle"})]
+                    ),
+                    html.Label(["hold ", dcc.Input(id="gen-clamp", placeholder="L2.c.90:20, ...", **held)]),
+                    html.Label(["ablate ", dcc.Input(id="gen-ablate", placeholder="L1.c.5, ...", **held)]),
+                    html.Label(["colour by ", dcc.Input(id="gen-color", placeholder="neuron", style={"width": "8em"}, **field)]),
+                    html.Label(["seed ", dcc.Input(id="gen-seed", style={"width": "4em"}, **field)]),
+                    html.Label(["temperature ", dcc.Input(id="gen-t", style={"width": "4em"}, **field)]),
+                    html.Label(["characters ", dcc.Input(id="gen-n", style={"width": "5em"}, **field)]),
+                    html.Button("Generate ▶", id="gen-run"),
+                    html.Div(
+                        className="legend",
+                        children=[
+                            html.Span(id="gen-legend-low"),
+                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
+                            html.Span(id="gen-legend-high"),
+                        ],
+                    ),
+                ],
+            ),
+            html.Div(id="gen-error"),
+            html.P(id="gen-summary", className="hint"),
+            html.Div(
+                className="columns",
+                children=[
+                    html.Div(
+                        [
+                            html.H4(id="gen-title-held", className="panel-title"),
+                            html.Div(id="gen-hover-held", className="hover-line"),
+                            html.Div(id="gen-text-held", className="text-panel", **{"data-hover": "gen-hover-held"}),
+                        ]
+                    ),
+                    html.Div(
+                        [
+                            html.H4("The same seed, nothing held", className="panel-title"),
+                            html.Div(id="gen-hover-plain", className="hover-line"),
+                            html.Div(id="gen-text-plain", className="text-panel", **{"data-hover": "gen-hover-plain"}),
+                        ]
+                    ),
+                ],
+            ),
+            html.Div(id="gen-painted", style={"display": "none"}),
+            dcc.Store(id="gen-data"),
+        ],
+    )
+
+
+def _number(q: dict, key: str, kind, what: str):
+    try:
+        return kind(q.get(key) or DEFAULTS[key])
+    except ValueError:
+        raise LstmvizError(f"The {what} {q.get(key)!r} is not a number.") from None
+
+
+def generations(catalog: Catalog, search: str | None) -> dict:
+    """The experiment a URL asks for, run: {"held", "plain"}: two samples, and the settings."""
+    q = parse_query(search)
+    name = q.get("store") or catalog.default
+    catalog.store(name)
+    ckpt = catalog.checkpoint(name)
+    prime = q.get("prime", DEFAULTS["prime"])
+    length = _number(q, "n", int, "number of characters")
+    if length > MAX_LENGTH:
+        raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use `lstmviz sample` for more.")
+    if len(prime) > MAX_PRIME:
+        raise LstmvizError(f"The prime is {len(prime):,} characters; the page takes at most {MAX_PRIME:,}.")
+    settings = {
+        "prime": prime,
+        "length": length,
+        "temperature": _number(q, "t", float, "temperature"),
+        "seed": _number(q, "seed", int, "seed"),
+    }
+    clamp = parse_assignments([q["clamp"]], "hold") if q.get("clamp") else {}
+    ablate = parse_neurons(q["ablate"]) if q.get("ablate") else []
+    held = [*clamp, *ablate]
+    color = q.get("color") or (str(held[0]) if held else catalog.best_neuron(name))
+    return {
+        "held": sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings),
+        "plain": sample(ckpt, color=color, **settings),
+        "query": {"clamp": q.get("clamp", ""), "ablate": q.get("ablate", ""), "color": color, **settings},
+    }
+
+
+def _payload(s, limit: float) -> dict:
+    return painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, limit)
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    inputs = {"prime": "gen-prime", "clamp": "gen-clamp", "ablate": "gen-ablate", "color": "gen-color"}
+    inputs |= {"seed": "gen-seed", "t": "gen-t", "n": "gen-n"}
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("gen-run", "n_clicks"),
+        *[State(i, "value") for i in inputs.values()],
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(clicks, *args):
+        """The Generate button: the experiment in the controls becomes the URL."""
+        *values, search = args
+        if not clicks:
+            return no_update
+        q = parse_query(search)
+        for key, value in zip(inputs, values, strict=True):
+            if value in (None, "") and key != "prime":
+                q.pop(key, None)
+            else:
+                q[key] = str(value or "")
+        return changed_search(q, search)
+
+    @app.callback(
+        Output("gen-data", "data"),
+        Output("gen-error", "children"),
+        Output("gen-summary", "children"),
+        Output("gen-title-held", "children"),
+        Output("gen-legend-low", "children"),
+        Output("gen-legend-high", "children"),
+        *[Output(i, "value") for i in inputs.values()],
+        Input("url", "search"),
+        State("url", "pathname"),
+    )
+    def url_to_view(search, pathname):
+        if pathname != PATH:
+            return (no_update,) * (6 + len(inputs))
+        try:
+            run = generations(catalog, search)
+        except LstmvizError as exc:
+            return (None, html.Div(str(exc), className="error"), *([no_update] * (4 + len(inputs))))
+        held, plain, query = run["held"], run["plain"], run["query"]
+        limit = symmetric_limit(np.concatenate([held.values, plain.values]))
+        holding = ", ".join(
+            [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
+        )
+        notes = [f"Coloured by {held.neuron}; the first {len(held.prime):,} characters are the prime."]
+        if held.unknown:
+            notes.append(f"The prime's {''.join(held.unknown)!r} are not in the model's vocabulary and were read as unknown.")
+        title = f"Holding {holding}" if holding else "Nothing held (add a neuron to hold)"
+        controls = [query[k] for k in ("prime", "clamp", "ablate", "color", "seed", "temperature", "length")]
+        return (
+            {"held": _payload(held, limit), "plain": _payload(plain, limit)},
+            None,
+            " ".join(notes),
+            title,
+            f"{-limit:.2f}",
+            f"{limit:+.2f}",
+            *controls,
+        )
+
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmviz", function_name="paintGenerated"),
+        Output("gen-painted", "children"),
+        Input("gen-data", "data"),
+    )
