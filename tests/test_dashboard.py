@@ -302,3 +302,93 @@ def test_the_load_script_switches_neurons_without_errors(server, tiny_store):
     result = run_load(base, store, neurons, clients=3, switches=4)
     assert result["load_errors"] == 0 and result["load_switches"] == 12
     assert result["load_p95_ms"] > 0
+
+
+def _generated(browser, panel):
+    return browser.execute_script(
+        f"var p=document.getElementById('{panel}'); return p && p.lstmvizData && "
+        "{label: p.dataset.label, text: p.lstmvizData.chars.join(''), values: Array.from(p.lstmvizData.values)}"
+    )
+
+
+def test_generate_page_paints_the_held_and_the_plain_generation(server, browser, tiny_store, tiny_checkpoint):
+    from lstmviz.sampling import sample
+
+    base, _ = server
+    browser.get(base + "/generate?prime=def%20&clamp=L1.c.3:2.5&color=L1.c.3&seed=4&t=0.8&n=150")
+    wait = WebDriverWait(browser, 60)
+    wait.until(lambda d: (_generated(d, "gen-text-plain") or {}).get("label") == "L1.c.3")
+    held, plain = _generated(browser, "gen-text-held"), _generated(browser, "gen-text-plain")
+    expected_held = sample(tiny_checkpoint, "def ", 150, temperature=0.8, seed=4, clamp={"L1.c.3": 2.5}, color="L1.c.3")
+    expected_plain = sample(tiny_checkpoint, "def ", 150, temperature=0.8, seed=4, color="L1.c.3")
+    assert held["text"] == expected_held.text and plain["text"] == expected_plain.text
+    assert all(v == 2.5 for v in held["values"]) and len(held["values"]) == 154
+    assert plain["values"] == pytest.approx(expected_plain.values.tolist(), abs=1e-5)
+    assert "Holding L1.c.3 at 2.5" in browser.find_element(By.ID, "gen-title-held").text
+    browser.execute_script(
+        "document.querySelector('#gen-text-held .ch[data-i=\"10\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
+    )
+    tip = browser.find_element(By.ID, "gen-hover-held").text
+    assert tip.startswith("position 10 ") and "L1.c.3 = 2.500" in tip and "next-char guesses" in tip
+    assert severe_console_errors(browser) == []
+
+
+def test_generate_button_puts_the_experiment_in_the_url(server, browser):
+    base, _ = server
+    browser.get(base + "/generate?n=40")
+    WebDriverWait(browser, 60).until(lambda d: _generated(d, "gen-text-plain"))
+    browser.find_element(By.ID, "gen-clamp").send_keys("L2.h.1:-0.9")
+    browser.find_element(By.ID, "gen-run").click()
+    WebDriverWait(browser, 60).until(lambda d: "clamp=L2.h.1%3A-0.9" in d.current_url)
+    WebDriverWait(browser, 60).until(lambda d: "L2.h.1 at -0.9" in d.find_element(By.ID, "gen-title-held").text)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("clamp=L1.c.3:abc", "must be a number"),
+        ("clamp=L9.c.1:1", "No neuron L9.c.1"),
+        ("ablate=cell", "not a neuron id"),
+        ("n=5000", "at most 2,000"),
+        ("n=0", "between 1 and"),
+        ("t=0", "temperature must be a positive"),
+        ("seed=x", "not a number"),
+        ("store=../x", "No store named"),
+    ],
+)
+def test_generate_bad_inputs_show_a_message(server, browser, query, message):
+    base, _ = server
+    browser.get(base + "/generate?" + query)
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#gen-error .error"))
+    assert message in error.text
+    assert "Traceback" not in browser.page_source
+
+
+def test_effect_panel_measures_an_ablation_against_controls(server, browser, tiny_store):
+    from lstmviz.ablation import cached_effect
+
+    base, _ = server
+    open_view(browser, base + "/?neuron=L2.h.1", neuron_expected="L2.h.1")
+    wait = WebDriverWait(browser, 60)
+    logits = wait.until(lambda d: d.find_element(By.ID, "effect-logit-table"))
+    assert "L2.h.1 promotes" in logits.text and "suppresses" in logits.text
+    assert cached_effect(tiny_store, "L2.h.1") is None
+    wait.until(lambda d: d.find_element(By.ID, "effect-run").is_displayed())
+    browser.find_element(By.ID, "effect-run").click()
+    table = WebDriverWait(browser, 120).until(lambda d: d.find_element(By.ID, "effect-table"))
+    data = cached_effect(tiny_store, "L2.h.1")
+    assert data is not None and data["control"]["sets"] == 10
+    rows = table.find_elements(By.TAG_NAME, "tr")
+    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows[1:]] == list(data["by_feature"])
+    assert f"{data['bpc']:.4f} → {data['ablated_bpc']:.4f}" in browser.find_element(By.ID, "effect-ablation").text
+    open_view(browser, base + "/?neuron=L2.h.1", neuron_expected="L2.h.1")  # measured once, shown at once
+    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "effect-table"))
+    assert not browser.find_element(By.ID, "effect-run").is_displayed()
+    assert severe_console_errors(browser) == []
+
+
+def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, browser):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
+    hint = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "effect-logits").text)
+    assert "Only layer 2's h feeds the decoder directly" in hint
