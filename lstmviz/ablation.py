@@ -274,15 +274,18 @@ def _layers_state(state, layers: range):
 
 # -- effects of one neuron, as the dashboard's Neuron page shows them ----------------------------
 
-EFFECT_CHARS, EFFECT_CONTROLS = 20_000, 10  # the Neuron page's measure: about 10 s for the shipped model
+# The Neuron page's measure: mean ablation (the neuron's mean over the text, the usual choice:
+# zero can be a value a cell takes on purpose, the quote cell's inside a string), on the
+# first 20,000 characters against 10 controls: about 10 s for the shipped model.
+EFFECT_MODE, EFFECT_CHARS, EFFECT_CONTROLS = "mean", 20_000, 10
 
 
 def _effect_path(store, neuron: NeuronId, chars: int, controls: int):
-    return store.path / f"effect-v1-{neuron}-zero-{chars}x{controls}.json"
+    return store.path / f"effect-v1-{neuron}-{EFFECT_MODE}-{chars}x{controls}.json"
 
 
 def cached_effect(store, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS) -> dict | None:
-    """A neuron's zero-ablation effect on a store's text, if it was measured before."""
+    """A neuron's ablation effect on a store's text, if it was measured before."""
     path = _effect_path(store, NeuronId.parse(neuron), chars, controls)
     try:
         return json.loads(path.read_text())
@@ -293,7 +296,7 @@ def cached_effect(store, neuron, chars: int = EFFECT_CHARS, controls: int = EFFE
 def store_effect(
     store, ckpt: Checkpoint, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS, on_progress=None
 ) -> dict:
-    """Zero ``neuron`` on the first ``chars`` characters of a store's text, beside
+    """Set ``neuron`` to its mean on the first ``chars`` characters of a store's text, beside
     ``controls`` random neurons of its series; kept in the store directory (written under a
     temporary name, then renamed), so it is measured once."""
     from .recording import limit_chars
@@ -301,7 +304,7 @@ def store_effect(
 
     neuron = ckpt.model.check_neuron(neuron)
     docs = limit_chars(store_documents(store), chars)
-    data = ablate(ckpt, docs, [neuron], "zero", controls, on_progress=on_progress).to_json(top=8)
+    data = ablate(ckpt, docs, [neuron], EFFECT_MODE, controls, on_progress=on_progress).to_json(top=8)
     path = _effect_path(store, neuron, chars, controls)
     try:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

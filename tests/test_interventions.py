@@ -241,3 +241,20 @@ def test_bad_interventions_are_clear_errors():
         model.forward_instrumented(torch.zeros(1, 3, dtype=torch.long), hooks=iv.zero(f"L1.h.{HIDDEN}"))
     with pytest.raises(KeyError, match="No hook point"):
         model.forward_instrumented(torch.zeros(1, 3, dtype=torch.long), hooks=iv.zero("L1.c.0"))
+
+
+def test_readers_see_whole_series_once_per_layer_and_may_not_replace():
+    from lstmviz.hooks import reader
+
+    model = _model("lstm")
+    ids = torch.randint(0, VOCAB, (2, 11))
+    seen = []
+
+    @reader
+    def look(x, hook):
+        seen.append((hook.name, tuple(x.shape), hook.positions))
+
+    model.forward_instrumented(ids, hooks=[("layers.0.hook_f", look)] + iv.clamp("L1.c.0", 1.0), offset=100)
+    assert seen == [("layers.0.hook_f", (2, 11, HIDDEN), range(100, 111))]  # once, whole, after the step path
+    with pytest.raises(LstmvizError, match="marked as a reader returned a value"):
+        model.forward_instrumented(ids, hooks=[("layers.1.hook_h", reader(lambda x, hook: x))])

@@ -149,7 +149,7 @@ class Catalog:
             return self.once(("checkpoint", name), load)
 
     def effect(self, name: str, neuron: str) -> Job:
-        """A neuron's zero-ablation effect on the store's text against random controls
+        """A neuron's mean-ablation effect on the store's text against random controls
         (:func:`lstmviz.ablation.store_effect`): a background job, cached in the store."""
         from ..ablation import store_effect
 

@@ -99,8 +99,8 @@ def effect_view(data: dict) -> html.Div:
     neuron = data["neurons"][0]
     series = neuron.rsplit(".", 1)[0]
     summary = (
-        f"Zeroing {neuron} on {data['chars']:,} characters: {data['bpc']:.4f} → {data['ablated_bpc']:.4f} bits per "
-        f"character ({data['bits_lost']:+.4f}); zeroing one of {c['sets']} random {series} neurons instead: "
+        f"Setting {neuron} to its mean on {data['chars']:,} characters: {data['bpc']:.4f} → {data['ablated_bpc']:.4f} "
+        f"bits per character ({data['bits_lost']:+.4f}); one of {c['sets']} random {series} neurons instead: "
         f"{_spread(c['ablated_bpc_mean'] - data['bpc'] if c['ablated_bpc_mean'] is not None else None, c['ablated_bpc_sd'])} "
         f"({c['as_large']} of {c['sets']} lose as much)."
     )
@@ -307,7 +307,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         if job is not None and job.state == "failed":
             return logits, html.Div(f"The measurement failed: {job.error}", className="error"), shown, True
         note = (
-            f"Not measured yet: zero {neuron} on the first {EFFECT_CHARS:,} characters and compare the bits lost with "
+            f"Not measured yet: set {neuron} to its mean on the first {EFFECT_CHARS:,} characters and compare the bits lost with "
             f"{EFFECT_CONTROLS} random neurons of the same layer and kind (a few seconds; kept in the store)."
         )
         return logits, html.P(note, className="hint"), shown, True
