@@ -55,6 +55,13 @@ class Replace:
             self._masks[key] = mask.unsqueeze(1)
         return self._masks[key]
 
+    def fixed_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mask [rows or 1, units], values) when this sets fixed values at every step, for
+        a value like ``x`` [batch, units]: the step path then applies it as one ``where``."""
+        if self.positions is not None or not isinstance(self.new, Constant):
+            return None
+        return self._unit_mask(x)[:, 0], self.new(x)
+
     def __call__(self, x: torch.Tensor, hook: HookCall) -> torch.Tensor | None:
         chosen = self._unit_mask(x)
         steps = hook.positions
@@ -75,14 +82,18 @@ def _positions(positions: Positions):
     return frozenset(int(p) for p in positions)
 
 
-def constant(values: dict[int, float] | torch.Tensor | float) -> NewValues:
-    """New values that do not depend on the old: one per unit (a dict, or a tensor [units]),
-    or one for all."""
-    built: dict = {}
+class Constant:
+    """New values that do not depend on the old: one per unit (a dict, or a tensor
+    [units]), or one for all. Called as ``new(x, steps)``."""
 
-    def new(x: torch.Tensor, steps: range) -> torch.Tensor:
+    def __init__(self, values: dict[int, float] | torch.Tensor | float):
+        self.values = values
+        self._built: dict = {}
+
+    def __call__(self, x: torch.Tensor, steps: range | None = None) -> torch.Tensor:
         key = (x.shape[-1], x.dtype, x.device)
-        if key not in built:
+        if key not in self._built:
+            values = self.values
             if isinstance(values, torch.Tensor):
                 v = values.to(x.device, x.dtype)
             elif isinstance(values, dict):
@@ -90,10 +101,11 @@ def constant(values: dict[int, float] | torch.Tensor | float) -> NewValues:
                 v[list(values)] = torch.tensor(list(values.values()), dtype=x.dtype, device=x.device)
             else:
                 v = torch.tensor(float(values), dtype=x.dtype, device=x.device)
-            built[key] = v
-        return built[key]
+            self._built[key] = v
+        return self._built[key]
 
-    return new
+
+constant = Constant
 
 
 def _by_point(neurons) -> dict[str, list[int]]:

@@ -93,10 +93,9 @@ def lstm_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
     gates = w.recurrent(h).add_(gx)  # [batch, 4H]: i, f, o, g
     gates[:, : 3 * H].sigmoid_()
     gates[:, 3 * H :].tanh_()
-    i = at("i", gates[:, :H], t)
-    f = at("f", gates[:, H : 2 * H], t)
-    g = at("g", gates[:, 3 * H :], t)
-    o = at("o", gates[:, 2 * H : 3 * H], t)
+    i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
+    if at.gates:  # only when a gate is hooked or kept: four calls saved per step otherwise
+        i, f, g, o = at("i", i, t), at("f", f, t), at("g", g, t), at("o", o, t)
     c = at("c", torch.mul(f, c).addcmul_(i, g), t)
     h = at("h", torch.tanh(c).mul_(o), t)
     return h, c
@@ -106,8 +105,9 @@ def gru_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
     H = w.units
     gh = w.recurrent(h)  # [batch, 3H]: r, z, n
     rz = gh[:, : 2 * H].add_(gx[:, : 2 * H]).sigmoid_()
-    r = at("r", rz[:, :H], t)
-    z = at("z", rz[:, H:], t)
+    r, z = rz[:, :H], rz[:, H:]
+    if at.gates:
+        r, z = at("r", r, t), at("z", z, t)
     n = at("n", torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :]).tanh_(), t)
     return at("h", torch.sub(h, n).mul_(z).add_(n), t)  # (1 - z) n + z h, as PyTorch writes it
 
@@ -128,10 +128,24 @@ class StepHooks:
         self.hooks, self.names, self.offset = hooks, names, offset
         self.buffers = {k: like.new_empty(steps, *like.shape) for k in kept}  # time-major
         self.changed = False
+        # Hooks that set fixed values at every step (clamp, zero, mean) offer them as
+        # (mask, values); alone at their hook point, they are applied as one `where`.
+        self.fixed = {}
+        for kind, fns in hooks.items():
+            fixed = getattr(fns[0], "fixed_values", None) if len(fns) == 1 else None
+            if fixed is not None and fixed(like) is not None:
+                self.fixed[kind] = fixed(like)
+        self.gates = bool((set(hooks) | set(kept)) - {"c", "h", "n"})  # a gate (i f g o, r z) is hooked or kept
 
     def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:
         fns = self.hooks.get(kind)
-        if fns:
+        fixed = self.fixed.get(kind)
+        if fixed is not None:
+            new = torch.where(fixed[0], fixed[1], value)
+            if not self.changed and not torch.equal(new, value):
+                self.changed = True
+            value = new
+        elif fns:
             x = value.unsqueeze(1)
             before = None if self.changed else x.clone()
             x = apply_hooks(fns, x, HookCall(self.names[kind], range(self.offset + t, self.offset + t + 1)))
