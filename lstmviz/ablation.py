@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .atomic import write_atomic
 from .checkpoint import Checkpoint
 from .corpus import Document
 from .errors import CorpusError, LstmvizError
@@ -307,9 +306,7 @@ def store_effect(
     data = ablate(ckpt, docs, [neuron], EFFECT_MODE, controls, on_progress=on_progress).to_json(top=8)
     path = _effect_path(store, neuron, chars, controls)
     try:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
+        write_atomic(path, json.dumps(data))
     except OSError:
         pass  # a read-only store: measured again next time
     return data

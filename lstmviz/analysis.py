@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 from scipy.stats import rankdata
 
+from .atomic import write_atomic
 from .errors import LstmvizError, StoreError
 from .features import Features
 from .store import ActivationStore, NeuronId
@@ -412,9 +413,7 @@ def _cached_json(store: ActivationStore, name: str, compute):
             pass
     data = compute()
     try:
-        tmp = cache.with_name(f".{name}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(cache)
+        write_atomic(cache, json.dumps(data))
     except OSError:
         pass
     return data

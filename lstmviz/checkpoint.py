@@ -21,6 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .atomic import move_into_place
 from .corpus import Vocab
 from .errors import CheckpointError
 from .model import CharRNN, ModelConfig
@@ -75,12 +76,6 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False))
-    os.replace(tmp, path)
-
-
 def save_checkpoint(
     path: str | Path,
     model: CharRNN,
@@ -115,17 +110,10 @@ def save_checkpoint(
         (tmp / HISTORY_FILE).write_text(json.dumps(history or {}, indent=1))
         if train_state is not None:
             save_file({k: v.detach().cpu().contiguous() for k, v in train_state.items()}, str(tmp / TRAIN_STATE_FILE))
-        for name in keep:
-            if (path / name).exists():
-                os.replace(path / name, tmp / name)
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        for name in keep:  # hard links: the old checkpoint keeps them until the new one is in place
+            if (path / name).is_dir():
+                shutil.copytree(path / name, tmp / name, copy_function=os.link)
+        move_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

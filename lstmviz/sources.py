@@ -10,9 +10,10 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .atomic import lock_for
 from .checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
 from .corpus import Document
-from .errors import LstmvizError
+from .errors import LstmvizError, StoreError
 from .store import ActivationStore, open_store
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "stdlib-lstm"
@@ -58,14 +59,18 @@ def recorded(
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
-    """``ckpt`` recorded on ``docs``, from the cache or recorded into it (once)."""
+    """``ckpt`` recorded on ``docs``, from the cache or recorded into it (once). Writers of
+    the same cached store take its lock: a second one waits, then opens the first one's."""
     from .recording import record_activations
 
     cached = cached_store_path(ckpt, docs)
-    if is_store(cached):
-        return open_store(cached)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    return record_activations(ckpt, docs, cached, progress=progress, overwrite=True, on_progress=on_progress)
+    with lock_for(cached):
+        if is_store(cached):
+            try:
+                return open_store(cached)
+            except StoreError:
+                pass  # damaged (a disk error, a hand edit): recorded again
+        return record_activations(ckpt, docs, cached, progress=progress, overwrite=True, on_progress=on_progress)
 
 
 def store_documents(store: ActivationStore) -> list[Document]:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .atomic import move_into_place, temporary_name, writer_pid
 from .checkpoint import WEIGHTS_FILE, file_sha256
 from .errors import NeuronError, StoreError
 from .neurons import NeuronId
@@ -256,14 +257,15 @@ def _remove_abandoned(out: Path) -> None:
     """Remove the temporary directories that writers of ``out`` left when their process
     was killed before it could clean up (``kill -9``, a lost machine)."""
     for tmp in out.parent.glob(f".{out.name}.writing-*"):
-        pid = tmp.name.rsplit("-", 1)[1]
-        if pid.isdigit() and not _process_alive(int(pid)):
+        pid = writer_pid(tmp)
+        if pid is not None and not _process_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
 class StoreWriter:
-    """Writes a store under a temporary name next to ``out``; :meth:`finish` adds meta.json
-    and renames it into place. Leaving the ``with`` block any other way (an error, Ctrl-C)
+    """Writes a store under a temporary name of its own next to ``out``; :meth:`finish` adds
+    meta.json, flushes everything to disk and moves it into place in one step
+    (``atomic.move_into_place``). Leaving the ``with`` block any other way (an error, Ctrl-C)
     removes the temporary directory: nothing half-written is left behind. What a killed
     writer of the same store left is removed when the next one starts."""
 
@@ -272,8 +274,7 @@ class StoreWriter:
         self.rows, self.chars = rows, chars
         self.out.parent.mkdir(parents=True, exist_ok=True)
         _remove_abandoned(self.out)
-        self.tmp = self.out.with_name(f".{self.out.name}.writing-{os.getpid()}")
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp = temporary_name(self.out)
         self.tmp.mkdir()
         self.maps: dict[str, np.ndarray | None] = {}
         self.stage: ColumnStage | None = None
@@ -328,9 +329,7 @@ class StoreWriter:
             "file_sizes": sizes,
         }
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        os.replace(self.tmp, self.out)
+        move_into_place(self.tmp, self.out)
         return open_store(self.out, verify_checkpoint=False)
 
 

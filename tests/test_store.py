@@ -110,10 +110,10 @@ def test_what_a_killed_recording_left_is_removed_by_the_next(tiny_checkpoint, tm
     import sys
 
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    abandoned = tmp_path / f".s.writing-{int(dead.stdout)}"  # its writer was killed mid-recording
+    abandoned = tmp_path / f".s.writing-{int(dead.stdout)}-0a1b2c3d"  # its writer was killed mid-recording
     abandoned.mkdir()
     (abandoned / "activations.f16").write_bytes(b"\0" * 1000)
-    mine = tmp_path / f".s.writing-{os.getppid()}"  # a live process's recording is left alone
+    mine = tmp_path / f".s.writing-{os.getppid()}-4e5f6a7b"  # a live process's recording is left alone
     mine.mkdir()
     record_activations(lstmviz.load_checkpoint(tiny_checkpoint), [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s", mine.name])

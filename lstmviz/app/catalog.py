@@ -5,6 +5,7 @@ The browser only ever names a store from this catalog; no file path from a reque
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from urllib.parse import parse_qs, urlencode
 import numpy as np
 
 from ..analysis import error_analysis, gate_saturation, neuron_summary, store_rankings, store_summaries
+from ..atomic import write_atomic
 from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
 from ..errors import StoreError
 from ..store import ActivationStore, NeuronId
@@ -127,9 +129,9 @@ class Catalog:
             summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
             advantage = advantage.astype(np.float32)
             try:
-                tmp = store.path / f".{ERRORS_CACHE}.tmp.npz"
-                np.savez(tmp, advantage=advantage, summary=np.array(json.dumps(summary)))
-                tmp.replace(cache)
+                buffer = io.BytesIO()
+                np.savez(buffer, advantage=advantage, summary=np.array(json.dumps(summary)))
+                write_atomic(cache, buffer.getvalue())
             except OSError:
                 pass  # a read-only store: computed again next time
             return {"advantage": advantage, **summary}
