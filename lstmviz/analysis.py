@@ -155,12 +155,25 @@ def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray
     return aurocs, rho, pearson
 
 
+# Rankings run on two worker threads with torch single-threaded inside them: the fastest way
+# on the command line, but torch's thread count is process-wide, so a server must not flip
+# it under other requests; ``serve`` calls keep_torch_threads() once its start-up work is
+# done, and later rankings use one worker and torch's own threads.
+_ranking_workers = 2
+
+
+def keep_torch_threads() -> None:
+    """From now on, rankings leave torch's process-wide thread count alone."""
+    global _ranking_workers
+    _ranking_workers = 1
+
+
 def rank_neurons(
     store: ActivationStore,
     features: Features,
     kinds: tuple[str, ...] | None = None,
     block_size: int = 16,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> dict[str, Ranking]:
     """Every neuron (of the given kinds; default all) against every feature, over the whole
     store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric."""
@@ -197,13 +210,17 @@ def rank_neurons(
 
     # The workers are the parallelism: torch's own threads inside each would oversubscribe
     # the cores (measured: 11.6 s with them, 8.5 s without, 1M characters x 1,536 neurons).
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1 if workers > 1 else threads)
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(run, jobs))
-    finally:
-        torch.set_num_threads(threads)
+    workers = workers or _ranking_workers
+    if workers == 1:
+        results = [run(job) for job in jobs]
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                results = list(pool.map(run, jobs))
+        finally:
+            torch.set_num_threads(threads)
     neurons = [str(NeuronId(s.layer, s.kind, i)) for s, lo, hi in jobs for i in range(lo, hi)]
     auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(binaries)))
     rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(numeric_names)))

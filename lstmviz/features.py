@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import regex
 
 from .errors import LstmvizError
 
@@ -199,19 +200,30 @@ def document_tracks(text: str, name: str = "") -> tuple[dict[str, np.ndarray], s
     return tracks, "heuristic"
 
 
-def regex_feature(pattern: str) -> FeatureFn:
-    """A binary track marking every character inside a match of ``pattern``."""
+REGEX_SECONDS = 2.0  # a pattern that backtracks for longer is stopped
+
+
+def regex_feature(pattern: str, timeout: float = REGEX_SECONDS) -> FeatureFn:
+    """A binary track marking every character inside a match of ``pattern`` (Python's
+    syntax). Matched by the ``regex`` package, which gives up after ``timeout`` seconds and
+    lets other threads run meanwhile, so a pattern such as ``(a+)+$`` cannot freeze a server."""
     try:
-        compiled = re.compile(pattern, re.MULTILINE)
-    except re.error as exc:
+        compiled = regex.compile(pattern, regex.MULTILINE | regex.VERSION0)
+    except (regex.error, ValueError, TypeError) as exc:
         raise LstmvizError(f"Invalid regular expression {pattern!r}: {exc}.") from None
 
     def mark(text: str) -> np.ndarray:
         out = np.zeros(len(text) + 1, dtype=np.int64)
-        for m in compiled.finditer(text):
-            if m.end() > m.start():
-                out[m.start()] += 1
-                out[m.end()] -= 1
+        try:
+            for m in compiled.finditer(text, concurrent=True, timeout=timeout):
+                if m.end() > m.start():
+                    out[m.start()] += 1
+                    out[m.end()] -= 1
+        except TimeoutError:
+            raise LstmvizError(
+                f"The regular expression {pattern!r} ran for more than {timeout:g} s on this text "
+                "(it backtracks too much); write it more simply."
+            ) from None
         return (np.cumsum(out[:-1]) > 0).astype(np.int64)
 
     return mark

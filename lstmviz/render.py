@@ -30,6 +30,7 @@ COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
 ]
 COLOUR_LEVELS = 256  # steps of the scale the painter uses (one CSS class each)
 MAX_HEATMAP_CHARS = 2000
+MAX_HEATMAP_NEURONS = 48  # rows: more is unreadable, and unbounded work for a server
 # What a graph shows until its figure arrives: nothing (no empty axes), in little height.
 EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 40}}
 _VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
@@ -161,6 +162,8 @@ def heatmap_figure(store: ActivationStore, neurons: list[str | NeuronId], start:
     each cell labelled with its character, as in the paper's figures."""
     if not neurons:
         raise StoreError("Give at least one neuron.")
+    if len(neurons) > MAX_HEATMAP_NEURONS:
+        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
     start, stop = check_range(start, stop, len(store))
     if stop - start > MAX_HEATMAP_CHARS:
         raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")

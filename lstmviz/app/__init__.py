@@ -8,6 +8,7 @@ from pathlib import Path
 import dash
 from dash import Input, Output, dcc, html
 
+from ..analysis import keep_torch_threads
 from ..errors import LstmvizError
 from ..store import ActivationStore
 from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page
@@ -68,6 +69,7 @@ def check_serving(host: str, debug: bool) -> None:
 
 def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, threads: int = 8) -> None:
     check_serving(host, debug)
+    keep_torch_threads()  # requests run side by side from here: no process-wide setting changes
     if debug:
         app.run(host=host, port=port, debug=True)
         return

@@ -9,6 +9,8 @@ The URL (``/compare?a=...&b=...&neuron=L2.c.90&pos=0``) holds the view."""
 
 from __future__ import annotations
 
+import uuid
+
 import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
@@ -198,7 +200,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         except LstmvizError as exc:
             return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
         head = (None, names, a, names, b)
-        if job.state == "running":
+        if job.state in ("queued", "running"):
             return (*head, progress_bar(job), False) + (no_update,) * (OUTPUTS - 7)
         if job.state == "failed":
             failed = html.Div(f"The comparison failed: {job.error}", className="error")
@@ -247,7 +249,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         job = catalog.emergence()
         if job is None:
             return html.P("This model has no snapshots.", className="hint"), {}, True
-        if job.state == "running":
+        if job.state in ("queued", "running"):
             return progress_bar(job), no_update, False
         if job.state == "failed":
             return html.Div(job.error, className="error"), {}, True
@@ -268,7 +270,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         which = "cka" if ctx.triggered_id == "cmp-export-cka" else "emergence"
         try:
             fig, name = _figure(catalog, search, which)
-            data = figure_bytes(fig, fmt)
+            data = catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(fig, fmt))
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         return dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), None

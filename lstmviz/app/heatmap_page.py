@@ -3,12 +3,14 @@ export to PNG, SVG, PDF and standalone HTML (the same builder as ``lstmviz expor
 
 from __future__ import annotations
 
+import uuid
+
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..errors import LstmvizError
 from ..export import figure_bytes
-from ..render import EMPTY_FIGURE, heatmap_figure, parse_range
+from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, heatmap_figure, parse_range
 from .catalog import Catalog, changed_search, parse_query
 
 PATH = "/heatmap"
@@ -21,6 +23,8 @@ def _view(catalog: Catalog, search: str | None):
     name = q.get("store") or store.name
     default = catalog.best_neuron(name)
     neurons = [n for n in q.get("neurons", default).split(",") if n]
+    if len(neurons) > MAX_HEATMAP_NEURONS:  # before any of them is looked up
+        raise LstmvizError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
     for n in neurons:
         catalog.neuron(store, n)
     start, stop = parse_range(q.get("range", "0:200"), len(store))
@@ -96,7 +100,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         fmt = pressed.rsplit("-", 1)[1]
         try:
             store, name, neurons, start, stop = _view(catalog, search)
-            data = figure_bytes(heatmap_figure(store, neurons, start, stop), fmt)
+            figure = heatmap_figure(store, neurons, start, stop)
+            data = catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         filename = f"{name}-{'_'.join(neurons)}-{start}-{stop}.{fmt}".replace("/", "_")

@@ -144,7 +144,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         history = catalog.once(("history", name), lambda: _history(store))
         job = catalog.model_errors(name)
         reference = {"model on this store": bpc}
-        if job.state == "running":
+        if job.state in ("queued", "running"):
             progress = progress_bar(job)
             curves = training_figure(history, reference)
             return (

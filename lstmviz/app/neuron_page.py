@@ -302,7 +302,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         if measured is not None:
             return logits, effect_view(measured), hidden, True
         job = catalog.jobs.get(f"effect:{name}:{neuron}")
-        if job is not None and job.state == "running":
+        if job is not None and job.state in ("queued", "running"):
             return logits, progress_bar(job), hidden, False
         if job is not None and job.state == "failed":
             return logits, html.Div(f"The measurement failed: {job.error}", className="error"), shown, True
