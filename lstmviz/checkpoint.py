@@ -27,6 +27,7 @@ from .errors import CheckpointError
 from .model import CharRNN, ModelConfig
 
 FORMAT_VERSION = 1
+SHIPPED_DIR = Path(__file__).resolve().parent / "checkpoints"  # package data: in a wheel too
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 HISTORY_FILE = "history.json"
@@ -144,9 +145,19 @@ def _read_config(path: Path) -> dict:
     return config
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint directory; the model is returned in eval mode."""
+def shipped_path(path: str | Path) -> Path:
+    """``path`` as given, or, if nothing is there, the shipped checkpoint of that name
+    (``stdlib-lstm``): it is package data, found wherever lstmviz is installed."""
     path = Path(path)
+    if not path.exists() and len(path.parts) == 1 and (SHIPPED_DIR / path / CONFIG_FILE).is_file():
+        return SHIPPED_DIR / path
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Load and validate a checkpoint directory (or a shipped one by name, ``stdlib-lstm``);
+    the model is returned in eval mode."""
+    path = shipped_path(path)
     config = _read_config(path)
     try:
         vocab = Vocab.from_json(config["vocab"])

@@ -119,10 +119,11 @@ def evaluate(checkpoint, paths, max_order, as_json) -> None:
 @click.option("--max-chars", type=int, default=None, help="Record at most this many characters.")
 @click.option("--lanes", default=DEFAULT_LANES, show_default=True, help="Documents recorded side by side (the batch).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
+@click.option("--series", "kinds", default=None, help="Kinds to record, e.g. h,c (default: all; h,c is a third of the size).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
-def record(checkpoint, paths, out, max_chars, lanes, overwrite, device, as_json) -> None:
+def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, as_json) -> None:
     """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluation_documents
@@ -134,9 +135,10 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, device, as_json)
     if lanes < 1:
         raise LstmvizError("--lanes must be at least 1.")
     ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
-    store = record_activations(
-        ckpt, evaluation_documents(ckpt, paths), out, max_chars=max_chars, lanes=lanes, overwrite=overwrite, progress=not as_json
-    )
+    kinds = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds is not None else None
+    docs = evaluation_documents(ckpt, paths)
+    options = {"max_chars": max_chars, "lanes": lanes, "overwrite": overwrite, "kinds": kinds, "progress": not as_json}
+    store = record_activations(ckpt, docs, out, **options)
     result = {
         "store": str(store.path),
         "chars": len(store),
@@ -403,20 +405,30 @@ def _open_for_dashboard(path: str | None, progress: bool = True):
 @click.argument("paths", nargs=-1)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (loopback unless told otherwise).")
 @click.option("--port", default=8050, show_default=True)
+@click.option("--token", default=None, help="Token required off loopback (default: a random one, printed in the URL).")
 @click.option("--debug", is_flag=True, help="Dash debug mode (never on a shared network).")
 @_user_errors
-def serve(paths, host, port, debug) -> None:
+def serve(paths, host, port, token, debug) -> None:
     """Open the dashboard on stores or checkpoints (default: the shipped model's test split)."""
-    from .app import check_serving, create_app
+    import secrets
+
+    from .app import LOOPBACK, check_serving, create_app
     from .app import serve as run_server
 
-    check_serving(host, debug)  # before any recording: a refusal should not cost minutes
+    check_serving(host, port, debug)  # before any recording: a refusal should not cost minutes
+    if host not in LOOPBACK:
+        token = token or secrets.token_urlsafe(24)
+        click.echo(f"lstmviz: warning: serving on {host}: every store named here is readable by anyone with the token.", err=True)
+    elif token is not None:
+        click.echo("lstmviz: on loopback no token is asked for; --token is ignored.", err=True)
+        token = None
     stores = [_open_for_dashboard(p) for p in (paths or [None])]
     app = create_app(stores)
     for name in app.catalog.stores:
         app.catalog.prepare(name)  # before the first page is served (cached in the store)
-    click.echo(f"lstmviz dashboard on http://{host}:{port}/  (Ctrl-C stops it)", err=True)
-    run_server(app, host=host, port=port, debug=debug)
+    url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
+    click.echo(f"lstmviz dashboard on {url}  (Ctrl-C stops it)", err=True)
+    run_server(app, host=host, port=port, debug=debug, token=token)
 
 
 def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | None, progress: bool = True):
@@ -425,7 +437,7 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
     from .recording import limit_chars
-    from .sources import cached_store_path, is_store, open_source, recorded, store_documents
+    from .sources import COMPARED_KINDS, cached_store_path, is_store, open_source, recorded, store_documents
 
     sources = [open_source(a), open_source(b)]
     stores = [s for s in sources if isinstance(s, ActivationStore)]
@@ -447,9 +459,9 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
                 )
             out.append(source)
         else:
-            if not is_store(cached_store_path(source, docs)):
-                click.echo(f"recording {source.name} on {len(text):,} characters (cached for next time)", err=True)
-            out.append(recorded(source, docs, progress=progress))
+            if not is_store(cached_store_path(source, docs, COMPARED_KINDS)):
+                click.echo(f"recording {source.name}'s h and c on {len(text):,} characters (cached for next time)", err=True)
+            out.append(recorded(source, docs, kinds=COMPARED_KINDS, progress=progress))
     return out
 
 
@@ -528,6 +540,40 @@ def emergence(checkpoint, paths, max_chars, as_json) -> None:
     click.echo(f"{'step':>8} {'bpc':>7} " + " ".join(f"{n:>13}" for n in names))
     for k, step in enumerate(data["steps"]):
         click.echo(f"{step:>8} {data['bpc'][k]:>7.4f} " + " ".join(f"{data['features'][n][k]:>13.3f}" for n in names))
+
+
+@main.group()
+def cache() -> None:
+    """Recordings kept for you (by serve, compare, emergence): list them or clear them."""
+
+
+@cache.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def cache_list(as_json) -> None:
+    """What the cache holds ($LSTMVIZ_CACHE, default ~/.cache/lstmviz), largest first."""
+    from .sources import cache_entries, cache_root
+
+    entries = cache_entries()
+    if as_json:
+        _print_json({"cache": str(cache_root()), "entries": [e.to_json() for e in entries]})
+        return
+    click.echo(f"{cache_root()}: {len(entries)} entries, {sum(e.bytes for e in entries) / 1e9:.2f} GB")
+    for e in entries:
+        click.echo(f"  {e.bytes / 1e9:8.2f} GB  {e.age_days:6.1f} days  {e.path.name}")
+
+
+@cache.command("clear")
+@click.option("--older-than", "days", type=float, default=None, help="Only entries not used for this many days.")
+@_user_errors
+def cache_clear(days) -> None:
+    """Remove cached recordings (all, or those older than --older-than DAYS); one being written is left alone."""
+    from .sources import clear_cache
+
+    if days is not None and days < 0:
+        raise LstmvizError("--older-than takes a number of days, 0 or more.")
+    removed, freed, busy = clear_cache(days)
+    click.echo(f"removed {removed} entries, {freed / 1e9:.2f} GB" + (f"; {busy} in use were kept" if busy else ""))
 
 
 @main.group()

@@ -354,7 +354,7 @@ def emergence(ckpt_path, docs, *, progress: bool = True, on_progress=None) -> di
     same text (cached, so a second run is quick)."""
     from .checkpoint import load_checkpoint
     from .evaluate import store_bpc
-    from .sources import recorded
+    from .sources import COMPARED_KINDS, recorded
 
     final = load_checkpoint(ckpt_path)
     paths = [*final.snapshots(), final.path]
@@ -368,7 +368,7 @@ def emergence(ckpt_path, docs, *, progress: bool = True, on_progress=None) -> di
             if on_progress is not None:
                 on_progress((k + done / max(total, 1)) / len(paths), f"recording {name} ({k + 1} of {len(paths)})")
 
-        store = recorded(ckpt, docs, progress=progress, on_progress=report)
+        store = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=progress, on_progress=report)
         if on_progress is not None:
             on_progress((k + 1) / len(paths), f"finding cells in {ckpt.name} ({k + 1} of {len(paths)})")
         rankings = store_rankings(store)

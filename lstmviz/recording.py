@@ -9,6 +9,7 @@ of the store. The store is written under a temporary name and renamed when compl
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ from .checkpoint import Checkpoint
 from .corpus import Document
 from .errors import CorpusError, StoreError
 from .hooks import run_with_cache
-from .store import DEFAULT_LANES, TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
+from .neurons import hook_name
+from .store import DEFAULT_LANES, FILES, TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
@@ -135,6 +137,33 @@ class LaidText:
             yield rows, pos, valid, x, keep
 
 
+def checked_kinds(cfg, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The series kinds to record, in the model's order; an unknown one is an error."""
+    if kinds is None:
+        return cfg.series_kinds
+    unknown = [k for k in kinds if k not in cfg.series_kinds]
+    if unknown or not kinds:
+        raise StoreError(f"This {cfg.cell.upper()} has series {', '.join(cfg.series_kinds)}; not {', '.join(unknown) or 'none'}.")
+    return tuple(k for k in cfg.series_kinds if k in kinds)
+
+
+def store_bytes(rows: int, chars: int) -> int:
+    """The size of a store: per character, ``rows`` float16 values and the text and predictions."""
+    per_char = sum(np.dtype(dtype).itemsize * (rows if n is None else n) for dtype, n in FILES.values())
+    return per_char * chars
+
+
+def check_free_space(out: Path, needed: int) -> None:
+    """Refuse, with the numbers, a recording the disk has no room for (5% to spare)."""
+    parent = out.parent if out.parent.exists() else Path.cwd()
+    free = shutil.disk_usage(parent).free
+    if needed * 1.05 > free:
+        raise StoreError(
+            f"This recording needs about {needed / 1e9:.2f} GB and {parent} has {free / 1e9:.2f} GB free; record fewer "
+            "series (--series h,c), fewer characters (--max-chars) or free space (lstmviz cache clear)."
+        )
+
+
 def record_activations(
     ckpt: Checkpoint,
     docs: list[Document],
@@ -144,10 +173,12 @@ def record_activations(
     lanes: int = DEFAULT_LANES,
     chunk_len: int = 256,
     overwrite: bool = False,
+    kinds: tuple[str, ...] | None = None,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
-    """Record every series of every layer of ``ckpt`` over ``docs`` into the store ``out``;
+    """Record the series of ``kinds`` (default: all, e.g. h c i f g o) of every layer of
+    ``ckpt`` over ``docs`` into the store ``out``, after checking the disk has room for it;
     ``on_progress(done, total)`` (characters) is called after each chunk."""
     out = Path(out)
     if out.exists() and not overwrite:
@@ -160,12 +191,15 @@ def record_activations(
     laid = LaidText.of(docs, vocab, lanes)
     total = len(laid.text)
 
+    kinds = checked_kinds(cfg, kinds)
     series, row = [], 0
     for layer in range(1, cfg.num_layers + 1):
-        for kind in cfg.series_kinds:
+        for kind in kinds:
             series.append(Series(layer, kind, cfg.hidden_size, row))
             row += cfg.hidden_size
     rows = row
+    check_free_space(out, store_bytes(rows, total))
+    wanted = [hook_name(s.layer - 1, s.kind) for s in series]
 
     t0 = time.perf_counter()
     with StoreWriter(out, rows, total) as writer:
@@ -176,7 +210,7 @@ def record_activations(
         for active, pos, valid, x, keep_t in laid.chunks(chunk_len, device):
             lanes_state = select_rows(state, active)
             (logits, lanes_state), cache = run_with_cache(
-                model, lambda x=x, s=lanes_state, kp=keep_t: model.forward_instrumented(x, s, kp)
+                model, lambda x=x, s=lanes_state, kp=keep_t: model.forward_instrumented(x, s, kp), wanted
             )
             state = update_rows(state, active, lanes_state)
             _write_chunk(writer, stage, series, cache, logits, active, pos, valid, laid.next_ids)

@@ -7,16 +7,21 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import lock_for
-from .checkpoint import CONFIG_FILE, Checkpoint, load_checkpoint
+from filelock import Timeout
+
+from .atomic import lock_for, writer_pid
+from .checkpoint import CONFIG_FILE, SHIPPED_DIR, Checkpoint, load_checkpoint, shipped_path
 from .corpus import Document
 from .errors import LstmvizError, StoreError
-from .store import ActivationStore, open_store
+from .store import ActivationStore, open_store, process_alive
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "checkpoints" / "stdlib-lstm"
+DEFAULT_CHECKPOINT = SHIPPED_DIR / "stdlib-lstm"
 
 
 def cache_root() -> Path:
@@ -38,7 +43,7 @@ def is_store(path: Path) -> bool:
 def open_source(path: str | Path | None) -> ActivationStore | Checkpoint:
     """A store or a checkpoint directory (default: the shipped checkpoint); anything else
     is one clear error."""
-    target = Path(path) if path else DEFAULT_CHECKPOINT
+    target = shipped_path(path) if path else DEFAULT_CHECKPOINT
     if is_store(target):
         return open_store(target)
     if (target / CONFIG_FILE).is_file():
@@ -48,31 +53,93 @@ def open_source(path: str | Path | None) -> ActivationStore | Checkpoint:
     raise LstmvizError(f"{target} is neither an activation store nor a checkpoint directory.")
 
 
-def cached_store_path(ckpt: Checkpoint, docs: list[Document]) -> Path:
-    return cache_root() / f"{ckpt.name}-{ckpt.content_hash[:12]}-{text_key(docs)}.store"
+# What comparing models needs (CKA, matched neurons, cells): h and c, without the gates, a
+# third of a full recording's size.
+COMPARED_KINDS = ("h", "c")
+
+
+def recorded_kinds(ckpt: Checkpoint, kinds: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """``kinds`` among the checkpoint's series (a GRU has no c); None for all."""
+    return None if kinds is None else tuple(k for k in ckpt.model_config.series_kinds if k in kinds)
+
+
+def cached_store_path(ckpt: Checkpoint, docs: list[Document], kinds: tuple[str, ...] | None = None) -> Path:
+    kinds = recorded_kinds(ckpt, kinds)
+    only = "" if kinds is None else "-" + "".join(kinds)
+    return cache_root() / f"{ckpt.name}-{ckpt.content_hash[:12]}-{text_key(docs)}{only}.store"
 
 
 def recorded(
     ckpt: Checkpoint,
     docs: list[Document],
     *,
+    kinds: tuple[str, ...] | None = None,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
-    """``ckpt`` recorded on ``docs``, from the cache or recorded into it (once). Writers of
-    the same cached store take its lock: a second one waits, then opens the first one's."""
+    """``ckpt`` recorded on ``docs`` (the series of ``kinds``, default all), from the cache or
+    recorded into it (once). Writers of the same cached store take its lock: a second one
+    waits, then opens the first one's."""
     from .recording import record_activations
 
-    cached = cached_store_path(ckpt, docs)
+    kinds = recorded_kinds(ckpt, kinds)
+    cached = cached_store_path(ckpt, docs, kinds)
     with lock_for(cached):
         if is_store(cached):
             try:
                 return open_store(cached)
             except StoreError:
                 pass  # damaged (a disk error, a hand edit): recorded again
-        return record_activations(ckpt, docs, cached, progress=progress, overwrite=True, on_progress=on_progress)
+        return record_activations(ckpt, docs, cached, overwrite=True, kinds=kinds, progress=progress, on_progress=on_progress)
 
 
 def store_documents(store: ActivationStore) -> list[Document]:
     """The text a store was recorded on, as documents (to record another model on it)."""
     return [Document(d.name, store.text(d.start, d.stop)) for d in store.documents]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    path: Path
+    bytes: int
+    age_days: float  # since it was last written
+
+    def to_json(self) -> dict:
+        return {"name": self.path.name, "bytes": self.bytes, "age_days": round(self.age_days, 2)}
+
+
+def cache_entries() -> list[CacheEntry]:
+    """The stores in the cache folder, largest first."""
+    root = cache_root()
+    if not root.is_dir():
+        return []
+    now, out = time.time(), []
+    for path in root.iterdir():
+        if path.is_dir() and not path.name.startswith("."):
+            files = [f for f in path.rglob("*") if f.is_file()]
+            newest = max([path.stat().st_mtime, *(f.stat().st_mtime for f in files)])
+            out.append(CacheEntry(path, sum(f.stat().st_size for f in files), (now - newest) / 86400))
+    return sorted(out, key=lambda e: -e.bytes)
+
+
+def clear_cache(older_than_days: float | None = None) -> tuple[int, int, int]:
+    """Remove cache entries (those unused for ``older_than_days``, or all), each under its
+    lock, so one being written is kept; what dead writers left is removed too. Returns
+    (removed, bytes freed, kept because in use)."""
+    removed = freed = busy = 0
+    for entry in cache_entries():
+        if older_than_days is not None and entry.age_days < older_than_days:
+            continue
+        try:
+            with lock_for(entry.path, timeout=0):
+                shutil.rmtree(entry.path)
+        except Timeout:
+            busy += 1
+            continue
+        removed, freed = removed + 1, freed + entry.bytes
+    root = cache_root()
+    for leftover in root.glob(".*.writing-*") if root.is_dir() else []:
+        pid = writer_pid(leftover)
+        if pid is not None and not process_alive(pid):
+            shutil.rmtree(leftover, ignore_errors=True)
+    return removed, freed, busy

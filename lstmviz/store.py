@@ -243,7 +243,7 @@ class ColumnStage:
             self.fd = None
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -258,7 +258,7 @@ def _remove_abandoned(out: Path) -> None:
     was killed before it could clean up (``kill -9``, a lost machine)."""
     for tmp in out.parent.glob(f".{out.name}.writing-*"):
         pid = writer_pid(tmp)
-        if pid is not None and not _process_alive(pid):
+        if pid is not None and not process_alive(pid):
             shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import hmac
+import socket
 from pathlib import Path
 
 import dash
@@ -14,7 +16,7 @@ from ..store import ActivationStore
 from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page
 from .catalog import Catalog
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
 PAGES = {
     neuron_page.PATH: ("Neuron", neuron_page),
     discover_page.PATH: ("Discover", discover_page),
@@ -56,19 +58,56 @@ def create_app(stores: list[ActivationStore]) -> dash.Dash:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+TOKEN_COOKIE = "lstmviz_token"
 
 
-def check_serving(host: str, debug: bool) -> None:
-    """Refuse debug mode on any address but loopback: Dash's debugger runs code sent to it."""
+def check_serving(host: str, port: int, debug: bool) -> None:
+    """Refuse, before any work, what cannot or must not be served: debug mode on any address
+    but loopback (Dash's debugger runs code sent to it), a port out of range or in use."""
     if debug and host not in LOOPBACK:
         raise LstmvizError(
             f"--debug serves a debugger that runs code sent to it, so it is only allowed on loopback "
             f"({', '.join(LOOPBACK)}), not on {host}."
         )
+    if not 1 <= port <= 65535:
+        raise LstmvizError(f"--port must be between 1 and 65535, not {port}.")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        raise LstmvizError(f"Cannot serve on {host}:{port}: {exc.strerror or exc}; choose another --port or --host.") from None
 
 
-def serve(app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, threads: int = 8) -> None:
-    check_serving(host, debug)
+def require_token(app: dash.Dash, token: str) -> None:
+    """Refuse every request without ``token`` (in the URL as ``?token=``, then kept in a
+    cookie, or as an ``Authorization: token ...`` header), as Jupyter does."""
+    from flask import request
+
+    def given() -> str:
+        header = request.headers.get("Authorization", "")
+        return request.args.get("token") or request.cookies.get(TOKEN_COOKIE) or header.removeprefix("token ").strip()
+
+    @app.server.before_request
+    def check():
+        if not hmac.compare_digest(given().encode(), token.encode()):
+            return "This dashboard needs its token: open the URL that `lstmviz serve` printed.", 403
+        return None
+
+    @app.server.after_request
+    def remember(response):
+        if request.args.get("token"):
+            response.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
+        return response
+
+
+def serve(
+    app: dash.Dash, host: str = "127.0.0.1", port: int = 8050, debug: bool = False, threads: int = 8, token: str | None = None
+) -> None:
+    """Serve ``app``; on an address other than loopback, only to requests with ``token``."""
+    check_serving(host, port, debug)
+    if token:
+        require_token(app, token)
     keep_torch_threads()  # requests run side by side from here: no process-wide setting changes
     if debug:
         app.run(host=host, port=port, debug=True)

@@ -189,7 +189,7 @@ class Catalog:
         if kind == "store":
             return self.stores[name]
         from ..checkpoint import load_checkpoint
-        from ..sources import recorded, store_documents
+        from ..sources import COMPARED_KINDS, recorded, store_documents
 
         text = self.stores[self.default]
         ckpt = load_checkpoint(path)
@@ -199,7 +199,7 @@ class Catalog:
         def report(done: int, total: int) -> None:
             job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {len(text):,} characters")
 
-        return recorded(ckpt, store_documents(text), progress=False, on_progress=report)
+        return recorded(ckpt, store_documents(text), kinds=COMPARED_KINDS, progress=False, on_progress=report)
 
     def comparison(self, a: str, b: str) -> Job:
         """A against B on the first store's text (background job; ``job.result`` is a
