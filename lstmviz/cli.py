@@ -204,6 +204,8 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
 @_user_errors
 def errors(store, top_k, max_order, as_json) -> None:
     """Which characters the recurrent model predicts better than the n-gram (Karpathy et al., sec. 5)."""
+    if top_k < 1 or not 1 <= max_order <= 20:
+        raise LstmvizError("--top must be at least 1 and --max-order between 1 and 20.")
     from .analysis import error_analysis
     from .checkpoint import load_checkpoint
     from .evaluate import ngram_for_store
@@ -477,6 +479,10 @@ def compare(a, b, paths, max_chars, top_k, as_json) -> None:
     """Compare two checkpoints or stores on the same text: CKA, matched neurons, cells, loss.
 
     Text: PATHS if given, else the text of a given store, else A's test split."""
+    if top_k < 1:
+        raise LstmvizError("--top must be at least 1.")
+    if max_chars is not None and max_chars < 1:
+        raise LstmvizError("--max-chars must be a positive number of characters.")
     from .compare import compare_stores
 
     store_a, store_b = _compared_stores(a, b, paths, max_chars)
@@ -581,6 +587,14 @@ def bench() -> None:
     """Benchmarks: our code beside its reference, measured side by side in one run."""
 
 
+def _at_least(**options: int) -> None:
+    """A benchmark's counts: each must be at least the smallest that measures anything."""
+    smallest = {"chars": 1000, "repeats": 1, "steps": 1, "units": 1, "switches": 1, "clients": 1, "per_client": 1, "sample": 1}
+    for name, value in options.items():
+        if value is not None and value < smallest[name]:
+            raise LstmvizError(f"--{name.replace('_', '-')} must be at least {smallest[name]:,}, not {value}.")
+
+
 def _report(result: dict, as_json: bool) -> None:
     from .bench import format_table
 
@@ -595,6 +609,7 @@ def _report(result: dict, as_json: bool) -> None:
 @_user_errors
 def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
     """Training characters/s against a plain nn.LSTM loop (target ratio >= 0.95)."""
+    _at_least(steps=steps, repeats=repeats)
     from .bench import bench_train
 
     _report(bench_train(checkpoint, steps, repeats), as_json)
@@ -609,6 +624,7 @@ def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
 @_user_errors
 def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
     """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop."""
+    _at_least(chars=chars, repeats=repeats)
     from .bench import bench_record
 
     _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
@@ -623,6 +639,7 @@ def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
 @_user_errors
 def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
     """The exact intervention pass against a careful hand-written clamp loop, the fused forward and sampling."""
+    _at_least(chars=chars, repeats=repeats)
     from .bench import bench_intervene
 
     _report(bench_intervene(checkpoint, chars, lanes, repeats), as_json)
@@ -637,6 +654,7 @@ def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
 @_user_errors
 def bench_analysis_command(store, chars, sample, repeats, as_json) -> None:
     """Ranking h and c of every layer against all features, against a per-neuron scipy/sklearn loop."""
+    _at_least(chars=chars, sample=sample, repeats=repeats)
     from .bench import bench_analysis
 
     _report(bench_analysis(store, chars, sample, repeats=repeats), as_json)
@@ -653,6 +671,7 @@ def bench_analysis_command(store, chars, sample, repeats, as_json) -> None:
 @_user_errors
 def bench_dashboard_command(store, chars, switches, clients, per_client, no_browser, as_json) -> None:
     """Neuron-switch and contexts server time against the raw read, paint time, and a load test."""
+    _at_least(chars=chars, switches=switches, clients=clients, per_client=per_client)
     from .bench import bench_dashboard
 
     _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser), as_json)
@@ -666,6 +685,7 @@ def bench_dashboard_command(store, chars, switches, clients, per_client, no_brow
 @_user_errors
 def bench_compare_command(chars, units, repeats, as_json) -> None:
     """The whole comparison against numpy.corrcoef and against one float32 matrix product."""
+    _at_least(chars=chars, units=units, repeats=repeats)
     from .bench import bench_compare
 
     _report(bench_compare(chars, units, repeats), as_json)

@@ -19,3 +19,7 @@ class StoreError(LstmvizError):
 
 class NeuronError(StoreError):
     """A neuron id that is malformed or names no neuron of the model or store."""
+
+
+class ConfigError(LstmvizError, ValueError):
+    """A setting out of range (a model size, a training option, a command-line number)."""

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .errors import NeuronError
+from .errors import ConfigError, NeuronError
 from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, hook_points, hooks, is_reader, run_with_cache
 from .instrument import fast_layer
 from .neurons import NeuronId, hook_name
@@ -39,11 +39,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.cell not in CELLS:
-            raise ValueError(f"Unknown cell type {self.cell!r}; choose one of {', '.join(CELLS)}.")
+            raise ConfigError(f"Unknown cell type {self.cell!r}; choose one of {', '.join(CELLS)}.")
         if self.num_layers < 1 or self.hidden_size < 1 or self.embed_dim < 1 or self.vocab_size < 2:
-            raise ValueError("Layers, hidden size, embedding width must be positive and vocab >= 2.")
+            raise ConfigError("Layers (--layers), units (--hidden) and embedding width (--embed) must be at least 1.")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("Dropout must be in [0, 1).")
+            raise ConfigError(f"Dropout must be at least 0 and below 1, not {self.dropout}.")
 
     def to_json(self) -> dict:
         return asdict(self)

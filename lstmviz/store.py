@@ -33,6 +33,7 @@ from .neurons import NeuronId
 STORE_FORMAT = "lstmviz-store"
 STORE_VERSION = 1
 TOP_K = 5
+META_KEYS = ("format_version", "checkpoint", "vocab", "chars", "documents", "series", "file_sizes")
 # Recording's default batch (documents side by side). Fused throughput on the test split is
 # within 10% of 64 lanes, at a quarter of the memory. Here, not in recording.py, so the CLI
 # can show it without importing torch.
@@ -356,6 +357,23 @@ def write_store(
         return w.finish(checkpoint=checkpoint, vocab=vocab or ["\ufffd"], documents=documents, series=listed, recording={})
 
 
+def _checked(path: Path, meta: dict) -> ActivationStore:
+    """The store ``meta`` describes, if every file has the size it says and the sizes fit
+    the text and the series (a lie in meta.json must not map past a file's end)."""
+    store = ActivationStore(path, meta)
+    expected = {
+        name: int(np.prod(file_shape(name, store.rows, store.chars))) * np.dtype(FILES[name][0]).itemsize for name in FILES
+    }
+    for name, size in expected.items():
+        f = path / name
+        actual = f.stat().st_size if f.is_file() else 0
+        if actual != size or meta["file_sizes"].get(name) != size:
+            raise StoreError(f"The store at {path} is truncated or damaged: {name} has {actual} bytes, expected {size}.")
+    if any(not 0 <= d.start <= d.stop <= store.chars for d in store.documents):
+        raise StoreError(f"The store at {path} is damaged: a document lies outside its text.")
+    return store
+
+
 def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationStore:
     """Open a store lazily. A truncated store, or one whose checkpoint has changed since it
     was recorded, is a :class:`StoreError`."""
@@ -371,19 +389,20 @@ def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationSt
         raise StoreError(f"The store at {path} is corrupt: meta.json is not valid JSON.") from None
     if not isinstance(meta, dict) or meta.get("format") != STORE_FORMAT:
         raise StoreError(f"{path} is not an lstmviz activation store.")
+    missing = [k for k in META_KEYS if k not in meta]
+    if missing:
+        raise StoreError(f"The store at {path} is damaged: its meta.json has no {', '.join(missing)}; record it again.")
     if meta.get("format_version") != STORE_VERSION:
         raise StoreError(
             f"The store at {path} has format version {meta.get('format_version')}; this lstmviz reads {STORE_VERSION}."
         )
-    for name, size in meta["file_sizes"].items():
-        f = path / name
-        if not f.is_file() or f.stat().st_size != size:
-            actual = f.stat().st_size if f.is_file() else 0
-            raise StoreError(f"The store at {path} is truncated or damaged: {name} has {actual} bytes, expected {size}.")
-    store = ActivationStore(path, meta)
-    if verify_checkpoint:
+    try:
+        store = _checked(path, meta)
         ckpt = meta["checkpoint"]
         weights = Path(ckpt["path"]) / WEIGHTS_FILE
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise StoreError(f"The store at {path} is damaged: its meta.json does not describe a store; record it again.") from None
+    if verify_checkpoint:
         if weights.is_file() and file_sha256(weights) != ckpt["content_hash"]:
             raise StoreError(
                 f"The store at {path} was recorded from an earlier version of the checkpoint {ckpt['path']}; "

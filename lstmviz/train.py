@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from .corpus import Corpus, Document, Vocab
-from .errors import CheckpointError, CorpusError, LstmvizError
+from .errors import CheckpointError, ConfigError, CorpusError, LstmvizError
 from .model import CharRNN, ModelConfig, State, detach_state, mask_state
 
 IGNORE = -100  # target id of padding; not scored
@@ -50,6 +50,27 @@ class TrainConfig:
     min_char_count: int = 1  # rarer training characters map to the unknown id
     seed: int = 0
     device: str = "auto"
+
+    def __post_init__(self) -> None:
+        at_least_one = {"--seq-len": self.seq_len, "--batch-size": self.batch_size, "--eval-every": self.eval_every}
+        at_least_one |= {"--min-char-count": self.min_char_count, "--steps": 1 if self.steps is None else self.steps}
+        for option, value in at_least_one.items():
+            if value < 1:
+                raise ConfigError(f"{option} must be at least 1, not {value}.")
+        positive = {"--lr": self.lr, "--grad-clip": self.grad_clip, "--epochs": 1.0 if self.epochs is None else self.epochs}
+        for option, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{option} must be a positive number, not {value}.")
+        if self.snapshots < 0:
+            raise ConfigError(f"--snapshots must be 0 or more, not {self.snapshots}.")
+        ModelConfig(
+            vocab_size=2,
+            cell=self.cell,
+            num_layers=self.num_layers,
+            hidden_size=self.hidden_size,
+            embed_dim=self.embed_dim,
+            dropout=self.dropout,
+        )  # its own checks, before any text is read
 
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(
@@ -132,6 +153,8 @@ def build_lanes(
 
 
 def resolve_device(name: str) -> torch.device:
+    if name != "auto" and not (name == "cpu" or name == "cuda" or name.startswith("cuda:")):
+        raise ConfigError(f"--device takes auto, cpu or cuda (cuda:N), not {name!r}.")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
