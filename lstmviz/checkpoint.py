@@ -200,8 +200,8 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     history = {}
     if (path / HISTORY_FILE).is_file():
         try:
-            history = json.loads((path / HISTORY_FILE).read_text())
-        except json.JSONDecodeError:
+            history = json.loads((path / HISTORY_FILE).read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise CheckpointError(f"The checkpoint at {path} is corrupt: {HISTORY_FILE} is not valid JSON.") from None
     return Checkpoint(path=path, model=model, vocab=vocab, config=config, history=history)
 

@@ -68,6 +68,7 @@ def main() -> None:
 @click.option("--min-char-count", default=1, show_default=True, help="Rarer characters become 'unknown'.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--save-every", "save_every_s", default=300.0, show_default=True, help="Seconds between resumable saves.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --out.")
 @_user_errors
 def train(paths, out, resume, **options) -> None:

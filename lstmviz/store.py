@@ -177,7 +177,11 @@ class ActivationStore:
     # -- text and predictions -----------------------------------------------------------------
     def text(self, start: int | None = None, stop: int | None = None) -> str:
         start, stop = check_range(start, stop, self.chars)
-        return np.ascontiguousarray(self.codepoints[start:stop]).tobytes().decode("utf-32-le")
+        try:
+            return np.ascontiguousarray(self.codepoints[start:stop]).tobytes().decode("utf-32-le")
+        except UnicodeDecodeError as exc:
+            position = start + exc.start // 4
+            raise StoreError(f"The store at {self.path} is damaged: text.u32 holds no character at position {position}.") from None
 
     def document_at(self, position: int) -> StoredDocument:
         starts = [d.start for d in self.documents]
@@ -190,6 +194,8 @@ class ActivationStore:
         """Per character: log-probability of the actual next character and the top-5 guesses."""
         start, stop = check_range(start, stop, self.chars)
         ids = np.asarray(self.top_ids[start:stop])
+        if ids.size and ids.max() >= len(self.vocab_chars):
+            raise StoreError(f"The store at {self.path} is damaged: top_ids.u16 names characters outside its vocabulary.")
         return {
             "logp": np.asarray(self.logp[start:stop], dtype=np.float32),
             "top_chars": [[self.vocab_chars[i] for i in row] for row in ids],

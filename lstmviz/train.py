@@ -58,6 +58,7 @@ class TrainConfig:
             if value < 1:
                 raise ConfigError(f"{option} must be at least 1, not {value}.")
         positive = {"--lr": self.lr, "--grad-clip": self.grad_clip, "--epochs": 1.0 if self.epochs is None else self.epochs}
+        positive["--save-every"] = self.save_every_s
         for option, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{option} must be a positive number, not {value}.")
