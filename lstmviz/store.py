@@ -181,7 +181,7 @@ class ActivationStore:
             return np.ascontiguousarray(self.codepoints[start:stop]).tobytes().decode("utf-32-le")
         except UnicodeDecodeError as exc:
             position = start + exc.start // 4
-            raise StoreError(f"The store at {self.path} is damaged: text.u32 holds no character at position {position}.") from None
+            raise StoreError(f"The store at {self.path} is damaged: text.u32 has no character at {position}.") from None
 
     def document_at(self, position: int) -> StoredDocument:
         starts = [d.start for d in self.documents]
