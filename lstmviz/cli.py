@@ -668,14 +668,15 @@ def bench_analysis_command(store, chars, sample, repeats, as_json) -> None:
 @click.option("--clients", default=20, show_default=True, help="Concurrent clients in the load test.")
 @click.option("--per-client", default=50, show_default=True, help="Neuron switches per load-test client.")
 @click.option("--no-browser", is_flag=True, help="Skip the paint measurement in headless Chromium.")
+@click.option("--no-stress", is_flag=True, help="Skip the load test beside a recording and a catastrophic regex.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_dashboard_command(store, chars, switches, clients, per_client, no_browser, as_json) -> None:
+def bench_dashboard_command(store, chars, switches, clients, per_client, no_browser, no_stress, as_json) -> None:
     """Neuron-switch and contexts server time against the raw read, paint time, and a load test."""
     _at_least(chars=chars, switches=switches, clients=clients, per_client=per_client)
     from .bench import bench_dashboard
 
-    _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser), as_json)
+    _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser, stress=not no_stress), as_json)
 
 
 @bench.command("compare")

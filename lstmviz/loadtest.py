@@ -95,9 +95,34 @@ def default_view(base_url: str) -> tuple[str, list[str]]:
     return answer["store-pick"]["value"], options
 
 
-def run_load(base_url: str, store: str, neurons: list[str], clients: int = 20, switches: int = 50, seed: int = 0) -> dict:
+CATASTROPHIC_REGEX = r"(\w|\w)+!"  # on code text: backtracking exponential in the length of each word
+
+
+def stress(base_url: str, stop: threading.Event) -> dict:
+    """Heavy work beside the load, as a careless or hostile user would start it: the Compare
+    page's default comparison (a recording in the server's job queue) once, and Discover with
+    a catastrophically backtracking regex over and over until ``stop``. Returns what the
+    server answered to them."""
+    client = DashClient(base_url, DashClient.fetch_dependencies(base_url), timeout=120)
+    answers = {"compare_started": False, "regex_requests": 0, "regex_refused": 0}
+    try:
+        client.call_raw(client.body("cmp-progress", {"url.search": "", "url.pathname": "/compare"}))
+        answers["compare_started"] = True
+        query = "?" + urlencode({"regex": CATASTROPHIC_REGEX})
+        while not stop.is_set():
+            data = client.call_raw(client.body("discover-hypotheses", {"url.search": query, "url.pathname": "/discover"}))
+            answers["regex_requests"] += 1
+            answers["regex_refused"] += b"backtracks too much" in data
+    finally:
+        client.close()
+    return answers
+
+
+def run_load(
+    base_url: str, store: str, neurons: list[str], clients: int = 20, switches: int = 50, seed: int = 0, stressed: bool = False
+) -> dict:
     """``clients`` concurrent clients, ``switches`` neuron switches each on ``store``, no
-    think time."""
+    think time; with ``stressed``, while :func:`stress` runs."""
     dependencies = DashClient.fetch_dependencies(base_url)
     latencies: list[float] = []
     errors: list[str] = []
@@ -125,12 +150,20 @@ def run_load(base_url: str, store: str, neurons: list[str], clients: int = 20, s
         dash_client.close()
 
     threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    stop, stressing = threading.Event(), {}
+    if stressed:
+        heavy = threading.Thread(target=lambda: stressing.update(stress(base_url, stop)), daemon=True)
+        heavy.start()
+        time.sleep(1.0)  # the recording and the first regex are under way
     t0 = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
+    if stressed:
+        stop.set()
+        heavy.join()
     ordered = sorted(latencies)
     pct = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")  # noqa: E731
     return {
@@ -143,6 +176,7 @@ def run_load(base_url: str, store: str, neurons: list[str], clients: int = 20, s
         "load_p95_ms": pct(0.95),
         "load_max_ms": round(ordered[-1], 1) if ordered else float("nan"),
         "load_switches_per_s": round(len(latencies) / wall, 1),
+        **stressing,
     }
 
 
