@@ -77,6 +77,13 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # a file system without hard links
+        shutil.copy2(src, dst)
+
+
 def save_checkpoint(
     path: str | Path,
     model: CharRNN,
@@ -113,7 +120,7 @@ def save_checkpoint(
             save_file({k: v.detach().cpu().contiguous() for k, v in train_state.items()}, str(tmp / TRAIN_STATE_FILE))
         for name in keep:  # hard links: the old checkpoint keeps them until the new one is in place
             if (path / name).is_dir():
-                shutil.copytree(path / name, tmp / name, copy_function=os.link)
+                shutil.copytree(path / name, tmp / name, copy_function=_link_or_copy)
         move_into_place(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
