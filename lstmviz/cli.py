@@ -128,7 +128,7 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, a
     """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluation_documents
-    from .recording import record_activations
+    from .recording import check_files_fit, record_activations
     from .train import resolve_device
 
     if max_chars is not None and max_chars < 1:
@@ -137,7 +137,9 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, a
         raise LstmvizError("--lanes must be at least 1.")
     ckpt = load_checkpoint(checkpoint, device=resolve_device(device))
     kinds = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds is not None else None
-    docs = evaluation_documents(ckpt, paths)
+    if paths and max_chars is None:
+        check_files_fit(ckpt, paths, out, kinds)  # before reading: a text too big to record is not read whole
+    docs = evaluation_documents(ckpt, paths, max_chars)
     options = {"max_chars": max_chars, "lanes": lanes, "overwrite": overwrite, "kinds": kinds, "progress": not as_json}
     store = record_activations(ckpt, docs, out, **options)
     result = {
@@ -261,7 +263,7 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     for n in neurons.split(","):
         if n.strip():
             ckpt.model.check_neuron(n)  # a bad id is an error before any text is read
-    docs = limit_chars(evaluation_documents(ckpt, paths), max_chars)
+    docs = limit_chars(evaluation_documents(ckpt, paths, max_chars), max_chars)
     bar = tqdm(total=1, disable=as_json, unit="char", unit_scale=True, desc="ablating", dynamic_ncols=True, leave=False)
 
     def report(done: int, total: int) -> None:

@@ -135,13 +135,24 @@ def read_text(path: Path) -> tuple[str | None, int]:
     return text.replace("\r\n", "\n").replace("\r", "\n"), replaced
 
 
-def load_corpus(sources: Sequence[str] | None = None) -> Corpus:
-    """Read documents from files, folders or globs; with none, the Python standard library."""
+def source_files(sources: Sequence[str] | None = None) -> list[tuple[Path, str]]:
+    """The files that files, folders or globs name (default: the standard library's), with
+    the names their documents get."""
     sources = list(sources or [])
-    named = _stdlib_files() if not sources else [f for s in sources for f in _expand(s)]
+    return _stdlib_files() if not sources else [f for s in sources for f in _expand(s)]
+
+
+def load_corpus(sources: Sequence[str] | None = None, max_chars: int | None = None) -> Corpus:
+    """Read documents from files, folders or globs; with none, the Python standard library.
+    With ``max_chars``, reading stops once that much text is read (a 10 GB folder is not
+    read whole to record its first 100,000 characters)."""
+    sources = list(sources or [])
+    named = source_files(sources)
     corpus = Corpus(sources=sources or [STDLIB], documents=[])
-    seen = set()
+    seen, total = set(), 0
     for path, name in named:
+        if max_chars is not None and total >= max_chars:
+            break
         if name in seen:  # the same file reached twice (overlapping globs)
             continue
         seen.add(name)
@@ -152,6 +163,7 @@ def load_corpus(sources: Sequence[str] | None = None) -> Corpus:
         corpus.replaced_chars += replaced
         if text:
             corpus.documents.append(Document(name, text))
+            total += len(text)
     if corpus.skipped_binary:
         shown = ", ".join(corpus.skipped_binary[:5])
         more = len(corpus.skipped_binary) - 5

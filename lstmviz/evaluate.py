@@ -15,10 +15,10 @@ from .errors import CorpusError
 from .train import build_lanes, evaluate_lanes
 
 
-def evaluation_documents(ckpt: Checkpoint, paths: Sequence[str] | None = None) -> list[Document]:
-    """The given text, or the checkpoint's test split."""
+def evaluation_documents(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_chars: int | None = None) -> list[Document]:
+    """The given text (read only as far as ``max_chars``), or the checkpoint's test split."""
     if paths:
-        return load_corpus(paths).documents
+        return load_corpus(paths, max_chars).documents
     return documents_from_description(ckpt.config["corpus"], "test")
 
 

@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .checkpoint import Checkpoint
-from .corpus import Document
+from .corpus import Document, source_files
 from .errors import CorpusError, StoreError
 from .hooks import run_with_cache
 from .neurons import hook_name
@@ -162,6 +162,14 @@ def check_free_space(out: Path, needed: int) -> None:
             f"This recording needs about {needed / 1e9:.2f} GB and {parent} has {free / 1e9:.2f} GB free; record fewer "
             "series (--series h,c), fewer characters (--max-chars) or free space (lstmviz cache clear)."
         )
+
+
+def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, ...] | None = None) -> None:
+    """Before any file is read: refuse a text whose store the disk could not hold (its size
+    in bytes bounds its characters), so a 10 GB folder is refused, not read whole."""
+    size = sum(path.stat().st_size for path, _ in source_files(paths))
+    cfg = ckpt.model_config
+    check_free_space(Path(out), store_bytes(len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size, size))
 
 
 def record_activations(

@@ -248,6 +248,11 @@ def test_only_h_and_c_recorded_take_a_third_and_the_disk_is_checked_first(tiny_c
     assert [s.kind for s in store.series] == ["h", "c", "h", "c"]
     bad = CliRunner().invoke(main, ["record", str(tiny_checkpoint), "--out", str(tmp_path / "x"), "--series", "h,q"])
     assert bad.exit_code == 2 and "not q" in bad.output
+    huge = tmp_path / "huge.txt"  # 10 GB, sparse: refused before a byte of it is read
+    with open(huge, "wb") as f:
+        f.truncate(10 * 2**30)
+    refused = CliRunner().invoke(main, ["record", str(tiny_checkpoint), str(huge), "--out", str(tmp_path / "huge.store")])
+    assert refused.exit_code == 2 and "needs about" in refused.output
     import shutil
 
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
