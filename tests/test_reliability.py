@@ -277,10 +277,18 @@ def test_cache_list_and_clear(tiny_checkpoint, tmp_path, monkeypatch):
 # -- the server's work ----------------------------------------------------------------------------
 
 
+def _until(condition, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def test_jobs_wait_in_one_bounded_queue():
     jobs = Jobs(workers=1, max_queued=2, keep=2)
     gate = threading.Event()
     first = jobs.start("a", lambda job: gate.wait(10) and "a")
+    _until(lambda: first.state == "running")  # the worker has taken it
     second = jobs.start("b", lambda job: "b")
     third = jobs.start("c", lambda job: "c")
     time.sleep(0.2)
@@ -289,6 +297,7 @@ def test_jobs_wait_in_one_bounded_queue():
         jobs.start("d", lambda job: "d")
     assert jobs.start("b", lambda job: "other") is second  # the same work joins the queued job
     gate.set()
+    _until(lambda: third.state == "done")  # the queue has drained
     assert jobs.run("e", lambda job: "e") == "e"
     assert (first.result, second.result, third.result) == ("a", "b", "c")
     assert len([k for k in ("a", "b", "c", "e") if jobs.get(k) is not None]) == 2  # finished jobs evicted
