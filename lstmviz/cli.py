@@ -392,6 +392,36 @@ def export(store, neurons, char_range, out) -> None:
     click.echo(f"wrote {write_figure(heatmap_figure(opened, ids, start, stop), out)}")
 
 
+@main.command()
+@click.argument("store", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Folder to write (new, or empty).")
+@click.option("--features", default=None, help="Comma-separated features to list (default: all).")
+@click.option("--top", "top_k", default=3, show_default=True, help="Best cells listed per feature.")
+@_user_errors
+def report(store, out, features, top_k) -> None:
+    """A static report of STORE's best cells: a folder that opens from file://, no server needed."""
+    from .report import write_report
+    from .store import open_store
+
+    names = [f.strip() for f in features.split(",") if f.strip()] if features is not None else None
+    folder = write_report(open_store(store), out, names, top_k)
+    click.echo(f"wrote {folder / 'index.html'}")
+
+
+@main.command("export-lstmvis")
+@click.argument("store", type=click.Path())
+@click.option("--out", required=True, type=click.Path(), help="Project folder to write (new, or empty).")
+@click.option("--kinds", default="h,c", show_default=True, help="Series kinds to export.")
+@_user_errors
+def export_lstmvis_command(store, out, kinds) -> None:
+    """STORE as an LSTMVis project (lstm.yml, states, words, dictionary, feature tracks)."""
+    from .lstmvis import export_lstmvis
+    from .store import open_store
+
+    folder = export_lstmvis(open_store(store), out, tuple(k.strip() for k in kinds.split(",") if k.strip()))
+    click.echo(f"wrote {folder} (open it with LSTMVis: python lstm_server.py -dir {folder.parent})")
+
+
 def _open_for_dashboard(path: str | None, progress: bool = True):
     """A store as given, or a checkpoint's test split recorded into the cache (once)."""
     from .evaluate import evaluation_documents

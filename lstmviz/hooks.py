@@ -106,7 +106,7 @@ def _select(model: nn.Module, names: str | Callable[[str], bool] | list[str] | N
     return {n: points[n] for n in names}
 
 
-def _pairs(fwd_hooks: Hooks | None) -> list[tuple[str, HookFn]]:
+def pairs_of(fwd_hooks: Hooks | None) -> list[tuple[str, HookFn]]:
     if fwd_hooks is None:
         return []
     return list(fwd_hooks.items()) if isinstance(fwd_hooks, dict) else list(fwd_hooks)
@@ -117,7 +117,7 @@ def active_hooks(model: nn.Module, extra: Hooks | None = None) -> dict[str, list
     (given to the call itself, which leaves the model untouched: safe across threads)."""
     points = hook_points(model)
     out = {name: list(p.fns) for name, p in points.items() if p.fns}
-    for name, fn in _pairs(extra):
+    for name, fn in pairs_of(extra):
         if name not in points:
             raise KeyError(f"No hook point named {name}; the model has {', '.join(points)}.")
         out.setdefault(name, []).append(fn)
@@ -127,7 +127,7 @@ def active_hooks(model: nn.Module, extra: Hooks | None = None) -> dict[str, list
 @contextmanager
 def hooks(model: nn.Module, fwd_hooks: Hooks) -> Iterator[nn.Module]:
     """Add hooks by exact hook-point name for the duration of the block; always removed."""
-    pairs = _pairs(fwd_hooks)
+    pairs = pairs_of(fwd_hooks)
     points = _select(model, [name for name, _ in pairs])
     added: list[tuple[HookPoint, HookFn]] = []
     try:
@@ -138,6 +138,19 @@ def hooks(model: nn.Module, fwd_hooks: Hooks) -> Iterator[nn.Module]:
     finally:
         for point, fn in added:
             point.fns.remove(fn)
+
+
+def caching_readers(model: nn.Module, names_filter=None, detach: bool = True) -> tuple[list[tuple[str, Reader]], dict]:
+    """Readers for the selected hook points, to pass to a call (``hooks=``), and the dict
+    they fill: ``{name: [batch, time, units]}``. Nothing is added to the model, so calls
+    from several threads keep their caches apart."""
+    cache: dict[str, torch.Tensor] = {}
+
+    @reader
+    def keep(x: torch.Tensor, hook: HookCall) -> None:
+        cache[hook.name] = x.detach() if detach else x
+
+    return [(name, keep) for name in _select(model, names_filter)], cache
 
 
 def run_with_cache(

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .errors import ConfigError, NeuronError
-from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, hook_points, hooks, is_reader, run_with_cache
+from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, caching_readers, hook_points, hooks, is_reader, pairs_of
 from .instrument import fast_layer
 from .neurons import NeuronId, hook_name
 from .stepwise import StepWeights, step_layer
@@ -183,10 +183,15 @@ class CharRNN(nn.Module):
         layer's next steps, the layers above and the predictions."""
         return hooks(self, fwd_hooks)
 
-    def run_with_cache(self, ids: torch.Tensor, names_filter=None, state: State | None = None, hooks: Hooks | None = None):
+    def run_with_cache(
+        self, ids: torch.Tensor, names_filter=None, state: State | None = None, hooks: Hooks | None = None, keep=None
+    ):
         """Run the instrumented forward on ``ids`` [batch, time] and return
-        ``((logits, state), {hook name: [batch, time, hidden]})`` for the selected names."""
-        return run_with_cache(self, lambda: self.forward_instrumented(ids, state, hooks=hooks), names_filter)
+        ``((logits, state), {hook name: [batch, time, hidden]})`` for the selected names
+        (thread-safe: the readers are given to the call, not added to the model)."""
+        readers, cache = caching_readers(self, names_filter)
+        result = self.forward_instrumented(ids, state, keep, hooks=[*readers, *pairs_of(hooks)])
+        return result, cache
 
     def check_neuron(self, neuron: str | NeuronId) -> NeuronId:
         """The neuron id, if this model has it; else one clear error."""

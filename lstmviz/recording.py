@@ -22,9 +22,8 @@ from tqdm.auto import tqdm
 from .checkpoint import Checkpoint
 from .corpus import Document, source_files
 from .errors import CorpusError, StoreError
-from .hooks import run_with_cache
 from .neurons import hook_name
-from .store import DEFAULT_LANES, FILES, TOP_K, ActivationStore, ColumnStage, Series, StoreWriter
+from .store import DEFAULT_LANES, FILES, TOP_K, ActivationStore, ColumnStage, MemoryWriter, Series, StoreWriter
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
@@ -175,7 +174,7 @@ def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, 
 def record_activations(
     ckpt: Checkpoint,
     docs: list[Document],
-    out: str | Path,
+    out: str | Path | None,
     *,
     max_chars: int | None = None,
     lanes: int = DEFAULT_LANES,
@@ -186,10 +185,11 @@ def record_activations(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
     """Record the series of ``kinds`` (default: all, e.g. h c i f g o) of every layer of
-    ``ckpt`` over ``docs`` into the store ``out``, after checking the disk has room for it;
+    ``ckpt`` over ``docs`` into the store ``out``, after checking the disk has room for it,
+    or, with ``out=None``, into memory (a :class:`~lstmviz.store.MemoryStore`);
     ``on_progress(done, total)`` (characters) is called after each chunk."""
-    out = Path(out)
-    if out.exists() and not overwrite:
+    out = None if out is None else Path(out)
+    if out is not None and out.exists() and not overwrite:
         raise StoreError(f"{out} already exists; choose another --out or pass --overwrite.")
     docs = limit_chars(docs, max_chars)
     if not docs:
@@ -206,20 +206,19 @@ def record_activations(
             series.append(Series(layer, kind, cfg.hidden_size, row))
             row += cfg.hidden_size
     rows = row
-    check_free_space(out, store_bytes(rows, total))
+    if out is not None:
+        check_free_space(out, store_bytes(rows, total))
     wanted = [hook_name(s.layer - 1, s.kind) for s in series]
 
     t0 = time.perf_counter()
-    with StoreWriter(out, rows, total) as writer:
+    with StoreWriter(out, rows, total) if out is not None else MemoryWriter(rows, total, docs[0].name) as writer:
         writer.maps["text.u32"][:] = np.frombuffer(laid.text.encode("utf-32-le"), dtype=np.uint32)
         stage = writer.activation_columns(laid.lanes, stage_span(rows, laid.lanes, chunk_len))
         state = model.initial_state(laid.lanes, device)
         bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
         for active, pos, valid, x, keep_t in laid.chunks(chunk_len, device):
             lanes_state = select_rows(state, active)
-            (logits, lanes_state), cache = run_with_cache(
-                model, lambda x=x, s=lanes_state, kp=keep_t: model.forward_instrumented(x, s, kp), wanted
-            )
+            (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)
             state = update_rows(state, active, lanes_state)
             _write_chunk(writer, stage, series, cache, logits, active, pos, valid, laid.next_ids)
             bar.update(int(valid.sum()))
@@ -257,3 +256,10 @@ def _write_chunk(
     mask = torch.from_numpy(valid)
     writer.maps["top_ids.u16"][flat_pos] = top_ids[mask].cpu().numpy().astype(np.uint16)
     writer.maps["top_probs.f16"][flat_pos] = top_lp[mask].exp().cpu().numpy().astype(np.float16)
+
+
+def record_text(ckpt: Checkpoint, text: str, kinds: tuple[str, ...] | None = None, name: str = "text") -> ActivationStore:
+    """``text`` recorded in memory, as one document, exactly as a store is recorded."""
+    if not text:
+        raise CorpusError("There is no text to record: it is empty.")
+    return record_activations(ckpt, [Document(name, text)], None, kinds=kinds, progress=False)

@@ -314,30 +314,73 @@ class StoreWriter:
             self.stage.close()
         self.maps.clear()  # unmapped; the kernel writes the pages back as it does for any file
         sizes = {name: (self.tmp / name).stat().st_size for name in FILES}
-        meta = {
-            "format": STORE_FORMAT,
-            "format_version": STORE_VERSION,
-            "checkpoint": {
-                "path": str(checkpoint.path.resolve()),
-                "name": checkpoint.name,
-                "id": checkpoint.id,
-                "content_hash": checkpoint.content_hash,
-            }
-            if checkpoint is not None
-            else {"path": "", "name": "", "id": "", "content_hash": ""},
-            "model": checkpoint.model_config.to_json() if checkpoint is not None else {},
-            "vocab": vocab,
-            "chars": self.chars,
-            "documents": [{"name": n, "start": a, "stop": b} for n, a, b in documents],
-            "series": [s.__dict__ for s in series],
-            "dtype": "float16",
-            "top_k": TOP_K,
-            "recording": recording,
-            "file_sizes": sizes,
-        }
+        meta = store_meta(checkpoint, vocab, self.chars, documents, series, recording, sizes)
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
         move_into_place(self.tmp, self.out)
         return open_store(self.out, verify_checkpoint=False)
+
+
+def store_meta(checkpoint, vocab: list[str], chars: int, documents, series: list[Series], recording: dict, sizes: dict) -> dict:
+    """What meta.json says of a recording."""
+    return {
+        "format": STORE_FORMAT,
+        "format_version": STORE_VERSION,
+        "checkpoint": {
+            "path": str(checkpoint.path.resolve()),
+            "name": checkpoint.name,
+            "id": checkpoint.id,
+            "content_hash": checkpoint.content_hash,
+        }
+        if checkpoint is not None
+        else {"path": "", "name": "", "id": "", "content_hash": ""},
+        "model": checkpoint.model_config.to_json() if checkpoint is not None else {},
+        "vocab": vocab,
+        "chars": chars,
+        "documents": [{"name": n, "start": a, "stop": b} for n, a, b in documents],
+        "series": [s.__dict__ for s in series],
+        "dtype": "float16",
+        "top_k": TOP_K,
+        "recording": recording,
+        "file_sizes": sizes,
+    }
+
+
+class MemoryStore(ActivationStore):
+    """A recording held in memory (a text typed in the dashboard, or given in a notebook):
+    the same reading API as a store on disk, with nothing written."""
+
+    def __init__(self, name: str, meta: dict, arrays: dict[str, np.ndarray]):
+        super().__init__(Path(name), meta)
+        self._arrays = arrays
+
+    def _map(self, name: str) -> np.ndarray:
+        return self._arrays[name]
+
+
+class MemoryWriter:
+    """The writer :func:`lstmviz.recording.record_activations` uses without a path: arrays
+    in memory, the same interface as :class:`StoreWriter`."""
+
+    def __init__(self, rows: int, chars: int, name: str = "text"):
+        self.rows, self.chars, self.name = rows, chars, name
+        self.maps = {n: np.zeros(file_shape(n, rows, chars), dtype=FILES[n][0]) for n in FILES}
+
+    def __enter__(self) -> MemoryWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def activation_columns(self, lanes: int, span: int) -> MemoryWriter:
+        return self
+
+    def columns(self, lane: int, start: int, n: int) -> np.ndarray:
+        """Where characters start..start+n of every neuron go: a view of the array itself."""
+        return self.maps["activations.f16"][:, start : start + n]
+
+    def finish(self, *, checkpoint, vocab: list[str], documents, series: list[Series], recording: dict) -> MemoryStore:
+        sizes = {n: int(a.nbytes) for n, a in self.maps.items()}
+        return MemoryStore(self.name, store_meta(checkpoint, vocab, self.chars, documents, series, recording, sizes), self.maps)
 
 
 def write_store(

@@ -10,6 +10,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
@@ -392,3 +393,79 @@ def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, brows
     open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
     hint = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "effect-logits").text)
     assert "Only layer 2's h feeds the decoder directly" in hint
+
+
+def _painted(browser, panel):
+    return browser.execute_script(
+        f"var p=document.getElementById('{panel}'); return p && p.lstmvizData && "
+        "{label: p.dataset.label, text: p.lstmvizData.chars.join(''), values: Array.from(p.lstmvizData.values)}"
+    )
+
+
+def test_text_page_colours_typed_text_by_the_neuron(server, browser, tiny_store, tiny_checkpoint):
+    from lstmviz.recording import record_text
+
+    base, app = server
+    browser.get(base + "/text?neuron=L2.c.3")
+    box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "typed-input"))
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "typed-panel") or {}).get("label") == "L2.c.3")  # the example
+    box.send_keys(Keys.CONTROL, "a")  # clear() bypasses the page's own input handling
+    box.send_keys(Keys.DELETE)
+    typed = "def hello(name):\n    return 'hi ' + name  # greet\n"
+    box.send_keys(typed)
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "typed-panel") or {}).get("text") == typed)
+    expected = record_text(load_checkpoint_for(tiny_store), typed).neuron("L2.c.3")
+    assert _painted(browser, "typed-panel")["values"] == pytest.approx(expected.tolist(), abs=1e-2)  # float16, as stored
+    WebDriverWait(browser, 30).until(lambda d: "text=def+hello" in d.current_url)
+    browser.refresh()  # the URL holds the view
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "typed-panel") or {}).get("text") == typed)
+    assert browser.find_element(By.ID, "typed-input").get_attribute("value") == typed
+    browser.execute_script(
+        "document.querySelector('#typed-panel .ch[data-i=\"4\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
+    )
+    assert "L2.c.3 = " in browser.find_element(By.ID, "typed-hover").text
+    assert severe_console_errors(browser) == []
+
+
+def load_checkpoint_for(store):
+    from lstmviz.checkpoint import load_checkpoint
+
+    return load_checkpoint(store.checkpoint["path"])
+
+
+def test_a_long_typed_text_is_kept_by_the_server_and_named_in_the_url(server, browser):
+    base, _ = server
+    browser.get(base + "/text?neuron=L1.h.0")
+    box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "typed-input"))
+    long_text = "x = 1\n" * 300  # 1,800 characters
+    browser.execute_script(
+        "var box = arguments[0]; var set = Object.getOwnPropertyDescriptor(HTMLTextAreaElement.prototype, 'value').set;"
+        "set.call(box, arguments[1]); box.dispatchEvent(new Event('input', {bubbles: true}));",
+        box,
+        long_text,
+    )
+    WebDriverWait(browser, 30).until(lambda d: "live=" in d.current_url and "text=" not in d.current_url)
+    browser.refresh()
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "typed-panel") or {}).get("text") == long_text)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [("neuron=L9.h.0", "No neuron L9.h.0"), ("live=nothing", "no longer kept"), ("store=nope", "No store named")],
+)
+def test_text_page_bad_urls_show_a_message(server, browser, query, message):
+    base, _ = server
+    browser.get(base + "/text?" + query)
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#typed-error .error"))
+    assert message in error.text
+
+
+def test_the_neuron_page_box_paints_typed_text(server, browser):
+    base, _ = server
+    open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
+    browser.find_element(By.CSS_SELECTOR, "#neuron-live summary").click()
+    box = browser.find_element(By.ID, "nlive-input")
+    box.send_keys("name('ψ')\n")
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "nlive-panel") or {}).get("label") == "L1.c.2")
+    assert "read as unknown: 'ψ' (1)" in browser.find_element(By.ID, "nlive-message").text
+    assert severe_console_errors(browser) == []

@@ -13,7 +13,7 @@ from dash import Input, Output, dcc, html
 from ..analysis import keep_torch_threads
 from ..errors import LstmvizError
 from ..store import ActivationStore
-from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page
+from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page, text_page
 from .catalog import Catalog
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
@@ -25,6 +25,7 @@ PAGES = {
     model_page.PATH: ("Model", model_page),
     compare_page.PATH: ("Compare", compare_page),
     generate_page.PATH: ("Generate", generate_page),
+    text_page.PATH: ("Text", text_page),
 }
 
 

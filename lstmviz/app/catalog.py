@@ -5,9 +5,11 @@ The browser only ever names a store from this catalog; no file path from a reque
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode
@@ -22,6 +24,8 @@ from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 
 ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
+LIVE_KEPT = 16  # typed texts kept recorded in memory
+TEXTS_KEPT = 256  # typed texts too long for a URL, kept for their URLs
 
 
 @dataclass
@@ -33,6 +37,8 @@ class Catalog:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: Jobs = field(default_factory=Jobs)
     _built: dict = field(default_factory=dict)
+    _live: OrderedDict = field(default_factory=OrderedDict)  # typed texts recorded in memory, latest last
+    _kept_texts: OrderedDict = field(default_factory=OrderedDict)  # long typed texts a URL names
 
     @classmethod
     def of(cls, stores: list[ActivationStore]) -> Catalog:
@@ -161,6 +167,42 @@ class Catalog:
             return store_effect(store, ckpt, neuron, on_progress=lambda done, total: job.report(done / total, "measuring"))
 
         return self.jobs.start(f"effect:{name}:{neuron}", work)
+
+    # -- typed text (the Text page, the Neuron page's box) --------------------------------------
+
+    def live_recording(self, name: str, text: str, kind: str):
+        """``text`` recorded in memory by the checkpoint of store ``name`` (only the series of
+        ``kind``, which is all a painted view needs), and the characters the model does not
+        know; the latest few are kept, least recently used dropped."""
+        key = (name, kind, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
+        with self._lock:
+            if key in self._live:
+                self._live.move_to_end(key)
+                return self._live[key]
+        from ..recording import record_text
+
+        ckpt = self.checkpoint(name)
+        unknown = sorted({ch for ch in set(text) if ckpt.vocab.encode(ch) == [0] and ch != ckpt.vocab.chars[0]})
+        result = (record_text(ckpt, text, kinds=(kind,), name="typed text"), unknown)
+        with self._lock:
+            self._live[key] = result
+            while len(self._live) > LIVE_KEPT:
+                self._live.popitem(last=False)
+        return result
+
+    def keep_text(self, text: str) -> str:
+        """A short key for a typed text too long for a URL (kept while recent)."""
+        key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        with self._lock:
+            self._kept_texts[key] = text
+            self._kept_texts.move_to_end(key)
+            while len(self._kept_texts) > TEXTS_KEPT:
+                self._kept_texts.popitem(last=False)
+        return key
+
+    def kept_text(self, key: str) -> str | None:
+        with self._lock:
+            return self._kept_texts.get(key)
 
     # -- comparing models (the Compare page) ---------------------------------------------------
 

@@ -13,6 +13,7 @@ from ..ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_log
 from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
 from ..render import COLOUR_STOPS, EMPTY_FIGURE, histogram_figure, text_payload
+from . import live_text
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
 from .jobs import progress_bar
 
@@ -68,6 +69,10 @@ def layout(catalog: Catalog) -> html.Div:
                     html.Div([html.H4("Feature scores"), html.Div(id="scores")]),
                     html.Div([dcc.Graph(id="histogram", config={"displaylogo": False}, figure=EMPTY_FIGURE)]),
                 ],
+            ),
+            html.Details(
+                [html.Summary("Try your own text with this neuron"), live_text.layout("nlive")],
+                id="neuron-live",
             ),
             html.Div(
                 id="effect",
@@ -274,6 +279,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update, no_update  # url_to_text shows the message
         figure = histogram_figure(catalog.summary(name, neuron)["histogram"], neuron)
         return details_data(catalog, store, name, neuron), figure
+
+    live_text.register(app, catalog, "nlive", PATH)
 
     @app.callback(
         Output("effect-logits", "children"),

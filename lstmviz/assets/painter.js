@@ -120,6 +120,7 @@
       paintCompareA: function (data) { return paint(data, "cmp-text-a"); },
       paintCompareB: function (data) { return paint(data, "cmp-text-b"); },
       paintCompareLoss: function (data) { return paint(data, "cmp-text-loss"); },
+      paintLive: function (data) { return data ? paint(data, data.panel) : ""; },
       paintGenerated: function (data) {
         if (!data) { return ""; }
         paint(data.plain, "gen-text-plain");

@@ -1,0 +1,100 @@
+"""Your own text, coloured while you type: a box (used by the Text page and the Neuron page)
+where up to 20,000 typed or pasted characters are recorded in memory by the store's
+checkpoint, with the same exact recording as a store, and painted by the current neuron on
+that neuron's colour range in the store (so the typed text and the corpus compare), with the
+value and the model's top-5 guesses on hover.
+
+The browser waits until typing pauses (``assets/live.js``) before it sends the text."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, dcc, html
+
+from ..errors import LstmvizError
+from ..neurons import NeuronId
+from ..render import painted_payload
+from .catalog import Catalog, parse_query
+
+MAX_CHARS = 20_000
+
+
+def layout(prefix: str, placeholder: str = "Type or paste some text (up to 20,000 characters)") -> html.Div:
+    """The box: a text area, a line for hover details, the painted text."""
+    return html.Div(
+        className="live-text",
+        children=[
+            dcc.Textarea(id=f"{prefix}-input", maxLength=MAX_CHARS, rows=6, placeholder=placeholder, className="live-input"),
+            html.Div(id=f"{prefix}-message", className="hint"),
+            html.Div(id=f"{prefix}-hover", className="hover-line"),
+            html.Div(id=f"{prefix}-panel", className="text-panel", **{"data-hover": f"{prefix}-hover"}),
+            html.Div(id=f"{prefix}-painted", style={"display": "none"}),
+            html.Div(id=f"{prefix}-waiting", style={"display": "none"}),
+            dcc.Store(id=f"{prefix}-text"),  # the text once typing pauses
+            dcc.Store(id=f"{prefix}-data"),
+        ],
+    )
+
+
+def live_payload(catalog: Catalog, name: str, neuron: str, text: str) -> tuple[dict, str]:
+    """The painter's data for ``text`` coloured by ``neuron`` (recorded by the checkpoint of
+    store ``name``), and a line saying what was done."""
+    if len(text) > MAX_CHARS:
+        raise LstmvizError(f"The text has {len(text):,} characters; the box takes at most {MAX_CHARS:,}.")
+    store = catalog.store(name)
+    n = NeuronId.parse(catalog.neuron(store, neuron))
+    recording, unknown = catalog.live_recording(name, text, n.kind)
+    values = recording.neuron(n)
+    payload = painted_payload(
+        text, values, recording.top_ids, recording.top_probs, recording.vocab_chars, str(n), 0, catalog.limit(name, str(n))
+    )
+    note = f"{len(text):,} characters, coloured by {n} on its range in {name}."
+    if unknown:
+        note += f" Not in the model's vocabulary, read as unknown: {''.join(unknown)!r} ({sum(map(text.count, unknown)):,})."
+    return payload, note
+
+
+def register(app: dash.Dash, catalog: Catalog, prefix: str, path: str) -> None:
+    """The box's callbacks on the page at ``path``: the store and neuron come from the URL."""
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmvizLive", function_name="whenTypingPauses"),
+        Output(f"{prefix}-waiting", "children"),
+        Input(f"{prefix}-input", "value"),
+        State(f"{prefix}-text", "id"),
+    )
+
+    @app.callback(
+        Output(f"{prefix}-data", "data"),
+        Output(f"{prefix}-message", "children"),
+        Input(f"{prefix}-text", "data"),
+        Input("url", "search"),
+        State("url", "pathname"),
+    )
+    def paint(text, search, pathname):
+        if (pathname or "/") != path or not text:
+            return None, None
+        q = parse_query(search)
+        name = q.get("store") or catalog.default
+        try:
+            neuron = q.get("neuron") or catalog.best_neuron(name)
+            payload, note = live_payload(catalog, name, neuron, text)
+        except LstmvizError as exc:
+            return None, html.Div(str(exc), className="error")
+        return {**payload, "panel": f"{prefix}-panel"}, note
+
+    app.clientside_callback(
+        dash.ClientsideFunction(namespace="lstmviz", function_name="paintLive"),
+        Output(f"{prefix}-painted", "children"),
+        Input(f"{prefix}-data", "data"),
+    )
+
+
+def url_text(catalog: Catalog, search: str | None) -> str | None:
+    """The text a Text page URL holds: in it (``text=``), or kept in the catalog (``live=``)."""
+    q = parse_query(search)
+    if "live" in q:
+        text = catalog.kept_text(q["live"])
+        if text is None:
+            raise LstmvizError("That text is no longer kept by the server (it keeps the latest ones); paste it again.")
+        return text
+    return q.get("text")

@@ -1,0 +1,96 @@
+"""The Text page: your own text, coloured by any neuron while you type (``live_text.py``).
+The URL holds the view, ``/text?neuron=L2.c.90&text=...``; a text too long for a URL is kept
+by the server for a while and named by a key, ``&live=...``."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, dcc, html, no_update
+
+from ..errors import LstmvizError
+from ..render import COLOUR_STOPS
+from . import live_text
+from .catalog import Catalog, changed_search, parse_query
+
+PATH = "/text"
+URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
+EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{name!r} done")\n'
+
+
+def layout(catalog: Catalog) -> html.Div:
+    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(
+                className="controls",
+                children=[
+                    dcc.Dropdown(id="typed-neuron", clearable=False, searchable=True, className="picker", placeholder="neuron"),
+                    html.Div(
+                        className="legend",
+                        children=[
+                            html.Span(id="typed-legend-low"),
+                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
+                            html.Span(id="typed-legend-high"),
+                        ],
+                    ),
+                ],
+            ),
+            html.Div(id="typed-error"),
+            live_text.layout("typed"),
+        ],
+    )
+
+
+def register(app: dash.Dash, catalog: Catalog) -> None:
+    live_text.register(app, catalog, "typed", PATH)
+
+    @app.callback(
+        Output("typed-neuron", "options"),
+        Output("typed-neuron", "value"),
+        Output("typed-input", "value"),
+        Output("typed-text", "data"),
+        Output("typed-legend-low", "children"),
+        Output("typed-legend-high", "children"),
+        Output("typed-error", "children"),
+        Input("url", "search"),
+        State("url", "pathname"),
+        State("typed-text", "data"),
+    )
+    def url_to_view(search, pathname, current):
+        """The neuron and the text the URL names (the box is filled only when they differ)."""
+        if pathname != PATH:
+            return (no_update,) * 7
+        q = parse_query(search)
+        try:
+            name = q.get("store") or catalog.default
+            store = catalog.store(name)
+            neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
+            text = live_text.url_text(catalog, search)
+        except LstmvizError as exc:
+            return (no_update,) * 6 + (html.Div(str(exc), className="error"),)
+        text = EXAMPLE if text is None and not current else text
+        fill = no_update if text is None or text == current else text
+        limit = catalog.limit(name, neuron)
+        return catalog.neuron_options(name), neuron, fill, fill, f"{-limit:.2f}", f"{limit:+.2f}", None
+
+    @app.callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("typed-text", "data"),
+        Input("typed-neuron", "value"),
+        State("url", "search"),
+        State("url", "pathname"),
+        prevent_initial_call=True,
+    )
+    def view_to_url(text, neuron, search, pathname):
+        """What is typed and shown, in the URL: short texts in it, long ones by key."""
+        if pathname != PATH or text is None:
+            return no_update
+        q = {k: v for k, v in parse_query(search).items() if k not in ("text", "live")}
+        if neuron:
+            q["neuron"] = neuron
+        if len(text) <= URL_CHARS:
+            q["text"] = text
+        else:
+            q["live"] = catalog.keep_text(text)
+        return changed_search(q, search)
