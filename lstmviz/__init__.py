@@ -32,8 +32,11 @@ __all__ = [
     "load_corpus",
     "open_store",
     "ablate",
+    "dashboard",
+    "heatmap",
     "record",
     "sample",
+    "show",
 ]
 
 
@@ -47,6 +50,27 @@ def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> Activatio
     if out is None:
         raise LstmvizError("Give the store directory to write: out=...")
     return record_activations(ckpt, evaluation_documents(ckpt, paths), out, **options)
+
+
+def show(source, neuron, text=None, range=None):
+    """A neuron over a text or a range of a store, for a notebook; see :func:`lstmviz.notebook.show`."""
+    from .notebook import show as coloured
+
+    return coloured(source, neuron, text, range)
+
+
+def heatmap(source, neurons, range: str = "0:200"):
+    """The Heatmap page's figure, for a notebook; see :func:`lstmviz.notebook.heatmap`."""
+    from .notebook import heatmap as figure
+
+    return figure(source, neurons, range)
+
+
+def dashboard(sources, mode: str = "inline", port: int = 8050, height: int = 800):
+    """The whole dashboard inside a notebook; see :func:`lstmviz.notebook.dashboard`."""
+    from .notebook import dashboard as inline
+
+    return inline(sources, mode, port, height)
 
 
 def sample(ckpt: Checkpoint | str, prime: str = "", length: int = 200, **options):

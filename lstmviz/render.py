@@ -55,6 +55,35 @@ def colour_of(value: float, limit: float) -> tuple[int, int, int]:
     return COLOUR_STOPS[-1][1]
 
 
+def coloured_html(
+    text: str,
+    values,
+    limit: float,
+    titles: list[str] | None = None,
+    mark: int | None = None,
+    first: int | None = None,
+    keep_lines: bool = False,
+) -> str:
+    """``text`` as HTML, each character a ``<span>`` on the colour of its value (inline
+    styles only: no script, no stylesheet, nothing fetched), for a notebook cell or a static
+    page. ``titles`` are the characters' hover texts (default: the value), ``mark`` the index
+    of a character to outline, ``first`` the position of the first one (``data-pos``). A
+    newline shows as ``⏎``, and also breaks the line with ``keep_lines``."""
+    from html import escape
+
+    spans = []
+    for i, (ch, value) in enumerate(zip(text, values, strict=True)):
+        r, g, b = colour_of(float(value), limit)
+        ink = "color:#fff;" if abs(value) > 0.7 * limit else ""  # legible on strong colours
+        marked = ' class="mark"' if i == mark else ""
+        title = titles[i] if titles is not None else f"{float(value):+.3f}"
+        pos = f' data-pos="{first + i}"' if first is not None else ""
+        shown = ("\u23ce\n" if keep_lines else "\u23ce") if ch == "\n" else ch
+        style = f"background:rgb({r},{g},{b});{ink}"
+        spans.append(f'<span{marked} style="{style}" title="{escape(title)}"{pos}>{escape(shown)}</span>')
+    return "".join(spans)
+
+
 def ansi_coloured(text: str, values: np.ndarray, limit: float | None = None) -> str:
     """``text`` for a terminal, each character on its colour of the scale (24-bit ANSI), the
     range the 99th percentile of |value| unless given; white letters on strong colours."""

@@ -25,7 +25,7 @@ import plotly.io as pio
 from .analysis import SUMMARY_WIDTH, Context, contexts_at, neuron_summary, store_rankings
 from .atomic import temporary_name
 from .errors import LstmvizError
-from .render import colour_of, heatmap_figure, histogram_figure
+from .render import coloured_html, heatmap_figure, histogram_figure
 from .store import ActivationStore
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -140,17 +140,8 @@ def _scores_table(rankings: dict, neuron: str) -> str:
 def _coloured(context: Context, limit: float) -> str:
     """One context, each character a span on the colour of its value; its own one marked."""
     first = context.position - context.offset  # the store position of the text's first character
-    spans = []
-    for i, (ch, value) in enumerate(zip(context.text, context.values, strict=True)):
-        r, g, b = colour_of(float(value), limit)
-        ink = "color:#fff;" if abs(value) > 0.7 * limit else ""  # legible on strong colours
-        mark = ' class="mark"' if i == context.offset else ""
-        shown = "\u23ce" if ch == "\n" else ch  # as the dashboard shows line ends in contexts
-        spans.append(
-            f'<span{mark} style="background:rgb({r},{g},{b});{ink}" title="{float(value):+.3f}" '
-            f'data-pos="{first + i}">{escape(shown)}</span>'
-        )
-    return f'<div class="context"><span class="value">{context.value:+.3f}</span>{"".join(spans)}</div>'
+    spans = coloured_html(context.text, context.values, limit, mark=context.offset, first=first)
+    return f'<div class="context"><span class="value">{context.value:+.3f}</span>{spans}</div>'
 
 
 def _contexts(store: ActivationStore, neuron: str, positions: dict[str, list[int]], limit: float) -> str:
