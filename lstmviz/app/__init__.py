@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import socket
+import threading
 from pathlib import Path
 
 import dash
@@ -15,6 +16,7 @@ from ..errors import LstmvizError
 from ..store import ActivationStore
 from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page, text_page
 from .catalog import Catalog
+from .main_thread import one_thread_here
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
 PAGES = {
@@ -54,6 +56,7 @@ def create_app(stores: list[ActivationStore]) -> dash.Dash:
 
     for _, module in PAGES.values():
         module.register(app, catalog)
+    app.server.before_request(one_thread_here)  # request threads make no OpenMP team (main_thread.py)
     app.catalog = catalog
     return app
 
@@ -113,6 +116,14 @@ def serve(
     if debug:
         app.run(host=host, port=port, debug=True)
         return
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
-    waitress_serve(app.server, host=host, port=port, threads=threads)
+    server = create_server(app.server, host=host, port=port, threads=threads)
+    stop = threading.Event()
+    web = threading.Thread(target=lambda: (server.run(), stop.set()), name="lstmviz-web", daemon=True)
+    web.start()
+    try:
+        app.catalog.main_thread.serve(stop)  # the model's work for requests runs here (main_thread.py)
+    finally:
+        stop.set()
+        server.close()

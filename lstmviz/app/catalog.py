@@ -22,6 +22,7 @@ from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
 from ..errors import StoreError
 from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
+from .main_thread import MainThread
 
 ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
 LIVE_KEPT = 16  # typed texts kept recorded in memory
@@ -39,6 +40,7 @@ class Catalog:
     _built: dict = field(default_factory=dict)
     _live: OrderedDict = field(default_factory=OrderedDict)  # typed texts recorded in memory, latest last
     _kept_texts: OrderedDict = field(default_factory=OrderedDict)  # long typed texts a URL names
+    main_thread: MainThread = field(default_factory=MainThread)  # where model work for requests runs
 
     @classmethod
     def of(cls, stores: list[ActivationStore]) -> Catalog:
@@ -151,7 +153,7 @@ class Catalog:
         def load():
             from ..checkpoint import load_checkpoint
 
-            return load_checkpoint(store.checkpoint.get("path") or "")
+            return self.main_thread.run(lambda: load_checkpoint(store.checkpoint.get("path") or ""))
 
         with self._lock:
             return self.once(("checkpoint", name), load)
@@ -183,7 +185,7 @@ class Catalog:
 
         ckpt = self.checkpoint(name)
         unknown = sorted({ch for ch in set(text) if ckpt.vocab.encode(ch) == [0] and ch != ckpt.vocab.chars[0]})
-        result = (record_text(ckpt, text, kinds=(kind,), name="typed text"), unknown)
+        result = (self.main_thread.run(lambda: record_text(ckpt, text, kinds=(kind,), name="typed text")), unknown)
         with self._lock:
             self._live[key] = result
             while len(self._live) > LIVE_KEPT:

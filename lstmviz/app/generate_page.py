@@ -108,9 +108,10 @@ def generations(catalog: Catalog, search: str | None) -> dict:
     ablate = parse_neurons(q["ablate"]) if q.get("ablate") else []
     held = [*clamp, *ablate]
     color = q.get("color") or (str(held[0]) if held else catalog.best_neuron(name))
+    run = catalog.main_thread.run
     return {
-        "held": sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings),
-        "plain": sample(ckpt, color=color, **settings),
+        "held": run(lambda: sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings)),
+        "plain": run(lambda: sample(ckpt, color=color, **settings)),
         "query": {"clamp": q.get("clamp", ""), "ablate": q.get("ablate", ""), "color": color, **settings},
     }
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import LstmvizError
+from .main_thread import one_thread_here
 
 WORKERS = 2  # heavy jobs at once; the machine the dashboard targets has 2 cores
 MAX_QUEUED = 32  # jobs waiting; more are refused with a message
@@ -94,6 +95,7 @@ class Jobs:
             del self._jobs[key]
 
     def _serve(self) -> None:
+        one_thread_here()  # no OpenMP team of its own to slow the main thread's (main_thread.py)
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: self._queue)
