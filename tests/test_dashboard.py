@@ -469,3 +469,14 @@ def test_the_neuron_page_box_paints_typed_text(server, browser):
     WebDriverWait(browser, 30).until(lambda d: (_painted(d, "nlive-panel") or {}).get("label") == "L1.c.2")
     assert "read as unknown: 'ψ' (1)" in browser.find_element(By.ID, "nlive-message").text
     assert severe_console_errors(browser) == []
+
+
+def test_typed_text_over_the_limit_is_refused_in_a_sentence(server, tiny_store):
+    from lstmviz.app.live_text import MAX_CHARS, live_payload
+    from lstmviz.errors import LstmvizError
+
+    _, app = server
+    with pytest.raises(LstmvizError, match="at most 20,000"):
+        live_payload(app.catalog, tiny_store.name, "L1.h.0", "x" * (MAX_CHARS + 1))
+    payload, note = live_payload(app.catalog, tiny_store.name, "L1.h.0", "name")
+    assert payload["text"] == "name" and note.startswith("4 characters")

@@ -71,8 +71,10 @@ def register(app: dash.Dash, catalog: Catalog, prefix: str, path: str) -> None:
         State("url", "pathname"),
     )
     def paint(text, search, pathname):
-        if (pathname or "/") != path or not text:
+        if (pathname or "/") != path or text is None:
             return None, None
+        if not text:
+            return None, "Type or paste some text to see it coloured."
         q = parse_query(search)
         name = q.get("store") or catalog.default
         try:
