@@ -224,6 +224,11 @@ class Vocab:
         found = (pos < len(self._codepoints)) & (self._codepoints[pos_clipped] == cps)
         return np.where(found, pos + 1, 0).astype(np.int64)
 
+    def unknown_chars(self, text: str) -> list[str]:
+        """The distinct characters of ``text`` this vocabulary does not hold (read as unknown)."""
+        chars = sorted(set(text) - {UNKNOWN_CHAR})
+        return [c for c, i in zip(chars, self.encode_array("".join(chars)), strict=True) if i == 0]
+
     def encode(self, text: str) -> list[int]:
         return self.encode_array(text).tolist()
 

@@ -162,13 +162,7 @@ def run_with_cache(
     """Call ``run()`` with read hooks on the selected points; return its result and the
     cached tensors ``{name: [batch, time, units]}``. Only what was asked for is kept; with
     replacing hooks also active, the cache holds the values after replacement."""
-    cache: dict[str, torch.Tensor] = {}
-
-    @reader
-    def keep(x: torch.Tensor, hook: HookCall) -> None:
-        cache[hook.name] = x.detach() if detach else x
-
-    selected = _select(model, names_filter)
-    with hooks(model, [(name, keep) for name in selected]):
+    readers, cache = caching_readers(model, names_filter, detach)
+    with hooks(model, readers):
         result = run()
     return result, cache

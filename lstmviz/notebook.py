@@ -91,7 +91,7 @@ def show(source, neuron: str | NeuronId, text: str | None = None, range: str | t
         ckpt = opened if store is None else load_checkpoint(store.checkpoint["path"])
         n = ckpt.model.check_neuron(neuron)
         view, start, stop = record_text(ckpt, text, kinds=(n.kind,), name="shown text"), 0, len(text)
-        unknown = sorted({ch for ch in set(text) if ckpt.vocab.encode(ch) == [0] and ch != ckpt.vocab.chars[0]})
+        unknown = ckpt.vocab.unknown_chars(text)
         note = f"read as unknown: {''.join(unknown)!r}" if unknown else ""
     elif store is not None:
         n = NeuronId.parse(neuron)

@@ -108,7 +108,7 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
     device = next(model.parameters()).device
 
     feed = vocab.encode(prime) if prime else vocab.encode(START)
-    unknown = sorted({ch for ch, i in zip(prime, feed, strict=False) if i == 0 and ch != vocab.chars[0]})
+    unknown = vocab.unknown_chars(prime)
     steps = len(feed) + length
     all_hooks = active_hooks(model, [*held, *(hooks or [])])
     weights = [model.step_weights(layer) for layer in range(cfg.num_layers)]

@@ -132,9 +132,10 @@ class StepHooks:
         # (mask, values); alone at their hook point, they are applied as one `where`.
         self.fixed = {}
         for kind, fns in hooks.items():
-            fixed = getattr(fns[0], "fixed_values", None) if len(fns) == 1 else None
-            if fixed is not None and fixed(like) is not None:
-                self.fixed[kind] = fixed(like)
+            offer = getattr(fns[0], "fixed_values", None) if len(fns) == 1 else None
+            fixed = offer(like) if offer is not None else None
+            if fixed is not None:
+                self.fixed[kind] = fixed
         self.gates = bool((set(hooks) | set(kept)) - {"c", "h", "n"})  # a gate (i f g o, r z) is hooked or kept
 
     def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:

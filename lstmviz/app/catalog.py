@@ -184,7 +184,7 @@ class Catalog:
         from ..recording import record_text
 
         ckpt = self.checkpoint(name)
-        unknown = sorted({ch for ch in set(text) if ckpt.vocab.encode(ch) == [0] and ch != ckpt.vocab.chars[0]})
+        unknown = ckpt.vocab.unknown_chars(text)
         result = (self.main_thread.run(lambda: record_text(ckpt, text, kinds=(kind,), name="typed text")), unknown)
         with self._lock:
             self._live[key] = result

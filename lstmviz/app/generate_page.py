@@ -12,9 +12,10 @@ from dash import Input, Output, State, dcc, html, no_update
 from ..errors import LstmvizError
 from ..interventions import parse_assignments
 from ..neurons import parse_neurons
-from ..render import COLOUR_STOPS, painted_payload, symmetric_limit
+from ..render import painted_payload, symmetric_limit
 from ..sampling import sample
 from .catalog import Catalog, changed_search, parse_query
+from .components import colour_legend
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
@@ -23,7 +24,6 @@ DEFAULTS = {"prime": "def ", "n": "400", "t": "0.8", "seed": "1"}
 
 
 def layout(catalog: Catalog) -> html.Div:
-    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
     field = {"type": "text"}
     held = {"style": {"width": "11em"}, **field}
     return html.Div(
@@ -42,14 +42,7 @@ def layout(catalog: Catalog) -> html.Div:
                     html.Label(["temperature ", dcc.Input(id="gen-t", style={"width": "4em"}, **field)]),
                     html.Label(["characters ", dcc.Input(id="gen-n", style={"width": "5em"}, **field)]),
                     html.Button("Generate ▶", id="gen-run"),
-                    html.Div(
-                        className="legend",
-                        children=[
-                            html.Span(id="gen-legend-low"),
-                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
-                            html.Span(id="gen-legend-high"),
-                        ],
-                    ),
+                    colour_legend("gen-legend-low", "gen-legend-high"),
                 ],
             ),
             html.Div(id="gen-error"),

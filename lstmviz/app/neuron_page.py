@@ -12,9 +12,10 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ..ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
-from ..render import COLOUR_STOPS, EMPTY_FIGURE, histogram_figure, text_payload
+from ..render import EMPTY_FIGURE, histogram_figure, text_payload
 from . import live_text
 from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
+from .components import colour_legend
 from .jobs import progress_bar
 
 PATH = "/"
@@ -22,7 +23,6 @@ WINDOW = 5000  # characters painted at once
 
 
 def layout(catalog: Catalog) -> html.Div:
-    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
     return html.Div(
         className="page",
         children=[
@@ -44,14 +44,7 @@ def layout(catalog: Catalog) -> html.Div:
                         id="select-to-discover",
                         title="Select characters in the text, then rank the neurons that fire on them (Discover)",
                     ),
-                    html.Div(
-                        className="legend",
-                        children=[
-                            html.Span(id="legend-low"),
-                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
-                            html.Span(id="legend-high"),
-                        ],
-                    ),
+                    colour_legend("legend-low", "legend-high"),
                 ],
             ),
             html.Div(id="neuron-error"),

@@ -8,9 +8,9 @@ import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..errors import LstmvizError
-from ..render import COLOUR_STOPS
 from . import live_text
 from .catalog import Catalog, changed_search, parse_query
+from .components import colour_legend
 
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
@@ -18,7 +18,6 @@ EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{nam
 
 
 def layout(catalog: Catalog) -> html.Div:
-    stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
     return html.Div(
         className="page",
         children=[
@@ -26,14 +25,7 @@ def layout(catalog: Catalog) -> html.Div:
                 className="controls",
                 children=[
                     dcc.Dropdown(id="typed-neuron", clearable=False, searchable=True, className="picker", placeholder="neuron"),
-                    html.Div(
-                        className="legend",
-                        children=[
-                            html.Span(id="typed-legend-low"),
-                            html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
-                            html.Span(id="typed-legend-high"),
-                        ],
-                    ),
+                    colour_legend("typed-legend-low", "typed-legend-high"),
                 ],
             ),
             html.Div(id="typed-error"),
