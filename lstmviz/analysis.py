@@ -15,7 +15,7 @@ import math
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,7 @@ import torch
 from scipy.stats import rankdata
 
 from .atomic import write_atomic
+from .colours import ColourScale, ValueStats, scale_for
 from .errors import LstmvizError, StoreError
 from .features import Features
 from .store import ActivationStore, NeuronId
@@ -284,6 +285,16 @@ class Distribution:
         folded[0x8000:] = self.counts[0x8000:] + self.counts[0x7FFF::-1]
         return float(Distribution(folded).quantile(q))
 
+    def deviation_quantile(self, centre: float, q: float) -> float:
+        """As ``numpy.quantile`` of ``|value - centre|``."""
+        present = np.flatnonzero(self.counts)
+        dev = np.abs(_KEY_VALUES[present] - centre)
+        order = np.argsort(dev, kind="stable")
+        pos = q * (self.n - 1)
+        cum = np.cumsum(self.counts[present][order])
+        lo, hi = (int(np.searchsorted(cum, r, side="right")) for r in (math.floor(pos), math.ceil(pos)))
+        return float(dev[order][lo] + (dev[order][hi] - dev[order][lo]) * (pos - math.floor(pos)))
+
     def quantile_keys(self, q) -> np.ndarray:
         """The keys of the order statistics at quantiles ``q`` (the lower one)."""
         ranks = np.floor(np.asarray(q, dtype=np.float64) * (self.n - 1)).astype(np.int64)
@@ -398,11 +409,22 @@ def top_contexts(
     return contexts_at(store, neuron, context_positions(store, neuron, k, width, quantile_bins, seed), width)
 
 
-def colour_limit(store: ActivationStore, neuron: str | NeuronId) -> float:
-    """Half-width of a neuron's colour range around 0: the 99th percentile of |value| over
-    its whole series (so a few outliers do not wash the picture out), or 1 if that is 0."""
-    limit = _keyed(store, str(NeuronId.parse(neuron)))[2].abs_quantile(0.99)
-    return limit if limit > 0 else 1.0
+def value_stats(store: ActivationStore, neuron: str | NeuronId) -> ValueStats:
+    """What the colour scales need of a neuron's whole series (so the colours stay put while
+    scrolling): its 1st, 50th and 99th percentiles, and the 99th of |value| and of the
+    distance from the median."""
+    dist = _keyed(store, str(NeuronId.parse(neuron)))[2]
+    q01, median, q99 = (float(v) for v in dist.quantile([0.01, 0.5, 0.99]))
+    return ValueStats(q01, median, q99, dist.abs_quantile(0.99), dist.deviation_quantile(median, 0.99))
+
+
+def neuron_scale(store: ActivationStore, neuron: str | NeuronId, name: str | None = None) -> ColourScale:
+    """The colour scale ``name`` (default: chosen for the neuron) of ``neuron`` over ``store``."""
+    return scale_for(str(NeuronId.parse(neuron)), value_stats(store, neuron), name)
+
+
+def neuron_scales(store: ActivationStore, neurons, name: str | None = None) -> list[ColourScale]:
+    return [neuron_scale(store, n, name) for n in neurons]
 
 
 def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) -> dict:
@@ -413,7 +435,7 @@ def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) ->
 
 
 RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
-SUMMARIES_CACHE = "summaries-v1.json"
+SUMMARIES_CACHE = "summaries-v2.json"
 RANKED_KINDS = ("h", "c")
 
 
@@ -454,11 +476,11 @@ SUMMARY_CONTEXTS, SUMMARY_WIDTH, SUMMARY_BINS = 8, 40, 60
 
 
 def neuron_summary(store: ActivationStore, neuron: str | NeuronId) -> dict:
-    """What a neuron's page shows that depends on the neuron alone, JSON-ready: its colour
-    limit, where its contexts are, and its histogram."""
+    """What a neuron's page shows that depends on the neuron alone, JSON-ready: what its
+    colour scales need (:func:`value_stats`), where its contexts are, and its histogram."""
     hist = histogram(store, neuron, SUMMARY_BINS)
     return {
-        "limit": colour_limit(store, neuron),
+        "stats": asdict(value_stats(store, neuron)),
         "contexts": context_positions(store, neuron, SUMMARY_CONTEXTS, SUMMARY_WIDTH),
         "histogram": {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in hist.items()},
     }
@@ -531,35 +553,23 @@ def ranges_mask(length: int, ranges: list[tuple[int, int]]) -> np.ndarray:
     return mask
 
 
-def range_hypotheses(
-    store: ActivationStore,
-    inside: np.ndarray,
-    margin: int = 10,
-    kinds: tuple[str, ...] | None = None,
-    top: int = 20,
-    unit_chunk: int = 32,
-) -> pd.DataFrame:
-    """Neurons high inside the marked characters and low just outside them (within
-    ``margin`` characters), best first; with the precision and recall over the whole store
-    of "value above the midpoint of the inside and just-outside means"."""
-    inside = np.asarray(inside, dtype=bool)
-    if inside.shape != (len(store),):
-        raise StoreError("The marked characters do not match the store's length.")
-    if not inside.any():
-        raise StoreError("Nothing is marked: select a range or give a regex that matches.")
-    near = np.zeros(len(store) + 1, dtype=np.int64)
+def _near(inside: np.ndarray, margin: int) -> np.ndarray:
+    """The characters within ``margin`` of a marked span, not marked themselves."""
+    n = len(inside)
+    near = np.zeros(n + 1, dtype=np.int64)
     idx = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(np.int8), [0]])))
     for a, b in zip(idx[::2], idx[1::2], strict=True):
         near[max(0, a - margin)] += 1
         near[a] -= 1
         near[b] += 1
-        near[min(len(store), b + margin)] -= 1
+        near[min(n, b + margin)] -= 1
     outside = (np.cumsum(near[:-1]) > 0) & ~inside
-    if not outside.any():
-        outside = ~inside
-    local = np.flatnonzero(inside | outside)
-    lab = inside[local]
-    kinds = kinds or tuple(dict.fromkeys(s.kind for s in store.series))
+    return outside if outside.any() else ~inside
+
+
+def _contrasts(store: ActivationStore, local: np.ndarray, lab: np.ndarray, kinds, unit_chunk: int = 32) -> list:
+    """(neuron, row, (mean inside - mean just outside) / sd) of every neuron of ``kinds``,
+    over the ``local`` characters (``lab``: which of them are marked)."""
     results = []
     for s in store.series:
         if s.kind not in kinds:
@@ -567,31 +577,70 @@ def range_hypotheses(
         series = store.series_block(s.layer, s.kind)
         for u0 in range(0, s.units, unit_chunk):  # bounded memory: a few units at a time
             block = np.asarray(series[u0 : u0 + unit_chunk][:, local], dtype=np.float32)
-            mean_in, mean_out = block[:, lab].mean(1), block[:, ~lab].mean(1)
-            spread = block.std(1) + 1e-6
-            for k, contrast in enumerate((mean_in - mean_out) / spread):
-                unit = u0 + k
-                results.append((str(NeuronId(s.layer, s.kind, unit)), s.row + unit, float(contrast)))
-    results.sort(key=lambda r: -abs(r[2]))
+            contrast = (block[:, lab].mean(1) - block[:, ~lab].mean(1)) / (block.std(1) + 1e-6)
+            results.extend((str(NeuronId(s.layer, s.kind, u0 + k)), s.row + u0 + k, float(c)) for k, c in enumerate(contrast))
+    return results
+
+
+def _scores(on: np.ndarray, marked: np.ndarray) -> tuple[float, float, float]:
+    tp = int((on & marked).sum())
+    precision, recall = tp / max(int(on.sum()), 1), tp / max(int(marked.sum()), 1)
+    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-12)
+
+
+def range_hypotheses(
+    store: ActivationStore,
+    inside: np.ndarray,
+    margin: int = 10,
+    kinds: tuple[str, ...] | None = None,
+    top: int = 20,
+    candidates: int = 200,
+) -> pd.DataFrame:
+    """Neurons that are high (or low) on the marked characters and the other way just outside
+    them (within ``margin`` characters), best first.
+
+    Each neuron "fires" above the midpoint of its inside and just-outside means. Where the
+    marks are a class (more than one span, e.g. every match of a regex), its precision and
+    recall are over the whole store; where they are one selected span, an example rather
+    than a class, over the span and its margin (``scope``), since firing elsewhere is no
+    error there, and ``elsewhere`` says how often it fires beyond them. The ``candidates``
+    of largest contrast are ranked by F1 (the contrast alone ranks a neuron that separates
+    by a little, everywhere, above one that fires on just the marks)."""
+    inside = np.asarray(inside, dtype=bool)
+    if inside.shape != (len(store),):
+        raise StoreError("The marked characters do not match the store's length.")
+    if not inside.any():
+        raise StoreError("Nothing is marked: select a range or give a regex that matches.")
+    outside = _near(inside, margin)
+    local = np.flatnonzero(inside | outside)
+    kinds = kinds or tuple(dict.fromkeys(s.kind for s in store.series))
+    results = sorted(_contrasts(store, local, inside[local], kinds), key=lambda r: -abs(r[2]))[:candidates]
+    spans = int(np.count_nonzero(np.diff(np.concatenate([[0], inside.astype(np.int8)])) == 1))
+    scope = "whole store" if spans > 1 else "selection and margin"
     rows = []
-    for neuron, row, contrast in results[:top]:
-        values = np.asarray(store.activations[row], dtype=np.float32)
+    for neuron, row, contrast in results:
         sign = 1.0 if contrast >= 0 else -1.0
-        v = values * sign
+        v = np.asarray(store.activations[row], dtype=np.float32) * sign
         threshold = 0.5 * (v[inside].mean() + v[outside].mean())
         on = v > threshold
-        tp = int((on & inside).sum())
+        where = slice(None) if spans > 1 else local
+        precision, recall, f1 = _scores(on[where], inside[where])
+        beyond = ~(inside | outside)
         rows.append(
             {
                 "neuron": neuron,
                 "direction": "high" if sign > 0 else "low",
                 "contrast": float(abs(contrast)),
                 "threshold": float(threshold * sign),
-                "precision": tp / max(int(on.sum()), 1),
-                "recall": tp / int(inside.sum()),
+                "precision": precision,
+                "recall": recall,
+                "f1": f1,
+                "elsewhere": float(on[beyond].mean()) if beyond.any() else 0.0,
+                "scope": scope,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows).sort_values(["f1", "contrast"], ascending=False, kind="stable")
+    return table.head(top).reset_index(drop=True)
 
 
 # -- error analysis (Karpathy et al. 2015, sec. 5) ------------------------------------------------

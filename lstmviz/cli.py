@@ -345,9 +345,10 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
     if as_json:
         _print_json(result.to_json())
     elif result.values is not None and sys.stdout.isatty():
+        from .colours import scale_for, stats_of
         from .render import ansi_coloured
 
-        click.echo(ansi_coloured(result.text, result.values))
+        click.echo(ansi_coloured(result.text, result.values, scale_for(result.neuron, stats_of(result.values))))
         click.echo(f"(coloured by {result.neuron})", err=True)
     else:
         click.echo(result.text)
@@ -377,11 +378,13 @@ def import_torch_command(state_dict, vocab, out) -> None:
 @click.option("--neurons", required=True, help="Comma-separated neuron ids, e.g. L2.c.117,L1.h.3")
 @click.option("--range", "char_range", required=True, help="Characters START:END, e.g. 0:300.")
 @click.option("--out", required=True, type=click.Path(), help="A .png, .svg, .pdf or .html file.")
+@click.option("--shared-scale", is_flag=True, help="One colour scale for all rows (default: each row its own).")
 @_user_errors
-def export(store, neurons, char_range, out) -> None:
+def export(store, neurons, char_range, out, shared_scale) -> None:
     """Write the heatmap of NEURONS over a range of STORE's text to a file."""
+    from .analysis import neuron_scales
     from .export import write_figure
-    from .render import heatmap_figure, parse_range
+    from .render import export_width, heatmap_figure, parse_range
     from .store import open_store
 
     opened = open_store(store)
@@ -389,7 +392,9 @@ def export(store, neurons, char_range, out) -> None:
     ids = [n.strip() for n in neurons.split(",") if n.strip()]
     for n in ids:
         opened.row_of(n)  # a bad id is an error before any work
-    click.echo(f"wrote {write_figure(heatmap_figure(opened, ids, start, stop), out)}")
+    scales = None if shared_scale else neuron_scales(opened, ids)
+    figure = heatmap_figure(opened, ids, start, stop, scales, export_width(stop - start))
+    click.echo(f"wrote {write_figure(figure, out)}")
 
 
 @main.command()
@@ -422,18 +427,29 @@ def export_lstmvis_command(store, out, kinds) -> None:
     click.echo(f"wrote {folder} (open it with LSTMVis: python lstm_server.py -dir {folder.parent})")
 
 
-def _open_for_dashboard(path: str | None, progress: bool = True):
-    """A store as given, or a checkpoint's test split recorded into the cache (once)."""
+def _open_for_dashboard(path: str | None, progress: bool = True) -> tuple[ActivationStore, str]:
+    """A store as given, or a checkpoint's test split recorded into the cache (once): its h
+    and c, which every page starts on; the gates are recorded when a page asks for them. With
+    the name the dashboard shows it by (a cached store's file name is a hash)."""
     from .evaluate import evaluation_documents
-    from .sources import cached_store_path, is_store, open_source, recorded
+    from .recording import estimate
+    from .sources import COMPARED_KINDS, cached_store_path, is_store, open_source, recorded
 
     source = open_source(path)
     if isinstance(source, ActivationStore):
-        return source
+        return source, source.name
+    name = f"{source.name} · test split"
     docs = evaluation_documents(source)
-    if not is_store(cached_store_path(source, docs)):
-        click.echo(f"recording {source.name}'s test split into the cache (once; later starts reuse it)", err=True)
-    return recorded(source, docs, progress=progress)
+    for kinds in (None, COMPARED_KINDS):  # a whole recording already there serves as well
+        if is_store(cached_store_path(source, docs, kinds)):
+            return recorded(source, docs, kinds=kinds, progress=progress), name
+    plan = estimate(source, sum(len(d.text) for d in docs), COMPARED_KINDS)
+    click.echo(
+        f"recording {source.name}'s test split once (later starts reuse it): {plan['chars']:,} characters, h and c, "
+        f"about {plan['bytes'] / 1e9:.1f} GB, about {plan['seconds']:.0f} s; gates are recorded when a page asks for them",
+        err=True,
+    )
+    return recorded(source, docs, kinds=COMPARED_KINDS, progress=progress), name
 
 
 @main.command()
@@ -457,8 +473,8 @@ def serve(paths, host, port, token, debug) -> None:
     elif token is not None:
         click.echo("lstmviz: on loopback no token is asked for; --token is ignored.", err=True)
         token = None
-    stores = [_open_for_dashboard(p) for p in (paths or [None])]
-    app = create_app(stores)
+    stores, names = zip(*(_open_for_dashboard(p) for p in (paths or [None])), strict=True)
+    app = create_app(list(stores), list(names))
     for name in app.catalog.stores:
         app.catalog.prepare(name)  # before the first page is served (cached in the store)
     url = f"http://{host}:{port}/" + (f"?token={token}" if token else "")
@@ -623,6 +639,7 @@ def bench() -> None:
 def _at_least(**options: int) -> None:
     """A benchmark's counts: each must be at least the smallest that measures anything."""
     smallest = {"chars": 1000, "repeats": 1, "steps": 1, "units": 1, "switches": 1, "clients": 1, "per_client": 1, "sample": 1}
+    smallest["top"] = 1
     for name, value in options.items():
         if value is not None and value < smallest[name]:
             raise LstmvizError(f"--{name.replace('_', '-')} must be at least {smallest[name]:,}, not {value}.")
@@ -723,6 +740,27 @@ def bench_compare_command(chars, units, repeats, as_json) -> None:
     from .bench import bench_compare
 
     _report(bench_compare(chars, units, repeats), as_json)
+
+
+@bench.command("contrast")
+@click.option("--checkpoint", default=None, help="Checkpoint recorded on its test split (default: the shipped model).")
+@click.option("--top", default=3, show_default=True, help="Best cells of each binary feature measured.")
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_contrast_command(checkpoint, top, as_json) -> None:
+    """How distinct each feature's best cells look painted, under every colour scale."""
+    _at_least(top=top)
+    import pandas as pd
+
+    from .contrast import bench_contrast
+
+    result = bench_contrast(checkpoint, top)
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    click.echo(f"{result['unit']}; store {result['store']}")
+    click.echo(pd.DataFrame(result["cells"]).to_string(index=False))
+    click.echo(f"mean: before (symmetric) {result['mean_before']}, default {result['mean_default']}")
 
 
 if __name__ == "__main__":

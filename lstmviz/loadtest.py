@@ -81,7 +81,7 @@ class DashClient:
 
 
 def default_view(base_url: str) -> tuple[str, list[str]]:
-    """The store a running dashboard opens first, and its neuron ids."""
+    """The store a running dashboard opens first, and its recorded neurons' ids."""
     client = DashClient(base_url, DashClient.fetch_dependencies(base_url))
     dep = next(d for d in client.dependencies if TEXT_OUTPUT in d["output"])
     body = client.body(TEXT_OUTPUT, {"url.search": "", "url.pathname": "/"})
@@ -92,7 +92,8 @@ def default_view(base_url: str) -> tuple[str, list[str]]:
     options = answer.get("neuron-pick", {}).get("options")
     if not options:
         raise RuntimeError(f"The dashboard's switch callback ({dep['output'][:60]}...) gave no neuron list.")
-    return answer["store-pick"]["value"], options
+    recorded = [o if isinstance(o, str) else o["value"] for o in options if isinstance(o, str) or "when chosen" not in o["label"]]
+    return answer["store-pick"]["value"], recorded
 
 
 CATASTROPHIC_REGEX = r"(\w|\w)+!"  # on code text: backtracking exponential in the length of each word

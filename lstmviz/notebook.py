@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from .checkpoint import Checkpoint, load_checkpoint
+from .colours import ColourScale, scale_for, stats_of
 from .errors import LstmvizError
 from .neurons import NeuronId
 from .recording import record_text
-from .render import coloured_html, heatmap_figure, parse_range, symmetric_limit
+from .render import coloured_html, heatmap_figure, parse_range
 from .store import ActivationStore, open_store
 
 SHOWN_CHARS = 2000  # shown when neither a text nor a range is given
@@ -31,15 +32,16 @@ MAX_TEXT = 100_000
 class ColouredText:
     """Text coloured by one neuron; a notebook displays it (``_repr_html_``)."""
 
-    def __init__(self, text: str, values: np.ndarray, neuron: str, limit: float, titles: list[str], note: str = ""):
-        self.text, self.values, self.neuron, self.limit, self.titles, self.note = text, values, neuron, limit, titles, note
+    def __init__(self, text: str, values: np.ndarray, neuron: str, scale: ColourScale, titles: list[str], note: str = ""):
+        self.text, self.values, self.neuron, self.scale, self.titles, self.note = text, values, neuron, scale, titles, note
 
     def __repr__(self) -> str:
-        return f"ColouredText({self.neuron}, {len(self.text)} characters, colours over ±{self.limit:.3g})"
+        return f"ColouredText({self.neuron}, {len(self.text)} characters, colours: {self.scale.label})"
 
     def _repr_html_(self) -> str:
-        spans = coloured_html(self.text, self.values, self.limit, self.titles, keep_lines=True)
-        head = f"{escape(self.neuron)}: blue below 0, red above, colours over ±{self.limit:.3g}; hover a character"
+        spans = coloured_html(self.text, self.values, self.scale, self.titles, keep_lines=True)
+        low, high = self.scale.ends()
+        head = f"{escape(self.scale.label)}: blue {low}, white {self.scale.centre:+.2f}, red {high}; hover a character"
         note = f"; {escape(self.note)}" if self.note else ""
         return (
             f'<div class="lstmviz-text"><div style="font:12px sans-serif;color:#555;margin:2px 0">{head}{note}</div>'
@@ -75,12 +77,15 @@ def _titles(text: str, values, neuron: str, top_ids, top_probs, vocab: list[str]
     return titles
 
 
-def show(source, neuron: str | NeuronId, text: str | None = None, range: str | tuple[int, int] | None = None) -> ColouredText:
+def show(
+    source, neuron: str | NeuronId, text: str | None = None, range: str | tuple[int, int] | None = None, scale: str | None = None
+) -> ColouredText:
     """``neuron`` over ``text`` (recorded now, in memory, by the checkpoint: ``source`` a
     checkpoint, or a store whose checkpoint it was) or over a ``range`` of a store's text
-    ("START:END"), coloured on the dashboard's scale. With a store, the colours use the
-    neuron's range over the whole store, as the dashboard does."""
-    from .analysis import colour_limit
+    ("START:END"), coloured on the dashboard's colour ``scale`` (default: the one chosen for
+    the neuron; see ``lstmviz.colours``). With a store, the scale comes from the neuron's
+    whole series, as in the dashboard."""
+    from .analysis import value_stats
 
     opened = _opened(source)
     store = opened if isinstance(opened, ActivationStore) else None
@@ -101,19 +106,23 @@ def show(source, neuron: str | NeuronId, text: str | None = None, range: str | t
     else:
         raise LstmvizError("Give the text to show (text=...), or a store and a range of it.")
     values, shown = view.neuron(n, start, stop), view.text(start, stop)
-    limit = colour_limit(store, n) if store is not None else symmetric_limit(values)
+    colours = scale_for(str(n), value_stats(store, n) if store is not None else stats_of(values), scale)
     titles = _titles(shown, values, str(n), view.top_ids[start:stop], view.top_probs[start:stop], view.vocab_chars, start)
-    return ColouredText(shown, values, str(n), limit, titles, note)
+    return ColouredText(shown, values, str(n), colours, titles, note)
 
 
-def heatmap(source, neurons, range: str = "0:200"):
+def heatmap(source, neurons, range: str = "0:120", shared_scale: bool = False):
     """Neurons by characters of a store's text, as the dashboard's Heatmap page draws it (a
-    plotly figure: it displays itself in a notebook)."""
+    plotly figure: it displays itself in a notebook): each row on its own colour scale, or
+    all on one with ``shared_scale``."""
+    from .analysis import neuron_scales
+
     store = _opened(source)
     if not isinstance(store, ActivationStore):
         raise LstmvizError("heatmap() draws a recorded store; record one first (lstmviz.record).")
     ids = [n.strip() for n in neurons.split(",")] if isinstance(neurons, str) else [str(n) for n in neurons]
-    return heatmap_figure(store, ids, *parse_range(range, len(store)))
+    scales = None if shared_scale else neuron_scales(store, ids)
+    return heatmap_figure(store, ids, *parse_range(range, len(store)), scales=scales)
 
 
 def dashboard(sources, mode: str = "inline", port: int = 8050, height: int = 800):

@@ -171,6 +171,25 @@ def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, 
     check_free_space(Path(out), store_bytes(len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size, size))
 
 
+def estimate(ckpt: Checkpoint, chars: int, kinds: tuple[str, ...] | None = None, lanes: int = DEFAULT_LANES) -> dict:
+    """What recording ``chars`` characters will take, before it starts: the store's size,
+    and the time from chunks of the recording's own forward pass timed here (the median of
+    three, a fraction of a second in all) with a fifth more for writing."""
+    cfg = ckpt.model_config
+    rows = len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size
+    wanted = [hook_name(layer, k) for layer in range(cfg.num_layers) for k in checked_kinds(cfg, kinds)]
+    device = next(ckpt.model.parameters()).device
+    x = torch.zeros((min(lanes, max(chars // 64, 1)), 64), dtype=torch.long, device=device)
+    ckpt.model.run_with_cache(x[:, :8], wanted)  # warm-up: first calls allocate
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        ckpt.model.run_with_cache(x, wanted)
+        times.append(time.perf_counter() - t0)
+    seconds = sorted(times)[1] / x.numel() * chars * 1.2
+    return {"chars": chars, "bytes": store_bytes(rows, chars), "seconds": seconds}
+
+
 def record_activations(
     ckpt: Checkpoint,
     docs: list[Document],
@@ -215,7 +234,9 @@ def record_activations(
         writer.maps["text.u32"][:] = np.frombuffer(laid.text.encode("utf-32-le"), dtype=np.uint32)
         stage = writer.activation_columns(laid.lanes, stage_span(rows, laid.lanes, chunk_len))
         state = model.initial_state(laid.lanes, device)
-        bar = tqdm(total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True)
+        bar = tqdm(  # smoothing=0: the ETA from the average rate so far, steady as lanes finish
+            total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True, smoothing=0
+        )
         for active, pos, valid, x, keep_t in laid.chunks(chunk_len, device):
             lanes_state = select_rows(state, active)
             (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)

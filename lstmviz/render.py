@@ -4,31 +4,14 @@ line export and the dashboard (one builder per figure)."""
 from __future__ import annotations
 
 import base64
-import math
 
 import numpy as np
 import plotly.graph_objects as go
 
+from .colours import COLOUR_STOPS, ColourScale, level_table, symmetric_of
 from .errors import StoreError
 from .store import ActivationStore, NeuronId, check_range
 
-# The paper's diverging scale: blue below zero, white at zero, red above. One scale for
-# every view: plotly figures use the name, the text painter (assets/painter.js) the stops.
-COLOURSCALE = "RdBu_r"
-COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
-    (0.0, (5, 48, 97)),
-    (0.1, (33, 102, 172)),
-    (0.2, (67, 147, 195)),
-    (0.3, (146, 197, 222)),
-    (0.4, (209, 229, 240)),
-    (0.5, (247, 247, 247)),
-    (0.6, (253, 219, 199)),
-    (0.7, (244, 165, 130)),
-    (0.8, (214, 96, 77)),
-    (0.9, (178, 24, 43)),
-    (1.0, (103, 0, 31)),
-]
-COLOUR_LEVELS = 256  # steps of the scale the painter uses (one CSS class each)
 MAX_HEATMAP_CHARS = 2000
 MAX_HEATMAP_NEURONS = 48  # rows: more is unreadable, and unbounded work for a server
 # What a graph shows until its figure arrives: nothing (no empty axes), in little height.
@@ -36,29 +19,10 @@ EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"v
 _VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
 
 
-def symmetric_limit(values: np.ndarray) -> float:
-    """Half-width of the colour range around 0: the 99th percentile of |value|, so a few
-    outliers do not wash the picture out."""
-    finite = np.abs(values[np.isfinite(values)])
-    return float(np.percentile(finite, 99)) if finite.size and np.percentile(finite, 99) > 0 else 1.0
-
-
-def colour_of(value: float, limit: float) -> tuple[int, int, int]:
-    """The colour of ``value`` on the diverging scale over [-limit, limit], in
-    ``COLOUR_LEVELS`` steps; the painter in assets/painter.js computes exactly this."""
-    t = min(1.0, max(0.0, 0.5 + 0.5 * value / limit)) if limit > 0 and np.isfinite(value) else 0.5
-    t = math.floor(t * COLOUR_LEVELS + 0.5) / COLOUR_LEVELS  # JavaScript's Math.round
-    for (t0, c0), (t1, c1) in zip(COLOUR_STOPS, COLOUR_STOPS[1:], strict=False):
-        if t <= t1:
-            f = (t - t0) / (t1 - t0)
-            return tuple(round(a + (b - a) * f) for a, b in zip(c0, c1, strict=True))
-    return COLOUR_STOPS[-1][1]
-
-
 def coloured_html(
     text: str,
     values,
-    limit: float,
+    scale: ColourScale,
     titles: list[str] | None = None,
     mark: int | None = None,
     first: int | None = None,
@@ -72,9 +36,10 @@ def coloured_html(
     from html import escape
 
     spans = []
-    for i, (ch, value) in enumerate(zip(text, values, strict=True)):
-        r, g, b = colour_of(float(value), limit)
-        ink = "color:#fff;" if abs(value) > 0.7 * limit else ""  # legible on strong colours
+    table = level_table()
+    for i, (ch, value, level) in enumerate(zip(text, values, scale.levels(values), strict=True)):
+        r, g, b, dark = table[level]
+        ink = "color:#fff;" if dark else ""  # legible on strong colours
         marked = ' class="mark"' if i == mark else ""
         title = titles[i] if titles is not None else f"{float(value):+.3f}"
         pos = f' data-pos="{first + i}"' if first is not None else ""
@@ -84,47 +49,49 @@ def coloured_html(
     return "".join(spans)
 
 
-def ansi_coloured(text: str, values: np.ndarray, limit: float | None = None) -> str:
-    """``text`` for a terminal, each character on its colour of the scale (24-bit ANSI), the
-    range the 99th percentile of |value| unless given; white letters on strong colours."""
-    limit = symmetric_limit(np.asarray(values)) if limit is None else limit
+def ansi_coloured(text: str, values: np.ndarray, scale: ColourScale | None = None) -> str:
+    """``text`` for a terminal, each character on its colour of ``scale`` (24-bit ANSI;
+    default: +-99th percentile of |value|); white letters on strong colours."""
+    scale = symmetric_of(values) if scale is None else scale
     out = []
-    for ch, v in zip(text, values, strict=True):
-        r, g, b = colour_of(float(v), limit)
-        fg = "38;2;255;255;255;" if abs(v) > 0.7 * limit else "38;2;0;0;0;"
+    table = level_table()
+    for ch, level in zip(text, scale.levels(values), strict=True):
+        r, g, b, dark = table[level]
+        fg = "38;2;255;255;255;" if dark else "38;2;0;0;0;"
         shown = " " if ch == "\n" else ch
         out.append(f"\x1b[{fg}48;2;{r};{g};{b}m{shown}\x1b[0m" + ("\n" if ch == "\n" else ""))
     return "".join(out)
 
 
-def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, limit: float) -> dict:
+def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, scale: ColourScale) -> dict:
     """What the browser needs to paint a window of text by one neuron: characters, values,
-    the colour scale, and the model's top-5 guesses for the next character."""
+    their colours on ``scale``, and the model's top-5 guesses for the next character."""
     start, stop = check_range(start, stop, len(store))
-    return values_payload(store, store.neuron(neuron, start, stop), str(NeuronId.parse(neuron)), start, limit)
+    return values_payload(store, store.neuron(neuron, start, stop), str(NeuronId.parse(neuron)), start, scale)
 
 
 def _base64(array: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(array).astype(array.dtype.newbyteorder("<")).tobytes()).decode("ascii")
 
 
-def values_payload(store: ActivationStore, values: np.ndarray, label: str, start: int, limit: float) -> dict:
+def values_payload(store: ActivationStore, values: np.ndarray, label: str, start: int, scale: ColourScale) -> dict:
     """The painter's data for ``values`` (one per character of ``store`` from ``start``), named
     ``label`` (a neuron id, or a derived series such as bits saved over the n-gram)."""
     stop = start + len(values)
     guesses = (store.top_ids[start:stop], store.top_probs[start:stop])
-    return painted_payload(store.text(start, stop), values, *guesses, store.vocab_chars, label, start, limit)
+    return painted_payload(store.text(start, stop), values, *guesses, store.vocab_chars, label, start, scale)
 
 
 def painted_payload(
-    text: str, values, top_ids: np.ndarray, top_probs: np.ndarray, vocab: list[str], label: str, start: int, limit: float
+    text: str, values, top_ids: np.ndarray, top_probs: np.ndarray, vocab: list[str], label: str, start: int, scale: ColourScale
 ) -> dict:
-    """What assets/painter.js paints: ``text`` coloured by ``values`` on the scale over
-    [-limit, limit], with the model's top guesses for the next character after each one.
+    """What assets/painter.js paints: ``text`` coloured by ``values`` on ``scale``, with the
+    model's top guesses for the next character after each one.
 
     Compact, since it crosses the network on every neuron switch: the text and the top-5
-    guesses as strings (5 characters per position), values as base64 float32 and guess
-    probabilities as base64 uint16 in units of 1/10000; assets/painter.js decodes them."""
+    guesses as strings (5 characters per position), values as base64 float32 (for the
+    hover), their palette levels as base64 bytes (the colours: computed here, once) and
+    guess probabilities as base64 uint16 in units of 1/10000; assets/painter.js decodes them."""
     ids = np.asarray(top_ids, dtype=np.int64)
     codes = np.array([ord(c) for c in vocab] + [0xFFFD], dtype=np.uint32)
     probs = np.nan_to_num(np.asarray(top_probs, dtype=np.float32), nan=0.0)
@@ -132,8 +99,9 @@ def painted_payload(
         "start": start,
         "text": text,
         "values": _base64(np.asarray(values, dtype=np.float32)),
-        "limit": limit,
-        "stops": [[t, list(c)] for t, c in COLOUR_STOPS],
+        "levels": _base64(scale.levels(values)),
+        "palette": level_table(),
+        "scale": scale.label,
         "top": codes[np.minimum(ids, len(codes) - 1)].astype("<u4").tobytes().decode("utf-32-le"),
         "top_k": int(ids.shape[1]) if ids.ndim == 2 else 0,
         "probs": _base64(np.round(probs * 10000).astype(np.uint16)),
@@ -186,9 +154,19 @@ def parse_range(text: str, length: int) -> tuple[int, int]:
     return check_range(start, stop, length)
 
 
-def heatmap_figure(store: ActivationStore, neurons: list[str | NeuronId], start: int, stop: int) -> go.Figure:
-    """Neurons (rows) by characters (columns), coloured on the diverging scale around 0,
-    each cell labelled with its character, as in the paper's figures."""
+def heatmap_figure(
+    store: ActivationStore,
+    neurons: list[str | NeuronId],
+    start: int,
+    stop: int,
+    scales: list[ColourScale] | None = None,
+    width: int | None = None,
+) -> go.Figure:
+    """Neurons (rows) by characters (columns), each cell labelled with its character, as in
+    the paper's figures. Each row is coloured on its own scale (``scales``, one per neuron:
+    a -27..+6 cell beside a -4..+4 one both read), or, without ``scales``, all rows on one
+    scale (+-99th percentile of |value| in the window). Without ``width`` the figure fits
+    its container."""
     if not neurons:
         raise StoreError("Give at least one neuron.")
     if len(neurons) > MAX_HEATMAP_NEURONS:
@@ -200,33 +178,48 @@ def heatmap_figure(store: ActivationStore, neurons: list[str | NeuronId], start:
         raise StoreError("The character range is empty.")
     ids = [NeuronId.parse(n) for n in neurons]
     values = store.window(ids, start, stop)
-    text = store.text(start, stop)
-    labels = [_VISIBLE.get(c, c) for c in text]
-    limit = symmetric_limit(values)
+    labels = [_VISIBLE.get(c, c) for c in store.text(start, stop)]
+    shared = symmetric_of(values, "all rows: ±99th percentile of |value|")
+    rows = scales if scales is not None else [shared] * len(ids)
+    colour_bar = {"title": {"text": "value"}}
+    if scales is not None:
+        ticks = {"tickvals": [0, 0.5, 1], "ticktext": ["low", "centre", "high"]}
+        colour_bar = {"title": {"text": "each row<br>its own scale"}, **ticks}
     fig = go.Figure(
         go.Heatmap(
-            z=values,
+            z=np.stack([scale.positions(row) for scale, row in zip(rows, values, strict=True)]),
+            customdata=values,
             x=list(range(start, stop)),
-            y=[str(n) for n in ids],
+            y=[scale.label if scales is not None else str(n) for scale, n in zip(rows, ids, strict=True)],
             text=[labels] * len(ids),
-            texttemplate="%{text}" if stop - start <= 400 else None,
-            hovertemplate="%{y} at %{x}: %{z:.3f} ('%{text}')<extra></extra>",
-            colorscale=COLOURSCALE,
-            zmid=0,
-            zmin=-limit,
-            zmax=limit,
-            colorbar={"title": {"text": "activation"}},
+            texttemplate="%{text}" if stop - start <= 160 else None,
+            hovertemplate="%{y} at %{x}: %{customdata:.3f} ('%{text}')<extra></extra>",
+            colorscale=[[t, f"rgb{c}"] for t, c in COLOUR_STOPS],
+            zmin=0,
+            zmax=1,
+            colorbar=colour_bar if scales is not None else {**colour_bar, **_value_ticks(shared)},
         )
     )
     fig.update_layout(
-        title=f"{store.name}: characters {start}-{stop}",
+        title=f"{store.name}: characters {start}-{stop}" + ("" if scales is not None else " (one scale for all rows)"),
         height=140 + 40 * len(ids),
-        width=max(600, min(2400, 14 * (stop - start) + 200)),
-        margin={"l": 90, "r": 30, "t": 60, "b": 40},
+        width=width,
+        autosize=width is None,
+        margin={"l": 200 if scales is not None else 90, "r": 30, "t": 60, "b": 40},
         plot_bgcolor="white",
     )
     fig.update_yaxes(autorange="reversed")
     return fig
+
+
+def export_width(chars: int) -> int:
+    """A heatmap's width in a file (on a page it fits its container): 14 px a character."""
+    return max(600, min(2400, 14 * chars + 300))
+
+
+def _value_ticks(scale: ColourScale) -> dict:
+    ticks = [scale.low, scale.centre, scale.high]
+    return {"tickvals": scale.positions(ticks).tolist(), "ticktext": [f"{v:+.2f}" for v in ticks]}
 
 
 def saturation_figure(table) -> go.Figure:
@@ -275,21 +268,32 @@ def training_figure(history: dict, reference: dict[str, float] | None = None) ->
             )
         )
     for k, (label, value) in enumerate((reference or {}).items()):
-        fig.add_hline(
+        fig.add_hline(  # labels on alternate sides and heights: two close lines' labels never overlap
             y=value,
             line={"dash": "dot", "color": ["#333", "#2a7"][k % 2]},
             annotation_text=f"{label}: {value:.3f}",
-            annotation_position="top right",
+            annotation_position=["top right", "bottom left"][k % 2],
         )
     fig.update_layout(
         title="Training curves",
         xaxis_title="step",
         yaxis_title="bits per character",
+        yaxis_range=_bpc_range(history, list((reference or {}).values())),
         height=360,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
         plot_bgcolor="white",
     )
     return fig
+
+
+def _bpc_range(history: dict, references: list[float]) -> list[float] | None:
+    """The y range that shows where training ends up, not its first steps at ~8 bits: from
+    just under the lowest value to 30% over the highest reference or median validation bpc."""
+    late = [*references, *([float(np.median(history["val_bpc"]))] if history.get("val_bpc") else [])]
+    if not late:
+        return None
+    low = min([*late, *history.get("val_bpc", []), *history.get("train_bpc", [])])
+    return [0.95 * low, 1.3 * max(late)]
 
 
 def cka_figure(cka: np.ndarray, layers_a: list[int], layers_b: list[int], name_a: str, name_b: str) -> go.Figure:

@@ -22,8 +22,9 @@ from urllib.parse import quote
 import plotly
 import plotly.io as pio
 
-from .analysis import SUMMARY_WIDTH, Context, contexts_at, neuron_summary, store_rankings
+from .analysis import SUMMARY_WIDTH, Context, contexts_at, neuron_scale, neuron_summary, store_rankings
 from .atomic import temporary_name
+from .colours import ColourScale
 from .errors import LstmvizError
 from .render import coloured_html, heatmap_figure, histogram_figure
 from .store import ActivationStore
@@ -137,18 +138,18 @@ def _scores_table(rankings: dict, neuron: str) -> str:
     return f'<table class="scores">{head}{"".join(rows)}</table>'
 
 
-def _coloured(context: Context, limit: float) -> str:
+def _coloured(context: Context, scale: ColourScale) -> str:
     """One context, each character a span on the colour of its value; its own one marked."""
     first = context.position - context.offset  # the store position of the text's first character
-    spans = coloured_html(context.text, context.values, limit, mark=context.offset, first=first)
+    spans = coloured_html(context.text, context.values, scale, mark=context.offset, first=first)
     return f'<div class="context"><span class="value">{context.value:+.3f}</span>{spans}</div>'
 
 
-def _contexts(store: ActivationStore, neuron: str, positions: dict[str, list[int]], limit: float) -> str:
+def _contexts(store: ActivationStore, neuron: str, positions: dict[str, list[int]], scale: ColourScale) -> str:
     parts = []
     for group, items in contexts_at(store, neuron, positions, SUMMARY_WIDTH).items():
         title = GROUP_TITLES.get(group, f"Samples between the {group[1:]}th percentile and the next")
-        rows = "".join(_coloured(c, limit) for c in items)
+        rows = "".join(_coloured(c, scale) for c in items)
         parts.append(f'<section class="contexts" data-group="{escape(group)}"><h3>{escape(title)}</h3>{rows}</section>')
     return "".join(parts)
 
@@ -161,17 +162,19 @@ def _heatmap(store: ActivationStore, neuron: str, position: int):
     """The neuron over the text around ``position``, within its document."""
     doc = store.document_at(position)
     start, stop = max(doc.start, position - HEATMAP_SPAN), min(doc.stop, position + HEATMAP_SPAN + 1)
-    return heatmap_figure(store, [neuron], start, stop)
+    return heatmap_figure(store, [neuron], start, stop, [neuron_scale(store, neuron)], width=1100)
 
 
 def _neuron_page(store: ActivationStore, neuron: str, rankings: dict) -> str:
     summary = neuron_summary(store, neuron)
+    scale = neuron_scale(store, neuron)
+    low, high = scale.ends()
     body = (
         f'<p><a href="../index.html">← all features</a></p><h1>{escape(neuron)}</h1>'
-        f"<p>{escape(store.name)}; colours over ±{summary['limit']:.3f} (99th percentile of |value|).</p>"
+        f"<p>{escape(store.name)}; colours: {escape(scale.label)}, blue {low}, white {scale.centre:+.2f}, red {high}.</p>"
         f"<h2>Feature scores</h2>{_scores_table(rankings, neuron)}"
         f"<h2>Activations</h2>{_figure(histogram_figure(summary['histogram'], neuron), 'histogram')}"
         f"<h2>Around its top activation</h2>{_figure(_heatmap(store, neuron, summary['contexts']['high'][0]), 'heatmap')}"
-        f"<h2>Contexts</h2>{_contexts(store, neuron, summary['contexts'], summary['limit'])}"
+        f"<h2>Contexts</h2>{_contexts(store, neuron, summary['contexts'], scale)}"
     )
     return _page(f"{neuron}: {store.name}", body, "../", plotly=True)

@@ -74,6 +74,8 @@ class StoredDocument:
 def check_range(start: int | None, stop: int | None, length: int) -> tuple[int, int]:
     start = 0 if start is None else int(start)
     stop = length if stop is None else int(stop)
+    if start > stop:
+        raise StoreError(f"Character range {start}:{stop} is reversed: the start must come before the end ({stop}:{start}?).")
     if not 0 <= start <= stop <= length:
         raise StoreError(f"Character range {start}:{stop} is outside the store (0:{length}).")
     return start, stop

@@ -70,7 +70,8 @@ def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monke
     assert (store.path / analysis.SUMMARIES_CACHE).is_file()
     one = summaries["L1.c.2"]
     values = store.neuron("L1.c.2").astype(np.float64)
-    assert one["limit"] == pytest.approx(np.quantile(np.abs(values), 0.99))
+    assert one["stats"]["abs99"] == pytest.approx(np.quantile(np.abs(values), 0.99))
+    assert one["stats"]["q01"] == pytest.approx(np.quantile(values, 0.01))
     assert one["contexts"] == analysis.context_positions(store, "L1.c.2", analysis.SUMMARY_CONTEXTS, analysis.SUMMARY_WIDTH)
     assert sum(one["histogram"]["counts"]) == len(store)
     monkeypatch.setattr(analysis, "neuron_summary", lambda *a: pytest.fail("computed again"))

@@ -15,7 +15,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
 from lstmviz.app import create_app
-from lstmviz.render import colour_of
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +96,14 @@ def test_landing_page_shows_coloured_text_without_console_errors(server, browser
     assert severe_console_errors(browser) == []
 
 
-def test_each_character_is_painted_with_the_colour_of_its_value(server, browser, tiny_store):
+def test_each_character_is_painted_with_the_colour_of_its_value(server, browser, tiny_store, reference_colour):
     base, app = server
     open_view(browser, base + "/?neuron=L2.c.3&pos=40", neuron_expected="L2.c.3")
-    limit = app.catalog.limit(tiny_store.name, "L2.c.3")
+    s = app.catalog.scale(tiny_store.name, "L2.c.3")
     for i in (0, 7, 55):
         value = float(tiny_store.neuron("L2.c.3", 40 + i, 41 + i)[0])
         assert panel_value(browser, i) == pytest.approx(value, abs=1e-3)
-        r, g, b = colour_of(value, limit)
-        assert painted_colour(browser, i) == f"rgb({r}, {g}, {b})"
+        assert painted_colour(browser, i) == reference_colour(value, s.low, s.centre, s.high, s.tanh)
 
 
 def test_hovering_a_character_shows_its_value_and_the_models_guesses(server, browser, tiny_store):
@@ -480,3 +478,161 @@ def test_typed_text_over_the_limit_is_refused_in_a_sentence(server, tiny_store):
         live_payload(app.catalog, tiny_store.name, "L1.h.0", "x" * (MAX_CHARS + 1))
     payload, note = live_payload(app.catalog, tiny_store.name, "L1.h.0", "name")
     assert payload["text"] == "name" and note.startswith("4 characters")
+
+
+# -- what the eye sees: colour scales, the heatmap, the small fixes -------------------------------
+
+
+def test_the_colour_scale_is_chosen_in_the_page_and_kept_in_the_url(server, browser, tiny_store, reference_colour):
+    base, app = server
+    open_view(browser, base + "/?neuron=L2.c.3&pos=40&scale=split", neuron_expected="L2.c.3")
+    s = app.catalog.scale(tiny_store.name, "L2.c.3", "split")
+    value = float(tiny_store.neuron("L2.c.3", 47, 48)[0])
+    WebDriverWait(browser, 30).until(lambda d: painted_colour(d, 7) == reference_colour(value, s.low, s.centre, s.high))
+    legend = browser.find_element(By.CSS_SELECTOR, ".legend").text
+    assert "each side its own range" in legend and f"{s.high:+.2f}" in legend
+    gate = "L1.f.2"
+    open_view(browser, base + f"/?neuron={gate}&pos=0", neuron_expected=gate)  # a gate: white at 0 to red at 1
+    legend = browser.find_element(By.CSS_SELECTOR, ".legend").text
+    assert "white +0.00" in legend and "red +1.00" in legend
+    value = float(tiny_store.neuron(gate, 3, 4)[0])
+    assert painted_colour(browser, 3) == reference_colour(value, 0.0, 0.0, 1.0)
+    browser.get(base + "/?neuron=L2.c.3&scale=rainbow")
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#neuron-error .error"))
+    assert "not a colour scale" in error.text
+
+
+def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser, tiny_store):
+    base, _ = server
+    browser.get(base + "/heatmap?neurons=L1.h.0,L2.c.3,L1.f.1&range=0:300")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hm-figure .heatmaplayer, #hm-figure .hm"))
+    labels = browser.find_element(By.ID, "hm-figure").text
+    assert "L1.f.1 (0..1)" in labels and "each row" in labels  # rows say their scale; the colour bar is there
+    fits = browser.execute_script(
+        "var f = document.querySelector('#hm-figure .main-svg'), bar = document.querySelector('#hm-figure .colorbar');"
+        "return [f.getBoundingClientRect().right <= window.innerWidth, bar.getBoundingClientRect().right <= window.innerWidth,"
+        " document.documentElement.scrollWidth <= window.innerWidth];"
+    )
+    assert fits == [True, True, True]
+    browser.find_element(By.CSS_SELECTOR, "#hm-shared input").click()  # one scale for all rows, on request
+    WebDriverWait(browser, 30).until(lambda d: "scale=shared" in d.current_url)
+    WebDriverWait(browser, 30).until(lambda d: "one scale for all rows" in d.find_element(By.ID, "hm-figure").text)
+
+
+def test_a_reversed_range_says_so_and_keeps_the_inputs(server, browser):
+    base, _ = server
+    browser.get(base + "/heatmap?neurons=L1.h.0&range=80:20")
+    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#hm-error .error"))
+    assert "reversed" in error.text and "20:80" in error.text
+    assert browser.find_element(By.ID, "hm-range").get_attribute("value") == "80:20"
+
+
+def test_a_selection_ranks_by_f1_in_the_selection_and_scrolls_into_view(server, browser, tiny_store):
+    base, _ = server
+    browser.get(base + "/discover?range=100:140")
+    note = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "discover-hypotheses-note"))
+    assert "Ranked by F1" in note.text and "within the selection" in note.text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#discover-hypotheses tr")[1:]
+    f1 = [float(r.find_elements(By.TAG_NAME, "td")[6].text) for r in rows]
+    assert f1 == sorted(f1, reverse=True) and f1[0] > 0.3  # usable numbers, not 0.000 for every row
+    top = browser.execute_script("return document.getElementById('discover-hypotheses').getBoundingClientRect().top")
+    assert 0 <= top < browser.execute_script("return window.innerHeight")  # in view, not below the fold
+    assert "low where the feature is on" in browser.find_element(By.TAG_NAME, "body").text  # "signed" explained
+
+
+def test_the_picker_finds_a_neuron_by_its_feature(server, browser, tiny_store):
+    base, app = server
+    best = app.catalog.best_neuron(tiny_store.name, "in_string")
+    open_view(browser, base + "/?neuron=L1.h.0", neuron_expected="L1.h.0")
+    browser.find_element(By.ID, "neuron-pick").click()
+    box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search"))
+    box.send_keys("in_string")
+    WebDriverWait(browser, 30).until(lambda d: "in_string" in d.find_element(By.CSS_SELECTOR, "[role=option]").text)
+    options = browser.find_elements(By.CSS_SELECTOR, "[role=option]")
+    assert all("in_string" in o.text for o in options)  # only neurons good at it are offered, the best first
+    option = options[0]
+    assert option.text.startswith(f"{best} · best at in_string")
+    option.click()
+    WebDriverWait(browser, 30).until(lambda d: f"neuron={best}" in d.current_url)
+
+
+def test_the_model_page_axis_shows_where_training_ends(server, browser, tiny_store):
+    base, _ = server
+    browser.get(base + "/model")
+    WebDriverWait(browser, 120).until(lambda d: "n-gram" in d.find_element(By.ID, "model-bpc").text)
+    y_range = browser.execute_script("return document.querySelector('#model-curves .js-plotly-plot').layout.yaxis.range")
+    bpc = float(browser.find_element(By.ID, "model-bpc").text.split("recurrent model (recorded)")[1].split()[0])
+    assert y_range[0] < bpc < y_range[1]  # set from the references (the rule: test_the_training_axis_...)
+    boxes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#model-curves .annotation')).map(a => a.getBoundingClientRect())"
+        ".map(r => [r.left, r.top, r.right, r.bottom]);"
+    )
+    assert len(boxes) == 2
+    (l1, t1, r1, b1), (l2, t2, r2, b2) = boxes
+    assert r1 <= l2 or r2 <= l1 or b1 <= t2 or b2 <= t1  # the two reference labels do not overlap
+
+
+@pytest.fixture(scope="module")
+def hc_server(tiny_checkpoint, tmp_path_factory):
+    """A dashboard started as `lstmviz serve CHECKPOINT` starts it: on h and c only."""
+    import lstmviz
+    from lstmviz.recording import record_activations
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("gates-cache")))
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    from lstmviz.evaluate import evaluation_documents
+
+    out = tmp_path_factory.mktemp("hc") / "hc.store"
+    store = record_activations(ckpt, evaluation_documents(ckpt), out, kinds=("h", "c"), progress=False)
+    app = create_app([store], ["tiny · test split"])
+    app.catalog.prepare("tiny · test split")
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}", app
+    srv.close()
+    mp.undo()
+
+
+def test_gates_are_recorded_when_a_page_first_asks_for_them(hc_server, browser):
+    base, app = hc_server
+    name = "tiny · test split"
+    assert "tiny · test split" in app.catalog.stores  # a friendly name, not the cache file's hash
+    assert app.catalog.unrecorded_kinds(name) == ["i", "f", "g", "o"]
+    browser.get(base + "/?neuron=L1.f.2")
+    WebDriverWait(browser, 60).until(
+        lambda d: d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == "L1.f.2"
+    )  # said to be recording, then painted once recorded (the page polls)
+    assert app.catalog.unrecorded_kinds(name) == [] and {s.kind for s in app.catalog.store(name).series} >= {"i", "f"}
+    assert app.catalog.scale(name, "L2.c.1").label  # the h and c summaries carried over to the whole recording
+    browser.get(base + "/gates")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
+    assert severe_console_errors(browser) == []
+
+
+def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_checkpoint, tmp_path, browser, monkeypatch):
+    import lstmviz
+    from lstmviz import sources
+    from lstmviz.evaluate import evaluation_documents
+    from lstmviz.recording import record_activations
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    store = record_activations(ckpt, evaluation_documents(ckpt), tmp_path / "hc.store", kinds=("h", "c"), progress=False)
+    go_on, real = threading.Event(), sources.recorded
+    monkeypatch.setattr(sources, "recorded", lambda *a, **k: go_on.wait(60) and real(*a, **k))
+    app = create_app([store])
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=srv.run, daemon=True).start()
+    try:
+        browser.get(f"http://127.0.0.1:{srv.effective_port}/gates")
+        note = WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "gates-error").text)
+        assert "the gates are recorded now" in note
+        assert browser.find_elements(By.CSS_SELECTOR, "#gates-error progress") or "queue" in note
+        go_on.set()
+        WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
+        assert browser.find_element(By.ID, "gates-error").text == ""
+    finally:
+        go_on.set()
+        srv.close()

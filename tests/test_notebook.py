@@ -8,21 +8,20 @@ import pytest
 from nbclient import NotebookClient
 
 import lstmviz
-from lstmviz.analysis import colour_limit
+from lstmviz.analysis import neuron_scale
 from lstmviz.errors import LstmvizError
-from lstmviz.render import colour_of
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quote-cell.ipynb"
 
 
-def test_show_colours_a_range_of_a_store_with_hover_details(tiny_store):
+def test_show_colours_a_range_of_a_store_with_hover_details(tiny_store, reference_colour):
     view = lstmviz.show(tiny_store, "L2.c.3", range="10:70")
     html = view._repr_html_()
     assert "<script" not in html and "http" not in html  # nothing runs, nothing is fetched
     values = tiny_store.neuron("L2.c.3", 10, 70)
-    limit = colour_limit(tiny_store, "L2.c.3")
-    r, g, b = colour_of(float(values[5]), limit)
-    assert html.count("<span style=") == 60 and f"background:rgb({r},{g},{b})" in html
+    s = view.scale
+    expected = reference_colour(float(values[5]), s.low, s.centre, s.high, s.tanh).replace(" ", "")
+    assert html.count("<span style=") == 60 and f"background:{expected}" in html
     assert "position 15  " in view.titles[5] and f"L2.c.3 = {values[5]:.3f}" in view.titles[5] and "next: " in view.titles[5]
     assert view.to_html().startswith("<!doctype html>")
 
@@ -36,7 +35,7 @@ def test_show_records_a_text_on_the_fly(tiny_checkpoint, tiny_store):
     assert view.text == text and list(view.values) == pytest.approx(list(expected))
     assert "read as unknown" in view.note and "ψ" in view.note
     from_store = lstmviz.show(tiny_store, "L1.c.2", text=text)  # its checkpoint records; its range colours
-    assert from_store.limit == colour_limit(tiny_store, "L1.c.2")
+    assert from_store.scale == neuron_scale(tiny_store, "L1.c.2")
 
 
 def test_show_and_heatmap_bad_input(tiny_checkpoint, tiny_store):

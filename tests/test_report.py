@@ -13,9 +13,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lstmviz.analysis import colour_limit, store_rankings
+from lstmviz.analysis import neuron_scale, store_rankings
 from lstmviz.errors import LstmvizError
-from lstmviz.render import colour_of
 from lstmviz.report import write_report
 from lstmviz.store import open_store
 
@@ -117,17 +116,16 @@ def painted_characters(browser) -> list[dict]:
     )
 
 
-def test_neuron_page_paints_each_character_with_the_colour_of_its_stored_value(report, tiny_store, browser):
+def test_neuron_page_paints_each_character_with_the_colour_of_its_stored_value(report, tiny_store, browser, reference_colour):
     neuron = best_neurons(tiny_store)["in_string"][0]
     open_page(browser, report / "neurons" / f"{neuron}.html")
-    limit = colour_limit(tiny_store, neuron)
+    scale = neuron_scale(tiny_store, neuron)
     painted = painted_characters(browser)
     assert len(painted) > 100
     colours = set()
     for ch in painted:
         value = float(tiny_store.neuron(neuron, ch["pos"], ch["pos"] + 1)[0])
-        r, g, b = colour_of(value, limit)
-        assert ch["colour"] == f"rgb({r}, {g}, {b})"
+        assert ch["colour"] == reference_colour(value, scale.low, scale.centre, scale.high, scale.tanh)
         assert ch["title"] == f"{value:+.3f}"
         assert ch["text"] == tiny_store.text(ch["pos"], ch["pos"] + 1).replace("\n", "\u23ce")  # quotes arrive unescaped
         colours.add(ch["colour"])

@@ -18,12 +18,15 @@ def test_bad_sources_are_one_clear_error(tmp_path):
 
 def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
-    first = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    first, name = _open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert isinstance(first, ActivationStore) and first.path.parent == tmp_path / "cache"
+    assert name == f"{tiny_checkpoint.name} · test split"  # not the cache file's hashed name
+    assert {s.kind for s in first.series} == {"h", "c"}  # a first start records h and c; gates on demand
     stamp = (first.path / "meta.json").stat().st_mtime_ns
-    again = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    again, _ = _open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
-    assert _open_for_dashboard(str(first.path)).path == first.path  # a store opens as it is
+    as_given, given_name = _open_for_dashboard(str(first.path))  # a store opens as it is, by its own name
+    assert as_given.path == first.path and given_name == first.name
 
 
 def test_debug_mode_is_refused_off_loopback(tiny_store):

@@ -31,8 +31,10 @@ PAGES = {
 }
 
 
-def create_app(stores: list[ActivationStore]) -> dash.Dash:
-    catalog = Catalog.of(stores)
+def create_app(stores: list[ActivationStore], names: list[str | None] | None = None) -> dash.Dash:
+    """The dashboard on ``stores``, each shown (and named in URLs) by its ``names`` entry, or
+    by its directory's name."""
+    catalog = Catalog.of(stores, names)
     app = dash.Dash(__name__, assets_folder=str(ASSETS), title="lstmviz", suppress_callback_exceptions=True)
     app.layout = html.Div(
         [

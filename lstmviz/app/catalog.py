@@ -19,14 +19,26 @@ import numpy as np
 from ..analysis import error_analysis, gate_saturation, neuron_summary, store_rankings, store_summaries
 from ..atomic import write_atomic
 from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
+from ..colours import ColourScale, ValueStats, scale_for
 from ..errors import StoreError
+from ..model import SERIES_KINDS
+from ..recording import store_bytes
 from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 from .main_thread import MainThread
 
 ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
+NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
 LIVE_KEPT = 16  # typed texts kept recorded in memory
 TEXTS_KEPT = 256  # typed texts too long for a URL, kept for their URLs
+
+
+class SeriesPending(StoreError):
+    """A series the store lacks is being recorded (``job``); the page says so and waits."""
+
+    def __init__(self, message: str, job: Job):
+        super().__init__(message)
+        self.job = job
 
 
 @dataclass
@@ -43,13 +55,13 @@ class Catalog:
     main_thread: MainThread = field(default_factory=MainThread)  # where model work for requests runs
 
     @classmethod
-    def of(cls, stores: list[ActivationStore]) -> Catalog:
+    def of(cls, stores: list[ActivationStore], names: list[str | None] | None = None) -> Catalog:
         named = {}
-        for s in stores:
-            name = s.name
+        for s, given in zip(stores, names or [None] * len(stores), strict=True):
+            name = base = given or s.name
             k = 2
             while name in named:
-                name, k = f"{s.name}-{k}", k + 1
+                name, k = f"{base}-{k}", k + 1
             named[name] = s
         if not named:
             raise StoreError("The dashboard needs at least one store.")
@@ -85,9 +97,27 @@ class Catalog:
         rows = self.rankings(name).get(feature, {}).get("rows", [])
         return rows[0]["neuron"] if rows else str(self.store(name).neuron_ids()[0])
 
-    def neuron_options(self, name: str) -> list[str]:
-        """Every neuron id of a store, for the pickers (built once)."""
-        return self.once(("neurons", name), lambda: [str(n) for n in self.store(name).neuron_ids()])
+    def neuron_options(self, name: str) -> list[dict | str]:
+        """Every neuron id of a store, for the pickers (built once), each with the feature it
+        ranks best at (so typing "string" finds the quote cell), those first, and the gates
+        its model has that are recorded when first chosen."""
+
+        def build() -> list[dict | str]:
+            best: dict[str, tuple] = {}  # neuron: (its best rank, -score, feature)
+            for feature, ranking in self.rankings(name).items():
+                for rank, row in enumerate(ranking["rows"][:NAMED_PER_FEATURE]):
+                    best[row["neuron"]] = min(best.get(row["neuron"], (rank + 1,)), (rank, -row["score"], feature))
+            named = sorted(best, key=best.get)  # each feature's best cells first, then the rest in store order
+            store = self.store(name)
+            options = [{"label": f"{n} · best at {best[n][2]} {-best[n][1]:.2f}", "value": n} for n in named]
+            options += [str(n) for n in store.neuron_ids() if str(n) not in best]
+            layers = store.meta["model"]["num_layers"]
+            units = store.meta["model"]["hidden_size"]
+            kinds = self.unrecorded_kinds(name)
+            later = [f"L{layer}.{k}.{i}" for layer in range(1, layers + 1) for k in kinds for i in range(units)]
+            return options + [{"label": f"{n} (recorded when chosen)", "value": n} for n in later]
+
+        return self.once(("neurons", name), build)
 
     def document_options(self, name: str) -> list[dict]:
         return self.once(("documents", name), lambda: [{"label": d.name, "value": d.start} for d in self.store(name).documents])
@@ -112,6 +142,57 @@ class Catalog:
         if name not in self._saturation:
             self._saturation[name] = gate_saturation(self.store(name))
         return self._saturation[name]
+
+    # -- series recorded on demand (a dashboard starts on h and c) --------------------------------
+
+    def unrecorded_kinds(self, name: str) -> list[str]:
+        """The model's series kinds the store ``name`` lacks (its gates, when the dashboard
+        started on h and c only); empty when the store has them all, or its checkpoint is gone."""
+        store = self.store(name)
+        if not (Path(store.checkpoint.get("path") or "") / CONFIG_FILE).is_file():
+            return []
+        recorded = {s.kind for s in store.series}
+        return [k for k in SERIES_KINDS[store.meta["model"]["cell"]] if k not in recorded]
+
+    def all_series(self, name: str) -> Job | None:
+        """Record every series of the store's model on its text, in the background (into the
+        cache, once), and swap it in for the store when done; None when nothing is missing.
+        The h and c values are the same recording's, so rankings and summaries carry over."""
+        if not self.unrecorded_kinds(name):
+            return None
+        store = self.store(name)
+
+        def work(job: Job) -> str:
+            from ..checkpoint import load_checkpoint
+            from ..sources import recorded, store_documents
+
+            ckpt = load_checkpoint(store.checkpoint["path"])
+            cfg = ckpt.model_config
+            size = store_bytes(len(cfg.series_kinds) * cfg.num_layers * cfg.hidden_size, len(store))
+            note = f"recording the gates of {ckpt.name} on {len(store):,} characters (about {size / 1e9:.1f} GB, once)"
+
+            def report(done: int, total: int) -> None:
+                job.report(done / max(total, 1), note)
+
+            full = recorded(ckpt, store_documents(store), progress=False, on_progress=report)
+            with self._lock:
+                self.stores[name] = full
+                self._built.pop(("neurons", name), None)
+            return str(full.path)
+
+        return self.jobs.start(f"gates:{name}", work)
+
+    def neuron_or_wait(self, store: ActivationStore, name: str, text: str | None) -> NeuronId:
+        """:meth:`neuron`, except that a series the store lacks but its model has starts its
+        recording (:meth:`all_series`) and says so in a sentence with the progress."""
+        n = NeuronId.parse(text or "")
+        if n.kind in self.unrecorded_kinds(name):
+            job = self.all_series(name)
+            if job.state == "failed":
+                raise StoreError(f"Recording the gates failed: {job.error}")
+            progress = f"{job.message or 'recording them'} ({100 * job.fraction:.0f}%)" if job.state == "running" else "queued"
+            raise SeriesPending(f"{n} is a gate: the dashboard started on h and c only; its gates are {progress}.", job)
+        return self.neuron(store, text)
 
     def model_errors(self, name: str) -> Job:
         """The recorded model against the n-gram baseline on this store (Karpathy et al.,
@@ -288,16 +369,17 @@ class Catalog:
         self._summaries.setdefault(name, {}).update(summaries)
 
     def summary(self, name: str, neuron: str) -> dict:
-        """A neuron's colour limit, context positions and histogram
+        """A neuron's colour statistics, context positions and histogram
         (:func:`lstmviz.analysis.neuron_summary`): prepared ones, or computed once here."""
         table = self._summaries.setdefault(name, {})
         if neuron not in table:
             table[neuron] = neuron_summary(self.store(name), neuron)
         return table[neuron]
 
-    def limit(self, name: str, neuron: str) -> float:
-        """The neuron's colour range, from its whole series (stable while scrolling)."""
-        return self.summary(name, neuron)["limit"]
+    def scale(self, name: str, neuron: str, scale: str | None = None) -> ColourScale:
+        """The neuron's colour scale ``scale`` (default: chosen for it), from its whole series
+        (stable while scrolling)."""
+        return scale_for(neuron, ValueStats(**self.summary(name, neuron)["stats"]), scale)
 
 
 def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:

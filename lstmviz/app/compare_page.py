@@ -15,10 +15,11 @@ import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from ..analysis import colour_limit
+from ..analysis import neuron_scale
+from ..colours import symmetric_of
 from ..errors import LstmvizError
 from ..export import figure_bytes
-from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, symmetric_limit, values_payload
+from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..store import NeuronId
 from .catalog import Catalog, changed_search, parse_query
 from .jobs import progress_bar
@@ -119,7 +120,7 @@ def _summary(c) -> html.P:
 
 def _neuron_payload(store, neuron: str, start: int) -> dict:
     values = store.neuron(neuron, start, min(len(store), start + WINDOW))
-    return values_payload(store, values, neuron, start, colour_limit(store, neuron))
+    return values_payload(store, values, neuron, start, neuron_scale(store, neuron))
 
 
 def _figure(catalog: Catalog, search: str | None, which: str):
@@ -218,7 +219,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         finite = c.loss_diff[np.isfinite(c.loss_diff)]
         loss_payload = None
         if finite.size:
-            loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, symmetric_limit(finite))
+            scale = symmetric_of(finite, "bits B saves")
+            loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, scale)
         return (
             *head,
             None,

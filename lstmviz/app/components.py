@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-from dash import html
+from dash import dcc, html
 
-from ..render import COLOUR_STOPS
+from ..colours import COLOUR_STOPS, SCALE_HELP, SCALES, ColourScale
 
 
-def colour_legend(low_id: str, high_id: str) -> html.Div:
-    """The colour scale as a bar, its ends labelled by ``low_id`` and ``high_id`` (set by the page)."""
+def colour_legend(prefix: str) -> html.Div:
+    """The colour scale as a bar with what it shows (``{prefix}-label``) and the values at
+    its ends (``{prefix}-low``, ``{prefix}-high``), all set by the page: see :func:`legend_of`."""
     stops = ", ".join(f"rgb{c} {t * 100:.0f}%" for t, c in COLOUR_STOPS)
     return html.Div(
         className="legend",
         children=[
-            html.Span(id=low_id),
+            html.Span(id=f"{prefix}-label", className="legend-label"),
+            html.Span(id=f"{prefix}-low"),
             html.Div(className="bar", style={"background": f"linear-gradient(to right, {stops})"}),
-            html.Span(id=high_id),
+            html.Span(id=f"{prefix}-high"),
         ],
     )
+
+
+def legend_of(scale: ColourScale) -> tuple[str, str, str]:
+    """A legend's low end, high end and label for ``scale``. A sequential (gate) scale
+    starts at the bar's white middle, so its low end is said in the label."""
+    low, high = scale.ends()
+    if scale.low >= scale.centre:  # the bar's left half is not used
+        return f"white {low}", f"red {high}", f"{scale.label}:"
+    return low, high, f"{scale.label}:"
+
+
+def scale_picker(component_id: str) -> dcc.Dropdown:
+    """The colour scale menu ("default": the scale chosen for the neuron). It starts empty
+    (None), so a page's first call, which lists every input, changes nothing; the page sets
+    it from the URL."""
+    options = [{"label": "colours: chosen for the neuron", "value": "default"}]
+    options += [{"label": f"colours: {name}", "value": name, "title": SCALE_HELP[name]} for name in SCALES]
+    style = {"width": "15em"}
+    return dcc.Dropdown(id=component_id, options=options, value=None, clearable=False, searchable=False, style=style)

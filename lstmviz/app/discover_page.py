@@ -23,6 +23,11 @@ PATH = "/discover"
 TOP = 25
 MAX_REGEX = 200  # characters; a pattern is compiled, never evaluated as code
 HYPOTHESIS_KINDS = ("h", "c")
+SIGNED_HELP = (
+    "score: how well a neuron tracks the feature, whichever way round (AUROC for yes/no features, |Spearman's rho| "
+    "for numbers; 0.5 and 0 are chance). signed: the same with its direction: an AUROC below 0.5 or a negative rho "
+    "means the neuron is low where the feature is on or high."
+)
 
 
 def layout(catalog: Catalog) -> html.Div:
@@ -31,6 +36,7 @@ def layout(catalog: Catalog) -> html.Div:
         children=[
             html.Div(id="discover-error"),
             html.H3("Best neuron per feature"),
+            html.P(SIGNED_HELP, className="hint"),
             html.Div(id="discover-summary"),
             html.Div(
                 className="controls",
@@ -58,6 +64,7 @@ def layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             dcc.Loading(html.Div(id="discover-hypotheses")),
+            html.Div(id="discover-scrolled", style={"display": "none"}),
         ],
     )
 
@@ -66,9 +73,10 @@ def _neuron_link(name: str, neuron: str) -> dcc.Link:
     return dcc.Link(neuron, href="/?" + urlencode({"store": name, "neuron": neuron}), className="neuron-link")
 
 
-def _table(header: list[str], rows: list[list]) -> html.Table:
+def _table(header: list[str], rows: list[list], titles: dict[str, str] | None = None) -> html.Table:
+    titles = titles or {}
     return html.Table(
-        [html.Tr([html.Th(h) for h in header]), *[html.Tr([html.Td(c) for c in row]) for row in rows]],
+        [html.Tr([html.Th(h, title=titles.get(h)) for h in header]), *[html.Tr([html.Td(c) for c in row]) for row in rows]],
         className="scores",
     )
 
@@ -78,7 +86,7 @@ def _summary(catalog: Catalog, name: str) -> html.Table:
     for feature, r in catalog.rankings(name).items():
         best = r["rows"][0]
         rows.append([feature, r["metric"], _neuron_link(name, best["neuron"]), f"{best['score']:.3f}", f"{best['value']:+.3f}"])
-    return _table(["feature", "metric", "best neuron", "score", "signed"], rows)
+    return _table(["feature", "metric", "best neuron", "score", "signed"], rows, {"signed": SIGNED_HELP})
 
 
 def _ranking(catalog: Catalog, name: str, feature: str) -> html.Table:
@@ -87,7 +95,7 @@ def _ranking(catalog: Catalog, name: str, feature: str) -> html.Table:
         [k, _neuron_link(name, row["neuron"]), f"{row['score']:.3f}", f"{row['value']:+.3f}", f"{row['pearson']:+.3f}"]
         for k, row in enumerate(r["rows"][:TOP], 1)
     ]
-    return _table(["rank", "neuron", f"score ({r['metric']})", "signed", "pearson"], rows)
+    return _table(["rank", "neuron", f"score ({r['metric']})", "signed", "pearson"], rows, {"signed": SIGNED_HELP})
 
 
 def marked_characters(store, char_range: str | None, regex: str | None) -> tuple[np.ndarray, str]:
@@ -115,13 +123,22 @@ def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str 
             f"{r.threshold:+.3f}",
             f"{r.precision:.3f}",
             f"{r.recall:.3f}",
+            f"{r.f1:.3f}",
+            f"{100 * r.elsewhere:.1f}%",
         ]
         for r in table.itertuples()
     ]
+    scope = table.scope[0] if len(table) else ""
+    where = (
+        "over the whole store (the marks are a class: every match)"
+        if scope == "whole store"
+        else "within the selection and 10 characters around it (one selection is an example, not every instance)"
+    )
+    header = ["neuron", "fires", "contrast (sd)", "threshold", "precision", "recall", "F1", "fires elsewhere"]
     return html.Div(
         [
-            html.P(f"Marked {described}."),
-            _table(["neuron", "fires", "contrast (sd)", "threshold", "precision", "recall"], rows),
+            html.P(f"Marked {described}. Ranked by F1; precision and recall {where}.", id="discover-hypotheses-note"),
+            _table(header, rows, {"fires elsewhere": "How often the neuron fires beyond the marks and their margin."}),
         ]
     )
 
@@ -179,3 +196,16 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             except LstmvizError as exc:
                 hypotheses = html.Div(str(exc), className="error")
         return None, summary, features, feature, ranking, char_range or "", regex or "", hypotheses
+
+    app.clientside_callback(  # a selection's result, asked for from the Neuron page, is what the user wants to see
+        """function (children, search) {
+            if (children && /[?&](range|regex)=/.test(search || "")) {
+                var el = document.getElementById("discover-hypotheses");
+                if (el) { el.scrollIntoView({block: "start"}); }
+            }
+            return "";
+        }""",
+        Output("discover-scrolled", "children"),
+        Input("discover-hypotheses", "children"),
+        State("url", "search"),
+    )

@@ -6,16 +6,16 @@ text the same seed gives with nothing held. The URL holds the whole experiment:
 from __future__ import annotations
 
 import dash
-import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
+from ..colours import ColourScale
 from ..errors import LstmvizError
 from ..interventions import parse_assignments
 from ..neurons import parse_neurons
-from ..render import painted_payload, symmetric_limit
+from ..render import painted_payload
 from ..sampling import sample
 from .catalog import Catalog, changed_search, parse_query
-from .components import colour_legend
+from .components import colour_legend, legend_of
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
@@ -42,7 +42,7 @@ def layout(catalog: Catalog) -> html.Div:
                     html.Label(["temperature ", dcc.Input(id="gen-t", style={"width": "4em"}, **field)]),
                     html.Label(["characters ", dcc.Input(id="gen-n", style={"width": "5em"}, **field)]),
                     html.Button("Generate ▶", id="gen-run"),
-                    colour_legend("gen-legend-low", "gen-legend-high"),
+                    colour_legend("gen-legend"),
                 ],
             ),
             html.Div(id="gen-error"),
@@ -105,12 +105,13 @@ def generations(catalog: Catalog, search: str | None) -> dict:
     return {
         "held": run(lambda: sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings)),
         "plain": run(lambda: sample(ckpt, color=color, **settings)),
+        "store": name,
         "query": {"clamp": q.get("clamp", ""), "ablate": q.get("ablate", ""), "color": color, **settings},
     }
 
 
-def _payload(s, limit: float) -> dict:
-    return painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, limit)
+def _payload(s, scale: ColourScale) -> dict:
+    return painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
 
 
 def register(app: dash.Dash, catalog: Catalog) -> None:
@@ -144,19 +145,20 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("gen-title-held", "children"),
         Output("gen-legend-low", "children"),
         Output("gen-legend-high", "children"),
+        Output("gen-legend-label", "children"),
         *[Output(i, "value") for i in inputs.values()],
         Input("url", "search"),
         State("url", "pathname"),
     )
     def url_to_view(search, pathname):
         if pathname != PATH:
-            return (no_update,) * (6 + len(inputs))
+            return (no_update,) * (7 + len(inputs))
         try:
             run = generations(catalog, search)
         except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * (4 + len(inputs))))
+            return (None, html.Div(str(exc), className="error"), *([no_update] * (5 + len(inputs))))
         held, plain, query = run["held"], run["plain"], run["query"]
-        limit = symmetric_limit(np.concatenate([held.values, plain.values]))
+        scale = catalog.scale(run["store"], held.neuron)
         holding = ", ".join(
             [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
         )
@@ -166,12 +168,11 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         title = f"Holding {holding}" if holding else "Nothing held (add a neuron to hold)"
         controls = [query[k] for k in ("prime", "clamp", "ablate", "color", "seed", "temperature", "length")]
         return (
-            {"held": _payload(held, limit), "plain": _payload(plain, limit)},
+            {"held": _payload(held, scale), "plain": _payload(plain, scale)},
             None,
             " ".join(notes),
             title,
-            f"{-limit:.2f}",
-            f"{limit:+.2f}",
+            *legend_of(scale),
             *controls,
         )
 

@@ -3,14 +3,16 @@ export to PNG, SVG, PDF and standalone HTML (the same builder as ``lstmviz expor
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
+from ..analysis import neuron_scales
 from ..errors import LstmvizError
 from ..export import figure_bytes
-from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, heatmap_figure, parse_range
+from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
 from .catalog import Catalog, changed_search, parse_query
 
 PATH = "/heatmap"
@@ -20,15 +22,16 @@ FORMATS = ("png", "svg", "pdf", "html")
 def _view(catalog: Catalog, search: str | None):
     q = parse_query(search)
     store = catalog.store(q.get("store"))
-    name = q.get("store") or store.name
+    name = q.get("store") or catalog.default
     default = catalog.best_neuron(name)
     neurons = [n for n in q.get("neurons", default).split(",") if n]
     if len(neurons) > MAX_HEATMAP_NEURONS:  # before any of them is looked up
         raise LstmvizError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
     for n in neurons:
-        catalog.neuron(store, n)
-    start, stop = parse_range(q.get("range", "0:200"), len(store))
-    return store, name, neurons, start, stop
+        catalog.neuron_or_wait(store, name, n)
+    start, stop = parse_range(q.get("range", "0:120"), len(store))
+    scales = None if q.get("scale") == "shared" else neuron_scales(store, neurons)
+    return store, name, neurons, start, stop, scales
 
 
 def layout(catalog: Catalog) -> html.Div:
@@ -40,6 +43,7 @@ def layout(catalog: Catalog) -> html.Div:
                 children=[
                     dcc.Dropdown(id="hm-neurons", multi=True, searchable=True, style={"minWidth": "28em"}),
                     html.Label(["range ", dcc.Input(id="hm-range", type="text", debounce=True, style={"width": "9em"})]),
+                    dcc.Checklist(id="hm-shared", options=[{"label": " one colour scale for all rows", "value": "shared"}]),
                     *[html.Button(f.upper(), id=f"hm-export-{f}") for f in FORMATS],
                 ],
             ),
@@ -55,15 +59,19 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("url", "search", allow_duplicate=True),
         Input("hm-neurons", "value"),
         Input("hm-range", "value"),
+        Input("hm-shared", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(neurons, char_range, search):
+    def controls_to_url(neurons, char_range, shared, search):
         q = parse_query(search)
         if neurons:
             q["neurons"] = ",".join(neurons)
         if char_range:
             q["range"] = char_range
+        q.pop("scale", None)
+        if shared:
+            q["scale"] = "shared"
         return changed_search(q, search)
 
     @app.callback(
@@ -72,18 +80,22 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("hm-neurons", "options"),
         Output("hm-neurons", "value"),
         Output("hm-range", "value"),
+        Output("hm-shared", "value"),
         Input("url", "search"),
         State("url", "pathname"),
     )
     def url_to_view(search, pathname):
         if pathname != PATH:
-            return no_update, no_update, no_update, no_update, no_update
+            return (no_update,) * 6
         try:
-            store, _, neurons, start, stop = _view(catalog, search)
-            fig = heatmap_figure(store, neurons, start, stop)
-        except LstmvizError as exc:
-            return {}, html.Div(str(exc), className="error"), no_update, no_update, no_update
-        return fig, None, [str(n) for n in store.neuron_ids()], neurons, f"{start}:{stop}"
+            store, name, neurons, start, stop, scales = _view(catalog, search)
+            fig = heatmap_figure(store, neurons, start, stop, scales)
+        except LstmvizError as exc:  # the inputs keep what was asked for, to be corrected
+            q = parse_query(search)
+            asked = [n for n in q.get("neurons", "").split(",") if n] or no_update
+            return {}, html.Div(str(exc), className="error"), no_update, asked, q.get("range", no_update), no_update
+        shared = [] if scales is not None else ["shared"]
+        return fig, None, catalog.neuron_options(name), neurons, f"{start}:{stop}", shared
 
     @app.callback(
         Output("hm-download", "data"),
@@ -99,10 +111,10 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update, no_update
         fmt = pressed.rsplit("-", 1)[1]
         try:
-            store, name, neurons, start, stop = _view(catalog, search)
-            figure = heatmap_figure(store, neurons, start, stop)
+            store, name, neurons, start, stop, scales = _view(catalog, search)
+            figure = heatmap_figure(store, neurons, start, stop, scales, width=export_width(stop - start))
             data = catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
-        filename = f"{name}-{'_'.join(neurons)}-{start}-{stop}.{fmt}".replace("/", "_")
+        filename = re.sub(r"[^\w.+-]+", "_", f"{name}-{'_'.join(neurons)}-{start}-{stop}") + f".{fmt}"
         return dcc.send_bytes(data, filename), None

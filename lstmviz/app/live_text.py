@@ -36,9 +36,9 @@ def layout(prefix: str, placeholder: str = "Type or paste some text (up to 20,00
     )
 
 
-def live_payload(catalog: Catalog, name: str, neuron: str, text: str) -> tuple[dict, str]:
+def live_payload(catalog: Catalog, name: str, neuron: str, text: str, scale: str | None = None) -> tuple[dict, str]:
     """The painter's data for ``text`` coloured by ``neuron`` (recorded by the checkpoint of
-    store ``name``), and a line saying what was done."""
+    store ``name``) on its colour scale ``scale`` there, and a line saying what was done."""
     if len(text) > MAX_CHARS:
         raise LstmvizError(f"The text has {len(text):,} characters; the box takes at most {MAX_CHARS:,}.")
     store = catalog.store(name)
@@ -46,7 +46,7 @@ def live_payload(catalog: Catalog, name: str, neuron: str, text: str) -> tuple[d
     recording, unknown = catalog.live_recording(name, text, n.kind)
     values = recording.neuron(n)
     payload = painted_payload(
-        text, values, recording.top_ids, recording.top_probs, recording.vocab_chars, str(n), 0, catalog.limit(name, str(n))
+        text, values, recording.top_ids, recording.top_probs, recording.vocab_chars, str(n), 0, catalog.scale(name, str(n), scale)
     )
     note = f"{len(text):,} characters, coloured by {n} on its range in {name}."
     if unknown:
@@ -79,7 +79,7 @@ def register(app: dash.Dash, catalog: Catalog, prefix: str, path: str) -> None:
         name = q.get("store") or catalog.default
         try:
             neuron = q.get("neuron") or catalog.best_neuron(name)
-            payload, note = live_payload(catalog, name, neuron, text)
+            payload, note = live_payload(catalog, name, neuron, text, q.get("scale"))
         except LstmvizError as exc:
             return None, html.Div(str(exc), className="error")
         return {**payload, "panel": f"{prefix}-panel"}, note

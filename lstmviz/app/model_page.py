@@ -11,13 +11,13 @@ import json
 from pathlib import Path
 
 import dash
-import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..checkpoint import HISTORY_FILE
+from ..colours import symmetric_of
 from ..errors import LstmvizError
 from ..evaluate import store_bpc
-from ..render import EMPTY_FIGURE, symmetric_limit, training_figure, values_payload
+from ..render import EMPTY_FIGURE, training_figure, values_payload
 from .catalog import Catalog, changed_search, clamp_position, parse_query
 from .jobs import progress_bar
 
@@ -190,7 +190,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         advantage = result["advantage"]
         stop = min(len(store), pos + WINDOW)
         payload = values_payload(
-            store, advantage[pos:stop], "bits saved", pos, symmetric_limit(advantage[np.isfinite(advantage)])
+            store, advantage[pos:stop], "bits saved", pos, symmetric_of(advantage, "bits saved over the n-gram")
         )
         return (
             None,

@@ -14,8 +14,8 @@ from ..analysis import SUMMARY_WIDTH, contexts_at
 from ..errors import LstmvizError
 from ..render import EMPTY_FIGURE, histogram_figure, text_payload
 from . import live_text
-from .catalog import Catalog, changed_search, clamp_position, neighbour, parse_query
-from .components import colour_legend
+from .catalog import Catalog, SeriesPending, changed_search, clamp_position, neighbour, parse_query
+from .components import colour_legend, legend_of, scale_picker
 from .jobs import progress_bar
 
 PATH = "/"
@@ -44,7 +44,8 @@ def layout(catalog: Catalog) -> html.Div:
                         id="select-to-discover",
                         title="Select characters in the text, then rank the neurons that fire on them (Discover)",
                     ),
-                    colour_legend("legend-low", "legend-high"),
+                    scale_picker("scale-pick"),
+                    colour_legend("legend"),
                 ],
             ),
             html.Div(id="neuron-error"),
@@ -53,6 +54,7 @@ def layout(catalog: Catalog) -> html.Div:
             html.Div(id="text-panel", className="text-panel", **{"data-hover": "hover-info"}),
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
+            dcc.Interval(id="series-poll", interval=2000, disabled=True),  # while a gate is being recorded
             dcc.Store(id="options-of"),  # the store whose neurons and documents the pickers list
             dcc.Store(id="details-data"),  # drawn into the panels below by assets/details.js
             html.Div(id="details-rendered", style={"display": "none"}),
@@ -180,10 +182,11 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Input("next-neuron", "n_clicks"),
         Input("doc-pick", "value"),
         Input("pos-input", "value"),
+        Input("scale-pick", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(store_name, neuron, _prev, _next, doc_start, pos, search):
+    def controls_to_url(store_name, neuron, _prev, _next, doc_start, pos, scale, search):
         """Apply what the user changed; values the view itself just set change nothing."""
         q = parse_query(search)
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
@@ -204,6 +207,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
                 q["pos"] = str(doc_start)
             elif "pos-input" in triggered and pos is not None and int(pos) != current_pos:
                 q["pos"] = str(int(pos))
+            if "scale-pick" in triggered and scale and scale != q.get("scale", "default"):
+                q.pop("scale", None) if scale == "default" else q.update(scale=scale)
         except (LstmvizError, ValueError):
             return no_update  # the view callback shows what is wrong with the URL
         return changed_search(q, search)
@@ -212,8 +217,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         """The store, its name, the neuron and the position a URL asks for; a bad one is an error."""
         q = parse_query(search)
         store = catalog.store(q.get("store"))
-        name = store.name if q.get("store") in (None, "") else q["store"]
-        neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
+        name = q.get("store") or catalog.default
+        neuron = str(catalog.neuron_or_wait(store, name, q.get("neuron") or catalog.best_neuron(name)))
         try:
             pos = clamp_position(store, int(q.get("pos", 0)))
         except ValueError:
@@ -231,22 +236,32 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("pos-input", "value"),
         Output("legend-low", "children"),
         Output("legend-high", "children"),
+        Output("legend-label", "children"),
+        Output("scale-pick", "value"),
         Output("options-of", "data"),
+        Output("series-poll", "disabled"),
         Input("url", "search"),
+        Input("series-poll", "n_intervals"),
         State("options-of", "data"),
     )
-    def url_to_text(search, options_of):
+    def url_to_text(search, _tick, options_of):
         """The neuron switch: the painted window and the controls (the fast part). The
         pickers' option lists are sent only when the store changes."""
         try:
             store, name, neuron, pos = view_of(search)
+        except SeriesPending as exc:
+            return (None, html.Div([str(exc), progress_bar(exc.job)], className="hint"), *([no_update] * 11), False)
         except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * 9))
+            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
         stop = min(len(store), pos + WINDOW)
-        limit = catalog.limit(name, neuron)
+        scale_name = parse_query(search).get("scale")
+        try:
+            scale = catalog.scale(name, neuron, scale_name)
+        except LstmvizError as exc:
+            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
         fresh = options_of != name
         return (
-            text_payload(store, neuron, pos, stop, limit),
+            text_payload(store, neuron, pos, stop, scale),
             None,
             name,
             catalog.neuron_options(name) if fresh else no_update,
@@ -254,9 +269,10 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             catalog.document_options(name) if fresh else no_update,
             store.document_at(pos).start,
             pos,
-            f"{-limit:.2f}",
-            f"{limit:+.2f}",
+            *legend_of(scale),
+            scale_name or "default",
             name if fresh else no_update,
+            True,
         )
 
     @app.callback(

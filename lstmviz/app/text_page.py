@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from ..errors import LstmvizError
 from . import live_text
 from .catalog import Catalog, changed_search, parse_query
-from .components import colour_legend
+from .components import colour_legend, legend_of, scale_picker
 
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
@@ -25,7 +25,8 @@ def layout(catalog: Catalog) -> html.Div:
                 className="controls",
                 children=[
                     dcc.Dropdown(id="typed-neuron", clearable=False, searchable=True, className="picker", placeholder="neuron"),
-                    colour_legend("typed-legend-low", "typed-legend-high"),
+                    scale_picker("typed-scale"),
+                    colour_legend("typed-legend"),
                 ],
             ),
             html.Div(id="typed-error"),
@@ -44,6 +45,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("typed-text", "data"),
         Output("typed-legend-low", "children"),
         Output("typed-legend-high", "children"),
+        Output("typed-legend-label", "children"),
+        Output("typed-scale", "value"),
         Output("typed-error", "children"),
         Input("url", "search"),
         State("url", "pathname"),
@@ -52,35 +55,38 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
     def url_to_view(search, pathname, current):
         """The neuron and the text the URL names (the box is filled only when they differ)."""
         if pathname != PATH:
-            return (no_update,) * 7
+            return (no_update,) * 9
         q = parse_query(search)
         try:
             name = q.get("store") or catalog.default
             store = catalog.store(name)
             neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
             text = live_text.url_text(catalog, search)
+            scale = catalog.scale(name, neuron, q.get("scale"))
         except LstmvizError as exc:
-            return (no_update,) * 6 + (html.Div(str(exc), className="error"),)
+            return (no_update,) * 8 + (html.Div(str(exc), className="error"),)
         text = EXAMPLE if text is None and not current else text
         fill = no_update if text is None or text == current else text
-        limit = catalog.limit(name, neuron)
-        return catalog.neuron_options(name), neuron, fill, fill, f"{-limit:.2f}", f"{limit:+.2f}", None
+        return catalog.neuron_options(name), neuron, fill, fill, *legend_of(scale), q.get("scale") or "default", None
 
     @app.callback(
         Output("url", "search", allow_duplicate=True),
         Input("typed-text", "data"),
         Input("typed-neuron", "value"),
+        Input("typed-scale", "value"),
         State("url", "search"),
         State("url", "pathname"),
         prevent_initial_call=True,
     )
-    def view_to_url(text, neuron, search, pathname):
+    def view_to_url(text, neuron, scale, search, pathname):
         """What is typed and shown, in the URL: short texts in it, long ones by key."""
         if pathname != PATH or text is None:
             return no_update
         q = {k: v for k, v in parse_query(search).items() if k not in ("text", "live")}
         if neuron:
             q["neuron"] = neuron
+        if scale:  # None until the page has set it from the URL
+            q.pop("scale", None) if scale == "default" else q.update(scale=scale)
         if len(text) <= URL_CHARS:
             q["text"] = text
         else:

@@ -1,36 +1,20 @@
 /* Paints text coloured by a series (a neuron, or bits saved over the n-gram): one <span> per
-   character, built as one HTML string, its colour a class per level of the scale. The
-   colour of a value is computed exactly as lstmviz.render.colour_of does. Every painted
+   character, built as one HTML string, its colour a class per level of the palette (the
+   levels are computed by the server: lstmviz.colours.ColourScale.levels). Every painted
    panel works the same way: the panel's id is given by the page, the hover line is the
    element named in the panel's data-hover. */
 (function () {
-  var LEVELS = 256;  // colour steps across [-limit, limit]: lstmviz.render.COLOUR_LEVELS
-  function levelOf(value, limit) {
-    var t = limit > 0 && isFinite(value) ? Math.min(1, Math.max(0, 0.5 + 0.5 * value / limit)) : 0.5;
-    return Math.round(t * LEVELS);
-  }
-  function colourAt(t, stops) {
-    for (var k = 1; k < stops.length; k++) {
-      if (t <= stops[k][0]) {
-        var f = (t - stops[k - 1][0]) / (stops[k][0] - stops[k - 1][0]);
-        var a = stops[k - 1][1], b = stops[k][1];
-        return "rgb(" + [0, 1, 2].map(function (i) { return Math.round(a[i] + (b[i] - a[i]) * f); }).join(", ") + ")";
-      }
-    }
-    var last = stops[stops.length - 1][1];
-    return "rgb(" + last.join(", ") + ")";
-  }
-  /* One CSS class per colour level (.cv0 ... .cv256), made once: a class per character is
-     much cheaper for the browser to lay out than an inline style per character. */
+  /* One CSS class per palette level (.cv0 ... .cv255), made once: a class per character is
+     much cheaper for the browser to lay out than an inline style per character. The levels
+     and the palette come from the server (lstmviz.colours), so the colours are computed in
+     one place. */
   var classesFor = null;
-  function colourClasses(stops) {
-    var key = JSON.stringify(stops);
+  function colourClasses(palette) {
+    var key = JSON.stringify(palette);
     if (classesFor === key) { return; }
-    var rules = [];
-    for (var level = 0; level <= LEVELS; level++) {
-      rules.push(".cv" + level + " { background: " + colourAt(level / LEVELS, stops) + "; }");
-    }
-    rules.push(".cv-strong { color: #fff; }");
+    var rules = palette.map(function (entry, level) {
+      return ".cv" + level + " { background: rgb(" + entry.slice(0, 3).join(", ") + ");" + (entry[3] ? " color: #fff;" : "") + " }";
+    });
     var sheet = document.getElementById("lstmviz-colours");
     if (!sheet) {
       sheet = document.createElement("style");
@@ -54,8 +38,8 @@
      character: chars, values; the top-k guesses (characters) and their probabilities (in
      units of 1/10000) stay flat, k per character, and are read only on hover. */
   function unpack(data) {
-    return { start: data.start, label: data.label, limit: data.limit, stops: data.stops, k: data.top_k,
-             chars: Array.from(data.text), values: decode(data.values, Float32Array),
+    return { start: data.start, label: data.label, palette: data.palette, k: data.top_k,
+             chars: Array.from(data.text), values: decode(data.values, Float32Array), levels: decode(data.levels, Uint8Array),
              top: Array.from(data.top), probs: decode(data.probs, Uint16Array) };
   }
   function hover(event) {
@@ -77,13 +61,12 @@
     void panel.offsetHeight;  // layout other updates left pending is theirs, not the paint's
     var t0 = performance.now();
     data = unpack(data);
-    colourClasses(data.stops);
+    colourClasses(data.palette);
     var parts = new Array(data.chars.length);
     for (var i = 0; i < data.chars.length; i++) {
       var ch = data.chars[i];
       var shown = ch === "\n" ? "\u23ce\n" : escape(ch);
-      var v = data.values[i], strong = data.limit > 0 && Math.abs(v) > 0.7 * data.limit;
-      parts[i] = '<span class="ch cv' + levelOf(v, data.limit) + (strong ? " cv-strong" : "") + '" data-i="' + i + '">' +
+      parts[i] = '<span class="ch cv' + data.levels[i] + '" data-i="' + i + '">' +
         shown + "</span>";
     }
     panel.innerHTML = parts.join("");
