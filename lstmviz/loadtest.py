@@ -92,7 +92,7 @@ def default_view(base_url: str) -> tuple[str, list[str]]:
     options = answer.get("neuron-pick", {}).get("options")
     if not options:
         raise RuntimeError(f"The dashboard's switch callback ({dep['output'][:60]}...) gave no neuron list.")
-    recorded = [o if isinstance(o, str) else o["value"] for o in options if isinstance(o, str) or "when chosen" not in o["label"]]
+    recorded = [o["value"] for o in options if "when chosen" not in o["label"]]
     return answer["store-pick"]["value"], recorded
 
 

@@ -267,6 +267,16 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     base, app = server
     browser.get(base + "/compare")
     wait = WebDriverWait(browser, 120)
+    asked = wait.until(lambda d: d.find_element(By.ID, "cmp-progress").text)  # the disk it takes, before it starts
+    assert "GB in the cache, once" in asked and "records their h and c" in asked
+    cost = app.catalog.compare_cost(*app.catalog.default_pair())
+    assert f"about {cost / 1e9:.1f} GB" in asked and cost > 0
+    assert app.catalog.comparison(*app.catalog.default_pair(), start=False) is None  # nothing started yet
+    emergence = wait.until(lambda d: d.find_element(By.ID, "cmp-emergence-progress").text)
+    assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
+    browser.find_element(By.ID, "cmp-go-record").click()
+    wait.until(lambda d: "record=yes" in d.current_url)
+    wait.until(lambda d: d.find_element(By.ID, "cmp-go-emergence")).click()
     wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-b'); return p && p.dataset.label"))
     a_label = browser.execute_script("return document.getElementById('cmp-text-a').dataset.label")
     b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")

@@ -101,6 +101,8 @@ def test_sample_cli(tiny_checkpoint):
 
 
 def test_ansi_colours_follow_the_scale():
-    out = ansi_coloured("ab\n", np.array([-1.0, 1.0, 0.0]), limit=1.0)
+    from lstmviz.colours import symmetric
+
+    out = ansi_coloured("ab\n", np.array([-1.0, 1.0, 0.0]), symmetric(1.0))
     assert "48;2;5;48;97m" in out and "48;2;103;0;31m" in out  # the ends of the diverging scale
     assert out.count("\n") == 1

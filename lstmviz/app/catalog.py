@@ -29,6 +29,7 @@ from .main_thread import MainThread
 
 ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
+EMERGENCE_CHARS = 100_000  # the sample of the first store's text that snapshots are recorded on
 LIVE_KEPT = 16  # typed texts kept recorded in memory
 TEXTS_KEPT = 256  # typed texts too long for a URL, kept for their URLs
 
@@ -97,12 +98,12 @@ class Catalog:
         rows = self.rankings(name).get(feature, {}).get("rows", [])
         return rows[0]["neuron"] if rows else str(self.store(name).neuron_ids()[0])
 
-    def neuron_options(self, name: str) -> list[dict | str]:
+    def neuron_options(self, name: str) -> list[dict]:
         """Every neuron id of a store, for the pickers (built once), each with the feature it
         ranks best at (so typing "string" finds the quote cell), those first, and the gates
         its model has that are recorded when first chosen."""
 
-        def build() -> list[dict | str]:
+        def build() -> list[dict]:
             best: dict[str, tuple] = {}  # neuron: (its best rank, -score, feature)
             for feature, ranking in self.rankings(name).items():
                 for rank, row in enumerate(ranking["rows"][:NAMED_PER_FEATURE]):
@@ -110,7 +111,7 @@ class Catalog:
             named = sorted(best, key=best.get)  # each feature's best cells first, then the rest in store order
             store = self.store(name)
             options = [{"label": f"{n} · best at {best[n][2]} {-best[n][1]:.2f}", "value": n} for n in named]
-            options += [str(n) for n in store.neuron_ids() if str(n) not in best]
+            options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
             layers = store.meta["model"]["num_layers"]
             units = store.meta["model"]["hidden_size"]
             kinds = self.unrecorded_kinds(name)
@@ -190,8 +191,8 @@ class Catalog:
             job = self.all_series(name)
             if job.state == "failed":
                 raise StoreError(f"Recording the gates failed: {job.error}")
-            progress = f"{job.message or 'recording them'} ({100 * job.fraction:.0f}%)" if job.state == "running" else "queued"
-            raise SeriesPending(f"{n} is a gate: the dashboard started on h and c only; its gates are {progress}.", job)
+            note = f"{n} is a gate, and the dashboard started on h and c only: the gates are recorded now, once."
+            raise SeriesPending(note, job)
         return self.neuron(store, text)
 
     def model_errors(self, name: str) -> Job:
@@ -326,9 +327,38 @@ class Catalog:
 
         return recorded(ckpt, store_documents(text), kinds=COMPARED_KINDS, progress=False, on_progress=report)
 
-    def comparison(self, a: str, b: str) -> Job:
+    def compare_cost(self, a: str, b: str) -> int:
+        """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
+        from ..checkpoint import load_checkpoint
+        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+
+        text = self.stores[self.default]
+        sources = self.compare_sources()
+        ckpts = [load_checkpoint(sources[n][1]) for n in (a, b) if n in sources and sources[n][0] == "checkpoint"]
+        ckpts = [c for c in ckpts if c.content_hash != text.checkpoint.get("content_hash")]
+        return uncached_bytes(ckpts, store_documents(text), COMPARED_KINDS) if ckpts else 0
+
+    def has_snapshots(self) -> bool:
+        """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
+        path = Path(self.stores[self.default].checkpoint.get("path") or "")
+        return bool(list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
+
+    def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
+        """Bytes the emergence plot will record into the cache (0: none)."""
+        from ..checkpoint import load_checkpoint
+        from ..recording import limit_chars
+        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+
+        text = self.stores[self.default]
+        final = load_checkpoint(text.checkpoint.get("path") or "")
+        ckpts = [load_checkpoint(p) for p in final.snapshots()] + [final]
+        return uncached_bytes(ckpts, limit_chars(store_documents(text), chars), COMPARED_KINDS)
+
+    def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
         """A against B on the first store's text (background job; ``job.result`` is a
-        :class:`~lstmviz.compare.Comparison`)."""
+        :class:`~lstmviz.compare.Comparison`); with ``start=False``, None if not started."""
+        if not start:
+            return self.jobs.get(f"compare:{a}|{b}")
         sources = self.compare_sources()
         for name in (a, b):
             if name not in sources:
@@ -344,13 +374,16 @@ class Catalog:
 
         return self.jobs.start(f"compare:{a}|{b}", work)
 
-    def emergence(self, chars: int = 100_000) -> Job | None:
+    def emergence(self, chars: int = EMERGENCE_CHARS, start: bool = True) -> Job | None:
         """Cells across the snapshots of the first store's checkpoint, on the first
-        ``chars`` characters of its text (background job), or None without snapshots."""
+        ``chars`` characters of its text (background job), or None without snapshots (or,
+        with ``start=False``, when it has not been started)."""
         text = self.stores[self.default]
         path = Path(text.checkpoint.get("path") or "")
-        if not list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
+        if not self.has_snapshots():
             return None
+        if not start:
+            return self.jobs.get(f"emergence:{path}")
 
         def work(job: Job) -> dict:
             from ..compare import emergence

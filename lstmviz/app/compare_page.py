@@ -10,6 +10,7 @@ The URL (``/compare?a=...&b=...&neuron=L2.c.90&pos=0``) holds the view."""
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlencode
 
 import dash
 import numpy as np
@@ -138,6 +139,17 @@ def _figure(catalog: Catalog, search: str | None, which: str):
     return emergence_figure(job.result), "emergence"
 
 
+def _ask_to_record(what: str, cost: int, q: dict, key: str) -> html.Div:
+    """What a recording will cost on disk, before it starts, and a link that starts it."""
+    note = (
+        f"{what}: about {cost / 1e9:.1f} GB in the cache, once (`lstmviz cache list` shows it, `lstmviz cache clear` frees it). "
+    )
+    return html.Div(
+        [note, dcc.Link("Record and go on ▸", href=f"{PATH}?{urlencode({**q, key: 'yes'})}", id=f"cmp-go-{key}")],
+        className="hint",
+    )
+
+
 def register(app: dash.Dash, catalog: Catalog) -> None:
     @app.callback(
         Output("url", "search", allow_duplicate=True),
@@ -193,6 +205,11 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         names = list(catalog.compare_sources())
         a, b = _pair(catalog, q)
         try:
+            if catalog.comparison(a, b, start=False) is None and q.get("record") != "yes":
+                cost = catalog.compare_cost(a, b) if a in names and b in names else 0
+                if cost:
+                    ask = _ask_to_record(f"Comparing {a} with {b} first records their h and c on the text", cost, q, "record")
+                    return (None, names, a, names, b, ask, True) + (no_update,) * (OUTPUTS - 7)
             job = catalog.comparison(a, b)
             try:
                 pos = int(q.get("pos", 0))
@@ -244,10 +261,17 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("cmp-emergence-poll", "disabled"),
         Input("url", "pathname"),
         Input("cmp-emergence-poll", "n_intervals"),
+        Input("url", "search"),
     )
-    def emergence_view(pathname, _tick):
+    def emergence_view(pathname, _tick, search):
         if pathname != PATH:
             return no_update, no_update, True
+        q = parse_query(search)
+        if q.get("emergence") != "yes" and catalog.has_snapshots() and catalog.emergence(start=False) is None:
+            cost = catalog.emergence_cost()
+            if cost:
+                what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
+                return _ask_to_record(what, cost, q, "emergence"), no_update, True
         job = catalog.emergence()
         if job is None:
             return html.P("This model has no snapshots.", className="hint"), {}, True

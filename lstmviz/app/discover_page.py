@@ -49,9 +49,10 @@ def layout(catalog: Catalog) -> html.Div:
             html.H3("Neurons for a selection (range hypotheses)"),
             html.P(
                 "Mark characters by a range START:END (select text on the Neuron page and press "
-                "'neurons for the selection') or by a regular expression; neurons high on the marked "
-                "characters and low within 10 characters around them come first, with precision and "
-                "recall over the whole store.",
+                "'neurons for the selection') or by a regular expression. Each neuron fires above the midpoint of "
+                "its mean on the marks and its mean within 10 characters around them; the best F1 comes first. "
+                "For a regex (a class) precision and recall are over the whole store, for one selection (an example) "
+                "over the selection and its margin.",
                 className="hint",
             ),
             html.Div(

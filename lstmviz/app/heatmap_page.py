@@ -13,7 +13,8 @@ from ..analysis import neuron_scales
 from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
-from .catalog import Catalog, changed_search, parse_query
+from .catalog import Catalog, SeriesPending, changed_search, parse_query
+from .jobs import progress_bar
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")
@@ -48,6 +49,7 @@ def layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(id="hm-error"),
+            dcc.Interval(id="hm-poll", interval=2000, disabled=True),  # while a gate is being recorded
             dcc.Graph(id="hm-figure", config={"displaylogo": False}, figure=EMPTY_FIGURE),
             dcc.Download(id="hm-download"),
         ],
@@ -81,21 +83,27 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("hm-neurons", "value"),
         Output("hm-range", "value"),
         Output("hm-shared", "value"),
+        Output("hm-poll", "disabled"),
         Input("url", "search"),
+        Input("hm-poll", "n_intervals"),
         State("url", "pathname"),
     )
-    def url_to_view(search, pathname):
+    def url_to_view(search, _tick, pathname):
         if pathname != PATH:
-            return (no_update,) * 6
+            return (no_update,) * 6 + (True,)
+        q = parse_query(search)
+        asked = [n for n in q.get("neurons", "").split(",") if n] or no_update
         try:
             store, name, neurons, start, stop, scales = _view(catalog, search)
             fig = heatmap_figure(store, neurons, start, stop, scales)
+        except SeriesPending as exc:
+            note = html.Div([str(exc), progress_bar(exc.job)], className="hint")
+            return EMPTY_FIGURE, note, no_update, asked, q.get("range", no_update), no_update, False
         except LstmvizError as exc:  # the inputs keep what was asked for, to be corrected
-            q = parse_query(search)
-            asked = [n for n in q.get("neurons", "").split(",") if n] or no_update
-            return {}, html.Div(str(exc), className="error"), no_update, asked, q.get("range", no_update), no_update
+            error = html.Div(str(exc), className="error")
+            return EMPTY_FIGURE, error, no_update, asked, q.get("range", no_update), no_update, True
         shared = [] if scales is not None else ["shared"]
-        return fig, None, catalog.neuron_options(name), neurons, f"{start}:{stop}", shared
+        return fig, None, catalog.neuron_options(name), neurons, f"{start}:{stop}", shared, True
 
     @app.callback(
         Output("hm-download", "data"),
