@@ -52,7 +52,7 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint directory to write.")
-@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn", "peephole", "cifg"]), default="lstm", show_default=True)
 @click.option("--layers", "num_layers", default=2, show_default=True, help="Stacked recurrent layers.")
 @click.option("--hidden", "hidden_size", default=256, show_default=True, help="Units per layer.")
 @click.option("--embed", "embed_dim", default=64, show_default=True, help="Input embedding width.")

@@ -81,7 +81,7 @@ def _empty_folder(out: Path) -> None:
 def _write_states(h5, store, kinds: tuple[str, ...]) -> list[dict]:
     """One [chars, units] float32 dataset per series; returns the lstm.yml ``types`` entries."""
     series = sorted((s for s in store.series if s.kind in kinds), key=lambda s: (s.layer, kinds.index(s.kind)))
-    lstm = store.meta.get("model", {}).get("cell") == "lstm"
+    lstm = store.meta.get("model", {}).get("cell") in ("lstm", "peephole", "cifg")
     types = []
     for s in series:
         path = f"states{s.layer}_{s.kind}"

@@ -1,6 +1,7 @@
 """The character-level recurrent network of Karpathy, Johnson & Fei-Fei (2015),
 "Visualizing and Understanding Recurrent Networks": an embedding, a stack of LSTM, GRU or
-vanilla RNN layers, and a linear decoder to next-character logits.
+vanilla RNN layers (or the LSTM variants of ``variants.py``: peephole, cifg), and a linear
+decoder to next-character logits.
 
 Parameters keep PyTorch's fused-module layout (``rnn.weight_ih_l0``, ``rnn.weight_hh_l0``,
 ...), so training runs the fast fused ``nn.LSTM``/``nn.GRU``/``nn.RNN`` and the
@@ -20,18 +21,21 @@ from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, cachin
 from .instrument import fast_layer
 from .neurons import NeuronId, hook_name
 from .stepwise import StepWeights, step_layer
+from .variants import VARIANTS, VariantLSTM, layer_params
 
-CELLS = ("lstm", "gru", "rnn")
+FUSED_CELLS = ("lstm", "gru", "rnn")  # PyTorch has a fused module for these
+CELLS = (*FUSED_CELLS, *VARIANTS)
+LSTM_KINDS = ("h", "c", "i", "f", "g", "o")
 # The per-character series each cell type exposes, in the order they are recorded.
-SERIES_KINDS = {"lstm": ("h", "c", "i", "f", "g", "o"), "gru": ("h", "r", "z", "n"), "rnn": ("h",)}
-# Gate names in PyTorch's weight layout order (rows of weight_ih / weight_hh).
-GATE_ORDER = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+SERIES_KINDS = {"lstm": LSTM_KINDS, "gru": ("h", "r", "z", "n"), "rnn": ("h",), "peephole": LSTM_KINDS, "cifg": LSTM_KINDS}
+# Gate names in PyTorch's weight layout order (rows of weight_ih / weight_hh); cifg has no i rows (i = 1 - f).
+GATE_ORDER = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",), "peephole": ("i", "f", "g", "o"), "cifg": ("f", "g", "o")}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     vocab_size: int  # characters, the unknown character included
-    cell: str = "lstm"  # lstm | gru | rnn
+    cell: str = "lstm"  # lstm | gru | rnn | peephole | cifg
     num_layers: int = 2  # stacked recurrent layers
     hidden_size: int = 256  # units per layer
     embed_dim: int = 64  # input embedding width
@@ -52,6 +56,11 @@ class ModelConfig:
     def series_kinds(self) -> tuple[str, ...]:
         return SERIES_KINDS[self.cell]
 
+    @property
+    def has_c(self) -> bool:
+        """Whether the state is (h, c) rather than h alone."""
+        return "c" in self.series_kinds
+
 
 class LayerHooks(nn.Module):
     """The hook points of one layer: ``hook_h``, ``hook_c``, ``hook_i``... each [batch, time, hidden]."""
@@ -64,7 +73,7 @@ class LayerHooks(nn.Module):
 
 _FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
-# A recurrent state: (h, c) for LSTM, h for GRU/RNN; each [layers, batch, hidden].
+# A recurrent state: (h, c) for LSTM and its variants, h for GRU/RNN; each [layers, batch, hidden].
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -78,13 +87,13 @@ class CharRNN(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embed_dim)
-        self.rnn = _FUSED[config.cell](
-            config.embed_dim,
-            config.hidden_size,
-            num_layers=config.num_layers,
-            batch_first=True,
-            dropout=config.dropout if config.num_layers > 1 else 0.0,
-        )
+        dropout = config.dropout if config.num_layers > 1 else 0.0
+        if config.cell in VARIANTS:  # no fused kernel: the step functions, also for training
+            self.rnn = VariantLSTM(config.cell, config.embed_dim, config.hidden_size, config.num_layers, dropout)
+        else:
+            self.rnn = _FUSED[config.cell](
+                config.embed_dim, config.hidden_size, num_layers=config.num_layers, batch_first=True, dropout=dropout
+            )
         self.drop = nn.Dropout(config.dropout)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         # Hook points only; no parameters, so the state dict keeps the fused layout.
@@ -93,7 +102,7 @@ class CharRNN(nn.Module):
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         shape = (self.config.num_layers, batch, self.config.hidden_size)
         zeros = torch.zeros(shape, device=device)
-        return (zeros, zeros.clone()) if self.config.cell == "lstm" else zeros
+        return (zeros, zeros.clone()) if self.config.has_c else zeros
 
     def forward(self, ids: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         """``ids`` [batch, time] -> logits [batch, time, vocab] and the final state. With hooks
@@ -106,7 +115,7 @@ class CharRNN(nn.Module):
 
     def layer_weights(self, layer: int) -> dict[str, torch.Tensor]:
         """Layer ``layer`` (from 0) of the fused module, named as a one-layer module's."""
-        return {f"{p}_l0": getattr(self.rnn, f"{p}_l{layer}") for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        return {f"{p}_l0": getattr(self.rnn, f"{p}_l{layer}") for p in layer_params(self.config.cell)}
 
     def step_weights(self, layer: int) -> StepWeights:
         """Layer ``layer``'s weights laid out for the step path, made once (again only if the
@@ -153,25 +162,24 @@ class CharRNN(nn.Module):
             writers = {kind: [f for f in fns if not is_reader(f)] for kind, fns in layer_hooks.items()}
             writers = {kind: fns for kind, fns in writers.items() if fns}
             readers = {kind: [f for f in fns if is_reader(f)] for kind, fns in layer_hooks.items()}
-            s = (state[0][k], state[1][k]) if cfg.cell == "lstm" else state[k]
-            weights = self.layer_weights(layer)
+            s = (state[0][k], state[1][k]) if cfg.has_c else state[k]
             series = None
-            if writers:
+            if writers or cfg.cell in VARIANTS:  # the variants have no fused kernel: always the step path
                 w = self.step_weights(layer)
                 series, final, changed = step_layer(w, x, s, keep, writers, names, tuple(readers), offset)
-                if not changed:  # hooks that changed nothing leave the fast path's values, bit for bit
+                if not changed and cfg.cell not in VARIANTS:  # hooks that changed nothing leave the fast path's values
                     series = None
             if series is None:
-                series, final = fast_layer(cfg.cell, x, weights, s, keep, tuple(readers))
+                series, final = fast_layer(cfg.cell, x, self.layer_weights(layer), s, keep, tuple(readers))
             steps = range(offset, offset + x.shape[1])
             for kind, fns in readers.items():
                 apply_hooks(fns, series[kind], HookCall(names[kind], steps))
-            new_h.append(final[0] if cfg.cell == "lstm" else final)
-            if cfg.cell == "lstm":
+            new_h.append(final[0] if cfg.has_c else final)
+            if cfg.has_c:
                 new_c.append(final[1])
             x = series["h"]
         h_n = torch.stack(new_h)
-        return x, ((h_n, torch.stack(new_c)) if cfg.cell == "lstm" else h_n)
+        return x, ((h_n, torch.stack(new_c)) if cfg.has_c else h_n)
 
     def hook_names(self) -> list[str]:
         return [hook_name(layer, kind) for layer in range(self.config.num_layers) for kind in self.config.series_kinds]

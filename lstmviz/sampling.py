@@ -119,7 +119,7 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
         kept = {shown.kind} if shown is not None and shown.layer == layer + 1 else set()
         layer_hooks = {kind: all_hooks[name] for kind, name in names.items() if name in all_hooks}
         at.append(StepHooks(layer_hooks, names, kept, steps, like))
-    state = [(like.clone(), like.clone()) if cfg.cell == "lstm" else like.clone() for _ in range(cfg.num_layers)]
+    state = [(like.clone(), like.clone()) if cfg.has_c else like.clone() for _ in range(cfg.num_layers)]
 
     ids = torch.zeros(steps, dtype=torch.long, device=device)
     ids[: len(feed)] = torch.tensor(feed, device=device)
@@ -130,7 +130,7 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
         x = embedding[ids[t : t + 1]]  # [1, embed]
         for layer, w in enumerate(weights):
             state[layer] = step(w.project(x), state[layer], w, at[layer], t)
-            x = state[layer][0] if cfg.cell == "lstm" else state[layer]
+            x = state[layer][0] if cfg.has_c else state[layer]
         torch.addmm(decoder.bias, x, decoder.weight.t(), out=logits[t : t + 1])
         if len(feed) - 1 <= t < steps - 1:
             ids[t + 1] = _draw(logits[t], temperature, top_k, generator)
