@@ -29,7 +29,8 @@ LSTM_KINDS = ("h", "c", "i", "f", "g", "o")
 # The per-character series each cell type exposes, in the order they are recorded.
 SERIES_KINDS = {"lstm": LSTM_KINDS, "gru": ("h", "r", "z", "n"), "rnn": ("h",), "peephole": LSTM_KINDS, "cifg": LSTM_KINDS}
 # Gate names in PyTorch's weight layout order (rows of weight_ih / weight_hh); cifg has no i rows (i = 1 - f).
-GATE_ORDER = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",), "peephole": ("i", "f", "g", "o"), "cifg": ("f", "g", "o")}
+GATE_ORDER = {"lstm": ("i", "f", "g", "o"), "gru": ("r", "z", "n"), "rnn": ("h",)}
+GATE_ORDER |= {"peephole": GATE_ORDER["lstm"], "cifg": ("f", "g", "o")}
 
 
 @dataclass(frozen=True)
