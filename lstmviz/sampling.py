@@ -101,6 +101,7 @@ def sample(
 
 def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks) -> Sample:
     model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
+    model.require_next_character("generate text")
     _checked_settings(length, temperature, top_k)
     held = held_neurons(model, clamp, ablate)
     shown = color if color is not None else next(iter([*(clamp or {}), *(ablate or [])]), None)
