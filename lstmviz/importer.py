@@ -61,13 +61,9 @@ def _read_vocab(path: Path) -> list[str]:
     return data
 
 
-def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str | Path) -> Path:
-    """Write an lstmviz checkpoint equivalent to a plain PyTorch character model."""
-    state = _read_state_dict(Path(state_dict_path))
-    their_chars = _read_vocab(Path(vocab_path))
-    v = len(their_chars)
-    rnn = {}
-    prefixes = set()
+def _recurrent_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The one recurrent module's tensors, named as in it (``weight_ih_l0``, ``weight_hh_l1_reverse``...)."""
+    rnn, prefixes = {}, set()
     for key, tensor in state.items():
         m = _RNN_KEY.match(key)
         if m:
@@ -77,6 +73,15 @@ def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str |
         raise CheckpointError(
             "No single nn.LSTM / nn.GRU / nn.RNN found (keys like 'rnn.weight_ih_l0'); found: " + ", ".join(state)
         )
+    return rnn
+
+
+def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str | Path) -> Path:
+    """Write an lstmviz checkpoint equivalent to a plain PyTorch character model."""
+    state = _read_state_dict(Path(state_dict_path))
+    their_chars = _read_vocab(Path(vocab_path))
+    v = len(their_chars)
+    rnn = _recurrent_weights(state)
     bidirectional = any(k.endswith("_reverse") for k in rnn)
     layers = 1 + max(int(k.split("_l")[-1].removesuffix("_reverse")) for k in rnn)
     hidden = rnn["weight_hh_l0"].shape[1]
@@ -111,24 +116,25 @@ def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str |
         raise CheckpointError(f"Cannot place these tensors of {state_dict_path}: {', '.join(unplaced)}.")
 
     vocab = Vocab(their_chars)
-    labels = head.shape[0] if bidirectional else 0
-    config = ModelConfig(
-        vocab_size=len(vocab),
-        cell=cell,
-        num_layers=layers,
-        hidden_size=hidden,
-        embed_dim=embed.shape[1],
-        bidirectional=bidirectional,
-        num_labels=labels,
-    )
-    model = CharRNN(config)
-    ours = vocab.encode("".join(their_chars))  # our id for each of theirs; id 0 (unknown) gets a zero
-    # embedding and a negligible logit unless their vocabulary has U+FFFD itself
+    sizes = {"num_layers": layers, "hidden_size": hidden, "embed_dim": embed.shape[1]}
+    tagger = {"bidirectional": True, "num_labels": head.shape[0]} if bidirectional else {}
+    model = CharRNN(ModelConfig(vocab_size=len(vocab), cell=cell, **sizes, **tagger))
+    _copy_weights(model, vocab.encode("".join(their_chars)), embed, head, dec_b, rnn, state_dict_path)
+    source = str(Path(state_dict_path).resolve())
+    corpus = {"sources": [], "splits": {"train": [], "val": [], "test": []}, "chars": {}, "replaced_chars": 0}
+    return save_checkpoint(out, model, vocab, corpus=corpus, training={"imported_from": source})
+
+
+def _copy_weights(model: CharRNN, ours: list[int], embed, head, dec_b, rnn: dict, source) -> None:
+    """Their weights into ``model``; ``ours`` is our id for each of their characters. Id 0
+    (unknown) gets a zero embedding and a negligible logit unless their vocabulary has U+FFFD
+    itself; a tagger's head rows are its labels, kept as they are."""
+    cfg = model.config
     with torch.no_grad():
         model.embedding.weight.zero_()
         for j, k in enumerate(ours):
             model.embedding.weight[k] = embed[j]
-        if bidirectional:  # the head's rows are its labels, kept as they are
+        if cfg.bidirectional:
             model.decoder.weight.copy_(head)
             model.decoder.bias.copy_(dec_b)
         else:
@@ -137,15 +143,12 @@ def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str |
             for j, k in enumerate(ours):
                 model.decoder.weight[k] = head[j]
                 model.decoder.bias[k] = dec_b[j]
-        for layer in range(layers):
-            for suffix in ("", "_reverse") if bidirectional else ("",):
+        for layer in range(cfg.num_layers):
+            for suffix in ("", "_reverse") if cfg.bidirectional else ("",):
                 for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
                     key = f"{name}_l{layer}{suffix}"
                     target = getattr(model.rnn, key)
-                    source = rnn.get(key, torch.zeros_like(target) if name.startswith("bias") else None)
-                    if source is None or source.shape != target.shape:
-                        raise CheckpointError(f"Layer {layer}{suffix} of {state_dict_path} has a missing or unexpected {name}.")
-                    target.copy_(source)
-    source = str(Path(state_dict_path).resolve())
-    corpus = {"sources": [], "splits": {"train": [], "val": [], "test": []}, "chars": {}, "replaced_chars": 0}
-    return save_checkpoint(out, model, vocab, corpus=corpus, training={"imported_from": source})
+                    weights = rnn.get(key, torch.zeros_like(target) if name.startswith("bias") else None)
+                    if weights is None or weights.shape != target.shape:
+                        raise CheckpointError(f"Layer {layer}{suffix} of {source} has a missing or unexpected {name}.")
+                    target.copy_(weights)

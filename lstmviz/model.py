@@ -49,7 +49,7 @@ class ModelConfig:
             raise ConfigError(f"Unknown cell type {self.cell!r}; choose one of {', '.join(CELLS)}.")
         if self.bidirectional != (self.num_labels > 0) or (self.bidirectional and self.cell not in FUSED_CELLS):
             raise ConfigError(
-                "A bidirectional model is a tagger (num_labels at least 1) of nn.LSTM, nn.GRU or nn.RNN layers, and only it is."
+                "Only a bidirectional model is a tagger (num_labels at least 1), and its layers are nn.LSTM, nn.GRU or nn.RNN."
             )
         if self.num_layers < 1 or self.hidden_size < 1 or self.embed_dim < 1 or self.vocab_size < 2:
             raise ConfigError("Layers (--layers), units (--hidden) and embedding width (--embed) must be at least 1.")

@@ -202,7 +202,8 @@ def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, 
     in bytes bounds its characters), so a 10 GB folder is refused, not read whole."""
     size = sum(path.stat().st_size for path, _ in source_files(paths))
     cfg = ckpt.model_config
-    check_free_space(Path(out), store_bytes(len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size, size))
+    rows = len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.directions * cfg.hidden_size
+    check_free_space(Path(out), store_bytes(rows, size))
 
 
 def record_activations(

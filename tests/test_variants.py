@@ -177,6 +177,9 @@ def test_tiny_train_record_find_cells(cell, corpus_dir, tmp_path):
     assert data["neurons"] == 2 * len(KINDS) * 12 and data["features"]
     assert all(len(rows) == 3 for rows in data["features"].values())
     assert {row["neuron"].split(".")[1] for rows in data["features"].values() for row in rows} <= set(KINDS)
+    result = run("sample", ck, "--length", 40, "--clamp", "L1.c.0=2.0", "--json")  # the step functions, one character at a time
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.output)["generated"]) == 40
 
 
 def test_peephole_checkpoint_without_its_peephole_weights_is_one_clear_error(tmp_path, corpus_dir):
