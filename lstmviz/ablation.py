@@ -168,6 +168,7 @@ def ablate(
     """Teacher-forced ablation of ``neurons`` over ``docs`` (each from a zero state), with
     ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes."""
     model = ckpt.model
+    model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
     mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
     targets = [model.check_neuron(n) for n in parse_neurons(neurons)]
     if controls < 0:

@@ -222,7 +222,7 @@ def rank_neurons(
                 results = list(pool.map(run, jobs))
         finally:
             torch.set_num_threads(threads)
-    neurons = [str(NeuronId(s.layer, s.kind, i)) for s, lo, hi in jobs for i in range(lo, hi)]
+    neurons = [str(s.neuron(i)) for s, lo, hi in jobs for i in range(lo, hi)]
     auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(binaries)))
     rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(numeric_names)))
     pearson = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(names)))
@@ -517,7 +517,7 @@ def gate_saturation(store: ActivationStore, low: float = 0.1, high: float = 0.9,
     for s in store.series:
         if s.kind not in GATE_KINDS:
             continue
-        block = store.series_block(s.layer, s.kind)
+        block = store.series_block(*s.key)
         left = np.zeros(s.units)
         right = np.zeros(s.units)
         for a in range(0, len(store), chunk):
@@ -531,7 +531,7 @@ def gate_saturation(store: ActivationStore, low: float = 0.1, high: float = 0.9,
                     "layer": s.layer,
                     "gate": s.kind,
                     "unit": unit,
-                    "neuron": str(NeuronId(s.layer, s.kind, unit)),
+                    "neuron": str(s.neuron(unit)),
                     "left": left[unit] / n,
                     "right": right[unit] / n,
                 }
@@ -574,11 +574,11 @@ def _contrasts(store: ActivationStore, local: np.ndarray, lab: np.ndarray, kinds
     for s in store.series:
         if s.kind not in kinds:
             continue
-        series = store.series_block(s.layer, s.kind)
+        series = store.series_block(*s.key)
         for u0 in range(0, s.units, unit_chunk):  # bounded memory: a few units at a time
             block = np.asarray(series[u0 : u0 + unit_chunk][:, local], dtype=np.float32)
             contrast = (block[:, lab].mean(1) - block[:, ~lab].mean(1)) / (block.std(1) + 1e-6)
-            results.extend((str(NeuronId(s.layer, s.kind, u0 + k)), s.row + u0 + k, float(c)) for k, c in enumerate(contrast))
+            results.extend((str(s.neuron(u0 + k)), s.row + u0 + k, float(c)) for k, c in enumerate(contrast))
     return results
 
 

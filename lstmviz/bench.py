@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .corpus import Document, load_corpus
+from .corpus import Document, Vocab, load_corpus
 from .errors import LstmvizError
 from .sources import DEFAULT_CHECKPOINT
 from .store import DEFAULT_LANES
@@ -131,6 +131,66 @@ def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3
         "runs": {"ours": [round(x) for x in ours_runs], "plain": [round(x) for x in plain_runs]},
         "machine": machine(),
     }
+
+
+# -- cell types --------------------------------------------------------------------------------
+
+CELL_BENCH = {"hidden_size": 64, "num_layers": 2, "embed_dim": 32, "seq_len": 64, "batch_size": 16}
+
+
+def _cell_rows(cells: list[str], measure) -> list[dict]:
+    """``measure(cell) -> chars/s`` for each cell, each beside the LSTM's (measured too)."""
+    from .model import CELLS
+
+    unknown = [c for c in cells if c not in CELLS]
+    if unknown or not cells:
+        raise LstmvizError(f"--cells takes cell types among {', '.join(CELLS)}, not {', '.join(unknown) or 'none'}.")
+    speeds = {cell: measure(cell) for cell in dict.fromkeys(["lstm", *cells])}
+    return [{"cell": c, "chars_per_s": round(v), "ratio_vs_lstm": round(v / speeds["lstm"], 3)} for c, v in speeds.items()]
+
+
+def bench_cells(stage: str, cells: list[str], steps: int = 20, chars: int = 20_000, repeats: int = 1) -> dict:
+    """Characters/s of ``lstmviz train`` (``stage="train"``) or ``lstmviz record`` (``"record"``)
+    for each cell type on the same small model (``CELL_BENCH``) and text, beside the LSTM,
+    which runs PyTorch's fused kernel where peephole and cifg step in Python (best of ``repeats``)."""
+    from .checkpoint import save_checkpoint
+    from .model import CharRNN
+    from .recording import record_activations
+    from .train import TrainConfig, train
+
+    corpus = load_corpus(None, max_chars=max(chars, 400_000))
+    text = "".join(d.text for d in corpus.documents)[:chars]
+    piece = -(-len(text) // DEFAULT_LANES)  # one document per lane, so every lane runs
+    docs = [Document(f"piece-{k}", text[a : a + piece]) for k, a in enumerate(range(0, len(text), piece))]
+
+    def train_speed(cell: str) -> float:
+        cfg = TrainConfig(cell=cell, **CELL_BENCH, steps=steps, eval_every=10**9, save_every_s=1e9, device="cpu")
+        best = 0.0
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as tmp:
+                hist = json.loads((train(corpus, Path(tmp) / "m", cfg, progress=False) / "history.json").read_text())
+            (s0, t0), (s1, t1) = (hist["step"][0], hist["seconds"][0]), (hist["step"][-1], hist["seconds"][-1])
+            best = max(best, (s1 - s0) * cfg.batch_size * cfg.seq_len / (t1 - t0))  # from step 10: no start-up
+        return best
+
+    def record_speed(cell: str) -> float:
+        cfg = TrainConfig(cell=cell, **CELL_BENCH)
+        with tempfile.TemporaryDirectory() as tmp:
+            vocab = Vocab.build(d.text for d in corpus.split("train"))
+            torch.manual_seed(0)  # untrained weights: recording costs the same
+            model = CharRNN(cfg.model_config(len(vocab)))
+            path = save_checkpoint(Path(tmp) / cell, model, vocab, corpus=corpus.describe(), training={})
+            ckpt = load_checkpoint(path)
+            seconds = min(_timed(lambda: record_activations(ckpt, docs, None, progress=False)) for _ in range(repeats))
+        return sum(len(d.text) for d in docs) / seconds
+
+    if stage == "train" and steps < 20:
+        raise LstmvizError("bench train --cells needs at least 20 steps (speed is measured from step 10 to the last).")
+    rows = _cell_rows(cells, train_speed if stage == "train" else record_speed)
+    size = CELL_BENCH
+    model = f"{size['num_layers']}x{size['hidden_size']}, embed {size['embed_dim']}"
+    model += f", batch {size['batch_size']} x {size['seq_len']}, {steps} steps" if stage == "train" else f", {chars:,} characters"
+    return {"benchmark": f"{stage} by cell type", "model": model, "cells": rows, "machine": machine()}
 
 
 # -- record ------------------------------------------------------------------------------------
@@ -719,6 +779,9 @@ def format_table(result: dict) -> str:
     width = max(len(k) for k in result)
     lines = []
     for k, v in result.items():
+        if k == "cells":  # one row per cell type
+            lines += [f"{'':<{width}}  " + "  ".join(f"{name} {value}" for name, value in row.items()) for row in v]
+            continue
         if isinstance(v, float) and not math.isfinite(v):
             v = "n/a"
         lines.append(f"{k:<{width}}  {v}")

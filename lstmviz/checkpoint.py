@@ -190,6 +190,11 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Che
     found = {k: tuple(v.shape) for k, v in state.items()}
     if expected != found:
         missing = sorted(set(expected) - set(found))
+        peepholes = [k for k in missing if k.startswith(("rnn.weight_ci", "rnn.weight_cf", "rnn.weight_co"))]
+        if peepholes:
+            raise CheckpointError(
+                f"The peephole checkpoint at {path} lacks its peephole weights ({', '.join(peepholes)}); it cannot be used."
+            )
         extra = sorted(set(found) - set(expected))
         wrong = sorted(k for k in set(expected) & set(found) if expected[k] != found[k])
         detail = "; ".join(

@@ -52,7 +52,7 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint directory to write.")
-@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn", "peephole", "cifg"]), default="lstm", show_default=True)
 @click.option("--layers", "num_layers", default=2, show_default=True, help="Stacked recurrent layers.")
 @click.option("--hidden", "hidden_size", default=256, show_default=True, help="Units per layer.")
 @click.option("--embed", "embed_dim", default=64, show_default=True, help="Input embedding width.")
@@ -93,18 +93,27 @@ def train(paths, out, resume, **options) -> None:
 @click.argument("checkpoint", type=click.Path())
 @click.argument("paths", nargs=-1)
 @click.option("--max-order", default=DEFAULT_MAX_ORDER, show_default=True, help="Highest n-gram order to try for the baseline.")
+@click.option("--labels", type=click.Path(), default=None, help="A tagger's true classes for PATHS (JSON: a list per document).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
-def evaluate(checkpoint, paths, max_order, as_json) -> None:
-    """Bits per character of CHECKPOINT on its test split (or PATHS), beside an n-gram baseline."""
+def evaluate(checkpoint, paths, max_order, labels, as_json) -> None:
+    """Bits per character of CHECKPOINT on its test split (or PATHS), beside an n-gram baseline;
+    for a tagger (a bidirectional model), its accuracy on --labels."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluate as run_evaluation
 
     if not 1 <= max_order <= 20:
         raise LstmvizError("--max-order must be between 1 and 20.")
-    result = run_evaluation(load_checkpoint(checkpoint), paths, max_order)
+    result = run_evaluation(load_checkpoint(checkpoint), paths, max_order, labels)
     if as_json:
         _print_json(result)
+        return
+    if result.get("kind") == "tagger":
+        click.echo(f"model:     {result['note']}.")
+        if result["accuracy"] is None:
+            click.echo("accuracy:  give --labels (and the text they belong to) to measure the head's accuracy")
+        else:
+            click.echo(f"accuracy:  {result['accuracy']:.2%} of {result['chars']:,} labelled characters")
         return
     base = result["baseline"]
     click.echo(f"text:      {result['text']} ({result['documents']} documents, {result['chars']:,} characters scored)")
@@ -260,6 +269,7 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     if top_k < 1:
         raise LstmvizError("--top must be at least 1.")
     ckpt = load_checkpoint(checkpoint)
+    ckpt.model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
     for n in neurons.split(","):
         if n.strip():
             ckpt.model.check_neuron(n)  # a bad id is an error before any text is read
@@ -370,7 +380,8 @@ def import_torch_command(state_dict, vocab, out) -> None:
         raise LstmvizError(f"{out} already exists; choose another --out.")
     ckpt = load_checkpoint(import_torch(state_dict, vocab, out))
     cfg = ckpt.model_config
-    click.echo(f"imported a {cfg.num_layers}x{cfg.hidden_size} {cfg.cell.upper()} with {len(ckpt.vocab)} characters into {out}")
+    kind = f"bidirectional {cfg.cell.upper()} tagger ({cfg.num_labels} classes)" if cfg.bidirectional else cfg.cell.upper()
+    click.echo(f"imported a {cfg.num_layers}x{cfg.hidden_size} {kind} with {len(ckpt.vocab)} characters into {out}")
 
 
 @main.command()
@@ -655,14 +666,23 @@ def _report(result: dict, as_json: bool) -> None:
 @click.option("--checkpoint", default=None, help="Model settings to use (default: the shipped model).")
 @click.option("--steps", default=20, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
+@click.option("--cells", default=None, help="Instead: cell types side by side on a small model, e.g. peephole,cifg.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
-    """Training characters/s against a plain nn.LSTM loop (target ratio >= 0.95)."""
+def bench_train_command(checkpoint, steps, repeats, cells, as_json) -> None:
+    """Training characters/s against a plain nn.LSTM loop (target ratio >= 0.95), or, with
+    --cells, of each cell type beside the LSTM."""
     _at_least(steps=steps, repeats=repeats)
-    from .bench import bench_train
+    from .bench import bench_cells, bench_train
 
+    if cells is not None:
+        _report(bench_cells("train", _cell_list(cells), steps, repeats=repeats), as_json)
+        return
     _report(bench_train(checkpoint, steps, repeats), as_json)
+
+
+def _cell_list(cells: str) -> list[str]:
+    return [c.strip() for c in cells.split(",") if c.strip()]
 
 
 @bench.command("record")
@@ -670,13 +690,18 @@ def bench_train_command(checkpoint, steps, repeats, as_json) -> None:
 @click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record.")
 @click.option("--lanes", default=DEFAULT_LANES, show_default=True)
 @click.option("--repeats", default=3, show_default=True)
+@click.option("--cells", default=None, help="Instead: cell types side by side on a small model, e.g. peephole,cifg.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_record_command(checkpoint, chars, lanes, repeats, as_json) -> None:
-    """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop."""
+def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> None:
+    """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop, or, with
+    --cells, of each cell type beside the LSTM."""
     _at_least(chars=chars, repeats=repeats)
-    from .bench import bench_record
+    from .bench import bench_cells, bench_record
 
+    if cells is not None:
+        _report(bench_cells("record", _cell_list(cells), chars=chars, repeats=repeats), as_json)
+        return
     _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
 
 

@@ -46,7 +46,7 @@ class Block:
         ids, rows, layers = [], [], []
         for s in sorted(store.series, key=lambda s: s.layer):  # a layer's series side by side
             if s.kind in kinds:
-                ids += [str(NeuronId(s.layer, s.kind, u)) for u in range(s.units)]
+                ids += [str(s.neuron(u)) for u in range(s.units)]
                 rows += range(s.row, s.row + s.units)
                 layers += [s.layer] * s.units
         if not ids:

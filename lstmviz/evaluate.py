@@ -1,9 +1,12 @@
 """Bits per character of a checkpoint, beside the n-gram baseline on exactly the same
-characters (every character of a document but its first)."""
+characters (every character of a document but its first); for a tagger (an imported
+bidirectional model), which predicts no character, the accuracy of its head against labels."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +14,7 @@ import torch
 from .baseline import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
 from .checkpoint import Checkpoint
 from .corpus import Document, documents_from_description, load_corpus
-from .errors import CorpusError
+from .errors import CorpusError, LstmvizError
 from .train import build_lanes, evaluate_lanes
 
 
@@ -61,7 +64,62 @@ def store_bpc(store) -> float:
     return float(-logp[scored].mean() / np.log(2)) if scored.any() else float("nan")
 
 
-def evaluate(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = DEFAULT_MAX_ORDER) -> dict:
+def read_labels(path: str | Path, docs: list[Document], num_labels: int) -> list[np.ndarray]:
+    """Per document, a class id per character (-1: not scored), from a JSON file holding one
+    list per document in the order they are read (or one flat list for a single document)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise LstmvizError(f"Cannot read the labels {path}: {exc}.") from None
+    if isinstance(data, list) and data and not isinstance(data[0], list):
+        data = [data]
+    ok = isinstance(data, list) and len(data) == len(docs)
+    ok = ok and all(isinstance(row, list) and len(row) == len(d.text) for row, d in zip(data, docs, strict=False))
+    ok = ok and all(isinstance(x, int) and -1 <= x < num_labels for row in data for x in row)
+    if not ok:
+        raise LstmvizError(
+            f"The labels {path} must be a JSON list with, for each of the {len(docs)} documents, a list of one class id "
+            f"(0-{num_labels - 1}, or -1 for none) per character."
+        )
+    return [np.asarray(row, dtype=np.int64) for row in data]
+
+
+@torch.no_grad()
+def tagger_evaluation(ckpt: Checkpoint, paths: Sequence[str] | None, labels: str | Path | None) -> dict:
+    """What can be said of a tagger: that it has no bits per character, and its accuracy
+    on ``labels`` if given."""
+    cfg = ckpt.model_config
+    result = {
+        "checkpoint": str(ckpt.path),
+        "kind": "tagger",
+        "note": f"a bidirectional {cfg.cell.upper()} tagger with {cfg.num_labels} classes, not a next-character model: "
+        "it has no bits per character",
+        "accuracy": None,
+    }
+    if labels is None:
+        return result
+    docs = evaluation_documents(ckpt, paths)
+    if not docs:
+        raise CorpusError("Give the text the labels belong to (PATHS): an imported tagger has no test split.")
+    right = scored = 0
+    device = next(ckpt.model.parameters()).device
+    for doc, tags in zip(docs, read_labels(labels, docs, cfg.num_labels), strict=True):
+        if len(doc.text):
+            logits, _ = ckpt.model(torch.from_numpy(ckpt.vocab.encode_array(doc.text)).to(device)[None])
+            guess, mask = logits[0].argmax(-1).cpu().numpy(), tags >= 0
+            right += int((guess[mask] == tags[mask]).sum())
+            scored += int(mask.sum())
+    accuracy = round(right / scored, 5) if scored else None
+    return result | {"text": list(paths or []), "documents": len(docs), "chars": scored, "accuracy": accuracy}
+
+
+def evaluate(
+    ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = DEFAULT_MAX_ORDER, labels: str | Path | None = None
+) -> dict:
+    if ckpt.model_config.num_labels:
+        return tagger_evaluation(ckpt, paths, labels)
+    if labels is not None:
+        raise LstmvizError("--labels is for taggers (imported bidirectional models); this model predicts the next character.")
     docs = evaluation_documents(ckpt, paths)
     if sum(max(len(d.text) - 1, 0) for d in docs) == 0:
         raise CorpusError("The text to evaluate on has no character to predict (each document needs two or more).")

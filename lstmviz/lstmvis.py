@@ -80,13 +80,13 @@ def _empty_folder(out: Path) -> None:
 
 def _write_states(h5, store, kinds: tuple[str, ...]) -> list[dict]:
     """One [chars, units] float32 dataset per series; returns the lstm.yml ``types`` entries."""
-    series = sorted((s for s in store.series if s.kind in kinds), key=lambda s: (s.layer, kinds.index(s.kind)))
-    lstm = store.meta.get("model", {}).get("cell") == "lstm"
+    series = sorted((s for s in store.series if s.kind in kinds), key=lambda s: (s.layer, s.reverse, kinds.index(s.kind)))
+    lstm = store.meta.get("model", {}).get("cell") in ("lstm", "peephole", "cifg")
     types = []
     for s in series:
-        path = f"states{s.layer}_{s.kind}"
+        path = f"states{s.layer}{'r' if s.reverse else ''}_{s.kind}"
         data = h5.create_dataset(path, shape=(len(store), s.units), dtype=np.float32)
-        block = store.series_block(s.layer, s.kind)
+        block = store.series_block(*s.key)
         step = max(1, BLOCK_BYTES // (4 * s.units))
         for start in range(0, len(store), step):
             data[start : start + step] = block[:, start : start + step].astype(np.float32).T

@@ -5,6 +5,11 @@ Documents start from a zero state, as in training. They are laid in order into `
 contiguous groups run side by side as one batch (a lane's state is carried from chunk to
 chunk and zeroed where a new document starts), so each lane writes one contiguous range
 of the store. The store is written under a temporary name and renamed when complete.
+
+A bidirectional model (an imported tagger) reads each document from both ends, so its
+documents are run whole, several side by side (:func:`document_batches`): the forward
+direction from each start, the backward one from each end, both from a zero state. Its
+store has no next-character predictions.
 """
 
 from __future__ import annotations
@@ -136,6 +141,35 @@ class LaidText:
             yield rows, pos, valid, x, keep
 
 
+BIDIRECTIONAL_BATCH_CHARS = 16_384  # characters (padding included) run at once: whole documents, at least one
+
+
+def document_batches(laid: LaidText, lanes: int, device="cpu"):
+    """Whole documents, up to ``lanes`` side by side, about ``BIDIRECTIONAL_BATCH_CHARS`` in
+    all, each padded to the longest: (rows [rows], pos [rows, time], valid [rows, time], ids,
+    keep). ``keep`` is 0 at each document's start and where its padding starts, so the
+    backward direction starts from zero at the document's end."""
+    starts = laid.doc_starts
+    stops = np.append(starts[1:], len(laid.text))
+    batch: list[int] = []
+    for d in range(len(starts) + 1):
+        longest = max((int(stops[k] - starts[k]) for k in [*batch, d] if k < len(starts)), default=0)
+        if batch and (d == len(starts) or len(batch) == lanes or longest * (len(batch) + 1) > BIDIRECTIONAL_BATCH_CHARS):
+            lengths = stops[batch] - starts[batch]
+            steps = np.arange(int(lengths.max()))
+            pos = starts[batch, None] + steps[None, :]
+            valid = steps[None, :] < lengths[:, None]
+            keep = np.ones(pos.shape, dtype=np.float32)
+            keep[:, 0] = 0
+            short = np.flatnonzero(lengths < len(steps))
+            keep[short, lengths[short]] = 0
+            ids = torch.from_numpy(np.where(valid, laid.ids[np.where(valid, pos, 0)], 0)).to(device)
+            yield np.arange(len(batch)), pos, valid, ids, torch.from_numpy(keep).to(device)
+            batch = []
+        if d < len(starts):
+            batch.append(d)
+
+
 def checked_kinds(cfg, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     """The series kinds to record, in the model's order; an unknown one is an error."""
     if kinds is None:
@@ -144,6 +178,11 @@ def checked_kinds(cfg, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     if unknown or not kinds:
         raise StoreError(f"This {cfg.cell.upper()} has series {', '.join(cfg.series_kinds)}; not {', '.join(unknown) or 'none'}.")
     return tuple(k for k in cfg.series_kinds if k in kinds)
+
+
+def recorded_rows(cfg, kinds: tuple[str, ...] | None = None) -> int:
+    """The neurons a recording of ``kinds`` (default: all) of a model holds."""
+    return len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.directions * cfg.hidden_size
 
 
 def store_bytes(rows: int, chars: int) -> int:
@@ -167,8 +206,7 @@ def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, 
     """Before any file is read: refuse a text whose store the disk could not hold (its size
     in bytes bounds its characters), so a 10 GB folder is refused, not read whole."""
     size = sum(path.stat().st_size for path, _ in source_files(paths))
-    cfg = ckpt.model_config
-    check_free_space(Path(out), store_bytes(len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size, size))
+    check_free_space(Path(out), store_bytes(recorded_rows(ckpt.model_config, kinds), size))
 
 
 def estimate(ckpt: Checkpoint, chars: int, kinds: tuple[str, ...] | None = None, lanes: int = DEFAULT_LANES) -> dict:
@@ -176,7 +214,7 @@ def estimate(ckpt: Checkpoint, chars: int, kinds: tuple[str, ...] | None = None,
     and the time from chunks of the recording's own forward pass timed here (the median of
     three, a fraction of a second in all) with a fifth more for writing."""
     cfg = ckpt.model_config
-    rows = len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.hidden_size
+    rows = recorded_rows(cfg, kinds)
     wanted = [hook_name(layer, k) for layer in range(cfg.num_layers) for k in checked_kinds(cfg, kinds)]
     device = next(ckpt.model.parameters()).device
     x = torch.zeros((min(lanes, max(chars // 64, 1)), 64), dtype=torch.long, device=device)
@@ -221,27 +259,37 @@ def record_activations(
     kinds = checked_kinds(cfg, kinds)
     series, row = [], 0
     for layer in range(1, cfg.num_layers + 1):
-        for kind in kinds:
-            series.append(Series(layer, kind, cfg.hidden_size, row))
-            row += cfg.hidden_size
+        for reverse in (False, True) if cfg.bidirectional else (False,):
+            for kind in kinds:
+                series.append(Series(layer, kind, cfg.hidden_size, row, reverse))
+                row += cfg.hidden_size
     rows = row
     if out is not None:
         check_free_space(out, store_bytes(rows, total))
-    wanted = [hook_name(s.layer - 1, s.kind) for s in series]
+    wanted = [hook_name(s.layer - 1, s.kind, s.reverse) for s in series]
 
     t0 = time.perf_counter()
     with StoreWriter(out, rows, total) if out is not None else MemoryWriter(rows, total, docs[0].name) as writer:
         writer.maps["text.u32"][:] = np.frombuffer(laid.text.encode("utf-32-le"), dtype=np.uint32)
-        stage = writer.activation_columns(laid.lanes, stage_span(rows, laid.lanes, chunk_len))
+        stage_lanes = lanes if cfg.bidirectional else laid.lanes  # bidirectional: a batch's rows, up to `lanes`
+        stage = writer.activation_columns(stage_lanes, stage_span(rows, stage_lanes, chunk_len))
         state = model.initial_state(laid.lanes, device)
         bar = tqdm(  # smoothing=0: the ETA from the average rate so far, steady as lanes finish
             total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True, smoothing=0
         )
-        for active, pos, valid, x, keep_t in laid.chunks(chunk_len, device):
-            lanes_state = select_rows(state, active)
-            (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)
-            state = update_rows(state, active, lanes_state)
-            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, laid.next_ids)
+        if cfg.bidirectional:  # whole documents; a tagger predicts no next character
+            chunks, next_ids = document_batches(laid, lanes, device), None
+            writer.maps["logp.f32"][:] = np.nan
+        else:
+            chunks, next_ids = laid.chunks(chunk_len, device), laid.next_ids
+        for active, pos, valid, x, keep_t in chunks:
+            if cfg.bidirectional:
+                (logits, _), cache = model.run_with_cache(x, wanted, keep=keep_t)
+            else:
+                lanes_state = select_rows(state, active)
+                (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)
+                state = update_rows(state, active, lanes_state)
+            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, next_ids)
             bar.update(int(valid.sum()))
             if on_progress is not None:
                 on_progress(bar.n, total)
@@ -260,10 +308,14 @@ def _write_chunk(
 ) -> None:
     lane_lens = valid.sum(1)
     for k, (lane, n) in enumerate(zip(lanes, lane_lens, strict=True)):
-        if n:
-            columns = torch.from_numpy(stage.columns(int(lane), int(pos[k, 0]), int(n)))  # [rows, n] float16
+        span = getattr(stage, "span", int(n))  # a whole document (bidirectional) goes in pieces of the stage's span
+        for a in range(0, int(n), max(span, 1)):
+            m = min(span, int(n) - a)
+            columns = torch.from_numpy(stage.columns(int(lane), int(pos[k, 0]) + a, m))  # [rows, m] float16
             for s in series:  # one kernel converts to float16 and transposes to neuron-major
-                columns[s.row : s.row + s.units].copy_(cache[f"layers.{s.layer - 1}.hook_{s.kind}"][k, :n].T)
+                columns[s.row : s.row + s.units].copy_(cache[hook_name(s.layer - 1, s.kind, s.reverse)][k, a : a + m].T)
+    if next_ids is None:
+        return
     logp = torch.log_softmax(logits.float(), dim=-1)
     top_lp, top_ids = logp.topk(TOP_K, dim=-1)
     flat_pos = pos[valid]

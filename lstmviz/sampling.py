@@ -101,6 +101,7 @@ def sample(
 
 def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks) -> Sample:
     model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
+    model.require_next_character("generate text")
     _checked_settings(length, temperature, top_k)
     held = held_neurons(model, clamp, ablate)
     shown = color if color is not None else next(iter([*(clamp or {}), *(ablate or [])]), None)
@@ -119,7 +120,7 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
         kept = {shown.kind} if shown is not None and shown.layer == layer + 1 else set()
         layer_hooks = {kind: all_hooks[name] for kind, name in names.items() if name in all_hooks}
         at.append(StepHooks(layer_hooks, names, kept, steps, like))
-    state = [(like.clone(), like.clone()) if cfg.cell == "lstm" else like.clone() for _ in range(cfg.num_layers)]
+    state = [(like.clone(), like.clone()) if cfg.has_c else like.clone() for _ in range(cfg.num_layers)]
 
     ids = torch.zeros(steps, dtype=torch.long, device=device)
     ids[: len(feed)] = torch.tensor(feed, device=device)
@@ -130,7 +131,7 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
         x = embedding[ids[t : t + 1]]  # [1, embed]
         for layer, w in enumerate(weights):
             state[layer] = step(w.project(x), state[layer], w, at[layer], t)
-            x = state[layer][0] if cfg.cell == "lstm" else state[layer]
+            x = state[layer][0] if cfg.has_c else state[layer]
         torch.addmm(decoder.bias, x, decoder.weight.t(), out=logits[t : t + 1])
         if len(feed) - 1 <= t < steps - 1:
             ids[t + 1] = _draw(logits[t], temperature, top_k, generator)

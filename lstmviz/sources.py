@@ -96,17 +96,11 @@ def recorded(
 def uncached_bytes(ckpts: list[Checkpoint], docs: list[Document], kinds: tuple[str, ...] | None = None) -> int:
     """The disk that recording ``ckpts`` on ``docs`` into the cache will take: the size of
     each store not there yet (so a page can say it before it starts)."""
-    from .recording import store_bytes
+    from .recording import recorded_rows, store_bytes
 
     chars = sum(len(d.text) for d in docs)
     missing = [c for c in ckpts if not is_store(cached_store_path(c, docs, kinds))]
-    return sum(
-        store_bytes(
-            len(recorded_kinds(c, kinds) or c.model_config.series_kinds) * c.model_config.num_layers * c.model_config.hidden_size,
-            chars,
-        )
-        for c in missing
-    )
+    return sum(store_bytes(recorded_rows(c.model_config, recorded_kinds(c, kinds)), chars) for c in missing)
 
 
 def store_documents(store: ActivationStore) -> list[Document]:

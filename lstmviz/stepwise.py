@@ -9,7 +9,12 @@ matrix product for the whole chunk, hoisted out of the loop; each step is one sm
 kernels (LSTM gates reordered to i, f, o, g once, so the three sigmoids are one kernel). The same step functions drive sampling
 (``sampling.py``), one character through every layer at a time.
 
-Equations as in ``instrument.py`` (PyTorch's nn.LSTM / nn.GRU / nn.RNN).
+Equations as in ``instrument.py`` (PyTorch's nn.LSTM / nn.GRU / nn.RNN), and for the LSTM
+variants without a fused kernel (``variants.py``), whose every path (training, recording,
+interventions, sampling) is these step functions:
+  peephole (Gers & Schmidhuber 2000): i = sigmoid(. + w_ci c_{t-1}), f = sigmoid(. + w_cf c_{t-1}),
+    c' = f*c + i*g, o = sigmoid(. + w_co c'), h' = o*tanh(c')  (w_c* diagonal: one weight per unit)
+  cifg (coupled input and forget gates, Greff et al. 2017): f = sigmoid(.), i = 1 - f, then as LSTM
 """
 
 from __future__ import annotations
@@ -22,7 +27,14 @@ import torch
 from .hooks import HookCall, HookFn, apply_hooks
 
 # The order a step computes its values in, which is the order their hooks run.
-STEP_ORDER = {"lstm": ("i", "f", "g", "o", "c", "h"), "gru": ("r", "z", "n", "h"), "rnn": ("h",)}
+STEP_ORDER = {
+    "lstm": ("i", "f", "g", "o", "c", "h"),
+    "peephole": ("i", "f", "g", "c", "o", "h"),  # o sees the new c
+    "cifg": ("f", "i", "g", "o", "c", "h"),  # i = 1 - f, after f's hooks
+    "gru": ("r", "z", "n", "h"),
+    "rnn": ("h",),
+}
+PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")  # a peephole layer's diagonal weights [hidden]: i, f, o
 
 
 def packed(weight: torch.Tensor) -> torch.Tensor | None:
@@ -58,20 +70,32 @@ class StepWeights:
     b_hh: torch.Tensor | None  # GRU only: b_hn sits inside r * (W_hn h + b_hn)
     w_ih_packed: torch.Tensor | None
     w_hh_packed: torch.Tensor | None
+    peephole: torch.Tensor | None = None  # peephole only: [3, hidden], rows i, f, o
 
     @classmethod
-    def of(cls, cell: str, weights: dict[str, torch.Tensor]) -> StepWeights:
-        w_ih, w_hh, b_ih, b_hh = (w.detach() for w in weights.values())
+    def of(cls, cell: str, weights: dict[str, torch.Tensor], grad: bool = False) -> StepWeights:
+        """``weights`` named as a one-layer module's (``weight_ih_l0``, ...). With ``grad``
+        (training), the weights are used as they are, so gradients reach them."""
+        w_ih, w_hh, b_ih, b_hh = (weights[f"{p}_l0"] for p in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+        if not grad:
+            w_ih, w_hh, b_ih, b_hh = (w.detach() for w in (w_ih, w_hh, b_ih, b_hh))
         H = w_hh.shape[1]
-        if cell == "lstm":  # rows i, f, g, o -> i, f, o, g: one sigmoid kernel for three gates
-            order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
-            order = order.to(w_ih.device)
+        peephole = None
+        if cell in ("lstm", "peephole", "cifg"):
+            # rows i, f, g, o -> i, f, o, g (cifg: f, g, o -> f, o, g): one sigmoid kernel for the sigmoid gates
+            g = (1 if cell == "cifg" else 2) * H  # where g starts; o follows it
+            order = torch.cat([torch.arange(0, g), torch.arange(g + H, g + 2 * H), torch.arange(g, g + H)]).to(w_ih.device)
             w_ih, w_hh, bias_x, b_hh = w_ih[order], w_hh[order], (b_ih + b_hh)[order], None
+            if cell == "peephole":
+                peephole = torch.stack([weights[f"{p}_l0"] for p in PEEPHOLES])
+                peephole = peephole if grad else peephole.detach()
         elif cell == "gru":
             bias_x = b_ih
         else:
             bias_x, b_hh = b_ih + b_hh, None
-        return cls(cell, H, w_ih, bias_x, w_hh, b_hh, packed(w_ih), packed(w_hh))
+        if grad:
+            return cls(cell, H, w_ih, bias_x, w_hh, b_hh, None, None, peephole)
+        return cls(cell, H, w_ih, bias_x, w_hh, b_hh, packed(w_ih), packed(w_hh), peephole)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """x [..., in] -> [..., gates]: the input's share of every gate."""
@@ -101,6 +125,39 @@ def lstm_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
     return h, c
 
 
+def peephole_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
+    h, c = state
+    H, p = w.units, w.peephole
+    gates = w.recurrent(h).add_(gx)  # [batch, 4H]: i, f, o, g
+    i = torch.sigmoid(torch.addcmul(gates[:, :H], p[0], c))
+    f = torch.sigmoid(torch.addcmul(gates[:, H : 2 * H], p[1], c))
+    g = torch.tanh(gates[:, 3 * H :])
+    if at.gates:
+        i, f, g = at("i", i, t), at("f", f, t), at("g", g, t)
+    c = at("c", torch.mul(f, c).addcmul_(i, g), t)
+    o = torch.sigmoid(torch.addcmul(gates[:, 2 * H : 3 * H], p[2], c))
+    if at.gates:
+        o = at("o", o, t)
+    h = at("h", o * torch.tanh(c), t)  # out of place: training differentiates through tanh(c)
+    return h, c
+
+
+def cifg_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
+    h, c = state
+    H = w.units
+    gates = w.recurrent(h).add_(gx)  # [batch, 3H]: f, o, g
+    fo = torch.sigmoid(gates[:, : 2 * H])
+    f, o, g = fo[:, :H], fo[:, H:], torch.tanh(gates[:, 2 * H :])
+    if at.gates:
+        f = at("f", f, t)
+    i = 1 - f  # the coupling: a replaced f moves i with it
+    if at.gates:
+        i, g, o = at("i", i, t), at("g", g, t), at("o", o, t)
+    c = at("c", torch.mul(f, c).addcmul_(i, g), t)
+    h = at("h", o * torch.tanh(c), t)  # out of place: training differentiates through tanh(c)
+    return h, c
+
+
 def gru_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
     H = w.units
     gh = w.recurrent(h)  # [batch, 3H]: r, z, n
@@ -116,7 +173,16 @@ def rnn_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
     return at("h", w.recurrent(h).add_(gx).tanh_(), t)
 
 
-STEP = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
+STEP = {"lstm": lstm_step, "peephole": peephole_step, "cifg": cifg_step, "gru": gru_step, "rnn": rnn_step}
+
+
+class Untouched:
+    """``at`` for a step nobody hooks (training): every value as computed."""
+
+    gates = False
+
+    def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:
+        return value
 
 
 class StepHooks:

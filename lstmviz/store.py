@@ -59,6 +59,18 @@ class Series:
     kind: str
     units: int
     row: int  # first row in activations.f16
+    reverse: bool = False  # the backward direction of a bidirectional layer
+
+    def neuron(self, unit: int) -> NeuronId:
+        return NeuronId(self.layer, self.kind, unit, self.reverse)
+
+    @property
+    def key(self) -> tuple[int, str, bool]:
+        return (self.layer, self.kind, self.reverse)
+
+    def to_json(self) -> dict:
+        """As meta.json lists it (``reverse`` only where true, so other stores read as before)."""
+        return {k: v for k, v in self.__dict__.items() if k != "reverse" or v}
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,7 @@ class ActivationStore:
         self.documents = [StoredDocument(**d) for d in meta["documents"]]
         self.vocab_chars: list[str] = meta["vocab"]
         self.rows = sum(s.units for s in self.series)
-        self._series_by_key = {(s.layer, s.kind): s for s in self.series}
+        self._series_by_key = {s.key: s for s in self.series}
 
     def __len__(self) -> int:
         return self.chars
@@ -138,14 +150,16 @@ class ActivationStore:
 
     # -- neurons ------------------------------------------------------------------------------
     def neuron_ids(self, kinds: tuple[str, ...] | None = None) -> list[NeuronId]:
-        return [NeuronId(s.layer, s.kind, i) for s in self.series if kinds is None or s.kind in kinds for i in range(s.units)]
+        return [s.neuron(i) for s in self.series if kinds is None or s.kind in kinds for i in range(s.units)]
 
     def row_of(self, neuron: str | NeuronId) -> int:
         n = NeuronId.parse(neuron)
-        series = self._series_by_key.get((n.layer, n.kind))
+        series = self._series_by_key.get((n.layer, n.kind, n.reverse))
         if series is None:
             layers = max(s.layer for s in self.series)
             kinds = sorted({s.kind for s in self.series})
+            if n.reverse and not any(s.reverse for s in self.series):
+                raise NeuronError(f"No neuron {n} in this store: its model has one direction (L{n.layer}.{n.kind}.{n.index}?).")
             raise NeuronError(f"No neuron {n} in this store: it has layers 1-{layers} and kinds {', '.join(kinds)}.")
         if not 0 <= n.index < series.units:
             raise NeuronError(f"No neuron {n} in this store: layer {n.layer} has units 0-{series.units - 1}.")
@@ -154,7 +168,7 @@ class ActivationStore:
     def neuron_of_row(self, row: int) -> NeuronId:
         for s in self.series:
             if s.row <= row < s.row + s.units:
-                return NeuronId(s.layer, s.kind, row - s.row)
+                return s.neuron(row - s.row)
         raise StoreError(f"Row {row} is outside the store (0-{self.rows - 1}).")
 
     def neuron(self, neuron: str | NeuronId, start: int | None = None, stop: int | None = None) -> np.ndarray:
@@ -169,11 +183,11 @@ class ActivationStore:
         start, stop = check_range(start, stop, self.chars)
         return np.asarray(self.activations[rows, start:stop], dtype=np.float32)
 
-    def series_block(self, layer: int, kind: str) -> np.ndarray:
+    def series_block(self, layer: int, kind: str, reverse: bool = False) -> np.ndarray:
         """All units of one series: [units, chars] float16 view (no copy)."""
-        s = self._series_by_key.get((layer, kind))
+        s = self._series_by_key.get((layer, kind, reverse))
         if s is None:
-            raise StoreError(f"No series L{layer}.{kind} in this store.")
+            raise StoreError(f"No series L{layer}{'r' if reverse else ''}.{kind} in this store.")
         return self.activations[s.row : s.row + s.units]
 
     # -- text and predictions -----------------------------------------------------------------
@@ -339,7 +353,7 @@ def store_meta(checkpoint, vocab: list[str], chars: int, documents, series: list
         "vocab": vocab,
         "chars": chars,
         "documents": [{"name": n, "start": a, "stop": b} for n, a, b in documents],
-        "series": [s.__dict__ for s in series],
+        "series": [s.to_json() for s in series],
         "dtype": "float16",
         "top_k": TOP_K,
         "recording": recording,

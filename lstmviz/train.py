@@ -30,7 +30,7 @@ IGNORE = -100  # target id of padding; not scored
 
 @dataclass(frozen=True)
 class TrainConfig:
-    cell: str = "lstm"  # lstm | gru | rnn
+    cell: str = "lstm"  # lstm | gru | rnn | peephole | cifg
     num_layers: int = 2
     hidden_size: int = 256
     embed_dim: int = 64

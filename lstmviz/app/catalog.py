@@ -22,7 +22,7 @@ from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
 from ..colours import ColourScale, ValueStats, scale_for
 from ..errors import StoreError
 from ..model import SERIES_KINDS
-from ..recording import store_bytes
+from ..recording import recorded_rows, store_bytes
 from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 from .main_thread import MainThread
@@ -168,8 +168,7 @@ class Catalog:
             from ..sources import recorded, store_documents
 
             ckpt = load_checkpoint(store.checkpoint["path"])
-            cfg = ckpt.model_config
-            size = store_bytes(len(cfg.series_kinds) * cfg.num_layers * cfg.hidden_size, len(store))
+            size = store_bytes(recorded_rows(ckpt.model_config), len(store))
             note = f"recording the gates of {ckpt.name} on {len(store):,} characters (about {size / 1e9:.1f} GB, once)"
 
             def report(done: int, total: int) -> None:

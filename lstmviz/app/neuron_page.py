@@ -309,7 +309,8 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         try:
             store, name, neuron, _ = view_of(search)
             layers = store.meta["model"]["num_layers"]
-            top_h = neuron.startswith(f"L{layers}.h.")
+            tagger = store.meta["model"].get("num_labels")  # a tagger's head is no next-character decoder
+            top_h = neuron.startswith(f"L{layers}.h.") and not tagger
             ckpt = catalog.checkpoint(name) if top_h else None
             logits = logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron) if top_h else None, neuron, layers)
         except LstmvizError as exc:
