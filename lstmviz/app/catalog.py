@@ -112,10 +112,16 @@ class Catalog:
             store = self.store(name)
             options = [{"label": f"{n} · best at {best[n][2]} {-best[n][1]:.2f}", "value": n} for n in named]
             options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
-            layers = store.meta["model"]["num_layers"]
-            units = store.meta["model"]["hidden_size"]
+            model = store.meta["model"]
             kinds = self.unrecorded_kinds(name)
-            later = [f"L{layer}.{k}.{i}" for layer in range(1, layers + 1) for k in kinds for i in range(units)]
+            directions = ("", "r") if model.get("bidirectional") else ("",)
+            later = [
+                f"L{layer}{d}.{k}.{i}"
+                for layer in range(1, model["num_layers"] + 1)
+                for d in directions
+                for k in kinds
+                for i in range(model["hidden_size"])
+            ]
             return options + [{"label": f"{n} (recorded when chosen)", "value": n} for n in later]
 
         return self.once(("neurons", name), build)
