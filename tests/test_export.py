@@ -1,8 +1,10 @@
 """Heatmap export: the same figure builder as the dashboard, to every supported format."""
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from lstmviz.analysis import neuron_scales
 from lstmviz.cli import main
 from lstmviz.errors import LstmvizError, StoreError
 from lstmviz.export import write_figure
@@ -14,12 +16,24 @@ def export(store, *args):
 
 
 def test_heatmap_holds_the_values_and_characters(tiny_store):
-    fig = heatmap_figure(tiny_store, ["L1.h.0", "L2.c.3"], 10, 50)
+    fig = heatmap_figure(tiny_store, ["L1.h.0", "L2.c.3"], 10, 50)  # one scale for all rows
     heat = fig.data[0]
     assert heat.y == ("L1.h.0", "L2.c.3")
-    assert list(heat.z[1]) == pytest.approx(list(tiny_store.neuron("L2.c.3", 10, 50)))
+    values = tiny_store.neuron("L2.c.3", 10, 50)
+    assert list(heat.customdata[1]) == pytest.approx(list(values))  # the hover's values
+    limit = np.quantile(np.abs(tiny_store.window(["L1.h.0", "L2.c.3"], 10, 50)), 0.99)
+    assert list(heat.z[1]) == pytest.approx(list(np.clip(0.5 + 0.5 * values / limit, 0, 1)), abs=1e-6)
     assert "".join(heat.text[0]).replace("⏎", "\n").replace("·", " ").replace("⇥", "\t") == tiny_store.text(10, 50)
-    assert heat.zmid == 0
+    assert (heat.zmin, heat.zmax) == (0, 1)
+
+
+def test_heatmap_rows_each_on_their_own_scale(tiny_store):
+    neurons = ["L1.h.0", "L2.c.3", "L1.f.1"]
+    scales = neuron_scales(tiny_store, neurons)
+    heat = heatmap_figure(tiny_store, neurons, 10, 50, scales).data[0]
+    for row, (n, s) in enumerate(zip(neurons, scales, strict=True)):
+        assert list(heat.z[row]) == pytest.approx(list(s.positions(tiny_store.neuron(n, 10, 50))))
+    assert heat.y[2] == "L1.f.1 (0..1)" and heat.y[1] == scales[1].label
 
 
 def test_standalone_html_works_offline(tiny_store, tmp_path):
