@@ -436,7 +436,12 @@ def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) ->
 
 RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
 SUMMARIES_CACHE = "summaries-v2.json"
-RANKED_KINDS = ("h", "c")
+RANKED_KINDS = ("h", "c")  # "the best cell" of a feature: the best of these, in every command and page
+
+
+def ranked_kinds(store: ActivationStore) -> tuple[str, ...]:
+    """The kinds whose neurons are ranked for "best cell" in ``store`` (a GRU has no c)."""
+    return tuple(k for k in RANKED_KINDS if any(s.kind == k for s in store.series))
 
 
 def _cached_json(store: ActivationStore, name: str, compute):
@@ -465,8 +470,7 @@ def store_rankings(store: ActivationStore) -> dict:
     from .features import store_features
 
     def compute():
-        kinds = tuple(k for k in RANKED_KINDS if any(s.kind == k for s in store.series))  # a GRU has no c
-        ranked = rank_neurons(store, store_features(store), kinds)
+        ranked = rank_neurons(store, store_features(store), ranked_kinds(store))
         return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
 
     return _cached_json(store, RANKINGS_CACHE, compute)

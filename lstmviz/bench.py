@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import Document, Vocab, load_corpus
 from .errors import LstmvizError
+from .instrument import FUSED_MODULES
 from .sources import DEFAULT_CHECKPOINT
 from .store import DEFAULT_LANES
 
@@ -91,9 +92,7 @@ def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3
         torch.manual_seed(0)
         model_cfg = cfg.model_config(len(ckpt.vocab))
         emb = torch.nn.Embedding(model_cfg.vocab_size, model_cfg.embed_dim)
-        rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU, "rnn": torch.nn.RNN}[model_cfg.cell](
-            model_cfg.embed_dim, model_cfg.hidden_size, model_cfg.num_layers, batch_first=True
-        )
+        rnn = FUSED_MODULES[model_cfg.cell](model_cfg.embed_dim, model_cfg.hidden_size, model_cfg.num_layers, batch_first=True)
         dec = torch.nn.Linear(model_cfg.hidden_size, model_cfg.vocab_size)
         params = [*emb.parameters(), *rnn.parameters(), *dec.parameters()]
         opt = torch.optim.Adam(params, lr=cfg.lr)

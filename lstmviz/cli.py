@@ -172,13 +172,13 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, a
 @click.argument("store", type=click.Path())
 @click.option("--feature", "extra", multiple=True, metavar="NAME=REGEX", help="Add a feature marking regex matches.")
 @click.option("--only", multiple=True, help="Rank only these features (repeatable).")
-@click.option("--kinds", default=None, help="Series kinds to rank, e.g. h,c (default: all recorded).")
+@click.option("--kinds", default=None, help="Series kinds to rank (default: h,c, the cells every page ranks; i,f,g,o add gates).")
 @click.option("--top", "top_k", default=5, show_default=True, help="Neurons to show per feature.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
 def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
     """Rank every neuron of STORE against text features: which cells track strings, comments, indentation..."""
-    from .analysis import rank_neurons
+    from .analysis import rank_neurons, ranked_kinds
     from .features import parse_feature_option, store_features
     from .store import open_store
 
@@ -188,7 +188,7 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
     user = dict(parse_feature_option(opt) for opt in extra)
     names = list(only) or None
     feats = store_features(opened, user, names)
-    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else None
+    kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ranked_kinds(opened)
     rankings = rank_neurons(opened, feats, kind_list)
     methods = sorted(set(feats.methods.values()))
     if as_json:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+FUSED_MODULES = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}  # the cells PyTorch has a fused module for
 SCAN_BLOCK = 16  # the blocked scan runs ~2 * sqrt(time) kernels per chunk; 16 suits 256 steps
 
 
@@ -36,7 +36,7 @@ SCAN_BLOCK = 16  # the blocked scan runs ~2 * sqrt(time) kernels per chunk; 16 s
 def _one_layer(cell: str, inputs: int, hidden: int) -> nn.Module:
     """A one-layer fused module whose own weights are never used: each call passes the
     model's weights of one layer through ``functional_call``."""
-    return _MODULES[cell](inputs, hidden, batch_first=True)
+    return FUSED_MODULES[cell](inputs, hidden, batch_first=True)
 
 
 def _reset_steps(keep: torch.Tensor | None) -> list[int]:

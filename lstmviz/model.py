@@ -18,12 +18,12 @@ from torch import nn
 
 from .errors import ConfigError, LstmvizError, NeuronError
 from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, caching_readers, hook_points, hooks, is_reader, pairs_of
-from .instrument import fast_layer
+from .instrument import FUSED_MODULES, fast_layer
 from .neurons import NeuronId, hook_name
 from .stepwise import StepWeights, step_layer
 from .variants import VARIANTS, VariantLSTM, layer_params
 
-FUSED_CELLS = ("lstm", "gru", "rnn")  # PyTorch has a fused module for these
+FUSED_CELLS = tuple(FUSED_MODULES)
 CELLS = (*FUSED_CELLS, *VARIANTS)
 LSTM_KINDS = ("h", "c", "i", "f", "g", "o")
 # The per-character series each cell type exposes, in the order they are recorded.
@@ -85,8 +85,6 @@ class LayerHooks(nn.Module):
             self.reverse = LayerHooks(kinds)
 
 
-_FUSED = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
-
 # A recurrent state: (h, c) for LSTM and its variants, h for GRU/RNN; each [layers, batch, hidden].
 State = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -105,7 +103,7 @@ class CharRNN(nn.Module):
         if config.cell in VARIANTS:  # no fused kernel: the step functions, also for training
             self.rnn = VariantLSTM(config.cell, config.embed_dim, config.hidden_size, config.num_layers, dropout)
         else:
-            self.rnn = _FUSED[config.cell](
+            self.rnn = FUSED_MODULES[config.cell](
                 config.embed_dim,
                 config.hidden_size,
                 num_layers=config.num_layers,

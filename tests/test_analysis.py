@@ -123,6 +123,9 @@ def test_find_cells_cli(planted):
     top = data["features"]["in_string"][0]
     assert top == {**top, "neuron": "L1.c.2", "metric": "auroc"} and top["score"] > 0.95
     assert len(data["features"]["ret"]) == 3
+    assert data["neurons"] == len(store.neuron_ids(("h", "c")))  # the best cell is an h or c neuron, as in every page
+    gates = json.loads(CliRunner().invoke(main, ["find-cells", str(store.path), "--json", "--kinds", "f"]).output)
+    assert gates["neurons"] == len(store.neuron_ids(("f",)))
     bad = CliRunner().invoke(main, ["find-cells", str(store.path), "--kinds", "z"])
     assert bad.exit_code == 2 and "no series of kind z" in bad.output
 

@@ -6,6 +6,7 @@ installed outside the tree carries the model and the painter; off loopback a tok
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -154,9 +155,9 @@ def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "lstmviz.cli", *map(str, args)]
 
 
-def _kill_at_random(args, rng, cwd) -> None:
+def _kill_at_random(args, rng, cwd, longest: float = 4.0) -> None:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
-    time.sleep(rng.uniform(0.3, 4.0))
+    time.sleep(rng.uniform(0.3, longest))
     process.send_signal(signal.SIGKILL)
     process.wait()
 
@@ -171,8 +172,13 @@ def test_killed_recordings_leave_a_complete_store_or_nothing(tiny_checkpoint, co
         progress=False,
     )
     out, complete = tmp_path / "killed.store", 0
-    for _ in range(20):
-        _kill_at_random(_cli("record", tiny_checkpoint, corpus_dir, "--out", out, "--overwrite", "--lanes", 4), rng, tmp_path)
+    record = _cli("record", tiny_checkpoint, corpus_dir, "--out", out, "--overwrite", "--lanes", 4)
+    started = time.perf_counter()
+    subprocess.run(record, check=True, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    whole = time.perf_counter() - started  # kills fall before, during and after the writing, however busy the machine
+    shutil.rmtree(out)
+    for _ in range(12):
+        _kill_at_random(record, rng, tmp_path, longest=1.4 * whole)
         if out.exists():  # a store there is whole, and right
             store = open_store(out)
             np.testing.assert_array_equal(np.asarray(store.activations), np.asarray(reference.activations))

@@ -171,7 +171,7 @@ def test_tiny_train_record_find_cells(cell, corpus_dir, tmp_path):
     result = run("record", ck, "--out", store, "--max-chars", 3000, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["series"] == 2 * len(KINDS)
-    result = run("find-cells", store, "--json", "--top", 3)
+    result = run("find-cells", store, "--json", "--top", 3, "--kinds", ",".join(KINDS))
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["neurons"] == 2 * len(KINDS) * 12 and data["features"]

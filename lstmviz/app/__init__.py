@@ -14,27 +14,26 @@ from dash import Input, Output, dcc, html
 from ..analysis import keep_torch_threads
 from ..errors import LstmvizError
 from ..store import ActivationStore
-from . import compare_page, discover_page, gates_page, generate_page, heatmap_page, model_page, neuron_page, text_page
 from .catalog import Catalog
+from .compare_page import ComparePage
+from .discover_page import DiscoverPage
+from .gates_page import GatesPage
+from .generate_page import GeneratePage
+from .heatmap_page import HeatmapPage
 from .main_thread import one_thread_here
+from .model_page import ModelPage
+from .neuron_page import NeuronPage
+from .text_page import TextPage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
-PAGES = {
-    neuron_page.PATH: ("Neuron", neuron_page),
-    discover_page.PATH: ("Discover", discover_page),
-    heatmap_page.PATH: ("Heatmap", heatmap_page),
-    gates_page.PATH: ("Gates", gates_page),
-    model_page.PATH: ("Model", model_page),
-    compare_page.PATH: ("Compare", compare_page),
-    generate_page.PATH: ("Generate", generate_page),
-    text_page.PATH: ("Text", text_page),
-}
+PAGES = (NeuronPage, DiscoverPage, HeatmapPage, GatesPage, ModelPage, ComparePage, GeneratePage, TextPage)  # in the top bar
 
 
 def create_app(stores: list[ActivationStore], names: list[str | None] | None = None) -> dash.Dash:
     """The dashboard on ``stores``, each shown (and named in URLs) by its ``names`` entry, or
     by its directory's name."""
     catalog = Catalog.of(stores, names)
+    pages = {page.path: page(catalog) for page in PAGES}
     app = dash.Dash(__name__, assets_folder=str(ASSETS), title="lstmviz", suppress_callback_exceptions=True)
     app.layout = html.Div(
         [
@@ -42,7 +41,7 @@ def create_app(stores: list[ActivationStore], names: list[str | None] | None = N
             html.Div(
                 className="topbar",
                 children=[html.Span("lstmviz", className="brand")]
-                + [dcc.Link(title, href=path) for path, (title, _) in PAGES.items()]
+                + [dcc.Link(page.title, href=path) for path, page in pages.items()]
                 + [html.Span(", ".join(f"{n} ({len(s):,} chars)" for n, s in catalog.stores.items()))],
             ),
             html.Div(id="page-content"),
@@ -51,13 +50,13 @@ def create_app(stores: list[ActivationStore], names: list[str | None] | None = N
 
     @app.callback(Output("page-content", "children"), Input("url", "pathname"))
     def route(pathname):
-        page = PAGES.get(pathname or "/")
+        page = pages.get(pathname or "/")
         if page is None:
             return html.Div(className="page", children=html.Div(f"No page at {pathname}.", className="error"))
-        return page[1].layout(catalog)
+        return page.layout()
 
-    for _, module in PAGES.values():
-        module.register(app, catalog)
+    for page in pages.values():
+        page.register(app)
     app.server.before_request(one_thread_here)  # request threads make no OpenMP team (main_thread.py)
     app.catalog = catalog
     return app

@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from urllib.parse import urlencode
 
-import dash
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -24,6 +23,7 @@ from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..store import NeuronId
 from .catalog import Catalog, changed_search, parse_query
 from .jobs import progress_bar
+from .page import Page, callback, clientside
 
 PATH = "/compare"
 WINDOW = 2000
@@ -41,7 +41,7 @@ def _panel(key: str, title: str | None = None) -> list:
     ]
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
@@ -150,8 +150,19 @@ def _ask_to_record(what: str, cost: int, q: dict, key: str) -> html.Div:
     )
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    @app.callback(
+class ComparePage(Page):
+    path = PATH
+    title = "Compare"
+
+    clientside = tuple(
+        clientside("lstmviz", function, Output(f"cmp-painted-{key}", "children"), Input(f"cmp-data-{key}", "data"))
+        for key, function in (("a", "paintCompareA"), ("b", "paintCompareB"), ("loss", "paintCompareLoss"))
+    )
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("cmp-a", "value"),
         Input("cmp-b", "value"),
@@ -160,9 +171,9 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(a, b, neuron, pos, search):
+    def controls_to_url(self, a, b, neuron, pos, search):
         q = parse_query(search)
-        shown_a, shown_b = _pair(catalog, q)
+        shown_a, shown_b = _pair(self.catalog, q)
         if a and a != shown_a:
             q["a"] = a
             q.pop("neuron", None)  # another model: its own neurons
@@ -174,7 +185,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             q["pos"] = str(int(pos))
         return changed_search(q, search)
 
-    @app.callback(
+    @callback(
         Output("cmp-error", "children"),
         Output("cmp-a", "options"),
         Output("cmp-a", "value"),
@@ -195,22 +206,19 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("cmp-data-loss", "data"),
         Input("url", "search"),
         Input("cmp-poll", "n_intervals"),
-        State("url", "pathname"),
     )
-    def view(search, _tick, pathname):
+    def view(self, search, _tick):
         """A against B: polls the comparison job while it runs, then draws it once."""
-        if pathname != PATH:
-            return (no_update,) * OUTPUTS
         q = parse_query(search)
-        names = list(catalog.compare_sources())
-        a, b = _pair(catalog, q)
+        names = list(self.catalog.compare_sources())
+        a, b = _pair(self.catalog, q)
         try:
-            if catalog.comparison(a, b, start=False) is None and q.get("record") != "yes":
-                cost = catalog.compare_cost(a, b) if a in names and b in names else 0
+            if self.catalog.comparison(a, b, start=False) is None and q.get("record") != "yes":
+                cost = self.catalog.compare_cost(a, b) if a in names and b in names else 0
                 if cost:
                     ask = _ask_to_record(f"Comparing {a} with {b} first records their h and c on the text", cost, q, "record")
                     return (None, names, a, names, b, ask, True) + (no_update,) * (OUTPUTS - 7)
-            job = catalog.comparison(a, b)
+            job = self.catalog.comparison(a, b)
             try:
                 pos = int(q.get("pos", 0))
             except ValueError:
@@ -255,7 +263,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             loss_payload,
         )
 
-    @app.callback(
+    @callback(
         Output("cmp-emergence-progress", "children"),
         Output("cmp-emergence", "figure"),
         Output("cmp-emergence-poll", "disabled"),
@@ -263,16 +271,14 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Input("cmp-emergence-poll", "n_intervals"),
         Input("url", "search"),
     )
-    def emergence_view(pathname, _tick, search):
-        if pathname != PATH:
-            return no_update, no_update, True
+    def emergence_view(self, _pathname, _tick, search):
         q = parse_query(search)
-        if q.get("emergence") != "yes" and catalog.has_snapshots() and catalog.emergence(start=False) is None:
-            cost = catalog.emergence_cost()
+        if q.get("emergence") != "yes" and self.catalog.has_snapshots() and self.catalog.emergence(start=False) is None:
+            cost = self.catalog.emergence_cost()
             if cost:
                 what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
                 return _ask_to_record(what, cost, q, "emergence"), no_update, True
-        job = catalog.emergence()
+        job = self.catalog.emergence()
         if job is None:
             return html.P("This model has no snapshots.", className="hint"), {}, True
         if job.state in ("queued", "running"):
@@ -281,7 +287,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return html.Div(job.error, className="error"), {}, True
         return None, emergence_figure(job.result), True
 
-    @app.callback(
+    @callback(
         Output("cmp-download", "data"),
         Output("cmp-error", "children", allow_duplicate=True),
         Input("cmp-export-cka", "n_clicks"),
@@ -290,20 +296,13 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def export(cka_clicks, emergence_clicks, fmt, search):
+    def export(self, cka_clicks, emergence_clicks, fmt, search):
         if not (cka_clicks or emergence_clicks) or fmt not in FORMATS:
             return no_update, no_update
         which = "cka" if ctx.triggered_id == "cmp-export-cka" else "emergence"
         try:
-            fig, name = _figure(catalog, search, which)
-            data = catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(fig, fmt))
+            fig, name = _figure(self.catalog, search, which)
+            data = self.catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(fig, fmt))
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         return dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), None
-
-    for key, function in (("a", "paintCompareA"), ("b", "paintCompareB"), ("loss", "paintCompareLoss")):
-        app.clientside_callback(
-            dash.ClientsideFunction(namespace="lstmviz", function_name=function),
-            Output(f"cmp-painted-{key}", "children"),
-            Input(f"cmp-data-{key}", "data"),
-        )

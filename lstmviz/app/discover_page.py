@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import dash
 import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
@@ -18,6 +17,7 @@ from ..errors import LstmvizError
 from ..features import regex_feature
 from ..render import parse_range
 from .catalog import Catalog, changed_search, parse_query
+from .page import Page, callback, clientside
 
 PATH = "/discover"
 TOP = 25
@@ -30,7 +30,7 @@ SIGNED_HELP = (
 )
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
@@ -144,8 +144,24 @@ def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str 
     )
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    @app.callback(
+class DiscoverPage(Page):
+    path = PATH
+    title = "Discover"
+
+    clientside = (
+        clientside(
+            "lstmvizDetails",
+            "scrollToHypotheses",
+            Output("discover-scrolled", "children"),
+            Input("discover-hypotheses", "children"),
+            State("url", "search"),
+        ),
+    )
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("discover-feature", "value"),
         Input("discover-range", "value"),
@@ -153,7 +169,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(feature, char_range, regex, search):
+    def controls_to_url(self, feature, char_range, regex, search):
         q = parse_query(search)
         if feature:
             q["feature"] = feature
@@ -163,7 +179,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
                 q.pop(other, None)
         return changed_search(q, search)
 
-    @app.callback(
+    @callback(
         Output("discover-error", "children"),
         Output("discover-summary", "children"),
         Output("discover-feature", "options"),
@@ -173,40 +189,24 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("discover-regex", "value"),
         Output("discover-hypotheses", "children"),
         Input("url", "search"),
-        State("url", "pathname"),
     )
-    def url_to_view(search, pathname):
-        if pathname != PATH:
-            return (no_update,) * 8
+    def url_to_view(self, search):
         q = parse_query(search)
         try:
-            name = q.get("store") or catalog.default
-            catalog.store(name)  # validates the name
-            features = list(catalog.rankings(name))
+            name = q.get("store") or self.catalog.default
+            self.catalog.store(name)  # validates the name
+            features = list(self.catalog.rankings(name))
             feature = q.get("feature") or features[0]
             if feature not in features:
                 raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
-            summary, ranking = _summary(catalog, name), _ranking(catalog, name, feature)
+            summary, ranking = _summary(self.catalog, name), _ranking(self.catalog, name, feature)
         except LstmvizError as exc:
             return (html.Div(str(exc), className="error"),) + (no_update,) * 7
         char_range, regex = q.get("range"), q.get("regex")
         hypotheses = html.P("Give a range or a regex to rank neurons for it.", className="hint")
         if char_range or regex:
             try:
-                hypotheses = _hypotheses(catalog, name, char_range, regex)
+                hypotheses = _hypotheses(self.catalog, name, char_range, regex)
             except LstmvizError as exc:
                 hypotheses = html.Div(str(exc), className="error")
         return None, summary, features, feature, ranking, char_range or "", regex or "", hypotheses
-
-    app.clientside_callback(  # a selection's result, asked for from the Neuron page, is what the user wants to see
-        """function (children, search) {
-            if (children && /[?&](range|regex)=/.test(search || "")) {
-                var el = document.getElementById("discover-hypotheses");
-                if (el) { el.scrollIntoView({block: "start"}); }
-            }
-            return "";
-        }""",
-        Output("discover-scrolled", "children"),
-        Input("discover-hypotheses", "children"),
-        State("url", "search"),
-    )

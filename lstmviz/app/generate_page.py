@@ -5,7 +5,6 @@ text the same seed gives with nothing held. The URL holds the whole experiment:
 
 from __future__ import annotations
 
-import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..colours import ColourScale
@@ -16,14 +15,17 @@ from ..render import painted_payload
 from ..sampling import sample
 from .catalog import Catalog, changed_search, parse_query
 from .components import colour_legend, legend_of
+from .page import Page, callback, clientside
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
 MAX_PRIME = 2000
 DEFAULTS = {"prime": "def ", "n": "400", "t": "0.8", "seed": "1"}
+INPUTS = {"prime": "gen-prime", "clamp": "gen-clamp", "ablate": "gen-ablate", "color": "gen-color"}  # query key: control
+INPUTS |= {"seed": "gen-seed", "t": "gen-t", "n": "gen-n"}
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     field = {"type": "text"}
     held = {"style": {"width": "11em"}, **field}
     return html.Div(
@@ -114,31 +116,42 @@ def _payload(s, scale: ColourScale) -> dict:
     return painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    inputs = {"prime": "gen-prime", "clamp": "gen-clamp", "ablate": "gen-ablate", "color": "gen-color"}
-    inputs |= {"seed": "gen-seed", "t": "gen-t", "n": "gen-n"}
+class GeneratePage(Page):
+    path = PATH
+    title = "Generate"
+    clientside = (
+        clientside(
+            "lstmviz",
+            "paintGenerated",
+            Output("gen-painted", "children"),
+            Input("gen-data", "data"),
+        ),
+    )
 
-    @app.callback(
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("gen-run", "n_clicks"),
-        *[State(i, "value") for i in inputs.values()],
+        *[State(i, "value") for i in INPUTS.values()],
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(clicks, *args):
+    def controls_to_url(self, clicks, *args):
         """The Generate button: the experiment in the controls becomes the URL."""
         *values, search = args
         if not clicks:
             return no_update
         q = parse_query(search)
-        for key, value in zip(inputs, values, strict=True):
+        for key, value in zip(INPUTS, values, strict=True):
             if value in (None, "") and key != "prime":
                 q.pop(key, None)
             else:
                 q[key] = str(value or "")
         return changed_search(q, search)
 
-    @app.callback(
+    @callback(
         Output("gen-data", "data"),
         Output("gen-error", "children"),
         Output("gen-summary", "children"),
@@ -146,19 +159,16 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("gen-legend-low", "children"),
         Output("gen-legend-high", "children"),
         Output("gen-legend-label", "children"),
-        *[Output(i, "value") for i in inputs.values()],
+        *[Output(i, "value") for i in INPUTS.values()],
         Input("url", "search"),
-        State("url", "pathname"),
     )
-    def url_to_view(search, pathname):
-        if pathname != PATH:
-            return (no_update,) * (7 + len(inputs))
+    def url_to_view(self, search):
         try:
-            run = generations(catalog, search)
+            run = generations(self.catalog, search)
         except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * (5 + len(inputs))))
+            return (None, html.Div(str(exc), className="error"), *([no_update] * (5 + len(INPUTS))))
         held, plain, query = run["held"], run["plain"], run["query"]
-        scale = catalog.scale(run["store"], held.neuron)
+        scale = self.catalog.scale(run["store"], held.neuron)
         holding = ", ".join(
             [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
         )
@@ -175,9 +185,3 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             *legend_of(scale),
             *controls,
         )
-
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmviz", function_name="paintGenerated"),
-        Output("gen-painted", "children"),
-        Input("gen-data", "data"),
-    )

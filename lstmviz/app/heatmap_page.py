@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import uuid
 
-import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..analysis import neuron_scales
@@ -15,6 +14,7 @@ from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
 from .catalog import Catalog, SeriesPending, changed_search, parse_query
 from .jobs import progress_bar
+from .page import Page, callback
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")
@@ -35,7 +35,7 @@ def _view(catalog: Catalog, search: str | None):
     return store, name, neurons, start, stop, scales
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
@@ -56,8 +56,14 @@ def layout(catalog: Catalog) -> html.Div:
     )
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    @app.callback(
+class HeatmapPage(Page):
+    path = PATH
+    title = "Heatmap"
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("hm-neurons", "value"),
         Input("hm-range", "value"),
@@ -65,7 +71,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(neurons, char_range, shared, search):
+    def controls_to_url(self, neurons, char_range, shared, search):
         q = parse_query(search)
         if neurons:
             q["neurons"] = ",".join(neurons)
@@ -76,7 +82,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             q["scale"] = "shared"
         return changed_search(q, search)
 
-    @app.callback(
+    @callback(
         Output("hm-figure", "figure"),
         Output("hm-error", "children"),
         Output("hm-neurons", "options"),
@@ -86,15 +92,12 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("hm-poll", "disabled"),
         Input("url", "search"),
         Input("hm-poll", "n_intervals"),
-        State("url", "pathname"),
     )
-    def url_to_view(search, _tick, pathname):
-        if pathname != PATH:
-            return (no_update,) * 6 + (True,)
+    def url_to_view(self, search, _tick):
         q = parse_query(search)
         asked = [n for n in q.get("neurons", "").split(",") if n] or no_update
         try:
-            store, name, neurons, start, stop, scales = _view(catalog, search)
+            store, name, neurons, start, stop, scales = _view(self.catalog, search)
             fig = heatmap_figure(store, neurons, start, stop, scales)
         except SeriesPending as exc:
             note = html.Div([str(exc), progress_bar(exc.job)], className="hint")
@@ -103,25 +106,25 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             error = html.Div(str(exc), className="error")
             return EMPTY_FIGURE, error, no_update, asked, q.get("range", no_update), no_update, True
         shared = [] if scales is not None else ["shared"]
-        return fig, None, catalog.neuron_options(name), neurons, f"{start}:{stop}", shared, True
+        return fig, None, self.catalog.neuron_options(name), neurons, f"{start}:{stop}", shared, True
 
-    @app.callback(
+    @callback(
         Output("hm-download", "data"),
         Output("hm-error", "children", allow_duplicate=True),
         *[Input(f"hm-export-{f}", "n_clicks") for f in FORMATS],
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def export(*args):
+    def export(self, *args):
         search = args[-1]
         pressed = ctx.triggered_id
         if not pressed or not any(args[:-1]):
             return no_update, no_update
         fmt = pressed.rsplit("-", 1)[1]
         try:
-            store, name, neurons, start, stop, scales = _view(catalog, search)
+            store, name, neurons, start, stop, scales = _view(self.catalog, search)
             figure = heatmap_figure(store, neurons, start, stop, scales, width=export_width(stop - start))
-            data = catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
+            data = self.catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
         except LstmvizError as exc:
             return no_update, html.Div(str(exc), className="error")
         filename = re.sub(r"[^\w.+-]+", "_", f"{name}-{'_'.join(neurons)}-{start}-{stop}") + f".{fmt}"

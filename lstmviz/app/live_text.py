@@ -15,6 +15,7 @@ from ..errors import LstmvizError
 from ..neurons import NeuronId
 from ..render import painted_payload
 from .catalog import Catalog, parse_query
+from .page import CallbackSpec, clientside, register_callback, register_clientside
 
 MAX_CHARS = 20_000
 
@@ -54,41 +55,47 @@ def live_payload(catalog: Catalog, name: str, neuron: str, text: str, scale: str
     return payload, note
 
 
-def register(app: dash.Dash, catalog: Catalog, prefix: str, path: str) -> None:
-    """The box's callbacks on the page at ``path``: the store and neuron come from the URL."""
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmvizLive", function_name="whenTypingPauses"),
-        Output(f"{prefix}-waiting", "children"),
-        Input(f"{prefix}-input", "value"),
-        State(f"{prefix}-text", "id"),
-    )
+class LiveText:
+    """The box's callbacks, for the box with ids ``{prefix}-...`` on one page: the store
+    and neuron come from the page's URL."""
 
-    @app.callback(
-        Output(f"{prefix}-data", "data"),
-        Output(f"{prefix}-message", "children"),
-        Input(f"{prefix}-text", "data"),
-        Input("url", "search"),
-        State("url", "pathname"),
-    )
-    def paint(text, search, pathname):
-        if (pathname or "/") != path or text is None:
+    def __init__(self, catalog: Catalog, prefix: str):
+        self.catalog = catalog
+        self.prefix = prefix
+
+    def register(self, app: dash.Dash, path: str) -> None:
+        p = self.prefix
+        paint = CallbackSpec(
+            (Output(f"{p}-data", "data"), Output(f"{p}-message", "children"), Input(f"{p}-text", "data"), Input("url", "search"))
+        )
+        register_callback(app, path, self.paint, paint)
+        register_clientside(
+            app,
+            [
+                clientside(
+                    "lstmvizLive",
+                    "whenTypingPauses",
+                    Output(f"{p}-waiting", "children"),
+                    Input(f"{p}-input", "value"),
+                    State(f"{p}-text", "id"),
+                ),
+                clientside("lstmviz", "paintLive", Output(f"{p}-painted", "children"), Input(f"{p}-data", "data")),
+            ],
+        )
+
+    def paint(self, text, search):
+        if text is None:
             return None, None
         if not text:
             return None, "Type or paste some text to see it coloured."
         q = parse_query(search)
-        name = q.get("store") or catalog.default
+        name = q.get("store") or self.catalog.default
         try:
-            neuron = q.get("neuron") or catalog.best_neuron(name)
-            payload, note = live_payload(catalog, name, neuron, text, q.get("scale"))
+            neuron = q.get("neuron") or self.catalog.best_neuron(name)
+            payload, note = live_payload(self.catalog, name, neuron, text, q.get("scale"))
         except LstmvizError as exc:
             return None, html.Div(str(exc), className="error")
-        return {**payload, "panel": f"{prefix}-panel"}, note
-
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmviz", function_name="paintLive"),
-        Output(f"{prefix}-painted", "children"),
-        Input(f"{prefix}-data", "data"),
-    )
+        return {**payload, "panel": f"{self.prefix}-panel"}, note
 
 
 def url_text(catalog: Catalog, search: str | None) -> str | None:

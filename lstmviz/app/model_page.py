@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..checkpoint import HISTORY_FILE
@@ -20,13 +19,14 @@ from ..evaluate import store_bpc
 from ..render import EMPTY_FIGURE, training_figure, values_payload
 from .catalog import Catalog, changed_search, clamp_position, parse_query
 from .jobs import progress_bar
+from .page import Page, callback, clientside
 
 PATH = "/model"
 WINDOW = 3000
 SHOWN_CHARS = 12  # characters at each end of the by-character table
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
@@ -98,21 +98,47 @@ def _char_table(rows: list[dict], title: str) -> html.Div:
     return html.Div([html.H4(title), html.Table([head, *body], className="scores")])
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    @app.callback(
+def _bpc_table(bpc: float, base: dict) -> html.Table:
+    return html.Table(
+        [
+            html.Tr([html.Th(h) for h in ("model", "bits per character")]),
+            html.Tr([html.Td("recurrent model (recorded)"), html.Td(f"{bpc:.4f}")]),
+            html.Tr([html.Td(f"{base['name']}, order {base['order']} (best of 1-20)"), html.Td(f"{base['bpc']:.4f}")]),
+            html.Tr([html.Td("model below the n-gram"), html.Td(f"{100 * (1 - bpc / base['bpc']):.1f}%")]),
+        ],
+        className="scores",
+    )
+
+
+class ModelPage(Page):
+    path = PATH
+    title = "Model"
+    clientside = (
+        clientside(
+            "lstmviz",
+            "paintModelText",
+            Output("model-painted", "children"),
+            Input("model-text-data", "data"),
+        ),
+    )
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("model-pos", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def position_to_url(pos, search):
+    def position_to_url(self, pos, search):
         q = parse_query(search)
         if pos is None or str(pos) == q.get("pos", "0"):
             return no_update
         q["pos"] = str(int(pos))
         return changed_search(q, search)
 
-    @app.callback(
+    @callback(
         Output("model-error", "children"),
         Output("model-summary", "children"),
         Output("model-curves", "figure"),
@@ -125,69 +151,31 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("model-pos", "value"),
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
-        State("url", "pathname"),
     )
-    def view(search, _tick, pathname):
-        if pathname != PATH:
-            return (no_update,) * 10
+    def view(self, search, _tick):
         q = parse_query(search)
         try:
-            name = q.get("store") or catalog.default
-            store = catalog.store(name)
+            name = q.get("store") or self.catalog.default
+            store = self.catalog.store(name)
             try:
                 pos = clamp_position(store, int(q.get("pos", 0)))
             except ValueError:
                 raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
         except LstmvizError as exc:
             return (html.Div(str(exc), className="error"),) + (no_update,) * 9
-        bpc = catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
-        history = catalog.once(("history", name), lambda: _history(store))
-        job = catalog.model_errors(name)
+        bpc = self.catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
+        history = self.catalog.once(("history", name), lambda: _history(store))
+        job = self.catalog.model_errors(name)
         reference = {"model on this store": bpc}
-        if job.state in ("queued", "running"):
-            progress = progress_bar(job)
+        if job.state != "done":  # the n-gram comparison is queued, running or failed
+            running = job.state in ("queued", "running")
+            note = progress_bar(job) if running else html.Div(f"The n-gram comparison failed: {job.error}", className="error")
+            model_bpc = html.P(f"Model: {bpc:.4f} bits per character.")
             curves = training_figure(history, reference)
-            return (
-                None,
-                _summary(store),
-                curves,
-                progress,
-                False,
-                html.P(f"Model: {bpc:.4f} bits per character."),
-                None,
-                None,
-                None,
-                pos,
-            )
-        if job.state == "failed":
-            failed = html.Div(f"The n-gram comparison failed: {job.error}", className="error")
-            curves = training_figure(history, reference)
-            return (
-                None,
-                _summary(store),
-                curves,
-                failed,
-                True,
-                html.P(f"Model: {bpc:.4f} bits per character."),
-                None,
-                None,
-                None,
-                pos,
-            )
-        result = job.result
-        base = result["baseline"]
+            return None, _summary(store), curves, note, not running, model_bpc, None, None, None, pos
+        base = job.result["baseline"]
         reference[f"{base['order']}-gram on this store"] = base["bpc"]
-        bpc_table = html.Table(
-            [
-                html.Tr([html.Th(h) for h in ("model", "bits per character")]),
-                html.Tr([html.Td("recurrent model (recorded)"), html.Td(f"{bpc:.4f}")]),
-                html.Tr([html.Td(f"{base['name']}, order {base['order']} (best of 1-20)"), html.Td(f"{base['bpc']:.4f}")]),
-                html.Tr([html.Td("model below the n-gram"), html.Td(f"{100 * (1 - bpc / base['bpc']):.1f}%")]),
-            ],
-            className="scores",
-        )
-        table = result["table"]
-        advantage = result["advantage"]
+        table, advantage = job.result["table"], job.result["advantage"]
         stop = min(len(store), pos + WINDOW)
         payload = values_payload(
             store, advantage[pos:stop], "bits saved", pos, symmetric_of(advantage, "bits saved over the n-gram")
@@ -198,15 +186,9 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             training_figure(history, reference),
             None,
             True,
-            bpc_table,
+            _bpc_table(bpc, base),
             _char_table(table[:SHOWN_CHARS], "Where the model beats the n-gram most"),
             _char_table(table[::-1][:SHOWN_CHARS], "Where the n-gram does better"),
             payload,
             pos,
         )
-
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmviz", function_name="paintModelText"),
-        Output("model-painted", "children"),
-        Input("model-text-data", "data"),
-    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-import dash
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
@@ -17,37 +16,38 @@ from . import live_text
 from .catalog import Catalog, SeriesPending, changed_search, clamp_position, neighbour, parse_query
 from .components import colour_legend, legend_of, scale_picker
 from .jobs import progress_bar
+from .page import Page, callback, clientside
 
 PATH = "/"
 WINDOW = 5000  # characters painted at once
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _controls(catalog: Catalog) -> html.Div:
+    return html.Div(
+        className="controls",
+        children=[
+            dcc.Dropdown(id="store-pick", options=list(catalog.stores), clearable=False, className="picker"),
+            dcc.Dropdown(id="neuron-pick", clearable=False, searchable=True, className="picker", placeholder="neuron"),
+            html.Button("◀ prev", id="prev-neuron"),
+            html.Button("next ▶", id="next-neuron"),
+            dcc.Dropdown(id="doc-pick", clearable=False, searchable=True, style={"width": "22em"}, placeholder="document"),
+            html.Label(["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "10em"})]),
+            html.Button(
+                "neurons for the selection ▸",
+                id="select-to-discover",
+                title="Select characters in the text, then rank the neurons that fire on them (Discover)",
+            ),
+            scale_picker("scale-pick"),
+            colour_legend("legend"),
+        ],
+    )
+
+
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
-            html.Div(
-                className="controls",
-                children=[
-                    dcc.Dropdown(id="store-pick", options=list(catalog.stores), clearable=False, className="picker"),
-                    dcc.Dropdown(id="neuron-pick", clearable=False, searchable=True, className="picker", placeholder="neuron"),
-                    html.Button("◀ prev", id="prev-neuron"),
-                    html.Button("next ▶", id="next-neuron"),
-                    dcc.Dropdown(
-                        id="doc-pick", clearable=False, searchable=True, style={"width": "22em"}, placeholder="document"
-                    ),
-                    html.Label(
-                        ["position ", dcc.Input(id="pos-input", type="number", min=0, debounce=True, style={"width": "10em"})]
-                    ),
-                    html.Button(
-                        "neurons for the selection ▸",
-                        id="select-to-discover",
-                        title="Select characters in the text, then rank the neurons that fire on them (Discover)",
-                    ),
-                    scale_picker("scale-pick"),
-                    colour_legend("legend"),
-                ],
-            ),
+            _controls(catalog),
             html.Div(id="neuron-error"),
             html.Div(id="selection-message", className="hint"),
             html.Div(id="hover-info"),
@@ -173,8 +173,41 @@ def details_data(catalog: Catalog, store, name: str, neuron: str) -> dict:
     }
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    @app.callback(
+class NeuronPage(Page):
+    path = PATH
+    title = "Neuron"
+    clientside = (
+        clientside(
+            "lstmvizDetails",
+            "renderDetails",
+            Output("details-rendered", "children"),
+            Input("details-data", "data"),
+        ),
+        clientside(
+            "lstmviz",
+            "paintText",
+            Output("painted", "children"),
+            Input("text-data", "data"),
+        ),
+        clientside(
+            "lstmviz",
+            "selectionToDiscover",
+            Output("url", "pathname", allow_duplicate=True),
+            Output("url", "search", allow_duplicate=True),
+            Output("selection-message", "children"),
+            Input("select-to-discover", "n_clicks"),
+            State("url", "search"),
+            prevent_initial_call=True,
+        ),
+    )
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    def parts(self) -> list:
+        return [live_text.LiveText(self.catalog, "nlive")]
+
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("store-pick", "value"),
         Input("neuron-pick", "value"),
@@ -186,20 +219,20 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(store_name, neuron, _prev, _next, doc_start, pos, scale, search):
+    def controls_to_url(self, store_name, neuron, _prev, _next, doc_start, pos, scale, search):
         """Apply what the user changed; values the view itself just set change nothing."""
         q = parse_query(search)
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
-            store = catalog.store(q.get("store"))
-            if "store-pick" in triggered and store_name and store_name != (q.get("store") or catalog.default):
+            store = self.catalog.store(q.get("store"))
+            if "store-pick" in triggered and store_name and store_name != (q.get("store") or self.catalog.default):
                 return "?" + urlencode({"store": store_name})
             current_pos = clamp_position(store, int(q.get("pos", 0) or 0))
             # A page's first call lists every input as triggered: a button counts only when it
             # alone was pressed.
             pressed = triggered & {"prev-neuron", "next-neuron"}
             if len(pressed) == 1 and (_prev if "prev-neuron" in pressed else _next):
-                current = catalog.neuron(store, q.get("neuron") or neuron)
+                current = self.catalog.neuron(store, q.get("neuron") or neuron)
                 q["neuron"] = str(neighbour(store, current, -1 if "prev-neuron" in pressed else 1))
             elif "neuron-pick" in triggered and neuron and neuron != q.get("neuron"):
                 q["neuron"] = neuron
@@ -213,19 +246,19 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             return no_update  # the view callback shows what is wrong with the URL
         return changed_search(q, search)
 
-    def view_of(search):
+    def view_of(self, search):
         """The store, its name, the neuron and the position a URL asks for; a bad one is an error."""
         q = parse_query(search)
-        store = catalog.store(q.get("store"))
-        name = q.get("store") or catalog.default
-        neuron = str(catalog.neuron_or_wait(store, name, q.get("neuron") or catalog.best_neuron(name)))
+        store = self.catalog.store(q.get("store"))
+        name = q.get("store") or self.catalog.default
+        neuron = str(self.catalog.neuron_or_wait(store, name, q.get("neuron") or self.catalog.best_neuron(name)))
         try:
             pos = clamp_position(store, int(q.get("pos", 0)))
         except ValueError:
             raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
         return store, name, neuron, pos
 
-    @app.callback(
+    @callback(
         Output("text-data", "data"),
         Output("neuron-error", "children"),
         Output("store-pick", "value"),
@@ -244,11 +277,11 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Input("series-poll", "n_intervals"),
         State("options-of", "data"),
     )
-    def url_to_text(search, _tick, options_of):
+    def url_to_text(self, search, _tick, options_of):
         """The neuron switch: the painted window and the controls (the fast part). The
         pickers' option lists are sent only when the store changes."""
         try:
-            store, name, neuron, pos = view_of(search)
+            store, name, neuron, pos = self.view_of(search)
         except SeriesPending as exc:
             return (None, html.Div([str(exc), progress_bar(exc.job)], className="hint"), *([no_update] * 11), False)
         except LstmvizError as exc:
@@ -256,7 +289,7 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         stop = min(len(store), pos + WINDOW)
         scale_name = parse_query(search).get("scale")
         try:
-            scale = catalog.scale(name, neuron, scale_name)
+            scale = self.catalog.scale(name, neuron, scale_name)
         except LstmvizError as exc:
             return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
         fresh = options_of != name
@@ -264,9 +297,9 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             text_payload(store, neuron, pos, stop, scale),
             None,
             name,
-            catalog.neuron_options(name) if fresh else no_update,
+            self.catalog.neuron_options(name) if fresh else no_update,
             neuron,
-            catalog.document_options(name) if fresh else no_update,
+            self.catalog.document_options(name) if fresh else no_update,
             store.document_at(pos).start,
             pos,
             *legend_of(scale),
@@ -275,50 +308,45 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
             True,
         )
 
-    @app.callback(
+    @callback(
         Output("details-data", "data"),
         Output("histogram", "figure"),
         Input("url", "search"),
     )
-    def url_to_details(search):
+    def url_to_details(self, search):
         """What is known of the neuron over the whole store: scores, histogram, contexts."""
         try:
-            store, name, neuron, _ = view_of(search)
+            store, name, neuron, _ = self.view_of(search)
         except LstmvizError:
             return no_update, no_update  # url_to_text shows the message
-        figure = histogram_figure(catalog.summary(name, neuron)["histogram"], neuron)
-        return details_data(catalog, store, name, neuron), figure
+        figure = histogram_figure(self.catalog.summary(name, neuron)["histogram"], neuron)
+        return details_data(self.catalog, store, name, neuron), figure
 
-    live_text.register(app, catalog, "nlive", PATH)
-
-    @app.callback(
+    @callback(
         Output("effect-logits", "children"),
         Output("effect-ablation", "children"),
         Output("effect-run", "style"),
         Output("effect-poll", "disabled"),
         Input("url", "search"),
         Input("effect-poll", "n_intervals"),
-        State("url", "pathname"),
     )
-    def url_to_effect(search, _tick, pathname):
+    def url_to_effect(self, search, _tick):
         """The neuron's effect: its decoder logits (top layer's h) and, once measured, its
         ablation effect against random controls; a running measurement shows its progress."""
-        if pathname != PATH:
-            return no_update, no_update, no_update, True
         hidden, shown = {"display": "none"}, {}
         try:
-            store, name, neuron, _ = view_of(search)
+            store, name, neuron, _ = self.view_of(search)
             layers = store.meta["model"]["num_layers"]
             tagger = store.meta["model"].get("num_labels")  # a tagger's head is no next-character decoder
             top_h = neuron.startswith(f"L{layers}.h.") and not tagger
-            ckpt = catalog.checkpoint(name) if top_h else None
+            ckpt = self.catalog.checkpoint(name) if top_h else None
             logits = logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron) if top_h else None, neuron, layers)
         except LstmvizError as exc:
             return html.Div(str(exc), className="error"), None, hidden, True
         measured = cached_effect(store, neuron)
         if measured is not None:
             return logits, effect_view(measured), hidden, True
-        job = catalog.jobs.get(f"effect:{name}:{neuron}")
+        job = self.catalog.jobs.get(f"effect:{name}:{neuron}")
         if job is not None and job.state in ("queued", "running"):
             return logits, progress_bar(job), hidden, False
         if job is not None and job.state == "failed":
@@ -329,40 +357,19 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         )
         return logits, html.P(note, className="hint"), shown, True
 
-    @app.callback(
+    @callback(
         Output("effect-poll", "disabled", allow_duplicate=True),
         Output("effect-ablation", "children", allow_duplicate=True),
         Input("effect-run", "n_clicks"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def measure_effect(clicks, search):
+    def measure_effect(self, clicks, search):
         if not clicks:
             return no_update, no_update
         try:
-            _, name, neuron, _ = view_of(search)
-            job = catalog.effect(name, neuron)
+            _, name, neuron, _ = self.view_of(search)
+            job = self.catalog.effect(name, neuron)
         except LstmvizError as exc:
             return True, html.Div(str(exc), className="error")
         return False, progress_bar(job)
-
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmvizDetails", function_name="renderDetails"),
-        Output("details-rendered", "children"),
-        Input("details-data", "data"),
-    )
-
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmviz", function_name="paintText"),
-        Output("painted", "children"),
-        Input("text-data", "data"),
-    )
-    app.clientside_callback(
-        dash.ClientsideFunction(namespace="lstmviz", function_name="selectionToDiscover"),
-        Output("url", "pathname", allow_duplicate=True),
-        Output("url", "search", allow_duplicate=True),
-        Output("selection-message", "children"),
-        Input("select-to-discover", "n_clicks"),
-        State("url", "search"),
-        prevent_initial_call=True,
-    )

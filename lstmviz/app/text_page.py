@@ -4,20 +4,20 @@ by the server for a while and named by a key, ``&live=...``."""
 
 from __future__ import annotations
 
-import dash
 from dash import Input, Output, State, dcc, html, no_update
 
 from ..errors import LstmvizError
 from . import live_text
 from .catalog import Catalog, changed_search, parse_query
 from .components import colour_legend, legend_of, scale_picker
+from .page import Page, callback
 
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
 EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{name!r} done")\n'
 
 
-def layout(catalog: Catalog) -> html.Div:
+def _layout(catalog: Catalog) -> html.Div:
     return html.Div(
         className="page",
         children=[
@@ -35,10 +35,17 @@ def layout(catalog: Catalog) -> html.Div:
     )
 
 
-def register(app: dash.Dash, catalog: Catalog) -> None:
-    live_text.register(app, catalog, "typed", PATH)
+class TextPage(Page):
+    path = PATH
+    title = "Text"
 
-    @app.callback(
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    def parts(self) -> list:
+        return [live_text.LiveText(self.catalog, "typed")]
+
+    @callback(
         Output("typed-neuron", "options"),
         Output("typed-neuron", "value"),
         Output("typed-input", "value"),
@@ -49,38 +56,34 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         Output("typed-scale", "value"),
         Output("typed-error", "children"),
         Input("url", "search"),
-        State("url", "pathname"),
         State("typed-text", "data"),
     )
-    def url_to_view(search, pathname, current):
+    def url_to_view(self, search, current):
         """The neuron and the text the URL names (the box is filled only when they differ)."""
-        if pathname != PATH:
-            return (no_update,) * 9
         q = parse_query(search)
         try:
-            name = q.get("store") or catalog.default
-            store = catalog.store(name)
-            neuron = str(catalog.neuron(store, q.get("neuron") or catalog.best_neuron(name)))
-            text = live_text.url_text(catalog, search)
-            scale = catalog.scale(name, neuron, q.get("scale"))
+            name = q.get("store") or self.catalog.default
+            store = self.catalog.store(name)
+            neuron = str(self.catalog.neuron(store, q.get("neuron") or self.catalog.best_neuron(name)))
+            text = live_text.url_text(self.catalog, search)
+            scale = self.catalog.scale(name, neuron, q.get("scale"))
         except LstmvizError as exc:
             return (no_update,) * 8 + (html.Div(str(exc), className="error"),)
         text = EXAMPLE if text is None and not current else text
         fill = no_update if text is None or text == current else text
-        return catalog.neuron_options(name), neuron, fill, fill, *legend_of(scale), q.get("scale") or "default", None
+        return self.catalog.neuron_options(name), neuron, fill, fill, *legend_of(scale), q.get("scale") or "default", None
 
-    @app.callback(
+    @callback(
         Output("url", "search", allow_duplicate=True),
         Input("typed-text", "data"),
         Input("typed-neuron", "value"),
         Input("typed-scale", "value"),
         State("url", "search"),
-        State("url", "pathname"),
         prevent_initial_call=True,
     )
-    def view_to_url(text, neuron, scale, search, pathname):
+    def view_to_url(self, text, neuron, scale, search):
         """What is typed and shown, in the URL: short texts in it, long ones by key."""
-        if pathname != PATH or text is None:
+        if text is None:
             return no_update
         q = {k: v for k, v in parse_query(search).items() if k not in ("text", "live")}
         if neuron:
@@ -90,5 +93,5 @@ def register(app: dash.Dash, catalog: Catalog) -> None:
         if len(text) <= URL_CHARS:
             q["text"] = text
         else:
-            q["live"] = catalog.keep_text(text)
+            q["live"] = self.catalog.keep_text(text)
         return changed_search(q, search)

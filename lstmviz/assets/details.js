@@ -50,7 +50,15 @@
     fill("contexts-samples", samples);
     return data.neuron;
   }
+  // Discover: a selection's result, asked for from the Neuron page, is what the user wants to see.
+  function scrollToHypotheses(children, search) {
+    if (children && /[?&](range|regex)=/.test(search || "")) {
+      var target = document.getElementById("discover-hypotheses");
+      if (target) { target.scrollIntoView({block: "start"}); }
+    }
+    return "";
+  }
   window.dash_clientside = Object.assign({}, window.dash_clientside, {
-    lstmvizDetails: { renderDetails: renderDetails }
+    lstmvizDetails: { renderDetails: renderDetails, scrollToHypotheses: scrollToHypotheses }
   });
 })();
