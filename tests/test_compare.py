@@ -2,6 +2,7 @@
 and sizes, and the refusals (other text, no snapshots)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +159,32 @@ def test_cka_equals_its_definition_on_the_sample(tmp_path, monkeypatch):
     assert (layers_a, layers_b) == ([1, 2], [1])
     np.testing.assert_allclose(cka[:, 0], [_linear_cka(x1, y), _linear_cka(x2, y)], rtol=1e-5)
     assert cka[0, 0] > 0.5 > cka[1, 0]  # layer 1 of A shares a signal with B; layer 2 does not
+
+
+def test_the_shipped_gru_compares_with_the_shipped_lstm_out_of_the_box(tmp_path, monkeypatch):
+    """``lstmviz compare checkpoints/stdlib-lstm checkpoints/stdlib-gru``, as the README has it
+    (here on a small text, and a few thousand characters)."""
+    from lstmviz.checkpoint import SHIPPED_DIR, load_checkpoint
+
+    lstm, gru = load_checkpoint(SHIPPED_DIR / "stdlib-lstm"), load_checkpoint(SHIPPED_DIR / "stdlib-gru")
+    assert (lstm.model_config.cell, gru.model_config.cell) == ("lstm", "gru")
+    assert gru.vocab.chars == lstm.vocab.chars and gru.config["corpus"]["splits"] == lstm.config["corpus"]["splits"]
+
+    def chars_per_parameter(ckpt):
+        return (
+            ckpt.config["training"]["trained_steps"]
+            * ckpt.config["training"]["chars_per_step"]
+            / sum(p.numel() for p in ckpt.model.parameters())
+        )
+
+    assert chars_per_parameter(gru) == pytest.approx(chars_per_parameter(lstm), rel=0.01)  # the same budget per parameter
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "a.py").write_text("def f(x):\n    '''Doc.'''\n    return 'abc' + x  # note\n" * 40)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # the clone's root, where checkpoints/ is
+    result = CliRunner().invoke(main, ["compare", "checkpoints/stdlib-lstm", "checkpoints/stdlib-gru", str(text), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{") :])
+    assert np.array(data["cka"]).shape == (2, 2)
+    assert all(m["b"].split(".")[1] == "h" for m in data["matches"])  # a GRU has h only

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..analysis import error_analysis, gate_saturation, neuron_summary, store_rankings, store_summaries
 from ..atomic import write_atomic
-from ..checkpoint import CONFIG_FILE, SNAPSHOT_DIR
+from ..checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
 from ..colours import ColourScale, ValueStats, scale_for
 from ..errors import StoreError
 from ..model import SERIES_KINDS
@@ -296,8 +296,9 @@ class Catalog:
     # -- comparing models (the Compare page) ---------------------------------------------------
 
     def compare_sources(self) -> dict[str, tuple[str, Path]]:
-        """What the Compare page offers, by name: the open stores, and the checkpoint of each
-        with its snapshots (recorded, when chosen, on the text of the first store)."""
+        """What the Compare page offers, by name: the open stores, the checkpoint of each with
+        its snapshots, and the other shipped checkpoints (the GRU beside the LSTM); a
+        checkpoint is recorded, when chosen, on the text of the first store."""
         out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.stores.items()}
         for store in self.stores.values():
             path = Path(store.checkpoint.get("path") or "")
@@ -306,6 +307,8 @@ class Catalog:
             for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
                 out.setdefault(f"{path.name}/{snap.parent.name}", ("checkpoint", snap.parent))
             out.setdefault(path.name, ("checkpoint", path))
+        for shipped in sorted(SHIPPED_DIR.glob(f"*/{CONFIG_FILE}")):
+            out.setdefault(shipped.parent.name, ("checkpoint", shipped.parent))
         return out
 
     def default_pair(self) -> tuple[str, str]:
