@@ -655,7 +655,7 @@ def bench() -> None:
 
 def _at_least(**options: int) -> None:
     """A benchmark's counts: each must be at least the smallest that measures anything."""
-    smallest = {"chars": 1000, "repeats": 1, "steps": 1, "units": 1, "switches": 1, "clients": 1, "per_client": 1, "sample": 1}
+    smallest = {"chars": 1000, "repeats": 1, "steps": 1, "units": 1, "switches": 1, "clients": 1, "per_client": 1}
     smallest["top"] = 1
     for name, value in options.items():
         if value is not None and value < smallest[name]:
@@ -700,7 +700,7 @@ def _cell_list(cells: str) -> list[str]:
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> None:
-    """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop, or, with
+    """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop with the input projection hoisted, or, with
     --cells, of each cell type beside the LSTM."""
     _at_least(chars=chars, repeats=repeats)
     from .bench import bench_cells, bench_record
@@ -729,16 +729,15 @@ def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
 @bench.command("analysis")
 @click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)
-@click.option("--sample", default=6, show_default=True, help="Neurons timed in the per-neuron loop (scaled to all).")
 @click.option("--repeats", default=3, show_default=True, help="Rankings timed; the median is reported.")
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
-def bench_analysis_command(store, chars, sample, repeats, as_json) -> None:
-    """Ranking h and c of every layer against all features, against a per-neuron scipy/sklearn loop."""
-    _at_least(chars=chars, sample=sample, repeats=repeats)
+def bench_analysis_command(store, chars, repeats, as_json) -> None:
+    """Ranking h and c of every layer against all features, beside scipy's rankdata and one matrix product per block."""
+    _at_least(chars=chars, repeats=repeats)
     from .bench import bench_analysis
 
-    _report(bench_analysis(store, chars, sample, repeats=repeats), as_json)
+    _report(bench_analysis(store, chars, repeats=repeats), as_json)
 
 
 @bench.command("dashboard")
@@ -766,7 +765,7 @@ def bench_dashboard_command(store, chars, switches, clients, per_client, no_brow
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
 def bench_compare_command(chars, units, repeats, as_json) -> None:
-    """The whole comparison against numpy.corrcoef and against one float32 matrix product."""
+    """The whole comparison beside the correlations a careful user writes: standardised series, one float32 product."""
     _at_least(chars=chars, units=units, repeats=repeats)
     from .bench import bench_compare
 
