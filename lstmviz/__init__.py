@@ -10,11 +10,44 @@ lstmviz.ablate(ckpt, "L2.c.90").to_json()                     # bits lost, besid
 
 from __future__ import annotations
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .corpus import Document, Vocab, load_corpus
+import importlib
+from typing import TYPE_CHECKING
+
 from .errors import CheckpointError, CorpusError, LstmvizError, StoreError
-from .model import CharRNN, ModelConfig
-from .store import ActivationStore, NeuronId, open_store
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint, load_checkpoint
+    from .corpus import Document, Vocab, load_corpus
+    from .model import CharRNN, ModelConfig
+    from .store import ActivationStore, NeuronId, open_store
+
+# The public names and the module each lives in, imported on first use (PEP 562): importing
+# torch takes over a second, and ``lstmviz --help`` or reading a store needs none of it.
+_LAZY = {
+    "Checkpoint": "checkpoint",
+    "load_checkpoint": "checkpoint",
+    "Document": "corpus",
+    "Vocab": "corpus",
+    "load_corpus": "corpus",
+    "CharRNN": "model",
+    "ModelConfig": "model",
+    "ActivationStore": "store",
+    "NeuronId": "store",
+    "open_store": "store",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lstmviz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "ActivationStore",
@@ -42,6 +75,7 @@ __all__ = [
 
 def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> ActivationStore:
     """Record every series of ``ckpt`` over ``paths`` (default: its test split) into ``out``."""
+    from .checkpoint import Checkpoint, load_checkpoint
     from .evaluate import evaluation_documents
     from .recording import record_activations
 
@@ -85,6 +119,7 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     """Bits lost when ``neurons`` are replaced, on ``paths`` (default: the test split), beside
     random control sets; see :func:`lstmviz.ablation.ablate`."""
     from .ablation import ablate as run_ablation
+    from .checkpoint import Checkpoint, load_checkpoint
     from .evaluate import evaluation_documents
     from .recording import limit_chars
 

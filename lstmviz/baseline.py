@@ -1,12 +1,19 @@
 """The n-gram character model that a recurrent model must beat (Karpathy et al. 2015, sec. 4.2,
 compared against up to 20-grams).
 
-Interpolated Kneser-Ney (Chen & Goodman 1998, sec. 3.5, with one discount per order):
-    P_k(x | ctx) = max(c(ctx x) - D_k, 0) / c(ctx) + D_k * T(ctx) / c(ctx) * P'_{k-1}(x | ctx')
-where T(ctx) is the number of distinct characters seen after ctx and ctx' is ctx without its
-oldest character. The highest order counts occurrences; the lower orders P' count
-continuations, c'(ctx x) = the number of distinct characters seen before ctx x. P'_0 is
-uniform, D = n1 / (n1 + 2 n2) from the counts of counts. A context never seen backs off.
+Interpolated modified Kneser-Ney (Chen & Goodman 1998, sec. 3.5 and 4.1.6):
+    P_k(x | ctx) = (c(ctx x) - D_k(c(ctx x))) / c(ctx) + gamma(ctx) * P'_{k-1}(x | ctx')
+    gamma(ctx)   = (D_k1 N1(ctx) + D_k2 N2(ctx) + D_k3+ N3+(ctx)) / c(ctx)
+where D_k(0) = 0 and D_k(1), D_k(2), D_k(3 or more) are three discounts per order, N1, N2,
+N3+ count the characters seen once, twice, three times or more after ctx, and ctx' is ctx
+without its oldest character. The highest order counts occurrences; the lower orders P'
+count continuations, c'(ctx x) = the number of distinct characters seen before ctx x. P'_0 is
+uniform. A context never seen backs off. Each order's discounts come from its counts of
+counts n1..n4 (Chen & Goodman's estimates):
+    Y = n1 / (n1 + 2 n2),  D1 = 1 - 2Y n2/n1,  D2 = 2 - 3Y n3/n2,  D3+ = 3 - 4Y n4/n3,
+or, where one of n1..n4 is zero (tiny texts), one discount Y for all three; each is then held
+inside [0.05, k - 0.05] (k = 1, 2, 3), so no count loses all of its mass and every context
+passes some on.
 
 Contexts are 64-bit hashes of the previous characters, so every order is counted with a few
 sorts over the training text, vectorised in numpy. Each document is scored as the
@@ -35,7 +42,7 @@ class NgramResult:
 
     def to_json(self) -> dict:
         return {
-            "name": "interpolated Kneser-Ney n-gram",
+            "name": "interpolated modified Kneser-Ney n-gram",
             "order": self.order,
             "bpc": round(self.bpc, 5),
             "bpc_by_order": {str(k): round(v, 5) for k, v in self.bpc_by_order.items()},
@@ -73,44 +80,54 @@ def _lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.nda
     return np.where(keys[pos] == queries, values[pos], 0) if len(keys) else np.zeros(len(queries), dtype=values.dtype)
 
 
+def discounts(count_of_counts: dict[int, int]) -> tuple[float, float, float]:
+    """D1, D2, D3+ of one order from how many (context, character) pairs occur 1..4 times."""
+    n1, n2, n3, n4 = (count_of_counts.get(k, 0) for k in (1, 2, 3, 4))
+    y = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+    if min(n1, n2, n3, n4) > 0:
+        raw = (1 - 2 * y * n2 / n1, 2 - 3 * y * n3 / n2, 3 - 4 * y * n4 / n3)
+    else:
+        raw = (y, y, y)
+    return tuple(min(max(d, 0.05), k - 0.05) for k, d in enumerate(raw, start=1))
+
+
 @dataclass
 class _Counts:
-    """One order's statistics: (context, char) pair counts, context totals, distinct
-    followers T(ctx), and the discount."""
+    """One order's statistics: (context, char) pair counts, context totals, the mass each
+    context passes to the order below (the numerator of gamma), and the three discounts."""
 
     pair_keys: np.ndarray
     pair_counts: np.ndarray
     ctx_keys: np.ndarray
     ctx_totals: np.ndarray
-    ctx_types: np.ndarray
-    discount: float
+    ctx_backoff: np.ndarray
+    discount: np.ndarray  # [4]: D(0) = 0, D1, D2, D3+
 
     @classmethod
-    def build(cls, ctx: np.ndarray, x: np.ndarray, weights: np.ndarray | None = None) -> _Counts:
-        """From parallel arrays of contexts and characters (each pair weighted, or once)."""
+    def build(cls, ctx: np.ndarray, x: np.ndarray) -> _Counts:
+        """From parallel arrays of contexts and characters, each pair counted once."""
         pairs = _pair(ctx, x)
         order = np.argsort(pairs, kind="stable")
         sp = pairs[order]
         first = np.ones(len(sp), dtype=bool)
         first[1:] = sp[1:] != sp[:-1]
         starts = np.flatnonzero(first)
-        w = np.ones(len(sp), dtype=np.int64) if weights is None else weights[order]
-        counts = np.add.reduceat(w, starts) if len(starts) else np.zeros(0, dtype=np.int64)
+        counts = np.diff(np.append(starts, len(sp))).astype(np.int64)
         pair_ctx = ctx[order][starts]
         ctx_keys, inverse = np.unique(pair_ctx, return_inverse=True)
         totals = np.bincount(inverse, weights=counts, minlength=len(ctx_keys)).astype(np.int64)
-        types = np.bincount(inverse, minlength=len(ctx_keys))
-        n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
-        discount = n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
-        return cls(sp[starts], counts, ctx_keys, totals, types, min(max(discount, 0.05), 0.95))
+        seen_times = np.bincount(np.minimum(counts, 5), minlength=6)
+        discount = np.array((0.0, *discounts({k: int(seen_times[k]) for k in (1, 2, 3, 4)})))
+        backoff = np.bincount(inverse, weights=discount[np.minimum(counts, 3)], minlength=len(ctx_keys))
+        return cls(sp[starts], counts, ctx_keys, totals, backoff, discount)
 
     def prob(self, qctx: np.ndarray, qx: np.ndarray, lower: np.ndarray) -> np.ndarray:
         c = _lookup(self.pair_keys, self.pair_counts, _pair(qctx, qx))
         total = _lookup(self.ctx_keys, self.ctx_totals, qctx)
-        types = _lookup(self.ctx_keys, self.ctx_types, qctx)
+        backoff = _lookup(self.ctx_keys, self.ctx_backoff, qctx)
         seen = total > 0
         safe = np.maximum(total, 1)
-        p = np.maximum(c - self.discount, 0) / safe + self.discount * types / safe * lower
+        p = (c - self.discount[np.minimum(c, 3)]) / safe + backoff / safe * lower
         return np.where(seen, p, lower)
 
 

@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import move_into_place, temporary_name, writer_pid
-from .checkpoint import WEIGHTS_FILE, file_sha256
 from .errors import NeuronError, StoreError
 from .neurons import NeuronId
 
@@ -464,10 +463,13 @@ def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationSt
     try:
         store = _checked(path, meta)
         ckpt = meta["checkpoint"]
-        weights = Path(ckpt["path"]) / WEIGHTS_FILE
+        recorded_from = Path(ckpt["path"])
     except (KeyError, TypeError, ValueError, AttributeError):
         raise StoreError(f"The store at {path} is damaged: its meta.json does not describe a store; record it again.") from None
     if verify_checkpoint:
+        from .checkpoint import WEIGHTS_FILE, file_sha256  # here: that module loads torch, which reading a store does not need
+
+        weights = recorded_from / WEIGHTS_FILE
         if weights.is_file() and file_sha256(weights) != ckpt["content_hash"]:
             raise StoreError(
                 f"The store at {path} was recorded from an earlier version of the checkpoint {ckpt['path']}; "

@@ -27,7 +27,7 @@ from ..store import ActivationStore, NeuronId
 from .jobs import Job, Jobs
 from .main_thread import MainThread
 
-ERRORS_CACHE = "model-errors-v1.npz"  # the n-gram comparison, also inside the store directory
+ERRORS_CACHE = "model-errors-v2.npz"  # the n-gram comparison, inside the store directory (v2: modified Kneser-Ney)
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
 EMERGENCE_CHARS = 100_000  # the sample of the first store's text that snapshots are recorded on
 LIVE_KEPT = 16  # typed texts kept recorded in memory
