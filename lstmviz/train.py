@@ -228,6 +228,127 @@ def _state_from_tensors(flat: dict[str, torch.Tensor], device: torch.device) -> 
     return tuple(parts) if len(parts) > 1 else parts[0]
 
 
+@dataclass
+class _Start:
+    """What a run starts from: a new model, or the state saved in ``out`` (``--resume``)."""
+
+    cfg: TrainConfig
+    vocab: Vocab
+    model: CharRNN
+    saved: dict  # the resumable tensors (optimizer, recurrent state, step); empty for a new run
+    step: int
+    history: dict
+
+
+def _start(out: Path, cfg: TrainConfig, train_docs: list[Document], resume: bool) -> _Start:
+    if resume:
+        ckpt = load_checkpoint(out)
+        saved = {k: v for k, v in ckpt.config["training"].items() if k in TrainConfig.__dataclass_fields__}
+        cfg = TrainConfig(**{**saved, "steps": cfg.steps, "epochs": cfg.epochs, "device": cfg.device})
+        flat = load_train_state(out)
+        return _Start(cfg, ckpt.vocab, ckpt.model, flat, int(flat["step"]), ckpt.history)
+    if (out / "config.json").exists():
+        raise CheckpointError(f"{out} already holds a checkpoint; use --resume to continue it or choose another --out.")
+    vocab = Vocab.build((d.text for d in train_docs), min_count=cfg.min_char_count)
+    history = {"step": [], "train_bpc": [], "val_step": [], "val_bpc": [], "lr": []}
+    return _Start(cfg, vocab, CharRNN(cfg.model_config(len(vocab))), {}, 0, history)
+
+
+class _EpochLanes:
+    """The training text laid into lanes, shuffled afresh (and reproducibly) each epoch."""
+
+    def __init__(self, encoded: list[np.ndarray], cfg: TrainConfig):
+        self.encoded, self.cfg, self.cached = encoded, cfg, {}
+        self.steps_per_epoch = len(self.of(0))
+
+    def of(self, epoch: int) -> Lanes:
+        if epoch not in self.cached:
+            self.cached.clear()
+            order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.encoded))
+            self.cached[epoch] = build_lanes(self.encoded, self.cfg.batch_size, self.cfg.seq_len, order, cut_long=True)
+        return self.cached[epoch]
+
+    def chunk(self, step: int, device):
+        return self.of(step // self.steps_per_epoch).chunk(step % self.steps_per_epoch, device)
+
+
+def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:
+    """The run's length in steps, and the steps after which a snapshot is kept."""
+    if cfg.steps is None and cfg.epochs is None:
+        raise LstmvizError("Give the length of training: --steps or --epochs.")
+    total = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * steps_per_epoch))
+    return total, {round(k * total / (cfg.snapshots + 1)) for k in range(1, cfg.snapshots + 1)}
+
+
+def _optimizer_step(model: CharRNN, opt, lr: float, x, y, state, grad_clip: float):
+    """One step of truncated BPTT at learning rate ``lr``; returns the summed loss (for
+    logging) and the new state."""
+    for group in opt.param_groups:
+        group["lr"] = lr
+    logits, state = model(x, state)
+    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
+    # Normalised by the batch's capacity, not its scored count: a chunk that is mostly
+    # padding moves the weights proportionally less.
+    loss = loss_sum / y.numel()
+    opt.zero_grad(set_to_none=True)
+    if torch.isfinite(loss):
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()
+    return loss_sum.item(), state
+
+
+class _Log:
+    """Training bpc and speed over the last 10 steps, into the history and the progress bar."""
+
+    def __init__(self, history: dict, bar):
+        self.history, self.bar = history, bar
+        self.loss, self.count, self.chars, self.t0 = 0.0, 0, 0, time.perf_counter()
+        self.run_t0 = self.t0
+        history.setdefault("seconds", [])
+
+    def add(self, loss_sum: float, y: torch.Tensor, chars: int) -> None:
+        self.loss += loss_sum
+        self.count += int((y != IGNORE).sum())
+        self.chars += chars
+
+    def write(self, step: int, lr: float) -> None:
+        elapsed = time.perf_counter() - self.t0
+        train_bpc = self.loss / max(self.count, 1) / math.log(2)
+        self.history["step"].append(step)
+        self.history["train_bpc"].append(round(train_bpc, 5))
+        self.history["lr"].append(lr)
+        self.history["seconds"].append(round(time.perf_counter() - self.run_t0, 3))  # since this run (re)started
+        rate = f"{self.chars / elapsed:,.0f}"
+        self.bar.set_postfix(loss=f"{train_bpc * math.log(2):.3f}", bpc=f"{train_bpc:.3f}", chars_s=rate, refresh=False)
+        self.loss, self.count, self.chars, self.t0 = 0.0, 0, 0, time.perf_counter()
+
+
+def _validate(model: CharRNN, val_lanes: Lanes, device, history: dict, step: int, total: int, bar, progress: bool) -> None:
+    val_bpc, _ = evaluate_lanes(model, val_lanes, device)
+    history["val_step"].append(step)
+    history["val_bpc"].append(round(val_bpc, 5))
+    if progress:
+        bar.write(f"step {step}/{total}: validation bpc {val_bpc:.4f}", file=sys.stderr)
+
+
+def _laid_text(vocab: Vocab, train_docs: list[Document], val_docs: list[Document], cfg: TrainConfig):
+    """The training lanes (reshuffled each epoch) and the validation lanes (fixed)."""
+    lanes = _EpochLanes([vocab.encode_array(d.text).astype(np.int32) for d in train_docs], cfg)
+    val_text = _take_chars(val_docs or train_docs, cfg.val_chars)  # tiny corpora: validate on the training text
+    val_lanes = build_lanes([vocab.encode_array(d.text).astype(np.int32) for d in val_text], cfg.batch_size, cfg.seq_len)
+    return lanes, val_lanes
+
+
+def _optimizer_and_state(model: CharRNN, begin: _Start, device):
+    """Adam and the recurrent state, new or as saved."""
+    opt = torch.optim.Adam(model.parameters(), lr=begin.cfg.lr)
+    if not begin.saved:
+        return opt, model.initial_state(begin.cfg.batch_size, device)
+    _restore_optimizer(opt, begin.saved)
+    return opt, _state_from_tensors(begin.saved, device)
+
+
 def train(
     corpus: Corpus,
     out: str | Path,
@@ -240,123 +361,39 @@ def train(
 
     With ``resume`` the run continues from the resumable state saved in ``out`` (by Ctrl-C,
     a periodic save, or a finished run given more steps)."""
-    out = Path(out)
-    device = resolve_device(cfg.device)
+    out, device = Path(out), resolve_device(cfg.device)
     torch.manual_seed(cfg.seed)
     train_docs, val_docs = corpus.split("train"), corpus.split("val")
     if not train_docs:
         raise CorpusError("The training split is empty: give more files (documents are split by a hash of their path).")
-    if not val_docs:  # tiny corpora: validate on the training text rather than not at all
-        val_docs = train_docs
-
-    if resume:
-        ckpt = load_checkpoint(out)
-        vocab, model = ckpt.vocab, ckpt.model
-        flat = load_train_state(out)
-        start_step = int(flat["step"])
-        history = ckpt.history
-        saved = {k: v for k, v in ckpt.config["training"].items() if k in TrainConfig.__dataclass_fields__}
-        cfg = TrainConfig(**{**saved, "steps": cfg.steps, "epochs": cfg.epochs, "device": cfg.device})
-    else:
-        if (out / "config.json").exists():
-            raise CheckpointError(f"{out} already holds a checkpoint; use --resume to continue it or choose another --out.")
-        vocab = Vocab.build((d.text for d in train_docs), min_count=cfg.min_char_count)
-        model = CharRNN(cfg.model_config(len(vocab)))
-        flat, start_step, history = {}, 0, {"step": [], "train_bpc": [], "val_step": [], "val_bpc": [], "lr": []}
+    begin = _start(out, cfg, train_docs, resume)
+    cfg, vocab, model, step, history = begin.cfg, begin.vocab, begin.model, begin.step, begin.history
     model.to(device).train()
-
-    encoded = [vocab.encode_array(d.text).astype(np.int32) for d in train_docs]
-    val_lanes = build_lanes(
-        [vocab.encode_array(d.text).astype(np.int32) for d in _take_chars(val_docs, cfg.val_chars)],
-        cfg.batch_size,
-        cfg.seq_len,
-    )
-    epoch_lanes = {}
-
-    def lanes_for(epoch: int) -> Lanes:
-        if epoch not in epoch_lanes:
-            epoch_lanes.clear()
-            order = np.random.default_rng([cfg.seed, epoch]).permutation(len(encoded))
-            epoch_lanes[epoch] = build_lanes(encoded, cfg.batch_size, cfg.seq_len, order, cut_long=True)
-        return epoch_lanes[epoch]
-
-    steps_per_epoch = len(lanes_for(0))
-    if cfg.steps is None and cfg.epochs is None:
-        raise LstmvizError("Give the length of training: --steps or --epochs.")
-    total = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * steps_per_epoch))
-    if resume and start_step >= total:
-        raise LstmvizError(f"{out} has already trained {start_step} steps; give a larger --steps to continue.")
-    snapshot_steps = {round(k * total / (cfg.snapshots + 1)) for k in range(1, cfg.snapshots + 1)}
-
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    state = model.initial_state(cfg.batch_size, device)
-    if resume:
-        _restore_optimizer(opt, flat)
-        state = _state_from_tensors(flat, device)
-    corpus_desc = corpus.describe()
-    training_desc = {**asdict(cfg), "steps": total, "chars_per_step": cfg.batch_size * cfg.seq_len}
+    lanes, val_lanes = _laid_text(vocab, train_docs, val_docs, cfg)
+    total, snapshot_steps = _schedule(cfg, lanes.steps_per_epoch)
+    if resume and step >= total:
+        raise LstmvizError(f"{out} has already trained {step} steps; give a larger --steps to continue.")
+    opt, state = _optimizer_and_state(model, begin, device)
+    training, corpus_desc = {**asdict(cfg), "steps": total, "chars_per_step": cfg.batch_size * cfg.seq_len}, corpus.describe()
 
     def save(step: int, path: Path = out, resumable: bool = True) -> None:
         ts = {"step": torch.tensor(step), **_flatten_optimizer(opt), **_state_tensors(state)} if resumable else None
-        save_checkpoint(
-            path,
-            model,
-            vocab,
-            corpus=corpus_desc,
-            training={**training_desc, "trained_steps": step},
-            history=history,
-            train_state=ts,
-        )
+        done = {**training, "trained_steps": step}
+        save_checkpoint(path, model, vocab, corpus=corpus_desc, training=done, history=history, train_state=ts)
 
-    bar = tqdm(total=total, initial=start_step, disable=not progress, unit="step", dynamic_ncols=True)
-    last_save = time.monotonic()
-    window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
-    run_t0 = window_t0
-    history.setdefault("seconds", [])
-    step = start_step
+    bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
+    log, last_save = _Log(history, bar), time.monotonic()
     try:
         while step < total:
-            lanes = lanes_for(step // steps_per_epoch)
-            x, y, keep = lanes.chunk(step % steps_per_epoch, device)
-            state = mask_state(detach_state(state), keep)
+            x, y, keep = lanes.chunk(step, device)
             lr = _lr_at(step, total, cfg)
-            for group in opt.param_groups:
-                group["lr"] = lr
-            logits, state = model(x, state)
-            loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
-            # Normalised by the batch's capacity, not its scored count: a chunk that is mostly
-            # padding moves the weights proportionally less.
-            loss = loss_sum / y.numel()
-            opt.zero_grad(set_to_none=True)
-            if torch.isfinite(loss):
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+            loss_sum, state = _optimizer_step(model, opt, lr, x, y, mask_state(detach_state(state), keep), cfg.grad_clip)
             step += 1
-            n_scored = int((y != IGNORE).sum())
-            window_loss += loss_sum.item()
-            window_count += n_scored
-            window_chars += x.numel()
+            log.add(loss_sum, y, x.numel())
             if step % 10 == 0 or step == total:
-                elapsed = time.perf_counter() - window_t0
-                train_bpc = window_loss / max(window_count, 1) / math.log(2)
-                history["step"].append(step)
-                history["train_bpc"].append(round(train_bpc, 5))
-                history["lr"].append(lr)
-                history["seconds"].append(round(time.perf_counter() - run_t0, 3))  # since this run (re)started
-                bar.set_postfix(
-                    loss=f"{train_bpc * math.log(2):.3f}",
-                    bpc=f"{train_bpc:.3f}",
-                    chars_s=f"{window_chars / elapsed:,.0f}",
-                    refresh=False,
-                )
-                window_loss, window_count, window_chars, window_t0 = 0.0, 0, 0, time.perf_counter()
+                log.write(step, lr)
             if step % cfg.eval_every == 0 or step == total:
-                val_bpc, _ = evaluate_lanes(model, val_lanes, device)
-                history["val_step"].append(step)
-                history["val_bpc"].append(round(val_bpc, 5))
-                if progress:
-                    bar.write(f"step {step}/{total}: validation bpc {val_bpc:.4f}", file=sys.stderr)
+                _validate(model, val_lanes, device, history, step, total, bar, progress)
             if step in snapshot_steps:
                 save(step, out / "snapshots" / f"step-{step:06d}", resumable=False)
             if time.monotonic() - last_save > cfg.save_every_s and step < total:
@@ -364,11 +401,11 @@ def train(
                 last_save = time.monotonic()
             bar.update(1)
     except KeyboardInterrupt:
-        bar.close()
         save(step)
         raise LstmvizError(
             f"Interrupted at step {step}/{total}; saved {out}. Continue with the same command and --resume."
         ) from None
-    bar.close()
+    finally:
+        bar.close()
     save(step)
     return out

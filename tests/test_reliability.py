@@ -195,9 +195,12 @@ def test_killed_training_leaves_a_loadable_checkpoint_that_resumes(corpus_dir, t
     out = tmp_path / "run"
     args = ["train", corpus_dir, "--out", out, "--hidden", 16, "--embed", 8, "--seq-len", 32, "--batch-size", 4]
     args += ["--steps", 600, "--eval-every", 100, "--save-every", 0.3]
+    started = time.perf_counter()  # a one-step run: how long until a run can first save, however busy the machine
+    subprocess.run(_cli(*args[:3], tmp_path / "one-step", *args[4:], "--steps", 1), check=True, cwd=tmp_path, capture_output=True)
+    first_save = time.perf_counter() - started
     saved = 0
-    for _ in range(20):
-        _kill_at_random(_cli(*args, "--resume") if out.exists() else _cli(*args), rng, tmp_path)
+    for _ in range(12):
+        _kill_at_random(_cli(*args, "--resume") if out.exists() else _cli(*args), rng, tmp_path, longest=2.5 * first_save)
         if out.exists():
             saved += 1
             load_checkpoint(out)  # never half-written
