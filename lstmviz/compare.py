@@ -164,6 +164,21 @@ class CrossMoments:
         return out, list(own_a), list(own_b)
 
 
+def _read_chunk(store: ActivationStore, block: Block, buf: torch.Tensor, start: int, stop: int, mask) -> torch.Tensor:
+    """Characters ``start:stop`` of ``block``'s series, widened into ``buf``'s first rows (a
+    view of ``buf``, as many columns as characters kept: those outside a vocabulary, not
+    in ``mask``, are left out)."""
+    rows = len(block.rows)
+    if mask is None or mask[start:stop].all():
+        x = buf[:, : stop - start]
+        block.widen_into(store, start, stop, x[:rows])
+        return x
+    keep = mask[start:stop]
+    x = buf[:, : int(keep.sum())]
+    x[:rows].copy_(torch.from_numpy(block.read(store, start, stop)[:, keep]))
+    return x
+
+
 def cross_moments(
     a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None
 ) -> CrossMoments:
@@ -199,19 +214,9 @@ def cross_moments(
     sample_a, sample_b, sampled = torch.empty(na + 1, room), torch.empty(nb + 1, room), 0
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
-        if mask is None or mask[start:stop].all():
-            width = stop - start
-            xa, xb = buf_a[:, :width], buf_b[:, :width]
-            block_a.widen_into(a, start, stop, xa[:na])
-            block_b.widen_into(b, start, stop, xb[:nb])
-        else:  # characters outside a vocabulary are left out
-            keep = mask[start:stop]
-            width = int(keep.sum())
-            if width == 0:
-                continue
-            xa, xb = buf_a[:, :width], buf_b[:, :width]
-            xa[:na].copy_(torch.from_numpy(block_a.read(a, start, stop)[:, keep]))
-            xb[:nb].copy_(torch.from_numpy(block_b.read(b, start, stop)[:, keep]))
+        xa, xb = _read_chunk(a, block_a, buf_a, start, stop, mask), _read_chunk(b, block_b, buf_b, start, stop, mask)
+        if (width := xa.shape[1]) == 0:
+            continue
         if shift_a is None:
             shift_a, shift_b = xa[:na].mean(1, keepdim=True), xb[:nb].mean(1, keepdim=True)
         xa[:na].sub_(shift_a)
@@ -226,8 +231,7 @@ def cross_moments(
         flushed += 1
         if flushed == FLUSH_EVERY:
             flush()
-        sample_a[:, sampled : sampled + take] = xa[:, :take]
-        sample_b[:, sampled : sampled + take] = xb[:, :take]
+        sample_a[:, sampled : sampled + take], sample_b[:, sampled : sampled + take] = xa[:, :take], xb[:, :take]
         sampled += take
     flush()
     cross += sample_cross  # the sample's characters are part of the whole
