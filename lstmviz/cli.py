@@ -726,6 +726,20 @@ def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> N
     _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
 
 
+@bench.command("scale")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record and rank.")
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_scale_command(checkpoint, chars, repeats, as_json) -> None:
+    """Recording and find-cells in one process against a local Ray cluster with one and two workers."""
+    _at_least(chars=chars, repeats=repeats)
+    from .bench import bench_scale
+
+    _report(bench_scale(checkpoint, chars, repeats), as_json)
+
+
 @bench.command("intervene")
 @click.option("--checkpoint", default=None, help="Default: the shipped model.")
 @click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to run.")
