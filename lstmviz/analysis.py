@@ -104,26 +104,42 @@ def mapped_tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def _row_ranks(keys: np.ndarray, row: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
-    """One neuron's exact centred average ranks (ties averaged, as scipy's rankdata), by
-    counting its 65,536 possible values (``keys``), written into ``ranks_out``, and its
-    float16 values ``row`` as float32 (non-finite ones as 0) into ``values_out``; returns
-    the norms of its centred ranks and values."""
-    n = len(keys)
-    index = torch.from_numpy(keys.astype(np.int64))  # once: bincount and the gather share it
-    counts = np.bincount(index.numpy(), minlength=65536)
+def ranks_from_counts(counts: np.ndarray, n: int) -> tuple[np.ndarray, float, float]:
+    """From a neuron's count of each of the 65,536 value keys over ``n`` characters: the
+    centred average rank of each key (ties averaged, as scipy's rankdata; -0 and +0 one
+    value), and the norms of the centred ranks and of the centred (finite) values. Counts
+    add over shards, so shards merged give exactly one store's ranks."""
+    counts = counts.copy()
     counts[_ZERO_KEY] += counts[_NEG_ZERO_KEY]
     counts[_NEG_ZERO_KEY] = 0
     avg_rank = np.cumsum(counts) - counts + (counts + 1) / 2.0 - (n + 1) / 2.0
     avg_rank[_NEG_ZERO_KEY] = avg_rank[_ZERO_KEY]
-    # A table lookup (torch's index_select is the fastest gather here).
-    torch.index_select(torch.from_numpy(avg_rank.astype(np.float32)), 0, index, out=torch.from_numpy(ranks_out))
-    values = torch.from_numpy(values_out).copy_(mapped_tensor(row))  # widening by copy_: no table needed
-    if counts[~_KEY_FINITE].any():
-        values.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
     rank_sd = float(np.sqrt((counts * avg_rank**2).sum()))
     mean = (counts * _KEY_FINITE_VALUES).sum() / n
     value_sd = float(np.sqrt(max((counts * _KEY_FINITE_VALUES**2).sum() - n * mean**2, 0.0)))
+    return avg_rank, rank_sd, value_sd
+
+
+def finite_values(row: np.ndarray, values_out: np.ndarray, keys_counted: np.ndarray) -> np.ndarray:
+    """float16 values ``row`` as float32 in ``values_out``, non-finite ones (which its key
+    counts ``keys_counted`` tell of) as 0."""
+    values = torch.from_numpy(values_out).copy_(mapped_tensor(row))  # widening by copy_: no table needed
+    if keys_counted[~_KEY_FINITE].any():
+        values.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    return values_out
+
+
+def _row_ranks(keys: np.ndarray, row: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
+    """One neuron's exact centred average ranks (see :func:`ranks_from_counts`), by counting
+    its 65,536 possible values (``keys``), written into ``ranks_out``, and its float16 values
+    ``row`` as float32 (non-finite ones as 0) into ``values_out``; returns the norms of its
+    centred ranks and values."""
+    index = torch.from_numpy(keys.astype(np.int64))  # once: bincount and the gather share it
+    counts = np.bincount(index.numpy(), minlength=65536)
+    avg_rank, rank_sd, value_sd = ranks_from_counts(counts, len(keys))
+    # A table lookup (torch's index_select is the fastest gather here).
+    torch.index_select(torch.from_numpy(avg_rank.astype(np.float32)), 0, index, out=torch.from_numpy(ranks_out))
+    finite_values(row, values_out, counts)
     return rank_sd, value_sd
 
 
@@ -139,10 +155,15 @@ def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray
         buffers = (np.empty((b, n), dtype=np.float32), np.empty((b, n), dtype=np.float32))
     ranks, values = buffers[0][:b], buffers[1][:b]
     sds = np.array([_row_ranks(k, block[i], ranks[i], values[i]) for i, k in enumerate(value_keys(block))]).reshape(b, 2)
-    rank_sd, value_sd = sds[:, 0], sds[:, 1]
-    rank_sd[rank_sd == 0] = np.inf
-    value_sd[value_sd == 0] = np.inf
     by_rank = (torch.from_numpy(ranks) @ targets.rank_targets).double().numpy()  # [b, numeric + binary]
+    by_value = (torch.from_numpy(values) @ targets.ys).double().numpy()
+    return scores_from_products(by_rank, by_value, sds[:, 0], sds[:, 1], targets, n)
+
+
+def scores_from_products(by_rank, by_value, rank_sd, value_sd, targets: _Targets, n: int):
+    """AUROC, Spearman's rho and Pearson's r of neurons from the products of their centred
+    ranks and values with the targets (sums over characters, so shards' sums add up)."""
+    rank_sd, value_sd = np.where(rank_sd == 0, np.inf, rank_sd), np.where(value_sd == 0, np.inf, value_sd)
     n_numeric = targets.ranks_sd.shape[0]
     rho = by_rank[:, :n_numeric] / (rank_sd[:, None] * targets.ranks_sd)
     # Sum of centred ranks inside a binary feature -> Mann-Whitney U -> AUROC.
@@ -152,7 +173,7 @@ def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray
     with np.errstate(invalid="ignore", divide="ignore"):
         aurocs = np.where(pairs > 0, u / pairs, 0.5)
     # ys is centred, so the values need no centring.
-    pearson = (torch.from_numpy(values) @ targets.ys).double().numpy() / (value_sd[:, None] * targets.ys_sd)
+    pearson = by_value / (value_sd[:, None] * targets.ys_sd)
     return aurocs, rho, pearson
 
 
@@ -169,15 +190,24 @@ def keep_torch_threads() -> None:
     _ranking_workers = 1
 
 
-def rank_neurons(
-    store: ActivationStore,
-    features: Features,
-    kinds: tuple[str, ...] | None = None,
-    block_size: int = 16,
-    workers: int | None = None,
-) -> dict[str, Ranking]:
-    """Every neuron (of the given kinds; default all) against every feature, over the whole
-    store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric."""
+@dataclass
+class RankingPlan:
+    """What a ranking of a store's neurons against features needs before any neuron is
+    read: the features split into binary and numeric, their targets, and the neuron blocks."""
+
+    names: list[str]
+    binary_names: list[str]
+    numeric_names: list[str]
+    targets: _Targets
+    jobs: list[tuple]  # (series, first unit, end unit)
+
+    @property
+    def neurons(self) -> list[str]:
+        return [str(s.neuron(i)) for s, lo, hi in self.jobs for i in range(lo, hi)]
+
+
+def ranking_plan(store: ActivationStore, features: Features, kinds: tuple[str, ...] | None, block_size: int) -> RankingPlan:
+    """Check the features and kinds against the store, and prepare the targets."""
     names = features.names()
     binary_names = [k for k in names if features.is_binary(k)]
     numeric_names = [k for k in names if not features.is_binary(k)]
@@ -193,50 +223,63 @@ def rank_neurons(
     unknown = [k for k in kinds if k not in {s.kind for s in store.series}]
     if unknown:
         raise StoreError(f"This store has no series of kind {', '.join(unknown)}.")
-    jobs = []
-    for s in store.series:
-        if s.kind in kinds:
-            for lo in range(0, s.units, block_size):
-                jobs.append((s, lo, min(lo + block_size, s.units)))
+    ranked = [s for s in store.series if s.kind in kinds]
+    jobs = [(s, lo, min(lo + block_size, s.units)) for s in ranked for lo in range(0, s.units, block_size)]
+    return RankingPlan(names, binary_names, numeric_names, _Targets.of(binaries, numeric_c, numeric_rank_c), jobs)
 
-    targets = _Targets.of(binaries, numeric_c, numeric_rank_c)
 
+def ranking_tables(plan: RankingPlan, auroc: np.ndarray, rho: np.ndarray, pearson: np.ndarray) -> dict[str, Ranking]:
+    """The rankings, best first, from every neuron's scores (rows in ``plan.neurons`` order)."""
+    neurons, numeric_names = plan.neurons, plan.numeric_names
+    out = {}
+    for j, name in enumerate(numeric_names):
+        table = pd.DataFrame({"neuron": neurons, "score": np.abs(rho[:, j]), "value": rho[:, j], "pearson": pearson[:, j]})
+        out[name] = Ranking(name, "spearman", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
+    for j, name in enumerate(plan.binary_names):
+        a = auroc[:, j]
+        table = pd.DataFrame(
+            {"neuron": neurons, "score": np.maximum(a, 1 - a), "value": a, "pearson": pearson[:, len(numeric_names) + j]}
+        )
+        out[name] = Ranking(name, "auroc", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
+    return {name: out[name] for name in plan.names}
+
+
+def rank_neurons(
+    store: ActivationStore,
+    features: Features,
+    kinds: tuple[str, ...] | None = None,
+    block_size: int = 16,
+    workers: int | None = None,
+) -> dict[str, Ranking]:
+    """Every neuron (of the given kinds; default all) against every feature, over the whole
+    store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric.
+    (Over a sharded store's shards on a Ray cluster: ``shard_rankings.rank_neurons_sharded``.)"""
+    plan = ranking_plan(store, features, kinds, block_size)
     local = threading.local()  # each worker reuses its buffers: fresh ones cost a page fault per 4 KB
 
     def run(job):
         s, lo, hi = job
         if not hasattr(local, "buffers"):
             local.buffers = tuple(np.empty((block_size, len(store)), dtype=np.float32) for _ in range(2))
-        return _block_stats(store.activations[s.row + lo : s.row + hi], targets, local.buffers)
+        return _block_stats(np.asarray(store.activations[s.row + lo : s.row + hi]), plan.targets, local.buffers)
 
     # The workers are the parallelism: torch's own threads inside each would oversubscribe
     # the cores (measured: 11.6 s with them, 8.5 s without, 1M characters x 1,536 neurons).
     workers = workers or _ranking_workers
     if workers == 1:
-        results = [run(job) for job in jobs]
+        results = [run(job) for job in plan.jobs]
     else:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(run, jobs))
+                results = list(pool.map(run, plan.jobs))
         finally:
             torch.set_num_threads(threads)
-    neurons = [str(s.neuron(i)) for s, lo, hi in jobs for i in range(lo, hi)]
-    auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(binaries)))
-    rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(numeric_names)))
-    pearson = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(names)))
-    out = {}
-    for j, name in enumerate(numeric_names):
-        table = pd.DataFrame({"neuron": neurons, "score": np.abs(rho[:, j]), "value": rho[:, j], "pearson": pearson[:, j]})
-        out[name] = Ranking(name, "spearman", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
-    for j, name in enumerate(binary_names):
-        a = auroc[:, j]
-        table = pd.DataFrame(
-            {"neuron": neurons, "score": np.maximum(a, 1 - a), "value": a, "pearson": pearson[:, len(numeric_names) + j]}
-        )
-        out[name] = Ranking(name, "auroc", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
-    return {name: out[name] for name in names}
+    auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(plan.binary_names)))
+    rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(plan.numeric_names)))
+    pearson = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(plan.names)))
+    return ranking_tables(plan, auroc, rho, pearson)
 
 
 # -- one neuron ---------------------------------------------------------------------------------

@@ -863,3 +863,80 @@ def format_table(result: dict) -> str:
             v = "n/a"
         lines.append(f"{k:<{width}}  {v}")
     return "\n".join(lines)
+
+
+# -- scale (Ray) ---------------------------------------------------------------------------------
+
+
+def _scale_run(ckpt: Checkpoint, docs: list[Document], out: Path, workers: int | None) -> tuple[float, float]:
+    """Record ``docs`` and rank every h and c neuron against the built-in features, in this
+    process (``workers=None``) or on that many Ray actors and tasks: (record s, find-cells s)."""
+    from .analysis import rank_neurons
+    from .features import store_features
+    from .recording import record_activations
+    from .shard_rankings import rank_neurons_sharded
+    from .sharding import record_sharded
+
+    t0 = time.perf_counter()
+    if workers is None:
+        store = record_activations(ckpt, docs, out, progress=False)
+    else:
+        store = record_sharded(ckpt.path, docs, out, shards=workers, workers=workers)
+    t1 = time.perf_counter()
+    features = store_features(store)
+    if workers is None:
+        rank_neurons(store, features, ("h", "c"))
+    else:
+        rank_neurons_sharded(store, features, ("h", "c"), workers=workers)
+    return t1 - t0, time.perf_counter() - t1
+
+
+def bench_scale(checkpoint: str | None = None, chars: int = 100_000, repeats: int = 3) -> dict:
+    """The same recording and find-cells in one process and on a local Ray cluster with one
+    and two workers, alternating, medians of ``repeats``."""
+    import shutil
+
+    from .evaluate import evaluation_documents
+    from .recording import limit_chars, recorded_rows, store_bytes
+    from .sharding import connect
+
+    ckpt = default_checkpoint(checkpoint)
+    docs = limit_chars(evaluation_documents(ckpt), chars)
+    n = sum(len(d.text) for d in docs)
+    t0 = time.perf_counter()
+    started = connect(None)  # a cluster is started once and kept, as on a real one
+    cluster_s = time.perf_counter() - t0
+    runs: dict[str, list[tuple[float, float]]] = {"single": [], "ray1": [], "ray2": []}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for r in range(repeats):
+                for name, workers in (("single", None), ("ray1", 1), ("ray2", 2)):
+                    out = Path(tmp) / f"{name}-{r}"
+                    runs[name].append(_scale_run(ckpt, docs, out, workers))
+                    shutil.rmtree(out)
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
+    total = {k: statistics.median(a + b for a, b in v) for k, v in runs.items()}
+    record_s = {k: statistics.median(a for a, _ in v) for k, v in runs.items()}
+    rows = recorded_rows(ckpt.model_config)
+    return {
+        "benchmark": "scale",
+        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "chars": n,
+        "documents": len(docs),
+        "single_s": round(total["single"], 2),
+        "ray1_s": round(total["ray1"], 2),
+        "ray2_s": round(total["ray2"], 2),
+        "speedup_2": round(total["single"] / total["ray2"], 3),
+        "overhead_1": round(total["ray1"] / total["single"] - 1, 3),
+        "record_s": {k: round(v, 2) for k, v in record_s.items()},
+        "find_cells_s": {k: round(total[k] - record_s[k], 2) for k in total},
+        "cluster_start_s": round(cluster_s, 2),
+        "s_per_million_chars_per_worker": round(record_s["ray1"] / n * 1e6, 1),
+        "bytes_per_char": store_bytes(rows, 1),
+        "targets": {"overhead_1": 0.15},
+        "machine": machine(),
+    }

@@ -35,6 +35,9 @@ def _user_errors(fn):
     return wrapper
 
 
+RAY_HELP = "Run on the Ray cluster at ADDRESS (or, with no address, a local one): lstmviz[ray]."
+
+
 def _print_json(data: object) -> None:
     click.echo(json.dumps(data, indent=1))
 
@@ -132,10 +135,13 @@ def evaluate(checkpoint, paths, max_order, labels, as_json) -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing store.")
 @click.option("--series", "kinds", default=None, help="Kinds to record, e.g. h,c (default: all; h,c is a third of the size).")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]", help=RAY_HELP)
+@click.option("--shards", type=int, default=None, help="With --ray: shards to write (default: one per worker).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
-def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, as_json) -> None:
-    """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store."""
+def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, ray_address, shards, as_json) -> None:
+    """Record every state of every layer of CHECKPOINT over its test split (or PATHS) into a store
+    (with --ray: a sharded store, recorded on a Ray cluster; a rerun resumes it)."""
     from .checkpoint import load_checkpoint
     from .evaluate import evaluation_documents
     from .recording import check_files_fit, record_activations
@@ -150,8 +156,17 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, a
     if paths and max_chars is None:
         check_files_fit(ckpt, paths, out, kinds)  # before reading: a text too big to record is not read whole
     docs = evaluation_documents(ckpt, paths, max_chars)
-    options = {"max_chars": max_chars, "lanes": lanes, "overwrite": overwrite, "kinds": kinds, "progress": not as_json}
-    store = record_activations(ckpt, docs, out, **options)
+    if shards is not None and (ray_address is None or shards < 1):
+        raise LstmvizError("--shards needs --ray and must be at least 1.")
+    if ray_address is not None:
+        from .recording import limit_chars
+        from .sharding import record_sharded
+
+        options = {"shards": shards, "address": ray_address or None, "kinds": kinds, "lanes": lanes, "overwrite": overwrite}
+        store = record_sharded(ckpt.path, limit_chars(docs, max_chars), out, **options)
+    else:
+        options = {"max_chars": max_chars, "lanes": lanes, "overwrite": overwrite, "kinds": kinds, "progress": not as_json}
+        store = record_activations(ckpt, docs, out, **options)
     result = {
         "store": str(store.path),
         "chars": len(store),
@@ -175,9 +190,10 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, a
 @click.option("--only", multiple=True, help="Rank only these features (repeatable).")
 @click.option("--kinds", default=None, help="Series kinds to rank (default: h,c, the cells every page ranks; i,f,g,o add gates).")
 @click.option("--top", "top_k", default=5, show_default=True, help="Neurons to show per feature.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]", help=RAY_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_user_errors
-def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
+def find_cells(store, extra, only, kinds, top_k, ray_address, as_json) -> None:
     """Rank every neuron of STORE against text features: which cells track strings, comments, indentation..."""
     from .analysis import rank_neurons, ranked_kinds
     from .features import parse_feature_option, store_features
@@ -190,7 +206,12 @@ def find_cells(store, extra, only, kinds, top_k, as_json) -> None:
     names = list(only) or None
     feats = store_features(opened, user, names)
     kind_list = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else ranked_kinds(opened)
-    rankings = rank_neurons(opened, feats, kind_list)
+    if ray_address is None:
+        rankings = rank_neurons(opened, feats, kind_list)
+    else:  # shard by shard on the cluster: the same rankings to float rounding
+        from .shard_rankings import rank_neurons_sharded
+
+        rankings = rank_neurons_sharded(opened, feats, kind_list, ray_address or None)
     methods = sorted(set(feats.methods.values()))
     if as_json:
         _print_json(
@@ -709,6 +730,20 @@ def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> N
         _report(bench_cells("record", _cell_list(cells), chars=chars, repeats=repeats), as_json)
         return
     _report(bench_record(checkpoint, chars, lanes, repeats), as_json)
+
+
+@bench.command("scale")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record and rank.")
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@_user_errors
+def bench_scale_command(checkpoint, chars, repeats, as_json) -> None:
+    """Recording and find-cells in one process against a local Ray cluster with one and two workers."""
+    _at_least(chars=chars, repeats=repeats)
+    from .bench import bench_scale
+
+    _report(bench_scale(checkpoint, chars, repeats), as_json)
 
 
 @bench.command("intervene")

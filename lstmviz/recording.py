@@ -282,6 +282,7 @@ def record_activations(
             writer.maps["logp.f32"][:] = np.nan
         else:
             chunks, next_ids = laid.chunks(chunk_len, device), laid.next_ids
+        done = 0  # counted here: a disabled bar (progress=False) counts nothing
         for active, pos, valid, x, keep_t in chunks:
             if cfg.bidirectional:
                 (logits, _), cache = model.run_with_cache(x, wanted, keep=keep_t)
@@ -290,9 +291,10 @@ def record_activations(
                 (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)
                 state = update_rows(state, active, lanes_state)
             _write_chunk(writer, stage, series, cache, logits, active, pos, valid, next_ids)
+            done += int(valid.sum())
             bar.update(int(valid.sum()))
             if on_progress is not None:
-                on_progress(bar.n, total)
+                on_progress(done, total)
         bar.close()
         return writer.finish(
             checkpoint=ckpt,

@@ -37,7 +37,10 @@ def text_key(docs: list[Document]) -> str:
 
 
 def is_store(path: Path) -> bool:
-    return (path / "meta.json").is_file()
+    """A store directory, or a sharded store (its directory or its manifest)."""
+    from .sharded_store import is_sharded
+
+    return (path / "meta.json").is_file() or is_sharded(path)
 
 
 def open_source(path: str | Path | None) -> ActivationStore | Checkpoint:

@@ -440,8 +440,13 @@ def _checked(path: Path, meta: dict) -> ActivationStore:
 
 def open_store(path: str | Path, verify_checkpoint: bool = True) -> ActivationStore:
     """Open a store lazily. A truncated store, or one whose checkpoint has changed since it
-    was recorded, is a :class:`StoreError`."""
+    was recorded, is a :class:`StoreError`. A sharded store (a directory with a
+    ``manifest.json``, see ``sharded_store.py``) opens as one store."""
+    from .sharded_store import is_sharded, open_sharded
+
     path = Path(path)
+    if is_sharded(path):
+        return open_sharded(path, verify_checkpoint)
     meta_path = path / "meta.json"
     if not path.is_dir():
         raise StoreError(f"No activation store at {path}: the directory does not exist.")
