@@ -10,8 +10,8 @@ import lstmviz
 LAYERS = {  # lowest first
     "foundation": {"errors", "atomic", "neurons", "colours", "hooks", "instrument", "stepwise", "variants"},
     "model": {"corpus", "model", "checkpoint", "interventions", "train", "importer"},
-    "record": {"store", "recording", "sources", "sampling"},
-    "analysis": {"features", "baseline", "evaluate", "analysis", "compare", "ablation", "contrast", "lstmvis"},
+    "record": {"store", "recording", "sources", "sampling", "sharded_store", "sharding"},
+    "analysis": {"features", "baseline", "evaluate", "analysis", "compare", "ablation", "contrast", "lstmvis", "shard_rankings"},
     "render": {"render", "export", "report"},
     "front": {"app", "notebook", "cli", "bench", "loadtest", "__init__"},
 }
