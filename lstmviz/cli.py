@@ -526,7 +526,7 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
     from .recording import limit_chars
-    from .sources import COMPARED_KINDS, cached_store_path, is_store, open_source, recorded, store_documents
+    from .sources import COMPARED_KINDS, open_source, recorded, store_documents, uncached_bytes
 
     sources = [open_source(a), open_source(b)]
     stores = [s for s in sources if isinstance(s, ActivationStore)]
@@ -548,7 +548,7 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
                 )
             out.append(source)
         else:
-            if not is_store(cached_store_path(source, docs, COMPARED_KINDS)):
+            if uncached_bytes([source], docs, COMPARED_KINDS):
                 click.echo(f"recording {source.name}'s h and c on {len(text):,} characters (cached for next time)", err=True)
             out.append(recorded(source, docs, kinds=COMPARED_KINDS, progress=progress))
     return out

@@ -86,14 +86,44 @@ def recorded(
     from .recording import record_activations
 
     kinds = recorded_kinds(ckpt, kinds)
+    whole = _cached(cached_store_path(ckpt, docs)) if kinds is not None else None
+    if whole is not None:  # every series is there already: it serves for any of them
+        return whole
     cached = cached_store_path(ckpt, docs, kinds)
     with lock_for(cached):
-        if is_store(cached):
-            try:
-                return open_store(cached)
-            except StoreError:
-                pass  # damaged (a disk error, a hand edit): recorded again
-        return record_activations(ckpt, docs, cached, overwrite=True, kinds=kinds, progress=progress, on_progress=on_progress)
+        store = _cached(cached)
+        if store is None:
+            options = {"kinds": kinds, "progress": progress, "on_progress": on_progress}
+            store = record_activations(ckpt, docs, cached, overwrite=True, **options)
+    if kinds is None:
+        _drop_parts(ckpt, docs, store)
+    return store
+
+
+def _cached(path: Path) -> ActivationStore | None:
+    if is_store(path):
+        try:
+            return open_store(path)
+        except StoreError:
+            pass  # damaged (a disk error, a hand edit): recorded again
+    return None
+
+
+def _drop_parts(ckpt: Checkpoint, docs: list[Document], whole: ActivationStore) -> None:
+    """Once every series of a text is cached, the h-and-c recording of it (what ``serve``
+    starts on) holds nothing more: its analysis caches move into the whole store and it is
+    removed, so the cache does not hold h and c twice. One in use by a writer is kept."""
+    part = cached_store_path(ckpt, docs, COMPARED_KINDS)
+    if part == whole.path or not is_store(part):
+        return
+    try:
+        with lock_for(part, timeout=0):
+            for kept in part.glob("*.json"):
+                if kept.name != "meta.json" and not (whole.path / kept.name).exists():
+                    shutil.copy2(kept, whole.path / kept.name)
+            shutil.rmtree(part)
+    except (Timeout, OSError):
+        pass
 
 
 def uncached_bytes(ckpts: list[Checkpoint], docs: list[Document], kinds: tuple[str, ...] | None = None) -> int:
@@ -102,7 +132,7 @@ def uncached_bytes(ckpts: list[Checkpoint], docs: list[Document], kinds: tuple[s
     from .recording import recorded_rows, store_bytes
 
     chars = sum(len(d.text) for d in docs)
-    missing = [c for c in ckpts if not is_store(cached_store_path(c, docs, kinds))]
+    missing = [c for c in ckpts if not (is_store(cached_store_path(c, docs, kinds)) or is_store(cached_store_path(c, docs)))]
     return sum(store_bytes(recorded_rows(c.model_config, recorded_kinds(c, kinds)), chars) for c in missing)
 
 

@@ -37,3 +37,29 @@ def test_debug_mode_is_refused_off_loopback(tiny_store):
     result = CliRunner().invoke(main, ["serve", str(tiny_store.path), "--debug", "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "only allowed on loopback" in result.output
+
+
+def test_a_whole_recording_replaces_the_h_and_c_one_in_the_cache(tiny_checkpoint, tmp_path, monkeypatch):
+    """After the gates are recorded the cache holds each series once: the h-and-c store
+    that serve started on is removed (its rankings kept), and the whole one serves for h
+    and c from then on, with nothing more to record."""
+    import numpy as np
+
+    from lstmviz.analysis import RANKINGS_CACHE, store_rankings
+    from lstmviz.checkpoint import load_checkpoint
+    from lstmviz.evaluate import evaluation_documents
+    from lstmviz.sources import COMPARED_KINDS, cache_entries, recorded, uncached_bytes
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    ckpt = load_checkpoint(tiny_checkpoint)
+    docs = evaluation_documents(ckpt)
+    part = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=False)
+    rankings = store_rankings(part)
+    whole = recorded(ckpt, docs, progress=False)
+    assert [e.path for e in cache_entries()] == [whole.path] and not part.path.exists()
+    assert (whole.path / RANKINGS_CACHE).is_file() and store_rankings(whole) == rankings
+    again = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=False)
+    assert again.path == whole.path and uncached_bytes([ckpt], docs, COMPARED_KINDS) == 0
+    np.testing.assert_array_equal(again.neuron("L1.c.3"), part.neuron("L1.c.3"))  # still mapped, same values
+    served, _ = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    assert served.path == whole.path
