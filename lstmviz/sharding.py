@@ -97,9 +97,8 @@ def _crash_midway(index: int, crash_once: str | None):
 
 def cluster_plan(workers: int | None, shards: int) -> dict:
     """How many actors to start and what each one takes: a GPU each where the cluster has
-    GPUs, else one CPU each, torch single-threaded inside (measured on the 2-core machine:
-    an actor with two torch threads recorded 15k characters in 59-88 s, one with one thread
-    in 3.6-7.0 s, this process with two threads in 12-24 s; more actors, not more threads)."""
+    GPUs, else an equal share of the cluster's CPUs, with as many torch threads (fewer
+    threads than cores leaves cores idle; more makes OpenMP teams fight over them)."""
     import ray
 
     resources = ray.cluster_resources()
@@ -107,7 +106,8 @@ def cluster_plan(workers: int | None, shards: int) -> dict:
     workers = max(min(workers or gpus or cpus, shards), 1)
     if gpus:
         return {"workers": workers, "num_gpus": 1, "num_cpus": 1, "threads": 1, "device": "cuda"}
-    return {"workers": workers, "num_gpus": 0, "num_cpus": 1, "threads": 1, "device": "cpu"}
+    share = max(cpus // workers, 1)
+    return {"workers": workers, "num_gpus": 0, "num_cpus": share, "threads": share, "device": "cpu"}
 
 
 def connect(address: str | None) -> bool:
