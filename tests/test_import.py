@@ -180,7 +180,7 @@ def test_direction_in_neuron_ids():
 
 
 def test_both_directions_are_ranked_and_shown_in_the_dashboard(tmp_path, monkeypatch):
-    from lstmviz.analysis import neuron_summary, store_rankings
+    from lstmviz.analysis import neuron_scale, neuron_summary, store_rankings
     from lstmviz.app import create_app
     from lstmviz.app.catalog import neighbour
     from lstmviz.corpus import Document
@@ -197,12 +197,13 @@ def test_both_directions_are_ranked_and_shown_in_the_dashboard(tmp_path, monkeyp
     assert stats["q99"] > stats["q01"]
     catalog = create_app([store]).catalog
     options = catalog.neuron_options(store.name)
-    assert {"L1.h.0", "L1r.h.0", "L2r.o.6"} <= set(options) and len(options) == 2 * 2 * 6 * 7
+    values = [o["value"] for o in options]
+    assert {"L1.h.0", "L1r.h.0", "L2r.o.6"} <= set(values) and len(set(values)) == len(values) == 2 * 2 * 6 * 7
     assert str(catalog.neuron(store, "L2r.h.5")) == "L2r.h.5"
     assert str(neighbour(store, catalog.neuron(store, "L1.o.6"), 1)) == "L1r.h.0"  # the forward series, then the backward
     figure = heatmap_figure(store, ["L1.h.2", "L1r.h.2"], 0, 40)
     assert list(figure.data[0].y) == ["L1.h.2", "L1r.h.2"]
-    payload = text_payload(store, "L1r.h.2", 0, 40, 1.0)
+    payload = text_payload(store, "L1r.h.2", 0, 40, neuron_scale(store, "L1r.h.2"))
     values = np.frombuffer(base64.b64decode(payload["values"]), dtype=np.float32)
     assert payload["label"] == "L1r.h.2" and payload["text"] == store.text(0, 40)
     np.testing.assert_allclose(values, store.neuron("L1r.h.2", 0, 40))
