@@ -51,9 +51,18 @@ def shard_value_counts(path: str, rows: list[int], threads: int) -> list[tuple[n
     return out
 
 
-def shard_products(path: str, rows: list[int], ranks: list[np.ndarray], rank_targets, ys, threads: int, block: int = 16):
+def shard_products(
+    path: str,
+    rows: list[int],
+    present: list[np.ndarray],
+    ranks: list[np.ndarray],
+    rank_targets,
+    ys,
+    threads: int,
+    block: int = 16,
+):
     """Sums over the shard's characters of each row's global centred ranks (``ranks``: one
-    per value key present, in the order :func:`shard_value_counts` gave them) and of its
+    per value key ``present`` in the row, as :func:`shard_value_counts` gave them) and of its
     values, times the targets: ([rows, targets], [rows, features]) float64."""
     import torch
 
@@ -69,13 +78,19 @@ def shard_products(path: str, rows: list[int], ranks: list[np.ndarray], rank_tar
         for i, row in enumerate(part):
             values = np.asarray(store.activations[row])
             keys = value_keys(values)
-            counts = np.bincount(keys, minlength=KEYS)
-            table[np.flatnonzero(counts)] = ranks[a + i]
+            table[present[a + i]] = ranks[a + i]  # the keys pass 1 counted: no second count
             rank_buf[i] = table[keys]
-            finite_values(values, value_buf[i], counts)
+            finite_values(values, value_buf[i], _key_marks(present[a + i]))
         by_rank.append((torch.from_numpy(rank_buf[: len(part)]) @ rank_targets).double().numpy())
         by_value.append((torch.from_numpy(value_buf[: len(part)]) @ ys).double().numpy())
     return np.concatenate(by_rank), np.concatenate(by_value)
+
+
+def _key_marks(present: np.ndarray) -> np.ndarray:
+    """Which of the 65,536 keys occur (what ``finite_values`` asks of a row's counts)."""
+    marks = np.zeros(KEYS, dtype=bool)
+    marks[present.astype(np.int64)] = True
+    return marks
 
 
 def _global_ranks(per_shard: list[list[tuple[np.ndarray, np.ndarray]]], n: int):
@@ -122,7 +137,9 @@ def rank_neurons_sharded(
         shard_ranks, norms = _global_ranks(per_shard, len(store))
         sums = ray.get(
             [
-                summing.remote(p, rows, shard_ranks[k], rank_targets[a:b], ys[a:b], cluster["threads"])
+                summing.remote(
+                    p, rows, [keys for keys, _ in per_shard[k]], shard_ranks[k], rank_targets[a:b], ys[a:b], cluster["threads"]
+                )
                 for k, (p, a, b) in enumerate(zip(paths, starts[:-1], starts[1:], strict=True))
             ]
         )
