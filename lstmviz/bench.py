@@ -891,7 +891,7 @@ def _scale_run(ckpt: Checkpoint, docs: list[Document], out: Path, workers: int |
     return t1 - t0, time.perf_counter() - t1
 
 
-def bench_scale(checkpoint: str | None = None, chars: int = 100_000, repeats: int = 3) -> dict:
+def bench_scale(checkpoint: str | None = None, chars: int = 475_222, repeats: int = 3) -> dict:
     """The same recording and find-cells in one process and on a local Ray cluster with one
     and two workers, alternating, medians of ``repeats``."""
     import shutil

@@ -734,7 +734,9 @@ def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> N
 
 @bench.command("scale")
 @click.option("--checkpoint", default=None, help="Default: the shipped model.")
-@click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to record and rank.")
+@click.option(
+    "--chars", default=475_222, show_default=True, help="Characters of the test split to record and rank (default: all of it)."
+)
 @click.option("--repeats", default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
 @_user_errors
