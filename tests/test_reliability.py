@@ -181,7 +181,9 @@ def test_killed_recordings_leave_a_complete_store_or_nothing(tiny_checkpoint, co
         _kill_at_random(record, rng, tmp_path, longest=1.4 * whole)
         if out.exists():  # a store there is whole, and right
             store = open_store(out)
-            np.testing.assert_array_equal(np.asarray(store.activations), np.asarray(reference.activations))
+            # The same values up to float16 rounding: the subprocess's BLAS may pick its threads
+            # by load, which can move a value by one float16 step; a half-written store is far off.
+            np.testing.assert_allclose(np.asarray(store.activations), np.asarray(reference.activations), rtol=2e-3, atol=1e-3)
             complete += 1
     subprocess.run(
         _cli("record", tiny_checkpoint, corpus_dir, "--out", out, "--overwrite", "--lanes", 4), check=True, cwd=tmp_path
