@@ -471,22 +471,20 @@ def _open_for_dashboard(path: str | None, progress: bool = True) -> tuple[Activa
     the name the dashboard shows it by (a cached store's file name is a hash)."""
     from .evaluate import evaluation_documents
     from .recording import estimate
-    from .sources import COMPARED_KINDS, cached_store_path, is_store, open_source, recorded
+    from .sources import COMPARED_KINDS, open_source, recorded, uncached_bytes
 
     source = open_source(path)
     if isinstance(source, ActivationStore):
         return source, source.name
     name = f"{source.name} · test split"
     docs = evaluation_documents(source)
-    for kinds in (None, COMPARED_KINDS):  # a whole recording already there serves as well
-        if is_store(cached_store_path(source, docs, kinds)):
-            return recorded(source, docs, kinds=kinds, progress=progress), name
-    plan = estimate(source, sum(len(d.text) for d in docs), COMPARED_KINDS)
-    click.echo(
-        f"recording {source.name}'s test split once (later starts reuse it): {plan['chars']:,} characters, h and c, "
-        f"about {plan['bytes'] / 1e9:.1f} GB, about {plan['seconds']:.0f} s; gates are recorded when a page asks for them",
-        err=True,
-    )
+    if uncached_bytes([source], docs, COMPARED_KINDS):  # else cached (a whole recording serves as well)
+        plan = estimate(source, sum(len(d.text) for d in docs), COMPARED_KINDS)
+        click.echo(
+            f"recording {source.name}'s test split once (later starts reuse it): {plan['chars']:,} characters, h and c, "
+            f"about {plan['bytes'] / 1e9:.1f} GB, about {plan['seconds']:.0f} s; gates are recorded when a page asks for them",
+            err=True,
+        )
     return recorded(source, docs, kinds=COMPARED_KINDS, progress=progress), name
 
 

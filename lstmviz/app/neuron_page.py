@@ -18,6 +18,7 @@ from .components import colour_legend, legend_of, scale_picker
 from .jobs import progress_bar
 from .page import Page, callback, clientside
 
+LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"
 WINDOW = 5000  # characters painted at once
 
@@ -66,7 +67,7 @@ def _layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Details(
-                [html.Summary("Try your own text with this neuron"), live_text.layout("nlive")],
+                [html.Summary("Try your own text with this neuron"), live_text.layout(LIVE)],
                 id="neuron-live",
             ),
             html.Div(
@@ -205,7 +206,7 @@ class NeuronPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, "nlive")]
+        return [live_text.LiveText(self.catalog, LIVE)]
 
     @callback(
         Output("url", "search", allow_duplicate=True),

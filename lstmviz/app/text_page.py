@@ -12,6 +12,7 @@ from .catalog import Catalog, changed_search, parse_query
 from .components import colour_legend, legend_of, scale_picker
 from .page import Page, callback
 
+LIVE = "typed"  # the ids of this page's typed-text box: typed-input, ...
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
 EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{name!r} done")\n'
@@ -30,7 +31,7 @@ def _layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(id="typed-error"),
-            live_text.layout("typed"),
+            live_text.layout(LIVE),
         ],
     )
 
@@ -43,7 +44,7 @@ class TextPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, "typed")]
+        return [live_text.LiveText(self.catalog, LIVE)]
 
     @callback(
         Output("typed-neuron", "options"),
