@@ -121,7 +121,7 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     from .ablation import ablate as run_ablation
     from .checkpoint import Checkpoint, load_checkpoint
     from .evaluate import evaluation_documents
-    from .recording import limit_chars
+    from .lanes import limit_chars
 
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)

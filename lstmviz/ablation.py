@@ -26,8 +26,8 @@ from .errors import CorpusError, LstmvizError
 from .features import BINARY, compute_features
 from .hooks import HookCall, reader
 from .interventions import Mode, Replace, constant
+from .lanes import LaidText, select_rows, update_rows
 from .neurons import NeuronId, parse_neurons
-from .recording import LaidText, select_rows, update_rows
 from .store import DEFAULT_LANES
 
 TOP = 10  # characters and positions listed
@@ -299,7 +299,7 @@ def store_effect(
     """Set ``neuron`` to its mean on the first ``chars`` characters of a store's text, beside
     ``controls`` random neurons of its series; kept in the store directory (written under a
     temporary name, then renamed), so it is measured once."""
-    from .recording import limit_chars
+    from .lanes import limit_chars
     from .sources import store_documents
 
     neuron = ckpt.model.check_neuron(neuron)

@@ -26,7 +26,7 @@ from .atomic import write_atomic
 from .colours import ColourScale, ValueStats, scale_for
 from .errors import LstmvizError, StoreError
 from .features import Features
-from .store import ActivationStore, NeuronId
+from .store import ActivationStore, NeuronId, predicted_log2p
 
 # Order-preserving keys of float16 bit patterns (b -> b ^ 0x8000 for positive, ~b for
 # negative), and the value of each key; NaN keys are never counted.
@@ -699,10 +699,7 @@ def error_analysis(store: ActivationStore, ngram_log2p: np.ndarray) -> tuple[np.
 
     ``ngram_log2p`` is, per store character, log2 of the n-gram's probability of that
     character given what came before (NaN for a document's first character)."""
-    lstm_log2p = np.full(len(store), np.nan)
-    lstm_log2p[1:] = store.logp[:-1] / math.log(2)  # position p predicts character p+1
-    for d in store.documents:
-        lstm_log2p[d.start] = np.nan
+    lstm_log2p = predicted_log2p(store)
     advantage = lstm_log2p - ngram_log2p
     ok = np.isfinite(advantage)
     chars = np.asarray(store.codepoints)[ok]

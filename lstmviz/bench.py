@@ -196,24 +196,17 @@ def bench_cells(stage: str, cells: list[str], steps: int = 20, chars: int = 20_0
 
 
 def _lane_batches(ckpt: Checkpoint, docs: list[Document], lanes: int, chunk_len: int):
-    """The chunks recording runs, in its layout (``recording.chunk_plan``): a list of
-    (rows: the lanes in the batch, ids [rows, time]); and the number of characters."""
-    from .recording import chunk_plan, lane_bounds
+    """The chunks recording runs, in its layout (``lanes.LaidText``): a list of (rows: the
+    lanes in the batch, ids [rows, time]); and the number of characters."""
+    from .lanes import LaidText
 
-    text = "".join(d.text for d in docs)
-    ids = ckpt.vocab.encode_array(text)
-    starts = np.cumsum([0] + [len(d.text) for d in docs[:-1]])
-    bounds = np.array(lane_bounds(starts, len(text), lanes))
-    chunks = [
-        (rows, torch.from_numpy(np.where(valid, ids[np.where(valid, pos, 0)], 0)))
-        for rows, pos, valid in chunk_plan(bounds[:, 0], bounds[:, 1] - bounds[:, 0], chunk_len)
-    ]
-    return chunks, len(text)
+    laid = LaidText.of(docs, ckpt.vocab, lanes)
+    return [(rows, x) for rows, _, _, x, _ in laid.chunks(chunk_len)], len(laid.text)
 
 
 def _fused_forward(ckpt: Checkpoint, batches) -> float:
     """The fused forward over the same chunks, carrying each lane's state, recording nothing."""
-    from .recording import select_rows, update_rows
+    from .lanes import select_rows, update_rows
 
     model = ckpt.model
     t0 = time.perf_counter()
@@ -263,7 +256,7 @@ def hoisted_cell_loop(ckpt: Checkpoint, batches) -> tuple[float, list[tuple[torc
     """The reference for recording: every layer by :func:`_cell_layer`, each lane's state
     carried from chunk to chunk, h and c of every layer and step kept, the decoder on the top
     layer. Returns seconds and, per chunk, (h, c) [layers, rows, time, hidden]."""
-    from .recording import select_rows, update_rows
+    from .lanes import select_rows, update_rows
 
     cells, kept = _lstm_cells(ckpt), []
     t0 = time.perf_counter()
@@ -318,7 +311,7 @@ def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) ->
 
 def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int = DEFAULT_LANES, repeats: int = 3) -> dict:
     from .evaluate import evaluation_documents
-    from .recording import limit_chars
+    from .lanes import limit_chars
     from .store import open_store, write_store
 
     ckpt = default_checkpoint(checkpoint)
@@ -762,7 +755,7 @@ def _clamped_loop(ckpt: Checkpoint, batches, unit: int, value: float) -> tuple[f
     step at a time with its input projection hoisted out of the loop (one matrix product per
     chunk) and the recurrent product as one addmm, the layers above by the fused nn.LSTM
     (nothing there is replaced), then the decoder. Returns seconds and the logits."""
-    from .recording import select_rows, update_rows
+    from .lanes import select_rows, update_rows
 
     model, cfg = ckpt.model, ckpt.model_config
     w_ih, w_hh, b_ih, b_hh = model.layer_weights(0).values()
@@ -797,7 +790,7 @@ def _clamped_loop(ckpt: Checkpoint, batches, unit: int, value: float) -> tuple[f
 def _clamped_exact(ckpt: Checkpoint, batches, neuron: str, value: float) -> tuple[float, list[torch.Tensor]]:
     """Ours: the model's forward with a ready-made clamp hook (the exact step path)."""
     from .interventions import clamp
-    from .recording import select_rows, update_rows
+    from .lanes import select_rows, update_rows
 
     model, hooks, logits = ckpt.model, clamp(neuron, value), []
     t0 = time.perf_counter()
@@ -816,7 +809,7 @@ def bench_intervene(
     """The exact intervention pass (one c unit of layer 1 clamped throughout) against a careful
     hand-written loop doing the same, the fused forward with nothing clamped, and sampling."""
     from .evaluate import evaluation_documents
-    from .recording import limit_chars
+    from .lanes import limit_chars
     from .sampling import sample
 
     ckpt = default_checkpoint(checkpoint)
@@ -897,7 +890,8 @@ def bench_scale(checkpoint: str | None = None, chars: int = 475_222, repeats: in
     import shutil
 
     from .evaluate import evaluation_documents
-    from .recording import limit_chars, recorded_rows, store_bytes
+    from .lanes import limit_chars
+    from .recording import recorded_rows, store_bytes
     from .sharding import connect
 
     ckpt = default_checkpoint(checkpoint)

@@ -159,7 +159,7 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, r
     if shards is not None and (ray_address is None or shards < 1):
         raise LstmvizError("--shards needs --ray and must be at least 1.")
     if ray_address is not None:
-        from .recording import limit_chars
+        from .lanes import limit_chars
         from .sharding import record_sharded
 
         options = {"shards": shards, "address": ray_address or None, "kinds": kinds, "lanes": lanes, "overwrite": overwrite}
@@ -286,7 +286,7 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     from .checkpoint import load_checkpoint
     from .evaluate import evaluation_documents
     from .interventions import Mode
-    from .recording import limit_chars
+    from .lanes import limit_chars
 
     mode = Mode.parse(mode)
     if max_chars < 2:
@@ -523,7 +523,7 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
     the cache) on PATHS, else on the text of a given store, else on A's test split."""
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
-    from .recording import limit_chars
+    from .lanes import limit_chars
     from .sources import COMPARED_KINDS, open_source, recorded, store_documents, uncached_bytes
 
     sources = [open_source(a), open_source(b)]
@@ -620,7 +620,7 @@ def emergence(checkpoint, paths, max_chars, as_json) -> None:
     from .compare import emergence as follow
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
-    from .recording import limit_chars
+    from .lanes import limit_chars
 
     docs = load_corpus(list(paths)).documents if paths else evaluation_documents(load_checkpoint(checkpoint))
     data = follow(checkpoint, limit_chars(docs, max_chars))

@@ -25,7 +25,7 @@ from scipy.optimize import linear_sum_assignment
 
 from .analysis import mapped_tensor, store_rankings
 from .errors import LstmvizError
-from .store import ActivationStore, NeuronId
+from .store import ActivationStore, NeuronId, predicted_log2p
 
 COMPARED_KINDS = ("h", "c")
 CKA_CHARS = 20_000
@@ -255,15 +255,13 @@ def loss_difference(a: ActivationStore, b: ActivationStore, mask: np.ndarray) ->
     """Per character, bits A spends on it minus bits B spends (positive: B predicts it
     better), aligned to the predicted character (NaN where either model scores nothing or
     cannot read it); and a summary with a table by character."""
-    diff = np.full(len(a), np.nan)
-    la, lb = np.asarray(a.logp, dtype=np.float64), np.asarray(b.logp, dtype=np.float64)
-    diff[1:] = (lb[:-1] - la[:-1]) / np.log(2)  # position p predicts character p+1
+    log2p_a, log2p_b = predicted_log2p(a), predicted_log2p(b)
+    diff = log2p_b - log2p_a
     diff[~mask] = np.nan
     ok = np.isfinite(diff)
     if not ok.any():  # e.g. stores without predictions
         return diff, {"bpc_a": None, "bpc_b": None, "chars": 0, "b_better_fraction": None, "b_gains_most": [], "a_gains_most": []}
-    bits_a = -la[:-1][ok[1:]] / np.log(2)
-    bits_b = -lb[:-1][ok[1:]] / np.log(2)
+    bits_a, bits_b = -log2p_a[ok], -log2p_b[ok]
     chars = np.asarray(a.codepoints)[ok]
     table = (
         pd.DataFrame({"char": [chr(c) for c in chars], "gain": diff[ok]})

@@ -15,7 +15,8 @@ from .baseline import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
 from .checkpoint import Checkpoint
 from .corpus import Document, documents_from_description, load_corpus
 from .errors import CorpusError, LstmvizError
-from .train import build_lanes, evaluate_lanes
+from .lanes import LaidText, bits_per_character
+from .store import predicted_log2p
 
 
 def evaluation_documents(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_chars: int | None = None) -> list[Document]:
@@ -25,11 +26,10 @@ def evaluation_documents(ckpt: Checkpoint, paths: Sequence[str] | None = None, m
     return documents_from_description(ckpt.config["corpus"], "test")
 
 
-def model_bpc(ckpt: Checkpoint, docs: list[Document], batch_size: int = 32, seq_len: int = 256) -> tuple[float, int]:
-    device = next(ckpt.model.parameters()).device
-    encoded = [ckpt.vocab.encode_array(d.text).astype(np.int32) for d in docs]
-    with torch.inference_mode():
-        return evaluate_lanes(ckpt.model, build_lanes(encoded, min(batch_size, len(encoded)), seq_len), device)
+def model_bpc(ckpt: Checkpoint, docs: list[Document], lanes: int = 32) -> tuple[float, int]:
+    """The checkpoint's bits per character on ``docs`` (each character of a document but its
+    first), and how many characters that is."""
+    return bits_per_character(ckpt.model, LaidText.of(docs, ckpt.vocab, lanes))
 
 
 def baseline_for(ckpt: Checkpoint, docs: list[Document], max_order: int = DEFAULT_MAX_ORDER) -> NgramResult:
@@ -57,11 +57,8 @@ def ngram_for_store(store, ckpt: Checkpoint, max_order: int = DEFAULT_MAX_ORDER)
 def store_bpc(store) -> float:
     """The recorded model's bits per character on a store, from its recorded predictions
     (every character of a document but its first, as ``evaluate`` scores)."""
-    logp = np.asarray(store.logp, dtype=np.float64)
-    scored = np.ones(len(store), dtype=bool)
-    for d in store.documents:
-        scored[d.stop - 1] = False  # a document's last position predicts nothing
-    return float(-logp[scored].mean() / np.log(2)) if scored.any() else float("nan")
+    log2p = predicted_log2p(store)
+    return float(-np.nanmean(log2p)) if np.isfinite(log2p).any() else float("nan")
 
 
 def read_labels(path: str | Path, docs: list[Document], num_labels: int) -> list[np.ndarray]:

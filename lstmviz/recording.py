@@ -1,10 +1,9 @@
 """Recording: run the instrumented model over documents and stream every per-character
 series of every layer, plus next-character predictions, into an activation store.
 
-Documents start from a zero state, as in training. They are laid in order into ``lanes``
-contiguous groups run side by side as one batch (a lane's state is carried from chunk to
-chunk and zeroed where a new document starts), so each lane writes one contiguous range
-of the store. The store is written under a temporary name and renamed when complete.
+Documents start from a zero state, as in training. They are laid in order into lanes
+(``lanes.LaidText``), so each lane writes one contiguous range of the store. The store is
+written under a temporary name and renamed when complete.
 
 A bidirectional model (an imported tagger) reads each document from both ends, so its
 documents are run whole, several side by side (:func:`document_batches`): the forward
@@ -17,7 +16,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,37 +25,9 @@ from tqdm.auto import tqdm
 from .checkpoint import Checkpoint
 from .corpus import Document, source_files
 from .errors import CorpusError, StoreError
+from .lanes import LaidText, limit_chars, select_rows, update_rows
 from .neurons import hook_name
 from .store import DEFAULT_LANES, FILES, TOP_K, ActivationStore, ColumnStage, MemoryWriter, Series, StoreWriter
-
-
-def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
-    """The documents, without empty ones, cut to ``max_chars`` characters in all."""
-    out, total = [], 0
-    for d in docs:
-        if not d.text:
-            continue
-        if max_chars is not None and total + len(d.text) > max_chars:
-            if max_chars - total > 0:
-                out.append(Document(d.name, d.text[: max_chars - total]))
-            break
-        out.append(d)
-        total += len(d.text)
-    return out
-
-
-def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[int, int]]:
-    """Split the text into up to ``lanes`` contiguous ranges of whole documents, of about
-    equal length."""
-    lane_of_doc = np.minimum(doc_starts * lanes // max(total, 1), lanes - 1)
-    bounds = []
-    for lane in np.unique(lane_of_doc):
-        first = int(np.argmax(lane_of_doc == lane))
-        last = int(len(lane_of_doc) - np.argmax(lane_of_doc[::-1] == lane))
-        stop = int(doc_starts[last]) if last < len(doc_starts) else total
-        bounds.append((int(doc_starts[first]), stop))
-    return bounds
-
 
 STAGE_BYTES = 320 * 2**20  # activations collected in memory before they are written
 
@@ -67,78 +37,6 @@ def stage_span(rows: int, lanes: int, chunk_len: int) -> int:
     ``STAGE_BYTES`` (float16), at most 4096 (8 KB per neuron and write), at least one chunk."""
     fit = STAGE_BYTES // (2 * rows * lanes) // chunk_len * chunk_len
     return int(min(max(fit, chunk_len), max(4096 // chunk_len, 1) * chunk_len))
-
-
-def chunk_plan(lane_start: np.ndarray, lane_len: np.ndarray, chunk_len: int):
-    """Yield, chunk by chunk, (rows: the lanes that still have text, pos [rows, time]: the
-    character offsets they run, valid [rows, time]: which of those are text, not padding).
-    A lane leaves the batch once its text is done, and the last chunk is only as long as
-    the longest remaining lane, so the batch carries little padding."""
-    for start in range(0, int(lane_len.max()), chunk_len):
-        rows = np.flatnonzero(lane_len > start)
-        steps = np.arange(min(chunk_len, int(lane_len[rows].max()) - start))
-        pos = lane_start[rows, None] + start + steps[None, :]
-        yield rows, pos, (start + steps[None, :]) < lane_len[rows, None]
-
-
-def select_rows(state, rows: np.ndarray):
-    """The state of batch rows ``rows`` (h, or (h, c); each [layers, batch, hidden])."""
-    index = torch.from_numpy(rows)
-    return tuple(s[:, index.to(s.device)] for s in state) if isinstance(state, tuple) else state[:, index.to(state.device)]
-
-
-def update_rows(state, rows: np.ndarray, part):
-    """``state`` with batch rows ``rows`` replaced by ``part``."""
-    index = torch.from_numpy(rows)
-    if isinstance(state, tuple):
-        return tuple(s.index_copy(1, index.to(s.device), p) for s, p in zip(state, part, strict=True))
-    return state.index_copy(1, index.to(state.device), part)
-
-
-@dataclass
-class LaidText:
-    """Whole documents laid into lanes run side by side: the text's ids, ``keep`` (0 where a
-    document starts, so the state is zeroed there), the next character each position
-    predicts (-1 at a document's last character: position p predicts p+1, within its
-    document), and each lane's range of the text."""
-
-    text: str
-    ids: np.ndarray  # [chars] int64
-    keep: np.ndarray  # [chars] float32
-    next_ids: np.ndarray  # [chars] int64, -1 where nothing is predicted
-    doc_starts: np.ndarray  # [documents]
-    lane_start: np.ndarray  # [lanes]
-    lane_len: np.ndarray  # [lanes]
-
-    @classmethod
-    def of(cls, docs: list[Document], vocab, lanes: int) -> LaidText:
-        text = "".join(d.text for d in docs)
-        ids = vocab.encode_array(text)
-        lengths = np.array([len(d.text) for d in docs])
-        doc_starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-        keep = np.ones(len(text), dtype=np.float32)
-        keep[doc_starts] = 0.0
-        next_ids = np.full(len(text), -1, dtype=np.int64)
-        next_ids[:-1] = ids[1:]
-        next_ids[np.cumsum(lengths) - 1] = -1  # a document's last character predicts nothing scored
-        bounds = np.array(lane_bounds(doc_starts, len(text), lanes)).reshape(-1, 2)
-        return cls(text, ids, keep, next_ids, doc_starts, bounds[:, 0], bounds[:, 1] - bounds[:, 0])
-
-    @property
-    def lanes(self) -> int:
-        return len(self.lane_start)
-
-    def documents(self, docs: list[Document]) -> list[tuple[str, int, int]]:
-        return [(d.name, int(s), int(s + len(d.text))) for d, s in zip(docs, self.doc_starts, strict=True)]
-
-    def chunks(self, chunk_len: int, device="cpu"):
-        """Per chunk: the lanes still running, positions and validity (see :func:`chunk_plan`),
-        and the model's inputs: ids [rows, time] and keep [rows, time] as tensors."""
-        for rows, pos, valid in chunk_plan(self.lane_start, self.lane_len, chunk_len):
-            safe = np.where(valid, pos, 0)
-            x = torch.from_numpy(np.where(valid, self.ids[safe], 0)).to(device)
-            keep = torch.from_numpy(np.where(valid, self.keep[safe], 1.0)).to(device)
-            yield rows, pos, valid, x, keep
 
 
 BIDIRECTIONAL_BATCH_CHARS = 16_384  # characters (padding included) run at once: whole documents, at least one

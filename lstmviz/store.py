@@ -92,6 +92,16 @@ def check_range(start: int | None, stop: int | None, length: int) -> tuple[int, 
     return start, stop
 
 
+def predicted_log2p(store) -> np.ndarray:
+    """Per character, log2 of the probability the model gave it from the position before
+    (position p predicts character p+1, within its document: ``lanes.next_characters``);
+    NaN at a document's first character and wherever nothing was predicted."""
+    out = np.full(len(store), np.nan)
+    out[1:] = np.asarray(store.logp[:-1], dtype=np.float64) / np.log(2)
+    out[[d.start for d in store.documents]] = np.nan
+    return out
+
+
 class ActivationStore:
     """A recorded store, opened lazily (see :func:`open_store`)."""
 

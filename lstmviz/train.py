@@ -23,9 +23,10 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from .corpus import Corpus, Document, Vocab
 from .errors import CheckpointError, ConfigError, CorpusError, LstmvizError
+from .lanes import LaidText, bits_per_character, limit_chars, next_characters
 from .model import CharRNN, ModelConfig, State, detach_state, mask_state
 
-IGNORE = -100  # target id of padding; not scored
+IGNORE = -1  # the target of padding and of a document's last character (as ``lanes.next_characters``): not scored
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,7 @@ def build_lanes(
             flat_in = np.zeros(n_chunks * seq_len, dtype=np.int32)
             flat_tg = np.full(n_chunks * seq_len, IGNORE, dtype=np.int32)
             flat_in[: len(ids)] = ids
-            flat_tg[: len(ids) - 1] = ids[1:]
+            flat_tg[: len(ids)] = next_characters(ids, [len(ids)])
             inputs[k : k + n_chunks, b] = flat_in.reshape(n_chunks, seq_len)
             targets[k : k + n_chunks, b] = flat_tg.reshape(n_chunks, seq_len)
             resets[k, b] = True
@@ -161,34 +162,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise LstmvizError("CUDA was asked for but no GPU is available; use --device cpu.")
     return torch.device(name)
-
-
-@torch.no_grad()
-def evaluate_lanes(model: CharRNN, lanes: Lanes, device: torch.device) -> tuple[float, int]:
-    """Bits per character over all scored targets of ``lanes``, and their count."""
-    was_training = model.training
-    model.eval()
-    state = model.initial_state(lanes.inputs.shape[1], device)
-    total, count = 0.0, 0
-    for k in range(len(lanes)):
-        x, y, keep = lanes.chunk(k, device)
-        state = mask_state(state, keep)
-        logits, state = model(x, state)
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
-        total += float(loss)
-        count += int((y != IGNORE).sum())
-    model.train(was_training)
-    return total / max(count, 1) / math.log(2), count
-
-
-def _take_chars(docs: list[Document], limit: int) -> list[Document]:
-    out, n = [], 0
-    for d in docs:
-        if n >= limit:
-            break
-        out.append(d)
-        n += len(d.text)
-    return out
 
 
 def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -324,8 +297,8 @@ class _Log:
         self.loss, self.count, self.chars, self.t0 = 0.0, 0, 0, time.perf_counter()
 
 
-def _validate(model: CharRNN, val_lanes: Lanes, device, history: dict, step: int, total: int, bar, progress: bool) -> None:
-    val_bpc, _ = evaluate_lanes(model, val_lanes, device)
+def _validate(model: CharRNN, val_lanes: LaidText, device, history: dict, step: int, total: int, bar, progress: bool) -> None:
+    val_bpc, _ = bits_per_character(model, val_lanes)
     history["val_step"].append(step)
     history["val_bpc"].append(round(val_bpc, 5))
     if progress:
@@ -335,9 +308,8 @@ def _validate(model: CharRNN, val_lanes: Lanes, device, history: dict, step: int
 def _laid_text(vocab: Vocab, train_docs: list[Document], val_docs: list[Document], cfg: TrainConfig):
     """The training lanes (reshuffled each epoch) and the validation lanes (fixed)."""
     lanes = _EpochLanes([vocab.encode_array(d.text).astype(np.int32) for d in train_docs], cfg)
-    val_text = _take_chars(val_docs or train_docs, cfg.val_chars)  # tiny corpora: validate on the training text
-    val_lanes = build_lanes([vocab.encode_array(d.text).astype(np.int32) for d in val_text], cfg.batch_size, cfg.seq_len)
-    return lanes, val_lanes
+    val_text = limit_chars(val_docs or train_docs, cfg.val_chars)  # tiny corpora: validate on the training text
+    return lanes, LaidText.of(val_text, vocab, cfg.batch_size)
 
 
 def _optimizer_and_state(model: CharRNN, begin: _Start, device):

@@ -78,7 +78,8 @@ def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
     from lstmviz.bench import _lane_batches, hoisted_cell_loop
     from lstmviz.checkpoint import load_checkpoint
     from lstmviz.corpus import Document
-    from lstmviz.recording import chunk_plan, lane_bounds, record_activations
+    from lstmviz.lanes import chunk_plan, lane_bounds
+    from lstmviz.recording import record_activations
 
     ckpt = load_checkpoint(tiny_checkpoint)
     docs = [Document(f"d{k}", CODE[k * 70 : k * 70 + 70]) for k in range(3)]  # one lane each: no state resets inside

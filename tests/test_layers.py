@@ -9,7 +9,7 @@ import lstmviz
 
 LAYERS = {  # lowest first
     "foundation": {"errors", "atomic", "neurons", "colours", "hooks", "instrument", "stepwise", "variants"},
-    "model": {"corpus", "model", "checkpoint", "interventions", "train", "importer"},
+    "model": {"corpus", "lanes", "model", "checkpoint", "interventions", "train", "importer"},
     "record": {"store", "recording", "sources", "sampling", "sharded_store", "sharding"},
     "analysis": {"features", "baseline", "evaluate", "analysis", "compare", "ablation", "contrast", "lstmvis", "shard_rankings"},
     "render": {"render", "export", "report"},

@@ -13,7 +13,8 @@ import lstmviz
 from lstmviz.cli import main
 from lstmviz.corpus import Document
 from lstmviz.errors import CorpusError, StoreError
-from lstmviz.recording import lane_bounds, record_activations
+from lstmviz.lanes import lane_bounds
+from lstmviz.recording import record_activations
 from lstmviz.store import NeuronId, open_store
 
 

@@ -354,7 +354,7 @@ class Catalog:
     def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
         """Bytes the emergence plot will record into the cache (0: none)."""
         from ..checkpoint import load_checkpoint
-        from ..recording import limit_chars
+        from ..lanes import limit_chars
         from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
 
         text = self.stores[self.default]
@@ -395,7 +395,7 @@ class Catalog:
 
         def work(job: Job) -> dict:
             from ..compare import emergence
-            from ..recording import limit_chars
+            from ..lanes import limit_chars
             from ..sources import store_documents
 
             return emergence(path, limit_chars(store_documents(text), chars), progress=False, on_progress=job.report)
