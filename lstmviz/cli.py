@@ -521,6 +521,7 @@ def serve(paths, host, port, token, debug) -> None:
 def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | None, progress: bool = True):
     """Two stores on the same text: stores as given, checkpoints recorded (or reused from
     the cache) on PATHS, else on the text of a given store, else on A's test split."""
+    from .compare import same_text
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
     from .lanes import limit_chars
@@ -539,11 +540,7 @@ def _compared_stores(a: str, b: str, paths: tuple[str, ...], max_chars: int | No
     out = []
     for source in sources:
         if isinstance(source, ActivationStore):
-            if source.text() != text:
-                raise LstmvizError(
-                    f"The store {source.path} holds other text than the comparison "
-                    f"({len(source):,} vs {len(text):,} characters); give checkpoints, or stores recorded on the same text."
-                )
+            same_text(source, text)  # before any recording starts
             out.append(source)
         else:
             if uncached_bytes([source], docs, COMPARED_KINDS):

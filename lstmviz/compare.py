@@ -82,11 +82,18 @@ class Block:
             out[a:b].copy_(mapped_tensor(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
 
 
-def same_text(a: ActivationStore, b: ActivationStore) -> None:
-    """Refuse two stores that do not hold the same characters: never a silent misalignment."""
-    if len(a) != len(b) or not np.array_equal(np.asarray(a.codepoints), np.asarray(b.codepoints)):
+def _codepoints(x: ActivationStore | str) -> np.ndarray:
+    return np.frombuffer(x.encode("utf-32-le"), dtype=np.uint32) if isinstance(x, str) else np.asarray(x.codepoints)
+
+
+def same_text(a: ActivationStore | str, b: ActivationStore | str) -> None:
+    """Refuse two stores (or a store and the text it must hold) whose characters differ:
+    never a silent misalignment."""
+    pa, pb = _codepoints(a), _codepoints(b)
+    if len(pa) != len(pb) or not np.array_equal(pa, pb):
+        what = ["the text" if isinstance(x, str) else x.name for x in (a, b)]
         raise LstmvizError(
-            f"{a.name} ({len(a):,} characters) and {b.name} ({len(b):,}) were recorded on different text; "
+            f"{what[0]} ({len(pa):,} characters) and {what[1]} ({len(pb):,}) are different text; "
             "compare checkpoints (they are recorded on the same text) or stores of the same text."
         )
 

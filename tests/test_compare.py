@@ -94,7 +94,7 @@ def test_compare_cli_bad_inputs(tiny_store, tmp_path):
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "b.py").write_text("x = 1\n")
     other = CliRunner().invoke(main, ["compare", str(tiny_store.path), str(tiny_store.path), str(tmp_path / "other")])
-    assert other.exit_code == 2 and "holds other text" in other.output
+    assert other.exit_code == 2 and "are different text" in other.output and "Traceback" not in other.output
 
 
 def test_emergence_follows_the_snapshots(tiny_checkpoint, corpus_dir, tmp_path, monkeypatch):
