@@ -383,7 +383,7 @@ def reference_rankings(store, features, kinds: tuple[str, ...] = ("h", "c"), blo
     neurons: per block of neurons, ``scipy.stats.rankdata(block, axis=1)`` and one float32
     matrix product of [ranks; values] with [feature ranks | features], all centred. Returns
     ``{"neurons", "auroc" [n, binary], "rho" [n, numeric], "pearson" [n, numeric + binary]}``,
-    features in the order of :func:`lstmviz.analysis.rank_neurons`: numeric, then binary."""
+    features in the order of :func:`lstmviz.rankings.rank_neurons`: numeric, then binary."""
     from scipy.stats import rankdata
 
     names = features.names()
@@ -421,8 +421,8 @@ def bench_analysis(store_path: str | None = None, chars: int = 1_000_000, seed: 
     """Ranking h and c of every layer against all built-in features (median of ``repeats``),
     beside the vectorised scipy reference (:func:`reference_rankings`) over the same neurons,
     run once between our runs: no extrapolation."""
-    from .analysis import rank_neurons
     from .features import store_features
+    from .rankings import rank_neurons
     from .store import open_store
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -864,8 +864,8 @@ def format_table(result: dict) -> str:
 def _scale_run(ckpt: Checkpoint, docs: list[Document], out: Path, workers: int | None) -> tuple[float, float]:
     """Record ``docs`` and rank every h and c neuron against the built-in features, in this
     process (``workers=None``) or on that many Ray actors and tasks: (record s, find-cells s)."""
-    from .analysis import rank_neurons
     from .features import store_features
+    from .rankings import rank_neurons
     from .recording import record_activations
     from .shard_rankings import rank_neurons_sharded
     from .sharding import record_sharded

@@ -195,8 +195,8 @@ def record(checkpoint, paths, out, max_chars, lanes, overwrite, kinds, device, r
 @_user_errors
 def find_cells(store, extra, only, kinds, top_k, ray_address, as_json) -> None:
     """Rank every neuron of STORE against text features: which cells track strings, comments, indentation..."""
-    from .analysis import rank_neurons, ranked_kinds
     from .features import parse_feature_option, store_features
+    from .rankings import rank_neurons, ranked_kinds
     from .store import open_store
 
     if top_k < 1:
@@ -240,9 +240,8 @@ def vs_ngram(store, top_k, max_order, as_json) -> None:
     """Which characters the recurrent model predicts better than the n-gram, and worse (Karpathy et al., sec. 5)."""
     if top_k < 1 or not 1 <= max_order <= 20:
         raise LstmvizError("--top must be at least 1 and --max-order between 1 and 20.")
-    from .analysis import error_analysis
     from .checkpoint import load_checkpoint
-    from .evaluate import ngram_for_store
+    from .evaluate import error_analysis, ngram_for_store
     from .store import open_store
 
     opened = open_store(store)
@@ -420,7 +419,7 @@ def import_torch_command(state_dict, vocab, out) -> None:
 @_user_errors
 def export(store, neurons, char_range, out, shared_scale) -> None:
     """Write the heatmap of NEURONS over a range of STORE's text to a file."""
-    from .analysis import neuron_scales
+    from .distribution import neuron_scales
     from .export import write_figure
     from .render import export_width, heatmap_figure, parse_range
     from .store import open_store

@@ -58,7 +58,7 @@ SCALE_HELP = {
 
 @dataclass(frozen=True)
 class ValueStats:
-    """What a scale needs to know of a neuron's whole series (see ``analysis.value_stats``)."""
+    """What a scale needs to know of a neuron's whole series (see ``distribution.value_stats``)."""
 
     q01: float
     median: float

@@ -23,8 +23,8 @@ import pandas as pd
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .analysis import mapped_tensor, store_rankings
 from .errors import LstmvizError
+from .rankings import mapped_tensor, store_rankings
 from .store import ActivationStore, NeuronId, predicted_log2p
 
 COMPARED_KINDS = ("h", "c")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import RANKED_KINDS, _raw, store_rankings, value_stats
 from .colours import SCALES, contrast, default_scale, scale_for
+from .distribution import neuron_values, value_stats
 from .features import store_features
+from .rankings import RANKED_KINDS, store_rankings
 from .store import ActivationStore
 
 BEFORE = "symmetric"  # the scale every neuron was painted on before per-neuron scales
@@ -25,7 +26,7 @@ def contrast_rows(store: ActivationStore, top: int = 3) -> list[dict]:
         inside = np.asarray(feats[feature], dtype=bool)
         for entry in rankings[feature]["rows"][:top]:
             neuron = entry["neuron"]
-            values = _raw(store, neuron).astype(np.float32)
+            values = neuron_values(store, neuron).astype(np.float32)
             stats = value_stats(store, neuron)
             by_scale = {name: round(contrast(scale_for(neuron, stats, name), values, inside), 1) for name in SCALES}
             rows.append(

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .baseline import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
@@ -131,3 +132,35 @@ def evaluate(
         "baseline": base.to_json(),
         "improvement": round(1 - bpc / base.bpc, 4),
     }
+
+
+def error_analysis(store, ngram_log2p: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
+    """Per character, how many more bits the n-gram model spends on it than the recurrent
+    model (positive: the LSTM predicts it better), and a table by character.
+
+    ``ngram_log2p`` is, per store character, log2 of the n-gram's probability of that
+    character given what came before (NaN for a document's first character)."""
+    lstm_log2p = predicted_log2p(store)
+    advantage = lstm_log2p - ngram_log2p
+    ok = np.isfinite(advantage)
+    chars = np.asarray(store.codepoints)[ok]
+    df = pd.DataFrame(
+        {
+            "char": [chr(c) for c in chars],
+            "advantage": advantage[ok],
+            "lstm_bits": -lstm_log2p[ok],
+            "ngram_bits": -ngram_log2p[ok],
+        }
+    )
+    table = (
+        df.groupby("char")
+        .agg(
+            count=("advantage", "size"),
+            advantage=("advantage", "mean"),
+            lstm_bits=("lstm_bits", "mean"),
+            ngram_bits=("ngram_bits", "mean"),
+        )
+        .reset_index()
+    )
+    table = table[table["count"] >= 20].sort_values("advantage", ascending=False).reset_index(drop=True)
+    return advantage, table

@@ -85,7 +85,7 @@ def show(
     ("START:END"), coloured on the dashboard's colour ``scale`` (default: the one chosen for
     the neuron; see ``lstmviz.colours``). With a store, the scale comes from the neuron's
     whole series, as in the dashboard."""
-    from .analysis import value_stats
+    from .distribution import value_stats
 
     opened = _opened(source)
     store = opened if isinstance(opened, ActivationStore) else None
@@ -115,7 +115,7 @@ def heatmap(source, neurons, range: str = "0:120", shared_scale: bool = False):
     """Neurons by characters of a store's text, as the dashboard's Heatmap page draws it (a
     plotly figure: it displays itself in a notebook): each row on its own colour scale, or
     all on one with ``shared_scale``."""
-    from .analysis import neuron_scales
+    from .distribution import neuron_scales
 
     store = _opened(source)
     if not isinstance(store, ActivationStore):

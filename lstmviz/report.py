@@ -22,12 +22,15 @@ from urllib.parse import quote
 import plotly
 import plotly.io as pio
 
-from .analysis import SUMMARY_WIDTH, Context, contexts_at, neuron_scale, neuron_summary, store_rankings
 from .atomic import temporary_name
 from .colours import ColourScale
+from .contexts import Context, contexts_at
+from .distribution import neuron_scale
 from .errors import LstmvizError
+from .rankings import store_rankings
 from .render import coloured_html, heatmap_figure, histogram_figure
 from .store import ActivationStore
+from .summaries import SUMMARY_WIDTH, neuron_summary
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 HEATMAP_SPAN = 60  # characters each side of the top activation in the heatmap

@@ -1,17 +1,17 @@
 """Exact rankings over a sharded store, shard by shard on a Ray cluster.
 
-``analysis.rank_neurons`` needs, per neuron, its values' ranks over the whole store, then
+``rankings.rank_neurons`` needs, per neuron, its values' ranks over the whole store, then
 sums over characters of ranks and values times the feature targets. Both split exactly
 over shards (contiguous runs of characters):
 
 1. each shard counts its neurons' float16 values (at most 65,536 distinct, sent as the
    keys present and their counts); counts add, so the driver has every neuron's exact
-   global distribution and from it (``analysis.ranks_from_counts``) the global average
+   global distribution and from it (``rankings.ranks_from_counts``) the global average
    rank of each value, and the rank and value norms;
 2. each shard is sent the global ranks of the values it holds and its slice of the targets,
    and returns the sums of rank x target and value x target; sums add.
 
-The driver then applies ``analysis.scores_from_products``, the formulas a single store's
+The driver then applies ``rankings.scores_from_products``, the formulas a single store's
 ranking uses, so the rankings equal one store's to float rounding (float32 sums taken per
 shard instead of over the whole text).
 """
@@ -20,17 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .analysis import (
-    Ranking,
-    finite_values,
-    mapped_tensor,
-    ranking_plan,
-    ranking_tables,
-    ranks_from_counts,
-    scores_from_products,
-    value_keys,
-)
+from .distribution import value_keys
 from .features import Features
+from .rankings import Ranking, finite_values, mapped_tensor, ranking_plan, ranking_tables, ranks_from_counts, scores_from_products
 from .sharded_store import ShardedStore
 from .sharding import cluster_plan, connect
 from .store import ActivationStore, open_store
@@ -118,7 +110,7 @@ def rank_neurons_sharded(
     address: str | None = None,
     workers: int | None = None,
 ) -> dict[str, Ranking]:
-    """:func:`lstmviz.analysis.rank_neurons` computed shard by shard on the Ray cluster at
+    """:func:`lstmviz.rankings.rank_neurons` computed shard by shard on the Ray cluster at
     ``address`` (default: a local one); a single store is one shard."""
     plan = ranking_plan(store, features, kinds, block_size=16)
     shards = store.shards if isinstance(store, ShardedStore) else [store]

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import move_into_place, temporary_name, writer_pid
+from .atomic import move_into_place, temporary_name, write_atomic, writer_pid
 from .errors import NeuronError, StoreError
 from .neurons import NeuronId
 
@@ -90,6 +90,23 @@ def check_range(start: int | None, stop: int | None, length: int) -> tuple[int, 
     if not 0 <= start <= stop <= length:
         raise StoreError(f"Character range {start}:{stop} is outside the store (0:{length}).")
     return start, stop
+
+
+def cached_json(store, name: str, compute):
+    """JSON data kept in the store directory: read if there, else ``compute()``d and
+    written atomically (a read-only store still works, only computing it again)."""
+    cache = store.path / name
+    if cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:  # not JSON, or not even text: computed again below
+            pass
+    data = compute()
+    try:
+        write_atomic(cache, json.dumps(data))
+    except OSError:
+        pass
+    return data
 
 
 def predicted_log2p(store) -> np.ndarray:

@@ -6,10 +6,13 @@ from click.testing import CliRunner
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
-from lstmviz.analysis import gate_saturation, range_hypotheses, ranges_mask, rank_neurons, top_contexts
 from lstmviz.cli import main
+from lstmviz.contexts import top_contexts
 from lstmviz.errors import StoreError
 from lstmviz.features import Features, compute_features
+from lstmviz.hypotheses import range_hypotheses, ranges_mask
+from lstmviz.rankings import rank_neurons
+from lstmviz.saturation import gate_saturation
 from lstmviz.store import write_store
 
 CODE = "def f(x):\n    s = 'abc'  # note\n    return s\n" * 400
@@ -64,7 +67,8 @@ def test_scores_match_scikit_learn_and_scipy(tmp_path):
 
 
 def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monkeypatch):
-    from lstmviz import analysis
+    from lstmviz import summaries as analysis
+    from lstmviz.contexts import context_positions
 
     store, _ = planted
     summaries = analysis.store_summaries(store, progress=False)
@@ -74,7 +78,7 @@ def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monke
     values = store.neuron("L1.c.2").astype(np.float64)
     assert one["stats"]["abs99"] == pytest.approx(np.quantile(np.abs(values), 0.99))
     assert one["stats"]["q01"] == pytest.approx(np.quantile(values, 0.01))
-    assert one["contexts"] == analysis.context_positions(store, "L1.c.2", analysis.SUMMARY_CONTEXTS, analysis.SUMMARY_WIDTH)
+    assert one["contexts"] == context_positions(store, "L1.c.2", analysis.SUMMARY_CONTEXTS, analysis.SUMMARY_WIDTH)
     assert sum(one["histogram"]["counts"]) == len(store)
     monkeypatch.setattr(analysis, "neuron_summary", lambda *a: pytest.fail("computed again"))
     assert analysis.store_summaries(store, progress=False) == summaries
@@ -133,9 +137,8 @@ def test_find_cells_cli(planted):
 def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store, tiny_checkpoint):
     import math
 
-    from lstmviz.analysis import error_analysis
     from lstmviz.checkpoint import load_checkpoint
-    from lstmviz.evaluate import ngram_for_store
+    from lstmviz.evaluate import error_analysis, ngram_for_store
 
     ckpt = load_checkpoint(tiny_checkpoint)
     ngram, _ = ngram_for_store(tiny_store, ckpt, max_order=3)
@@ -155,7 +158,7 @@ def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store,
 
 
 def test_distribution_by_counting_matches_numpy():
-    from lstmviz.analysis import Distribution, value_keys
+    from lstmviz.distribution import Distribution, value_keys
 
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20_001) * 3, np.full(500, 1.0), [-0.0, 0.0]]).astype(np.float16)

@@ -5,9 +5,9 @@ import textwrap
 
 import numpy as np
 
-from lstmviz.analysis import rank_neurons
 from lstmviz.bench import reference_rankings
 from lstmviz.features import compute_features
+from lstmviz.rankings import rank_neurons
 from lstmviz.store import write_store
 
 CODE = textwrap.dedent(

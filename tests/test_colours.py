@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from lstmviz.analysis import neuron_scale, value_stats
 from lstmviz.colours import COLOUR_LEVELS, SCALES, ColourScale, checked_scale, contrast, scale_for, stats_of
+from lstmviz.distribution import neuron_scale, value_stats
 from lstmviz.errors import ConfigError
 
 WIDE = stats_of(np.concatenate([np.linspace(-27, 0, 900), np.linspace(0, 5.7, 100)]))

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstmviz.analysis import neuron_scales
 from lstmviz.cli import main
+from lstmviz.distribution import neuron_scales
 from lstmviz.errors import LstmvizError, StoreError
 from lstmviz.export import write_figure
 from lstmviz.render import heatmap_figure, parse_range

@@ -180,12 +180,14 @@ def test_direction_in_neuron_ids():
 
 
 def test_both_directions_are_ranked_and_shown_in_the_dashboard(tmp_path, monkeypatch):
-    from lstmviz.analysis import neuron_scale, neuron_summary, store_rankings
     from lstmviz.app import create_app
     from lstmviz.app.catalog import neighbour
     from lstmviz.corpus import Document
+    from lstmviz.distribution import neuron_scale
+    from lstmviz.rankings import store_rankings
     from lstmviz.recording import record_activations
     from lstmviz.render import heatmap_figure, text_payload
+    from lstmviz.summaries import neuron_summary
 
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     _, ckpt = _import_tagger(tmp_path, "lstm")

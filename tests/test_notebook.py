@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 import lstmviz
-from lstmviz.analysis import neuron_scale
+from lstmviz.distribution import neuron_scale
 from lstmviz.errors import LstmvizError
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quote-cell.ipynb"

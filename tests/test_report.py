@@ -13,8 +13,9 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lstmviz.analysis import neuron_scale, store_rankings
+from lstmviz.distribution import neuron_scale
 from lstmviz.errors import LstmvizError
+from lstmviz.rankings import store_rankings
 from lstmviz.report import write_report
 from lstmviz.store import open_store
 

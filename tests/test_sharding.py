@@ -14,12 +14,13 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray")
 
 from lstmviz import open_store  # noqa: E402
-from lstmviz.analysis import rank_neurons, value_keys  # noqa: E402
 from lstmviz.checkpoint import load_checkpoint  # noqa: E402
 from lstmviz.cli import main  # noqa: E402
 from lstmviz.corpus import load_corpus  # noqa: E402
+from lstmviz.distribution import value_keys  # noqa: E402
 from lstmviz.errors import StoreError  # noqa: E402
 from lstmviz.features import store_features  # noqa: E402
+from lstmviz.rankings import rank_neurons  # noqa: E402
 from lstmviz.recording import record_activations  # noqa: E402
 from lstmviz.shard_rankings import rank_neurons_sharded  # noqa: E402
 from lstmviz.sharded_store import ShardedStore  # noqa: E402

@@ -45,9 +45,9 @@ def test_a_whole_recording_replaces_the_h_and_c_one_in_the_cache(tiny_checkpoint
     and c from then on, with nothing more to record."""
     import numpy as np
 
-    from lstmviz.analysis import RANKINGS_CACHE, store_rankings
     from lstmviz.checkpoint import load_checkpoint
     from lstmviz.evaluate import evaluation_documents
+    from lstmviz.rankings import RANKINGS_CACHE, store_rankings
     from lstmviz.sources import COMPARED_KINDS, cache_entries, recorded, uncached_bytes
 
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))

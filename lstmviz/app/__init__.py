@@ -11,8 +11,8 @@ from pathlib import Path
 import dash
 from dash import Input, Output, dcc, html
 
-from ..analysis import keep_torch_threads
 from ..errors import LstmvizError
+from ..rankings import keep_torch_threads
 from ..store import ActivationStore
 from .catalog import Catalog
 from .compare_page import ComparePage

@@ -16,14 +16,17 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..analysis import error_analysis, gate_saturation, neuron_summary, store_rankings, store_summaries
 from ..atomic import write_atomic
 from ..checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
 from ..colours import ColourScale, ValueStats, scale_for
 from ..errors import StoreError
+from ..evaluate import error_analysis
 from ..model import SERIES_KINDS
+from ..rankings import store_rankings
 from ..recording import recorded_rows, store_bytes
+from ..saturation import gate_saturation
 from ..store import ActivationStore, NeuronId
+from ..summaries import neuron_summary, store_summaries
 from .jobs import Job, Jobs
 from .main_thread import MainThread
 
@@ -411,7 +414,7 @@ class Catalog:
 
     def summary(self, name: str, neuron: str) -> dict:
         """A neuron's colour statistics, context positions and histogram
-        (:func:`lstmviz.analysis.neuron_summary`): prepared ones, or computed once here."""
+        (:func:`lstmviz.summaries.neuron_summary`): prepared ones, or computed once here."""
         table = self._summaries.setdefault(name, {})
         if neuron not in table:
             table[neuron] = neuron_summary(self.store(name), neuron)

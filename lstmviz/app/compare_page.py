@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import numpy as np
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from ..analysis import neuron_scale
 from ..colours import symmetric_of
+from ..distribution import neuron_scale
 from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload

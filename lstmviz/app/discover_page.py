@@ -12,9 +12,9 @@ from urllib.parse import urlencode
 import numpy as np
 from dash import Input, Output, State, dcc, html, no_update
 
-from ..analysis import range_hypotheses, ranges_mask
 from ..errors import LstmvizError
 from ..features import regex_feature
+from ..hypotheses import range_hypotheses, ranges_mask
 from ..render import parse_range
 from .catalog import Catalog, changed_search, parse_query
 from .page import Page, callback, clientside

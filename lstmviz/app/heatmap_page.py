@@ -8,7 +8,7 @@ import uuid
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from ..analysis import neuron_scales
+from ..distribution import neuron_scales
 from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range

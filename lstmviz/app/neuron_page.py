@@ -9,9 +9,10 @@ from urllib.parse import urlencode
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ..ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
-from ..analysis import SUMMARY_WIDTH, contexts_at
+from ..contexts import contexts_at
 from ..errors import LstmvizError
 from ..render import EMPTY_FIGURE, histogram_figure, text_payload
+from ..summaries import SUMMARY_WIDTH
 from . import live_text
 from .catalog import Catalog, SeriesPending, changed_search, clamp_position, neighbour, parse_query
 from .components import colour_legend, legend_of, scale_picker
