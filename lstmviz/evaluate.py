@@ -4,6 +4,7 @@ bidirectional model), which predicts no character, the accuracy of its head agai
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .atomic import write_atomic
 from .baseline import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
 from .checkpoint import Checkpoint
 from .corpus import Document, documents_from_description, load_corpus
@@ -164,3 +166,34 @@ def error_analysis(store, ngram_log2p: np.ndarray) -> tuple[np.ndarray, pd.DataF
     )
     table = table[table["count"] >= 20].sort_values("advantage", ascending=False).reset_index(drop=True)
     return advantage, table
+
+
+ERRORS_CACHE = "model-errors-v2.npz"  # inside the store directory (v2: modified Kneser-Ney)
+
+
+def store_error_analysis(store, report=lambda fraction, message: None) -> dict:
+    """The recorded model against the n-gram baseline on a store (Karpathy et al., sec. 5):
+    ``{"advantage": [chars] bits the model saves per character, "table": by character,
+    "baseline": the n-gram's result}``. The n-gram is trained on the checkpoint's training
+    split (a minute or two), so the result is kept in the store directory (``ERRORS_CACHE``);
+    ``report(fraction, message)`` follows the work."""
+    cache = store.path / ERRORS_CACHE
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as saved:
+            return {"advantage": saved["advantage"], **json.loads(str(saved["summary"]))}
+    from .checkpoint import load_checkpoint
+
+    report(0.05, "loading the checkpoint's training split")
+    ckpt = load_checkpoint(store.checkpoint["path"])
+    report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
+    ngram, result = ngram_for_store(store, ckpt)
+    advantage, table = error_analysis(store, ngram)
+    summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
+    advantage = advantage.astype(np.float32)
+    try:
+        buffer = io.BytesIO()
+        np.savez(buffer, advantage=advantage, summary=np.array(json.dumps(summary)))
+        write_atomic(cache, buffer.getvalue())
+    except OSError:
+        pass  # a read-only store: computed again next time
+    return {"advantage": advantage, **summary}

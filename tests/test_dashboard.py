@@ -269,9 +269,9 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     wait = WebDriverWait(browser, 120)
     asked = wait.until(lambda d: d.find_element(By.ID, "cmp-progress").text)  # the disk it takes, before it starts
     assert "GB in the cache, once" in asked and "records their h and c" in asked
-    cost = app.catalog.compare_cost(*app.catalog.default_pair())
+    cost = app.catalog.comparisons.compare_cost(*app.catalog.comparisons.default_pair())
     assert f"about {cost / 1e9:.1f} GB" in asked and cost > 0
-    assert app.catalog.comparison(*app.catalog.default_pair(), start=False) is None  # nothing started yet
+    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair(), start=False) is None  # nothing started yet
     emergence = wait.until(lambda d: d.find_element(By.ID, "cmp-emergence-progress").text)
     assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
     browser.find_element(By.ID, "cmp-go-record").click()
@@ -282,7 +282,7 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")
     title_b = browser.find_element(By.ID, "cmp-title-b").text
     assert f"best match {b_label}" in title_b and "step-000010" in browser.find_element(By.ID, "cmp-title-a").text
-    job = app.catalog.comparison(*app.catalog.default_pair())
+    job = app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair())
     assert job.result.best_match(a_label)["b"] == b_label
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-cka .heatmaplayer, #cmp-cka .hm"))
     wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-loss'); return p && p.dataset.label"))

@@ -181,7 +181,7 @@ def test_direction_in_neuron_ids():
 
 def test_both_directions_are_ranked_and_shown_in_the_dashboard(tmp_path, monkeypatch):
     from lstmviz.app import create_app
-    from lstmviz.app.catalog import neighbour
+    from lstmviz.app.view_state import neighbour
     from lstmviz.corpus import Document
     from lstmviz.distribution import neuron_scale
     from lstmviz.rankings import store_rankings

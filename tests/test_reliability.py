@@ -24,9 +24,10 @@ from hypothesis import strategies as st
 
 import lstmviz
 from lstmviz.app import heatmap_page
-from lstmviz.app.catalog import Catalog, parse_query
+from lstmviz.app.catalog import Catalog
 from lstmviz.app.discover_page import marked_characters
 from lstmviz.app.jobs import Jobs
+from lstmviz.app.view_state import parse_query
 from lstmviz.checkpoint import load_checkpoint
 from lstmviz.cli import main
 from lstmviz.corpus import Document

@@ -1,40 +1,34 @@
-"""The stores a running dashboard serves, by name, with their rankings computed once.
+"""The stores a running dashboard serves, by name, and what its pages read of them, computed
+once: rankings, neuron summaries, picker options, colour scales; the series a store lacks
+(its gates) recorded on demand; a neuron's effect and the n-gram comparison as jobs in the
+dashboard's one queue (``jobs.py``). Typed text (``typed_texts.py``) and the Compare page's
+choices (``comparisons.py``) are its parts; the URL's view state is ``view_state.py``.
 
 The browser only ever names a store from this catalog; no file path from a request is read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
 
-import numpy as np
-
-from ..atomic import write_atomic
-from ..checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
+from ..checkpoint import CONFIG_FILE
 from ..colours import ColourScale, ValueStats, scale_for
 from ..errors import StoreError
-from ..evaluate import error_analysis
+from ..evaluate import store_error_analysis
 from ..model import SERIES_KINDS
 from ..rankings import store_rankings
 from ..recording import recorded_rows, store_bytes
 from ..saturation import gate_saturation
 from ..store import ActivationStore, NeuronId
 from ..summaries import neuron_summary, store_summaries
+from .comparisons import Comparisons
 from .jobs import Job, Jobs
 from .main_thread import MainThread
+from .typed_texts import TypedTexts
 
-ERRORS_CACHE = "model-errors-v2.npz"  # the n-gram comparison, inside the store directory (v2: modified Kneser-Ney)
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
-EMERGENCE_CHARS = 100_000  # the sample of the first store's text that snapshots are recorded on
-LIVE_KEPT = 16  # typed texts kept recorded in memory
-TEXTS_KEPT = 256  # typed texts too long for a URL, kept for their URLs
 
 
 class SeriesPending(StoreError):
@@ -54,9 +48,12 @@ class Catalog:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     jobs: Jobs = field(default_factory=Jobs)
     _built: dict = field(default_factory=dict)
-    _live: OrderedDict = field(default_factory=OrderedDict)  # typed texts recorded in memory, latest last
-    _kept_texts: OrderedDict = field(default_factory=OrderedDict)  # long typed texts a URL names
     main_thread: MainThread = field(default_factory=MainThread)  # where model work for requests runs
+    typed: TypedTexts = field(init=False)  # text users type, recorded in memory
+    comparisons: Comparisons = field(init=False)  # the Compare page's choices and jobs
+
+    def __post_init__(self) -> None:
+        self.typed, self.comparisons = TypedTexts(self), Comparisons(self)
 
     @classmethod
     def of(cls, stores: list[ActivationStore], names: list[str | None] | None = None) -> Catalog:
@@ -204,37 +201,11 @@ class Catalog:
         return self.neuron(store, text)
 
     def model_errors(self, name: str) -> Job:
-        """The recorded model against the n-gram baseline on this store (Karpathy et al.,
-        sec. 5): a background job, since the n-gram is trained on the checkpoint's whole
-        training split; its result is cached in the store directory. The result is
-        ``{"advantage": [chars] bits saved by the model, "table": by character,
-        "baseline": the n-gram's result}``."""
+        """The recorded model against the n-gram baseline on this store
+        (:func:`lstmviz.evaluate.store_error_analysis`): a background job, since the n-gram is
+        trained on the checkpoint's whole training split; cached in the store directory."""
         store = self.store(name)
-
-        def work(job: Job) -> dict:
-            cache = store.path / ERRORS_CACHE
-            if cache.is_file():
-                with np.load(cache, allow_pickle=False) as saved:
-                    return {"advantage": saved["advantage"], **json.loads(str(saved["summary"]))}
-            from ..checkpoint import load_checkpoint
-            from ..evaluate import ngram_for_store
-
-            job.report(0.05, "loading the checkpoint's training split")
-            ckpt = load_checkpoint(store.checkpoint["path"])
-            job.report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
-            ngram, result = ngram_for_store(store, ckpt)
-            advantage, table = error_analysis(store, ngram)
-            summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
-            advantage = advantage.astype(np.float32)
-            try:
-                buffer = io.BytesIO()
-                np.savez(buffer, advantage=advantage, summary=np.array(json.dumps(summary)))
-                write_atomic(cache, buffer.getvalue())
-            except OSError:
-                pass  # a read-only store: computed again next time
-            return {"advantage": advantage, **summary}
-
-        return self.jobs.start(f"errors:{name}", work)
+        return self.jobs.start(f"errors:{name}", lambda job: store_error_analysis(store, job.report))
 
     def checkpoint(self, name: str):
         """The checkpoint a store was recorded from, loaded once (interventions need it)."""
@@ -260,151 +231,6 @@ class Catalog:
 
         return self.jobs.start(f"effect:{name}:{neuron}", work)
 
-    # -- typed text (the Text page, the Neuron page's box) --------------------------------------
-
-    def live_recording(self, name: str, text: str, kind: str):
-        """``text`` recorded in memory by the checkpoint of store ``name`` (only the series of
-        ``kind``, which is all a painted view needs), and the characters the model does not
-        know; the latest few are kept, least recently used dropped."""
-        key = (name, kind, hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
-        with self._lock:
-            if key in self._live:
-                self._live.move_to_end(key)
-                return self._live[key]
-        from ..recording import record_text
-
-        ckpt = self.checkpoint(name)
-        unknown = ckpt.vocab.unknown_chars(text)
-        result = (self.main_thread.run(lambda: record_text(ckpt, text, kinds=(kind,), name="typed text")), unknown)
-        with self._lock:
-            self._live[key] = result
-            while len(self._live) > LIVE_KEPT:
-                self._live.popitem(last=False)
-        return result
-
-    def keep_text(self, text: str) -> str:
-        """A short key for a typed text too long for a URL (kept while recent)."""
-        key = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-        with self._lock:
-            self._kept_texts[key] = text
-            self._kept_texts.move_to_end(key)
-            while len(self._kept_texts) > TEXTS_KEPT:
-                self._kept_texts.popitem(last=False)
-        return key
-
-    def kept_text(self, key: str) -> str | None:
-        with self._lock:
-            return self._kept_texts.get(key)
-
-    # -- comparing models (the Compare page) ---------------------------------------------------
-
-    def compare_sources(self) -> dict[str, tuple[str, Path]]:
-        """What the Compare page offers, by name: the open stores, the checkpoint of each with
-        its snapshots, and the other shipped checkpoints (the GRU beside the LSTM); a
-        checkpoint is recorded, when chosen, on the text of the first store."""
-        out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.stores.items()}
-        for store in self.stores.values():
-            path = Path(store.checkpoint.get("path") or "")
-            if not (path / CONFIG_FILE).is_file():
-                continue
-            for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
-                out.setdefault(f"{path.name}/{snap.parent.name}", ("checkpoint", snap.parent))
-            out.setdefault(path.name, ("checkpoint", path))
-        for shipped in sorted(SHIPPED_DIR.glob(f"*/{CONFIG_FILE}")):
-            out.setdefault(shipped.parent.name, ("checkpoint", shipped.parent))
-        return out
-
-    def default_pair(self) -> tuple[str, str]:
-        """The first store's earliest snapshot against the first store (the final model)."""
-        snapshots = [
-            n for n, (kind, path) in self.compare_sources().items() if kind == "checkpoint" and path.parent.name == SNAPSHOT_DIR
-        ]
-        return (snapshots[0] if snapshots else self.default), self.default
-
-    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
-        kind, path = self.compare_sources()[name]
-        if kind == "store":
-            return self.stores[name]
-        from ..checkpoint import load_checkpoint
-        from ..sources import COMPARED_KINDS, recorded, store_documents
-
-        text = self.stores[self.default]
-        ckpt = load_checkpoint(path)
-        if ckpt.content_hash == text.checkpoint.get("content_hash"):
-            return text  # the first store already is this checkpoint on this text
-
-        def report(done: int, total: int) -> None:
-            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {len(text):,} characters")
-
-        return recorded(ckpt, store_documents(text), kinds=COMPARED_KINDS, progress=False, on_progress=report)
-
-    def compare_cost(self, a: str, b: str) -> int:
-        """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
-        from ..checkpoint import load_checkpoint
-        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
-
-        text = self.stores[self.default]
-        sources = self.compare_sources()
-        ckpts = [load_checkpoint(sources[n][1]) for n in (a, b) if n in sources and sources[n][0] == "checkpoint"]
-        ckpts = [c for c in ckpts if c.content_hash != text.checkpoint.get("content_hash")]
-        return uncached_bytes(ckpts, store_documents(text), COMPARED_KINDS) if ckpts else 0
-
-    def has_snapshots(self) -> bool:
-        """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
-        path = Path(self.stores[self.default].checkpoint.get("path") or "")
-        return bool(list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
-
-    def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
-        """Bytes the emergence plot will record into the cache (0: none)."""
-        from ..checkpoint import load_checkpoint
-        from ..lanes import limit_chars
-        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
-
-        text = self.stores[self.default]
-        final = load_checkpoint(text.checkpoint.get("path") or "")
-        ckpts = [load_checkpoint(p) for p in final.snapshots()] + [final]
-        return uncached_bytes(ckpts, limit_chars(store_documents(text), chars), COMPARED_KINDS)
-
-    def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
-        """A against B on the first store's text (background job; ``job.result`` is a
-        :class:`~lstmviz.compare.Comparison`); with ``start=False``, None if not started."""
-        if not start:
-            return self.jobs.get(f"compare:{a}|{b}")
-        sources = self.compare_sources()
-        for name in (a, b):
-            if name not in sources:
-                raise StoreError(f"Nothing named {name!r} to compare; choose one of {', '.join(sources)}.")
-
-        def work(job: Job):
-            from ..compare import compare_stores
-
-            store_a = self._as_store(a, job, (0.0, 0.4))
-            store_b = self._as_store(b, job, (0.4, 0.8))
-            job.report(0.8, "correlating every h and c neuron of A with every one of B")
-            return compare_stores(store_a, store_b)
-
-        return self.jobs.start(f"compare:{a}|{b}", work)
-
-    def emergence(self, chars: int = EMERGENCE_CHARS, start: bool = True) -> Job | None:
-        """Cells across the snapshots of the first store's checkpoint, on the first
-        ``chars`` characters of its text (background job), or None without snapshots (or,
-        with ``start=False``, when it has not been started)."""
-        text = self.stores[self.default]
-        path = Path(text.checkpoint.get("path") or "")
-        if not self.has_snapshots():
-            return None
-        if not start:
-            return self.jobs.get(f"emergence:{path}")
-
-        def work(job: Job) -> dict:
-            from ..compare import emergence
-            from ..lanes import limit_chars
-            from ..sources import store_documents
-
-            return emergence(path, limit_chars(store_documents(text), chars), progress=False, on_progress=job.report)
-
-        return self.jobs.start(f"emergence:{path}", work)
-
     def prepare(self, name: str) -> None:
         """Compute (or read from the store's cache) what every page needs: the rankings, and
         the summaries of every h and c neuron, so a neuron switch only reads them."""
@@ -424,27 +250,3 @@ class Catalog:
         """The neuron's colour scale ``scale`` (default: chosen for it), from its whole series
         (stable while scrolling)."""
         return scale_for(neuron, ValueStats(**self.summary(name, neuron)["stats"]), scale)
-
-
-def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:
-    """The previous or next neuron in store order (wrapping)."""
-    row = (store.row_of(neuron) + step) % store.rows
-    return store.neuron_of_row(row)
-
-
-def clamp_position(store: ActivationStore, position: int) -> int:
-    return int(np.clip(position, 0, max(len(store) - 1, 0)))
-
-
-def parse_query(search: str | None) -> dict[str, str]:
-    """The view state in a page's URL query (``?store=...&neuron=...``), first value of each."""
-    return {k: v[0] for k, v in parse_qs((search or "").lstrip("?")).items()}
-
-
-def changed_search(query: dict[str, str], search: str | None):
-    """The URL query for ``query``, or Dash's ``no_update`` when the URL already says it
-    (so setting controls from the URL does not loop)."""
-    from dash import no_update
-
-    new = "?" + urlencode(query)
-    return no_update if new == (search or "") else new

@@ -21,9 +21,10 @@ from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..store import NeuronId
-from .catalog import Catalog, changed_search, parse_query
+from .catalog import Catalog
 from .jobs import progress_bar
 from .page import Page, callback, clientside
+from .view_state import changed_search, parse_query
 
 PATH = "/compare"
 WINDOW = 2000
@@ -82,7 +83,7 @@ def _layout(catalog: Catalog) -> html.Div:
 
 
 def _pair(catalog: Catalog, q: dict) -> tuple[str, str]:
-    default_a, default_b = catalog.default_pair()
+    default_a, default_b = catalog.comparisons.default_pair()
     return q.get("a") or default_a, q.get("b") or default_b
 
 
@@ -128,12 +129,12 @@ def _figure(catalog: Catalog, search: str | None, which: str):
     q = parse_query(search)
     a, b = _pair(catalog, q)
     if which == "cka":
-        job = catalog.comparison(a, b)
+        job = catalog.comparisons.comparison(a, b)
         if job.state != "done":
             raise LstmvizError("The comparison is not ready yet.")
         c = job.result
         return cka_figure(c.cka, c.layers_a, c.layers_b, a, b), f"cka-{a}-vs-{b}"
-    job = catalog.emergence()
+    job = catalog.comparisons.emergence()
     if job is None or job.state != "done":
         raise LstmvizError("The emergence plot is not ready yet.")
     return emergence_figure(job.result), "emergence"
@@ -210,15 +211,15 @@ class ComparePage(Page):
     def view(self, search, _tick):
         """A against B: polls the comparison job while it runs, then draws it once."""
         q = parse_query(search)
-        names = list(self.catalog.compare_sources())
+        names = list(self.catalog.comparisons.compare_sources())
         a, b = _pair(self.catalog, q)
         try:
-            if self.catalog.comparison(a, b, start=False) is None and q.get("record") != "yes":
-                cost = self.catalog.compare_cost(a, b) if a in names and b in names else 0
+            if self.catalog.comparisons.comparison(a, b, start=False) is None and q.get("record") != "yes":
+                cost = self.catalog.comparisons.compare_cost(a, b) if a in names and b in names else 0
                 if cost:
                     ask = _ask_to_record(f"Comparing {a} with {b} first records their h and c on the text", cost, q, "record")
                     return (None, names, a, names, b, ask, True) + (no_update,) * (OUTPUTS - 7)
-            job = self.catalog.comparison(a, b)
+            job = self.catalog.comparisons.comparison(a, b)
             try:
                 pos = int(q.get("pos", 0))
             except ValueError:
@@ -273,12 +274,16 @@ class ComparePage(Page):
     )
     def emergence_view(self, _pathname, _tick, search):
         q = parse_query(search)
-        if q.get("emergence") != "yes" and self.catalog.has_snapshots() and self.catalog.emergence(start=False) is None:
-            cost = self.catalog.emergence_cost()
+        if (
+            q.get("emergence") != "yes"
+            and self.catalog.comparisons.has_snapshots()
+            and self.catalog.comparisons.emergence(start=False) is None
+        ):
+            cost = self.catalog.comparisons.emergence_cost()
             if cost:
                 what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
                 return _ask_to_record(what, cost, q, "emergence"), no_update, True
-        job = self.catalog.emergence()
+        job = self.catalog.comparisons.emergence()
         if job is None:
             return html.P("This model has no snapshots.", className="hint"), {}, True
         if job.state in ("queued", "running"):

@@ -16,8 +16,9 @@ from ..errors import LstmvizError
 from ..features import regex_feature
 from ..hypotheses import range_hypotheses, ranges_mask
 from ..render import parse_range
-from .catalog import Catalog, changed_search, parse_query
+from .catalog import Catalog
 from .page import Page, callback, clientside
+from .view_state import changed_search, parse_query
 
 PATH = "/discover"
 TOP = 25

@@ -6,9 +6,9 @@ from dash import Input, Output, dcc, html
 
 from ..errors import LstmvizError
 from ..render import EMPTY_FIGURE, saturation_figure
-from .catalog import parse_query
 from .jobs import progress_bar
 from .page import Page, callback
+from .view_state import parse_query
 
 
 class GatesPage(Page):

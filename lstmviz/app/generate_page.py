@@ -13,9 +13,10 @@ from ..interventions import parse_assignments
 from ..neurons import parse_neurons
 from ..render import painted_payload
 from ..sampling import sample
-from .catalog import Catalog, changed_search, parse_query
+from .catalog import Catalog
 from .components import colour_legend, legend_of
 from .page import Page, callback, clientside
+from .view_state import changed_search, parse_query
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)

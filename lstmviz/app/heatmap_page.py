@@ -12,9 +12,10 @@ from ..distribution import neuron_scales
 from ..errors import LstmvizError
 from ..export import figure_bytes
 from ..render import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
-from .catalog import Catalog, SeriesPending, changed_search, parse_query
+from .catalog import Catalog, SeriesPending
 from .jobs import progress_bar
 from .page import Page, callback
+from .view_state import changed_search, parse_query
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")

@@ -14,8 +14,9 @@ from dash import Input, Output, State, dcc, html
 from ..errors import LstmvizError
 from ..neurons import NeuronId
 from ..render import painted_payload
-from .catalog import Catalog, parse_query
+from .catalog import Catalog
 from .page import CallbackSpec, clientside, register_callback, register_clientside
+from .view_state import parse_query
 
 MAX_CHARS = 20_000
 
@@ -44,7 +45,7 @@ def live_payload(catalog: Catalog, name: str, neuron: str, text: str, scale: str
         raise LstmvizError(f"The text has {len(text):,} characters; the box takes at most {MAX_CHARS:,}.")
     store = catalog.store(name)
     n = NeuronId.parse(catalog.neuron(store, neuron))
-    recording, unknown = catalog.live_recording(name, text, n.kind)
+    recording, unknown = catalog.typed.recording(name, text, n.kind)
     values = recording.neuron(n)
     payload = painted_payload(
         text, values, recording.top_ids, recording.top_probs, recording.vocab_chars, str(n), 0, catalog.scale(name, str(n), scale)
@@ -102,7 +103,7 @@ def url_text(catalog: Catalog, search: str | None) -> str | None:
     """The text a Text page URL holds: in it (``text=``), or kept in the catalog (``live=``)."""
     q = parse_query(search)
     if "live" in q:
-        text = catalog.kept_text(q["live"])
+        text = catalog.typed.kept(q["live"])
         if text is None:
             raise LstmvizError("That text is no longer kept by the server (it keeps the latest ones); paste it again.")
         return text

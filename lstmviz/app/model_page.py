@@ -17,9 +17,10 @@ from ..colours import symmetric_of
 from ..errors import LstmvizError
 from ..evaluate import store_bpc
 from ..render import EMPTY_FIGURE, training_figure, values_payload
-from .catalog import Catalog, changed_search, clamp_position, parse_query
+from .catalog import Catalog
 from .jobs import progress_bar
 from .page import Page, callback, clientside
+from .view_state import changed_search, clamp_position, parse_query
 
 PATH = "/model"
 WINDOW = 3000

@@ -14,10 +14,11 @@ from ..errors import LstmvizError
 from ..render import EMPTY_FIGURE, histogram_figure, text_payload
 from ..summaries import SUMMARY_WIDTH
 from . import live_text
-from .catalog import Catalog, SeriesPending, changed_search, clamp_position, neighbour, parse_query
+from .catalog import Catalog, SeriesPending
 from .components import colour_legend, legend_of, scale_picker
 from .jobs import progress_bar
 from .page import Page, callback, clientside
+from .view_state import changed_search, clamp_position, neighbour, parse_query
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"

@@ -8,9 +8,10 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from ..errors import LstmvizError
 from . import live_text
-from .catalog import Catalog, changed_search, parse_query
+from .catalog import Catalog
 from .components import colour_legend, legend_of, scale_picker
 from .page import Page, callback
+from .view_state import changed_search, parse_query
 
 LIVE = "typed"  # the ids of this page's typed-text box: typed-input, ...
 PATH = "/text"
@@ -94,5 +95,5 @@ class TextPage(Page):
         if len(text) <= URL_CHARS:
             q["text"] = text
         else:
-            q["live"] = self.catalog.keep_text(text)
+            q["live"] = self.catalog.typed.keep(text)
         return changed_search(q, search)

@@ -1,0 +1,129 @@
+"""What the Compare page compares: the open stores, their checkpoints' snapshots and the
+shipped checkpoints, each recorded when chosen on the text of the first store (into the
+cache, once, after the page has said what it costs); comparisons and the emergence plot
+run as jobs in the dashboard's one queue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
+from ..errors import StoreError
+from ..store import ActivationStore
+from .jobs import Job
+
+EMERGENCE_CHARS = 100_000  # the sample of the first store's text that snapshots are recorded on
+
+
+class Comparisons:
+    """The comparisons of one dashboard (its catalog's stores and job queue)."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+
+    def compare_sources(self) -> dict[str, tuple[str, Path]]:
+        """What the Compare page offers, by name: the open stores, the checkpoint of each with
+        its snapshots, and the other shipped checkpoints (the GRU beside the LSTM); a
+        checkpoint is recorded, when chosen, on the text of the first store."""
+        out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.catalog.stores.items()}
+        for store in self.catalog.stores.values():
+            path = Path(store.checkpoint.get("path") or "")
+            if not (path / CONFIG_FILE).is_file():
+                continue
+            for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
+                out.setdefault(f"{path.name}/{snap.parent.name}", ("checkpoint", snap.parent))
+            out.setdefault(path.name, ("checkpoint", path))
+        for shipped in sorted(SHIPPED_DIR.glob(f"*/{CONFIG_FILE}")):
+            out.setdefault(shipped.parent.name, ("checkpoint", shipped.parent))
+        return out
+
+    def default_pair(self) -> tuple[str, str]:
+        """The first store's earliest snapshot against the first store (the final model)."""
+        snapshots = [
+            n for n, (kind, path) in self.compare_sources().items() if kind == "checkpoint" and path.parent.name == SNAPSHOT_DIR
+        ]
+        return (snapshots[0] if snapshots else self.catalog.default), self.catalog.default
+
+    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
+        kind, path = self.compare_sources()[name]
+        if kind == "store":
+            return self.catalog.stores[name]
+        from ..checkpoint import load_checkpoint
+        from ..sources import COMPARED_KINDS, recorded, store_documents
+
+        text = self.catalog.stores[self.catalog.default]
+        ckpt = load_checkpoint(path)
+        if ckpt.content_hash == text.checkpoint.get("content_hash"):
+            return text  # the first store already is this checkpoint on this text
+
+        def report(done: int, total: int) -> None:
+            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {len(text):,} characters")
+
+        return recorded(ckpt, store_documents(text), kinds=COMPARED_KINDS, progress=False, on_progress=report)
+
+    def compare_cost(self, a: str, b: str) -> int:
+        """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
+        from ..checkpoint import load_checkpoint
+        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+
+        text = self.catalog.stores[self.catalog.default]
+        sources = self.compare_sources()
+        ckpts = [load_checkpoint(sources[n][1]) for n in (a, b) if n in sources and sources[n][0] == "checkpoint"]
+        ckpts = [c for c in ckpts if c.content_hash != text.checkpoint.get("content_hash")]
+        return uncached_bytes(ckpts, store_documents(text), COMPARED_KINDS) if ckpts else 0
+
+    def has_snapshots(self) -> bool:
+        """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
+        path = Path(self.catalog.stores[self.catalog.default].checkpoint.get("path") or "")
+        return bool(list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
+
+    def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
+        """Bytes the emergence plot will record into the cache (0: none)."""
+        from ..checkpoint import load_checkpoint
+        from ..lanes import limit_chars
+        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+
+        text = self.catalog.stores[self.catalog.default]
+        final = load_checkpoint(text.checkpoint.get("path") or "")
+        ckpts = [load_checkpoint(p) for p in final.snapshots()] + [final]
+        return uncached_bytes(ckpts, limit_chars(store_documents(text), chars), COMPARED_KINDS)
+
+    def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
+        """A against B on the first store's text (background job; ``job.result`` is a
+        :class:`~lstmviz.compare.Comparison`); with ``start=False``, None if not started."""
+        if not start:
+            return self.catalog.jobs.get(f"compare:{a}|{b}")
+        sources = self.compare_sources()
+        for name in (a, b):
+            if name not in sources:
+                raise StoreError(f"Nothing named {name!r} to compare; choose one of {', '.join(sources)}.")
+
+        def work(job: Job):
+            from ..compare import compare_stores
+
+            store_a = self._as_store(a, job, (0.0, 0.4))
+            store_b = self._as_store(b, job, (0.4, 0.8))
+            job.report(0.8, "correlating every h and c neuron of A with every one of B")
+            return compare_stores(store_a, store_b)
+
+        return self.catalog.jobs.start(f"compare:{a}|{b}", work)
+
+    def emergence(self, chars: int = EMERGENCE_CHARS, start: bool = True) -> Job | None:
+        """Cells across the snapshots of the first store's checkpoint, on the first
+        ``chars`` characters of its text (background job), or None without snapshots (or,
+        with ``start=False``, when it has not been started)."""
+        text = self.catalog.stores[self.catalog.default]
+        path = Path(text.checkpoint.get("path") or "")
+        if not self.has_snapshots():
+            return None
+        if not start:
+            return self.catalog.jobs.get(f"emergence:{path}")
+
+        def work(job: Job) -> dict:
+            from ..compare import emergence
+            from ..lanes import limit_chars
+            from ..sources import store_documents
+
+            return emergence(path, limit_chars(store_documents(text), chars), progress=False, on_progress=job.report)
+
+        return self.catalog.jobs.start(f"emergence:{path}", work)
