@@ -46,17 +46,24 @@ def next_characters(ids: np.ndarray, lengths) -> np.ndarray:
     return out
 
 
+def document_runs(lengths, parts: int) -> list[tuple[int, int]]:
+    """Documents of ``lengths`` cut into up to ``parts`` contiguous runs of whole documents of
+    about equal total length, as (first, stop) document indices: each document joins the run
+    its middle falls in, so no run is longer than its share by more than half a document.
+    Recording's lanes, training's lanes and Ray's shards are all cut this way."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    middles = np.cumsum(lengths) - lengths / 2
+    run_of = np.minimum((middles * parts // max(lengths.sum(), 1)).astype(np.int64), parts - 1)
+    edges = [0, *(np.flatnonzero(np.diff(run_of)) + 1).tolist(), len(lengths)]
+    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
 def lane_bounds(doc_starts: np.ndarray, total: int, lanes: int) -> list[tuple[int, int]]:
-    """Split the text into up to ``lanes`` contiguous ranges of whole documents, of about
-    equal length."""
-    lane_of_doc = np.minimum(doc_starts * lanes // max(total, 1), lanes - 1)
-    bounds = []
-    for lane in np.unique(lane_of_doc):
-        first = int(np.argmax(lane_of_doc == lane))
-        last = int(len(lane_of_doc) - np.argmax(lane_of_doc[::-1] == lane))
-        stop = int(doc_starts[last]) if last < len(doc_starts) else total
-        bounds.append((int(doc_starts[first]), stop))
-    return bounds
+    """The text (``total`` characters, documents starting at ``doc_starts``) split into up to
+    ``lanes`` contiguous ranges of whole documents of about equal length (:func:`document_runs`)."""
+    ends = np.append(np.asarray(doc_starts[1:], dtype=np.int64), total)
+    runs = document_runs(ends - doc_starts, lanes)
+    return [(int(doc_starts[a]), int(ends[b - 1])) for a, b in runs]
 
 
 def chunk_plan(lane_start: np.ndarray, lane_len: np.ndarray, chunk_len: int):

@@ -22,11 +22,10 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .checkpoint import load_checkpoint, shipped_path
 from .corpus import Document
 from .errors import CorpusError, LstmvizError, StoreError
+from .lanes import document_runs
 from .sharded_store import MANIFEST, ShardedStore, open_sharded, write_manifest
 from .store import DEFAULT_LANES, ActivationStore, open_store
 
@@ -36,12 +35,8 @@ CRASH_ONCE = "LSTMVIZ_TEST_CRASH_SHARD_ONCE"  # "INDEX:MARKER": tests kill the w
 
 def plan_shards(docs: list[Document], shards: int) -> list[list[Document]]:
     """``docs`` cut into up to ``shards`` contiguous runs of whole documents, each of about
-    the same number of characters (a run ends at the first document that reaches its share)."""
-    lengths = np.array([len(d.text) for d in docs], dtype=np.int64)
-    ends = np.cumsum(lengths)
-    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, shards) / shards, side="left") + 1
-    bounds = [0, *sorted({int(c) for c in cuts if 0 < c < len(docs)}), len(docs)]
-    return [docs[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    the same number of characters (``lanes.document_runs``, as recording cuts its lanes)."""
+    return [docs[a:b] for a, b in document_runs([len(d.text) for d in docs], shards)]
 
 
 def shard_name(index: int) -> str:

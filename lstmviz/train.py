@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 from .checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from .corpus import Corpus, Document, Vocab
 from .errors import CheckpointError, ConfigError, CorpusError, LstmvizError
-from .lanes import LaidText, bits_per_character, limit_chars, next_characters
+from .lanes import LaidText, bits_per_character, lane_bounds, limit_chars, next_characters
 from .model import CharRNN, ModelConfig, State, detach_state, mask_state
 
 IGNORE = -1  # the target of padding and of a document's last character (as ``lanes.next_characters``): not scored
@@ -115,42 +115,30 @@ def split_long(docs: list[np.ndarray], batch_size: int, seq_len: int) -> list[np
     return [d[a : a + piece] for d in docs for a in range(0, max(len(d), 1), piece)]
 
 
-def build_lanes(
-    docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None, cut_long: bool = False
-) -> Lanes:
-    """Lay documents (encoded id arrays) into ``batch_size`` lanes of about equal length,
-    each document padded to whole chunks; ``order`` shuffles the documents first. With
-    ``cut_long`` (training) huge documents are cut into pieces; evaluation keeps every
-    document whole, its state carried from its first character to its last."""
+def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> Lanes:
+    """Lay documents (encoded id arrays) into ``batch_size`` lanes for training: shuffled by
+    ``order``, huge ones cut into pieces (:func:`split_long`), each padded to whole chunks
+    (so a state is reset only between chunks, and the fused multi-layer module with its
+    dropout runs unbroken), then split into lanes of about equal length as recording splits
+    text (``lanes.lane_bounds``: contiguous runs of whole documents)."""
     order = np.arange(len(docs)) if order is None else order
-    docs = [docs[i] for i in order]
-    if cut_long:
-        docs = split_long(docs, batch_size, seq_len)
-    lanes: list[list[int]] = [[] for _ in range(batch_size)]
-    lengths = np.zeros(batch_size, dtype=np.int64)
-    for i in range(len(docs)):
-        n_chunks = max(1, -(-len(docs[i]) // seq_len))
-        lane = int(np.argmin(lengths))
-        lanes[lane].append(i)
-        lengths[lane] += n_chunks
-    total = int(lengths.max())
+    docs = split_long([docs[i] for i in order], batch_size, seq_len)
+    n_chunks = np.array([max(1, -(-len(d) // seq_len)) for d in docs])
+    starts = np.concatenate([[0], np.cumsum(n_chunks)[:-1]]).astype(np.int64)
+    flat_in = np.zeros((int(n_chunks.sum()), seq_len), dtype=np.int32)
+    flat_tg = np.full(flat_in.shape, IGNORE, dtype=np.int32)
+    flat_reset = np.zeros(len(flat_in), dtype=bool)
+    for ids, start in zip(docs, starts, strict=True):
+        flat_in.reshape(-1)[start * seq_len : start * seq_len + len(ids)] = ids
+        flat_tg.reshape(-1)[start * seq_len : start * seq_len + len(ids)] = next_characters(ids, [len(ids)])
+        flat_reset[start] = True
+    bounds = lane_bounds(starts, len(flat_in), batch_size)
+    total = max(b - a for a, b in bounds)
     inputs = np.zeros((total, batch_size, seq_len), dtype=np.int32)
     targets = np.full((total, batch_size, seq_len), IGNORE, dtype=np.int32)
     resets = np.ones((total, batch_size), dtype=bool)  # empty tail chunks start from zero too
-    for b, members in enumerate(lanes):
-        k = 0
-        for i in members:
-            ids = docs[i]
-            n_chunks = max(1, -(-len(ids) // seq_len))
-            flat_in = np.zeros(n_chunks * seq_len, dtype=np.int32)
-            flat_tg = np.full(n_chunks * seq_len, IGNORE, dtype=np.int32)
-            flat_in[: len(ids)] = ids
-            flat_tg[: len(ids)] = next_characters(ids, [len(ids)])
-            inputs[k : k + n_chunks, b] = flat_in.reshape(n_chunks, seq_len)
-            targets[k : k + n_chunks, b] = flat_tg.reshape(n_chunks, seq_len)
-            resets[k, b] = True
-            resets[k + 1 : k + n_chunks, b] = False
-            k += n_chunks
+    for lane, (a, b) in enumerate(bounds):
+        inputs[: b - a, lane], targets[: b - a, lane], resets[: b - a, lane] = flat_in[a:b], flat_tg[a:b], flat_reset[a:b]
     return Lanes(inputs, targets, resets)
 
 
@@ -238,7 +226,7 @@ class _EpochLanes:
         if epoch not in self.cached:
             self.cached.clear()
             order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.encoded))
-            self.cached[epoch] = build_lanes(self.encoded, self.cfg.batch_size, self.cfg.seq_len, order, cut_long=True)
+            self.cached[epoch] = build_lanes(self.encoded, self.cfg.batch_size, self.cfg.seq_len, order)
         return self.cached[epoch]
 
     def chunk(self, step: int, device):

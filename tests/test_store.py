@@ -76,7 +76,8 @@ def test_bad_neurons_and_ranges_are_clear_errors(tiny_store):
 
 def test_lanes_are_contiguous_whole_documents():
     starts = np.array([0, 10, 20, 30, 40])
-    assert lane_bounds(starts, 50, 2) == [(0, 30), (30, 50)]
+    assert lane_bounds(starts, 50, 2) == [(0, 20), (20, 50)]  # each document in the lane its middle falls in
+    assert lane_bounds(np.array([0, 10, 90]), 100, 2) == [(0, 10), (10, 100)]
     assert lane_bounds(np.array([0]), 1000, 8) == [(0, 1000)]
 
 
