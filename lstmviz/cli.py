@@ -617,9 +617,10 @@ def emergence(checkpoint, paths, max_chars, as_json) -> None:
     from .corpus import load_corpus
     from .evaluate import evaluation_documents
     from .lanes import limit_chars
+    from .sources import snapshot_recordings
 
     docs = load_corpus(list(paths)).documents if paths else evaluation_documents(load_checkpoint(checkpoint))
-    data = follow(checkpoint, limit_chars(docs, max_chars))
+    data = follow(snapshot_recordings(checkpoint, limit_chars(docs, max_chars)))
     if as_json:
         _print_json(data)
         return

@@ -357,33 +357,19 @@ def compare_stores(a: ActivationStore, b: ActivationStore, with_features: bool =
     )
 
 
-def emergence(ckpt_path, docs, *, progress: bool = True, on_progress=None) -> dict:
-    """When the cells appear: for each snapshot of a checkpoint (and the final model), its
-    bits per character on ``docs`` and the best score per feature, from recordings on the
-    same text (cached, so a second run is quick)."""
-    from .checkpoint import load_checkpoint
+def emergence(recordings) -> dict:
+    """When the cells appear: from ``recordings``, (checkpoint, store) for each snapshot of
+    a checkpoint and then the final model, all on the same text
+    (:func:`lstmviz.sources.snapshot_recordings`), each one's bits per character and the best
+    score per feature."""
     from .evaluate import store_bpc
-    from .sources import COMPARED_KINDS, recorded
 
-    final = load_checkpoint(ckpt_path)
-    paths = [*final.snapshots(), final.path]
-    if len(paths) < 2:
-        raise LstmvizError(f"{final.path} has no snapshots to follow training through; train with --snapshots N.")
-    out: dict = {"checkpoint": final.id, "steps": [], "bpc": [], "features": {}, "neurons": {}}
-    for k, path in enumerate(paths):
-        ckpt = load_checkpoint(path)
-
-        def report(done, total, k=k, name=ckpt.name):
-            if on_progress is not None:
-                on_progress((k + done / max(total, 1)) / len(paths), f"recording {name} ({k + 1} of {len(paths)})")
-
-        store = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=progress, on_progress=report)
-        if on_progress is not None:
-            on_progress((k + 1) / len(paths), f"finding cells in {ckpt.name} ({k + 1} of {len(paths)})")
-        rankings = store_rankings(store)
+    out: dict = {"checkpoint": None, "steps": [], "bpc": [], "features": {}, "neurons": {}}
+    for ckpt, store in recordings:
+        out["checkpoint"] = ckpt.id  # the final model's, once all are read
         out["steps"].append(int(ckpt.config.get("training", {}).get("trained_steps", 0)))
         out["bpc"].append(round(store_bpc(store), 5))
-        for name, r in rankings.items():
+        for name, r in store_rankings(store).items():
             best = r["rows"][0] if r["rows"] else {"neuron": None, "score": float("nan")}
             out["features"].setdefault(name, []).append(round(best["score"], 4))
             out["neurons"].setdefault(name, []).append(best["neuron"])

@@ -100,6 +100,24 @@ def recorded(
     return store
 
 
+def snapshot_recordings(ckpt_path, docs: list[Document], *, progress: bool = True, on_progress=None):
+    """Each snapshot of a checkpoint, then the final model, recorded (h and c) on ``docs``
+    (cached: a second run reads them): yields (checkpoint, store), each recorded only when
+    asked for. ``on_progress(fraction, message)`` follows the recordings."""
+    final = load_checkpoint(ckpt_path)
+    paths = [*final.snapshots(), final.path]
+    if len(paths) < 2:
+        raise LstmvizError(f"{final.path} has no snapshots to follow training through; train with --snapshots N.")
+    for k, path in enumerate(paths):
+        ckpt = load_checkpoint(path)
+
+        def report(done: int, total: int, k=k, name=ckpt.name) -> None:
+            if on_progress is not None:
+                on_progress((k + done / max(total, 1)) / len(paths), f"recording {name} ({k + 1} of {len(paths)})")
+
+        yield ckpt, recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=progress, on_progress=report)
+
+
 def _cached(path: Path) -> ActivationStore | None:
     if is_store(path):
         try:

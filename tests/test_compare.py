@@ -12,6 +12,7 @@ from lstmviz.cli import main
 from lstmviz.compare import Block, compare_stores, cross_moments, emergence
 from lstmviz.corpus import load_corpus
 from lstmviz.errors import LstmvizError
+from lstmviz.sources import snapshot_recordings
 from lstmviz.store import write_store
 from lstmviz.train import TrainConfig, train
 
@@ -100,7 +101,7 @@ def test_compare_cli_bad_inputs(tiny_store, tmp_path):
 def test_emergence_follows_the_snapshots(tiny_checkpoint, corpus_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     docs = load_corpus([str(corpus_dir)]).documents[:3]
-    data = emergence(tiny_checkpoint, docs, progress=False)
+    data = emergence(snapshot_recordings(tiny_checkpoint, docs, progress=False))
     assert data["steps"] == [10, 20, 30]  # two snapshots and the final model
     assert len(data["bpc"]) == 3 and all(len(v) == 3 for v in data["features"].values())
     result = CliRunner().invoke(main, ["emergence", str(tiny_checkpoint), str(corpus_dir), "--max-chars", "3000"])

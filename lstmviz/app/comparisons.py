@@ -122,8 +122,9 @@ class Comparisons:
         def work(job: Job) -> dict:
             from ..compare import emergence
             from ..lanes import limit_chars
-            from ..sources import store_documents
+            from ..sources import snapshot_recordings, store_documents
 
-            return emergence(path, limit_chars(store_documents(text), chars), progress=False, on_progress=job.report)
+            docs = limit_chars(store_documents(text), chars)
+            return emergence(snapshot_recordings(path, docs, progress=False, on_progress=job.report))
 
         return self.catalog.jobs.start(f"emergence:{path}", work)
