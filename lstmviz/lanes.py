@@ -5,9 +5,9 @@ the benchmarks all read text this way, so a lane writes one contiguous range of 
 
 Also the two rules every reader of text shares: "the first N characters" (:func:`limit_chars`)
 and "position p predicts character p+1, within its document" (:func:`next_characters`;
-a store's side of it is ``store.predicted_log2p``).
-Training lays its shuffled batches out differently (``train.build_lanes``: each document
-padded to whole chunks, so the fused multi-layer module with dropout runs unbroken).
+a store's side of it is ``store.predicted_log2p``). Training cuts its lanes with the same
+:func:`document_runs`, after shuffling the documents and padding each to whole chunks
+(``train.build_lanes``), so the fused multi-layer module with dropout runs unbroken.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def next_characters(ids: np.ndarray, lengths) -> np.ndarray:
 def document_runs(lengths, parts: int) -> list[tuple[int, int]]:
     """Documents of ``lengths`` cut into up to ``parts`` contiguous runs of whole documents of
     about equal total length, as (first, stop) document indices: each document joins the run
-    its middle falls in, so no run is longer than its share by more than half a document.
+    its middle falls in, so a run passes its share by at most half a document at each end.
     Recording's lanes, training's lanes and Ray's shards are all cut this way."""
     lengths = np.asarray(lengths, dtype=np.float64)
     middles = np.cumsum(lengths) - lengths / 2
