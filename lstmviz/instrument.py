@@ -9,7 +9,9 @@ is computed for the whole chunk at once: the gate pre-activations as two large m
 products (``x W_ih^T + h_{t-1} W_hh^T``), the gates as one pass of pointwise kernels, and
 the LSTM cell state ``c_t = f_t c_{t-1} + i_t g_t`` by a blocked linear scan (a handful of
 large kernels instead of one small step per character). Only the series a reader asked for
-are derived; the model's forward (``model.py``) calls this layer by layer.
+are derived; the model's forward (``model.py``) calls this layer by layer. An LSTM whose
+gates or c are wanted runs on the CPU as one compiled pass instead (``step_kernel.py``):
+every gate computed once, about twice as fast as the fused h plus the recomputation.
 
 This path reads; it cannot honour a value replaced at step t, since every step here is
 computed before any hook runs. Replacing hooks take the exact step path, ``stepwise.py``.
@@ -138,7 +140,14 @@ def gru_series(x, weights, h, hs, keep=None) -> dict[str, torch.Tensor]:
 def fast_layer(cell: str, x, weights, state, keep=None, wanted=("h",)) -> tuple[dict[str, torch.Tensor], object]:
     """One layer on the fast path: h from the fused module, and the other series in
     ``wanted`` derived from it for the whole chunk at once. ``state`` is h, or (h, c) for
-    LSTM, each [batch, hidden]; returns ({kind: [batch, time, hidden]}, the final state)."""
+    LSTM, each [batch, hidden]; returns ({kind: [batch, time, hidden]}, the final state).
+    An LSTM's gates or c on the CPU come from the compiled step kernel instead, which
+    computes every gate once (``step_kernel.py``)."""
+    if cell == "lstm" and set(wanted) - {"h"}:
+        from . import step_kernel  # numba compiles on first use (cached on disk after)
+
+        if step_kernel.usable(x):
+            return step_kernel.lstm_layer(x, weights, state, keep)
     hs, final = fused_layer(cell, x, weights, state, keep)
     series = {"h": hs}
     if set(wanted) - {"h"}:

@@ -196,6 +196,7 @@ class CharRNN(nn.Module):
         writers = {kind: [f for f in fns if not is_reader(f)] for kind, fns in layer_hooks.items()}
         writers = {kind: fns for kind, fns in writers.items() if fns}
         readers = {kind: [f for f in fns if is_reader(f)] for kind, fns in layer_hooks.items()}
+        readers = {kind: fns for kind, fns in readers.items() if fns}  # a kind only replaced is not read
         series = None
         if writers or cfg.cell in VARIANTS:  # the variants have no fused kernel: always the step path
             w = self.step_weights(layer)
