@@ -93,7 +93,7 @@ def _cell(row, c, h, c_out, h_out):
         h_out[j] = hj
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")  # nogil: the server answers requests while a job records
 def _steps(sgemm, gates, w_hh, h, c, keep, hs, cs):
     """Every step of an LSTM layer. On entry ``gates`` [B, T, 4H] holds x W_ih^T + b_ih +
     b_hh; each step adds h W_hh^T in place (``sgemm``, column-major: gates[:, t]^T +=
