@@ -8,7 +8,7 @@ from pathlib import Path
 import lstmviz
 
 LAYERS = {  # lowest first
-    "foundation": {"errors", "atomic", "neurons", "colours", "hooks", "instrument", "stepwise", "variants"},
+    "foundation": {"errors", "atomic", "neurons", "colours", "hooks", "instrument", "step_kernel", "stepwise", "variants"},
     "model": {"corpus", "lanes", "model", "checkpoint", "interventions", "train", "importer"},
     "record": {"store", "recording", "sources", "sampling", "sharded_store", "sharding"},
     "analysis": {
