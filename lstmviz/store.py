@@ -92,7 +92,7 @@ def check_range(start: int | None, stop: int | None, length: int) -> tuple[int, 
     return start, stop
 
 
-def cached_json(store, name: str, compute):
+def cached_json(store: ActivationStore, name: str, compute):
     """JSON data kept in the store directory: read if there, else ``compute()``d and
     written atomically (a read-only store still works, only computing it again)."""
     cache = store.path / name
