@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -276,7 +277,10 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
     browser.find_element(By.ID, "cmp-go-record").click()
     wait.until(lambda d: "record=yes" in d.current_url)
-    wait.until(lambda d: d.find_element(By.ID, "cmp-go-emergence")).click()
+    # The emergence prompt is drawn again once the comparison starts: click whichever link is current.
+    WebDriverWait(browser, 120, ignored_exceptions=[StaleElementReferenceException]).until(
+        lambda d: d.find_element(By.ID, "cmp-go-emergence").click() or True
+    )
     wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-b'); return p && p.dataset.label"))
     a_label = browser.execute_script("return document.getElementById('cmp-text-a').dataset.label")
     b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")
