@@ -24,6 +24,7 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import Document, Vocab, load_corpus
 from .errors import LstmvizError
 from .instrument import FUSED_MODULES
+from .neurons import hook_name
 from .sources import DEFAULT_CHECKPOINT
 from .store import DEFAULT_LANES
 
@@ -205,8 +206,10 @@ def _lane_batches(ckpt: Checkpoint, docs: list[Document], lanes: int, chunk_len:
     return [(rows, x) for rows, _, _, x, _ in laid.chunks(chunk_len)], len(laid.text)
 
 
-def _fused_forward(ckpt: Checkpoint, batches) -> float:
-    """The fused forward over the same chunks, carrying each lane's state, recording nothing."""
+def _fused_forward(ckpt: Checkpoint, batches, wanted: list[str] | None = None) -> float:
+    """The fused forward over the same chunks, carrying each lane's state, recording nothing;
+    with ``wanted`` (hook names), the instrumented forward recording uses, computing those
+    series and writing nothing."""
     from .lanes import select_rows, update_rows
 
     model = ckpt.model
@@ -214,7 +217,10 @@ def _fused_forward(ckpt: Checkpoint, batches) -> float:
     with torch.inference_mode():
         state = model.initial_state(len(batches[0][0]))
         for rows, x in batches:
-            _, part = model(x, select_rows(state, rows))
+            if wanted is None:
+                _, part = model(x, select_rows(state, rows))
+            else:
+                (_, part), _ = model.run_with_cache(x, wanted, select_rows(state, rows))
             state = update_rows(state, rows, part)
     return time.perf_counter() - t0
 
@@ -300,7 +306,8 @@ def _timed(fn) -> float:
 
 
 def _record_in_child(checkpoint: Path, max_chars: int, lanes: int, out: Path) -> tuple[float, float]:
-    """Run ``lstmviz record`` as a user would, in its own process; return its seconds and peak RSS (MB)."""
+    """Run ``lstmviz record`` as a user would, in its own process; return its seconds (until the store is on
+    disk and in place) and peak RSS (MB)."""
     code = _PEAK_AT_EXIT + "from lstmviz.cli import main; main()"
     args = [sys.executable, "-c", code, "record", str(checkpoint), "--out", str(out), "--max-chars", str(max_chars)]
     result = subprocess.run([*args, "--lanes", str(lanes), "--json"], capture_output=True, text=True)
@@ -318,10 +325,13 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
     ckpt = default_checkpoint(checkpoint)
     docs = limit_chars(evaluation_documents(ckpt), chars)
     batches, n = _lane_batches(ckpt, docs, lanes, 256)
-    ours_t, fused_t, loop_t, rss = [], [], [], []
+    cfg = ckpt.model_config
+    every_series = [hook_name(layer, kind) for layer in range(cfg.num_layers) for kind in cfg.series_kinds]
+    ours_t, fused_t, loop_t, model_t, rss = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
             fused_t.append(_fused_forward(ckpt, batches))
+            model_t.append(_fused_forward(ckpt, batches, every_series))
             seconds, peak = _record_in_child(ckpt.path, n, lanes, Path(tmp) / "s")
             ours_t.append(seconds)
             rss.append(peak)
@@ -341,7 +351,7 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
             t0 = time.perf_counter()
             big.neuron(f"L1.h.{(i * 7) % 64}", 0, big_n)
             reads.append((time.perf_counter() - t0) * 1000)
-    ours, fused, loop = (n / statistics.median(x) for x in (ours_t, fused_t, loop_t))
+    ours, fused, loop, model = (n / statistics.median(x) for x in (ours_t, fused_t, loop_t, model_t))
     return {
         "benchmark": "record",
         "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
@@ -354,6 +364,8 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
         "cell_loop": "nn.LSTMCell weights, input projection hoisted (one product per layer and chunk), h and c kept",
         "ratio_vs_fused": round(ours / fused, 3),
         "ratio_vs_cell_loop": round(ours / loop, 3),
+        "model_part_chars_per_s": round(model),  # recording's forward alone: every series computed, nothing written
+        "model_part_ratio_vs_fused": round(model / fused, 3),
         "bytes_per_value": bytes_per_value,
         "peak_rss_mb": round(max(rss)),
         "read_ms": round(statistics.median(reads), 3),

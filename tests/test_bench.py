@@ -99,3 +99,16 @@ def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
         for kind, series in (("h", h), ("c", c)):
             recorded = np.asarray(ours.series_block(layer + 1, kind), dtype=np.float32)  # float16 as stored
             np.testing.assert_allclose(series[layer].T.numpy(), recorded, rtol=2e-3, atol=2e-3)
+
+
+def test_bench_record_times_the_whole_recording_beside_its_references(tiny_checkpoint):
+    """`bench record` end to end on a small text: the recording (a child `lstmviz record`,
+    timed until its store is on disk), the fused forward, the recording's forward alone and
+    the hoisted loop, all measured, all over the same characters."""
+    from lstmviz.bench import bench_record
+
+    result = bench_record(str(tiny_checkpoint), chars=3000, repeats=1)
+    assert 0 < result["chars"] <= 3000 and result["bytes_per_value"] == 2 and result["series"] == 12
+    for key in ("chars_per_s", "fused_chars_per_s", "cell_loop_chars_per_s", "model_part_chars_per_s"):
+        assert result[key] > 0, key
+    assert abs(result["ratio_vs_fused"] - result["chars_per_s"] / result["fused_chars_per_s"]) < 0.01
