@@ -95,6 +95,26 @@ def test_lane_count_and_staging_do_not_change_the_result(tiny_checkpoint, tmp_pa
         np.testing.assert_array_equal(np.asarray(one.top_ids), np.asarray(other.top_ids))
 
 
+def test_pages_flushed_and_dropped_while_recording_hold_the_same_bytes(tiny_checkpoint, tmp_path, monkeypatch):
+    """Pages dropped from the cache mid-recording (after every write here, most of them
+    shared by two lanes' runs or by two neurons) leave the file exactly as a recording
+    that keeps them all."""
+    import os
+
+    ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
+    docs = [Document(f"d{i}", "def f(x):\n    return 'a' * x  # c\n" * (20 + 9 * i)) for i in range(4)]  # 4,556 chars
+    monkeypatch.setattr("lstmviz.recording.STAGE_BYTES", 1)  # one chunk per write: many runs, most ending mid-page
+    kept = record_activations(ckpt, docs, tmp_path / "kept", lanes=3, chunk_len=50, progress=False)
+    drops = []
+    fadvise = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda *args: (drops.append(args), fadvise(*args)))
+    monkeypatch.setattr("lstmviz.store.ColumnStage.FLUSH_BYTES", 1)  # flushed and dropped after every write
+    record_activations(ckpt, docs, tmp_path / "dropped", lanes=3, chunk_len=50, progress=False)
+    assert len(drops) > 1000 and len(kept) * 2 > 2 * 4096  # each neuron's row spans over two pages
+    for name in ("activations.f16", "logp.f32", "top_ids.u16", "text.u32"):
+        assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "dropped" / name).read_bytes(), name
+
+
 def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeypatch):
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
 
