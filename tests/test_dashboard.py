@@ -536,8 +536,9 @@ def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser,
 def test_a_reversed_range_says_so_and_keeps_the_inputs(server, browser):
     base, _ = server
     browser.get(base + "/heatmap?neurons=L1.h.0&range=80:20")
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#hm-error .error"))
-    assert "reversed" in error.text and "20:80" in error.text
+    wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])  # the message may be drawn twice
+    error = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#hm-error .error").text)
+    assert "reversed" in error and "20:80" in error
     assert browser.find_element(By.ID, "hm-range").get_attribute("value") == "80:20"
 
 
