@@ -75,6 +75,13 @@ def open_view(browser, url, neuron_expected=None, timeout=30):
     return wait
 
 
+def text_of(browser, css: str, timeout: float = 30) -> str:
+    """The text of the first element matching ``css`` once it has some; an element drawn
+    again while it is read is looked up again (a callback may draw a message twice)."""
+    wait = WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css).text)
+
+
 def painted_colour(browser, index):
     selector = f'#text-panel .ch[data-i="{index}"]'
     return browser.execute_script(f"return getComputedStyle(document.querySelector('{selector}')).backgroundColor;")
@@ -175,8 +182,7 @@ def test_url_round_trips_a_view(server, browser, tiny_store):
 def test_bad_urls_show_a_message_not_a_traceback(server, browser, query, message):
     base, _ = server
     browser.get(base + "/?" + query)
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#neuron-error .error"))
-    assert message in error.text
+    assert message in text_of(browser, "#neuron-error .error")
     assert "Traceback" not in browser.page_source
 
 
@@ -245,8 +251,7 @@ def test_selection_button_without_a_selection_says_so(server, browser):
 def test_discover_bad_inputs_show_a_message(server, browser, query, message):
     base, _ = server
     browser.get(base + "/discover?" + query)
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, ".page .error"))
-    assert message in error.text
+    assert message in text_of(browser, ".page .error")
     assert "Traceback" not in browser.page_source
 
 
@@ -302,8 +307,7 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
 def test_compare_page_bad_choice_shows_a_message(server, browser):
     base, _ = server
     browser.get(base + "/compare?a=../../etc")
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#cmp-error .error"))
-    assert "Nothing named" in error.text
+    assert "Nothing named" in text_of(browser, "#cmp-error .error")
 
 
 def test_the_load_script_switches_neurons_without_errors(server, tiny_store):
@@ -372,8 +376,7 @@ def test_generate_button_puts_the_experiment_in_the_url(server, browser):
 def test_generate_bad_inputs_show_a_message(server, browser, query, message):
     base, _ = server
     browser.get(base + "/generate?" + query)
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#gen-error .error"))
-    assert message in error.text
+    assert message in text_of(browser, "#gen-error .error")
     assert "Traceback" not in browser.page_source
 
 
@@ -383,8 +386,8 @@ def test_effect_panel_measures_an_ablation_against_controls(server, browser, tin
     base, _ = server
     open_view(browser, base + "/?neuron=L2.h.1", neuron_expected="L2.h.1")
     wait = WebDriverWait(browser, 60)
-    logits = wait.until(lambda d: d.find_element(By.ID, "effect-logit-table"))
-    assert "L2.h.1 promotes" in logits.text and "suppresses" in logits.text
+    logits = text_of(browser, "#effect-logit-table")
+    assert "L2.h.1 promotes" in logits and "suppresses" in logits
     assert cached_effect(tiny_store, "L2.h.1") is None
     wait.until(lambda d: d.find_element(By.ID, "effect-run").is_displayed())
     browser.find_element(By.ID, "effect-run").click()
@@ -468,8 +471,7 @@ def test_a_long_typed_text_is_kept_by_the_server_and_named_in_the_url(server, br
 def test_text_page_bad_urls_show_a_message(server, browser, query, message):
     base, _ = server
     browser.get(base + "/text?" + query)
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#typed-error .error"))
-    assert message in error.text
+    assert message in text_of(browser, "#typed-error .error")
 
 
 def test_the_neuron_page_box_paints_typed_text(server, browser):
@@ -512,8 +514,7 @@ def test_the_colour_scale_is_chosen_in_the_page_and_kept_in_the_url(server, brow
     value = float(tiny_store.neuron(gate, 3, 4)[0])
     assert painted_colour(browser, 3) == reference_colour(value, 0.0, 0.0, 1.0)
     browser.get(base + "/?neuron=L2.c.3&scale=rainbow")
-    error = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#neuron-error .error"))
-    assert "not a colour scale" in error.text
+    assert "not a colour scale" in text_of(browser, "#neuron-error .error")
 
 
 def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser, tiny_store):
@@ -536,8 +537,7 @@ def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser,
 def test_a_reversed_range_says_so_and_keeps_the_inputs(server, browser):
     base, _ = server
     browser.get(base + "/heatmap?neurons=L1.h.0&range=80:20")
-    wait = WebDriverWait(browser, 30, ignored_exceptions=[StaleElementReferenceException])  # the message may be drawn twice
-    error = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#hm-error .error").text)
+    error = text_of(browser, "#hm-error .error")
     assert "reversed" in error and "20:80" in error
     assert browser.find_element(By.ID, "hm-range").get_attribute("value") == "80:20"
 
@@ -545,8 +545,8 @@ def test_a_reversed_range_says_so_and_keeps_the_inputs(server, browser):
 def test_a_selection_ranks_by_f1_in_the_selection_and_scrolls_into_view(server, browser, tiny_store):
     base, _ = server
     browser.get(base + "/discover?range=100:140")
-    note = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "discover-hypotheses-note"))
-    assert "Ranked by F1" in note.text and "within the selection" in note.text
+    note = text_of(browser, "#discover-hypotheses-note")
+    assert "Ranked by F1" in note and "within the selection" in note
     rows = browser.find_elements(By.CSS_SELECTOR, "#discover-hypotheses tr")[1:]
     f1 = [float(r.find_elements(By.TAG_NAME, "td")[6].text) for r in rows]
     assert f1 == sorted(f1, reverse=True) and f1[0] > 0.3  # usable numbers, not 0.000 for every row
