@@ -206,10 +206,10 @@ def _lane_batches(ckpt: Checkpoint, docs: list[Document], lanes: int, chunk_len:
     return [(rows, x) for rows, _, _, x, _ in laid.chunks(chunk_len)], len(laid.text)
 
 
-def _fused_forward(ckpt: Checkpoint, batches, wanted: list[str] | None = None) -> float:
-    """The fused forward over the same chunks, carrying each lane's state, recording nothing;
-    with ``wanted`` (hook names), the instrumented forward recording uses, computing those
-    series and writing nothing."""
+def _forward(ckpt: Checkpoint, batches, wanted: list[str] | None = None) -> float:
+    """Seconds of the model's fused forward over the chunks, carrying each lane's state; with
+    ``wanted`` (hook names), of the instrumented forward recording runs instead, computing
+    those series. Nothing is written either way."""
     from .lanes import select_rows, update_rows
 
     model = ckpt.model
@@ -330,8 +330,8 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
     ours_t, fused_t, loop_t, model_t, rss = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
-            fused_t.append(_fused_forward(ckpt, batches))
-            model_t.append(_fused_forward(ckpt, batches, every_series))
+            fused_t.append(_forward(ckpt, batches))
+            model_t.append(_forward(ckpt, batches, every_series))
             seconds, peak = _record_in_child(ckpt.path, n, lanes, Path(tmp) / "s")
             ours_t.append(seconds)
             rss.append(peak)
@@ -838,7 +838,7 @@ def bench_intervene(
         ours_t.append(seconds)
         seconds, loop = _clamped_loop(ckpt, batches, unit, value)
         loop_t.append(seconds)
-        fused_t.append(_fused_forward(ckpt, batches))
+        fused_t.append(_forward(ckpt, batches))
         sample_t.append(_timed(lambda: sample(ckpt, "def ", sample_chars, seed=0, clamp={f"L1.c.{unit}": value})))
     agree = max(float((a - b).abs().max()) for a, b in zip(ours, loop, strict=True))
     exact, loop, fused = (n / statistics.median(x) for x in (ours_t, loop_t, fused_t))

@@ -17,6 +17,7 @@ A neuron is named ``L{layer}.{kind}.{index}`` (layer from 1, as in the paper), e
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -267,7 +268,7 @@ class ColumnStage:
     A dropped page is always on disk first, so one written again is read back whole."""
 
     FLUSH_BYTES = 2**30
-    PAGE = 4096
+    PAGE = mmap.PAGESIZE
 
     def __init__(self, path: Path, rows: int, chars: int, lanes: int, span: int):
         self.rows, self.chars, self.span = rows, chars, span
