@@ -260,7 +260,7 @@ class ColumnStage:
     ``FLUSH_BYTES`` written, a thread of its own flushes them to disk (``fdatasync``, waiting
     on the disk while recording goes on) and drops them from the cache
     (``posix_fadvise(DONTNEED)``, run by run, so a page a lane has half written stays). The
-    next writes reuse those pages instead of taking fresh ones, which cost up to 20 us a
+    next writes reuse those pages instead of taking fresh ones, which cost about 17 us a
     page where a virtual machine hands free memory back to its host (this project's
     machines): the shipped model's whole test split (4.4 GB) recorded in 32 s instead of
     53 s. Below ``FLUSH_BYTES`` the cache absorbs the writes and one flush at the end is
