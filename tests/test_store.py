@@ -115,6 +115,16 @@ def test_pages_flushed_and_dropped_while_recording_hold_the_same_bytes(tiny_chec
         assert (tmp_path / "kept" / name).read_bytes() == (tmp_path / "dropped" / name).read_bytes(), name
 
 
+def test_zeroed_arrays_are_zero_writable_and_of_the_shape_asked():
+    from lstmviz.store import zeroed_array
+
+    block = zeroed_array((3, 5, 4096), np.float16)
+    assert block.shape == (3, 5, 4096) and block.dtype == np.float16 and not block.any()
+    block[2, 4, -1] = 1.5
+    assert block.sum() == 1.5
+    assert zeroed_array((0, 7), np.uint16).shape == (0, 7)
+
+
 def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeypatch):
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
 
