@@ -24,7 +24,6 @@ from .checkpoint import Checkpoint, load_checkpoint
 from .corpus import Document, Vocab, load_corpus
 from .errors import LstmvizError
 from .instrument import FUSED_MODULES
-from .neurons import hook_name
 from .sources import DEFAULT_CHECKPOINT
 from .store import DEFAULT_LANES
 
@@ -325,13 +324,11 @@ def bench_record(checkpoint: str | None = None, chars: int = 100_000, lanes: int
     ckpt = default_checkpoint(checkpoint)
     docs = limit_chars(evaluation_documents(ckpt), chars)
     batches, n = _lane_batches(ckpt, docs, lanes, 256)
-    cfg = ckpt.model_config
-    every_series = [hook_name(layer, kind) for layer in range(cfg.num_layers) for kind in cfg.series_kinds]
     ours_t, fused_t, loop_t, model_t, rss = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(repeats):
             fused_t.append(_forward(ckpt, batches))
-            model_t.append(_forward(ckpt, batches, every_series))
+            model_t.append(_forward(ckpt, batches, ckpt.model.hook_names()))
             seconds, peak = _record_in_child(ckpt.path, n, lanes, Path(tmp) / "s")
             ours_t.append(seconds)
             rss.append(peak)
