@@ -13,40 +13,49 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from .errors import CheckpointError, CorpusError, LstmvizError, StoreError
+from .core.errors import CheckpointError, CorpusError, LstmvizError, StoreError
 
 if TYPE_CHECKING:
-    from .checkpoint import Checkpoint, load_checkpoint
-    from .corpus import Document, Vocab, load_corpus
-    from .model import CharRNN, ModelConfig
-    from .store import ActivationStore, NeuronId, open_store
+    from .core.neurons import NeuronId
+    from .model.checkpoint import Checkpoint, load_checkpoint
+    from .model.rnn import CharRNN, ModelConfig
+    from .store.open import open_store
+    from .store.reader import ActivationStore
+    from .text.corpus import Document, Vocab, load_corpus
 
 # The public names and the module each lives in, imported on first use (PEP 562): importing
 # torch takes over a second, and ``lstmviz --help`` or reading a store needs none of it.
 _LAZY = {
-    "Checkpoint": "checkpoint",
-    "load_checkpoint": "checkpoint",
-    "Document": "corpus",
-    "Vocab": "corpus",
-    "load_corpus": "corpus",
-    "CharRNN": "model",
-    "ModelConfig": "model",
-    "ActivationStore": "store",
-    "NeuronId": "store",
-    "open_store": "store",
+    "Checkpoint": "model.checkpoint",
+    "load_checkpoint": "model.checkpoint",
+    "Document": "text.corpus",
+    "Vocab": "text.corpus",
+    "load_corpus": "text.corpus",
+    "CharRNN": "model.rnn",
+    "ModelConfig": "model.rnn",
+    "ActivationStore": "store.reader",
+    "NeuronId": "core.neurons",
+    "open_store": "store.open",
 }
 
 
+# Modules of the public API, by a short name: ``from lstmviz import interventions as iv``.
+_MODULES = {"interventions": "model.interventions"}
+
+
 def __getattr__(name: str):
-    if name not in _LAZY:
+    if name in _MODULES:
+        value = importlib.import_module(f".{_MODULES[name]}", __name__)
+    elif name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    else:
         raise AttributeError(f"module 'lstmviz' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     globals()[name] = value  # later look-ups skip this function
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_MODULES))
 
 
 __all__ = [
@@ -64,6 +73,7 @@ __all__ = [
     "load_checkpoint",
     "load_corpus",
     "open_store",
+    "interventions",
     "ablate",
     "dashboard",
     "heatmap",
@@ -75,9 +85,9 @@ __all__ = [
 
 def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> ActivationStore:
     """Record every series of ``ckpt`` over ``paths`` (default: its test split) into ``out``."""
-    from .checkpoint import Checkpoint, load_checkpoint
-    from .evaluate import evaluation_documents
-    from .recording import record_activations
+    from .analysis.evaluate import evaluation_documents
+    from .model.checkpoint import Checkpoint, load_checkpoint
+    from .recording.recorder import record_activations
 
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
@@ -87,41 +97,41 @@ def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> Activatio
 
 
 def show(source, neuron, text=None, range=None):
-    """A neuron over a text or a range of a store, for a notebook; see :func:`lstmviz.notebook.show`."""
-    from .notebook import show as coloured
+    """A neuron over a text or a range of a store, for a notebook; see :func:`lstmviz.app.notebook.show`."""
+    from .app.notebook import show as coloured
 
     return coloured(source, neuron, text, range)
 
 
 def heatmap(source, neurons, range: str = "0:200"):
-    """The Heatmap page's figure, for a notebook; see :func:`lstmviz.notebook.heatmap`."""
-    from .notebook import heatmap as figure
+    """The Heatmap page's figure, for a notebook; see :func:`lstmviz.app.notebook.heatmap`."""
+    from .app.notebook import heatmap as figure
 
     return figure(source, neurons, range)
 
 
 def dashboard(sources, mode: str = "inline", port: int = 8050, height: int = 800):
-    """The whole dashboard inside a notebook; see :func:`lstmviz.notebook.dashboard`."""
-    from .notebook import dashboard as inline
+    """The whole dashboard inside a notebook; see :func:`lstmviz.app.notebook.dashboard`."""
+    from .app.notebook import dashboard as inline
 
     return inline(sources, mode, port, height)
 
 
 def sample(ckpt: Checkpoint | str, prime: str = "", length: int = 200, **options):
     """Generate text, neurons held if asked (``clamp={"L2.c.90": 20}``, ``ablate=[...]``);
-    see :func:`lstmviz.sampling.sample`."""
-    from .sampling import sample as generate
+    see :func:`lstmviz.model.sampling.sample`."""
+    from .model.sampling import sample as generate
 
     return generate(ckpt, prime, length, **options)
 
 
 def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_chars: int | None = 50_000, **options):
     """Bits lost when ``neurons`` are replaced, on ``paths`` (default: the test split), beside
-    random control sets; see :func:`lstmviz.ablation.ablate`."""
-    from .ablation import ablate as run_ablation
-    from .checkpoint import Checkpoint, load_checkpoint
-    from .evaluate import evaluation_documents
-    from .lanes import limit_chars
+    random control sets; see :func:`lstmviz.analysis.ablation.ablate`."""
+    from .analysis.ablation import ablate as run_ablation
+    from .analysis.evaluate import evaluation_documents
+    from .model.checkpoint import Checkpoint, load_checkpoint
+    from .text.lanes import limit_chars
 
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)

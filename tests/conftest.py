@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lstmviz.corpus import load_corpus
-from lstmviz.train import TrainConfig, train
+from lstmviz.model.train import TrainConfig, train
+from lstmviz.text.corpus import load_corpus
 
 SNIPPET = textwrap.dedent(
     '''
@@ -54,7 +54,7 @@ def reference_colour():
 
 def _reference_colour(value: float, low: float, centre: float, high: float, tanh: bool = False) -> str:
     """The CSS colour a painted value should have, computed here independently of
-    lstmviz.colours: the position on the palette (0.5 at ``centre``, linear on each side),
+    lstmviz.render.colours: the position on the palette (0.5 at ``centre``, linear on each side),
     one of 256 levels, then plotly's RdBu (reversed) interpolated between its stops."""
     import math
 

@@ -10,11 +10,11 @@ import torch
 from click.testing import CliRunner
 from test_interventions import reference_logits
 
-from lstmviz.ablation import ablate, control_sets
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.corpus import Document
-from lstmviz.neurons import NeuronId
+from lstmviz.analysis.ablation import ablate, control_sets
+from lstmviz.cli.main import main
+from lstmviz.core.neurons import NeuronId
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.text.corpus import Document
 
 TEXTS = [
     'def f(x):\n    """Say x."""\n    return "x" + x  # done\n',

@@ -6,14 +6,14 @@ from click.testing import CliRunner
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
-from lstmviz.cli import main
-from lstmviz.contexts import top_contexts
-from lstmviz.errors import StoreError
-from lstmviz.features import Features, compute_features
-from lstmviz.hypotheses import range_hypotheses, ranges_mask
-from lstmviz.rankings import rank_neurons
-from lstmviz.saturation import gate_saturation
-from lstmviz.store import write_store
+from lstmviz.analysis.contexts import top_contexts
+from lstmviz.analysis.hypotheses import range_hypotheses, ranges_mask
+from lstmviz.analysis.rankings import rank_neurons
+from lstmviz.analysis.saturation import gate_saturation
+from lstmviz.cli.main import main
+from lstmviz.core.errors import StoreError
+from lstmviz.store.writer import write_store
+from lstmviz.text.features import Features, compute_features
 
 CODE = "def f(x):\n    s = 'abc'  # note\n    return s\n" * 400
 
@@ -67,8 +67,8 @@ def test_scores_match_scikit_learn_and_scipy(tmp_path):
 
 
 def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monkeypatch):
-    from lstmviz import summaries as analysis
-    from lstmviz.contexts import context_positions
+    from lstmviz.analysis import summaries as analysis
+    from lstmviz.analysis.contexts import context_positions
 
     store, _ = planted
     summaries = analysis.store_summaries(store, progress=False)
@@ -137,8 +137,8 @@ def test_find_cells_cli(planted):
 def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store, tiny_checkpoint):
     import math
 
-    from lstmviz.checkpoint import load_checkpoint
-    from lstmviz.evaluate import error_analysis, ngram_for_store
+    from lstmviz.analysis.evaluate import error_analysis, ngram_for_store
+    from lstmviz.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(tiny_checkpoint)
     ngram, _ = ngram_for_store(tiny_store, ckpt, max_order=3)
@@ -158,7 +158,7 @@ def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store,
 
 
 def test_distribution_by_counting_matches_numpy():
-    from lstmviz.distribution import Distribution, value_keys
+    from lstmviz.analysis.distribution import Distribution, value_keys
 
     rng = np.random.default_rng(3)
     x = np.concatenate([rng.standard_normal(20_001) * 3, np.full(500, 1.0), [-0.0, 0.0]]).astype(np.float16)

@@ -5,7 +5,7 @@ from collections import Counter, defaultdict
 import numpy as np
 import pytest
 
-from lstmviz.baseline import ngram_baseline
+from lstmviz.analysis.ngram import ngram_baseline
 
 TEXT = textwrap.dedent(
     '''

@@ -5,10 +5,10 @@ import textwrap
 
 import numpy as np
 
-from lstmviz.bench import reference_rankings
-from lstmviz.features import compute_features
-from lstmviz.rankings import rank_neurons
-from lstmviz.store import write_store
+from lstmviz.analysis.rankings import rank_neurons
+from lstmviz.bench.scenarios import reference_rankings
+from lstmviz.store.writer import write_store
+from lstmviz.text.features import compute_features
 
 CODE = textwrap.dedent(
     '''
@@ -52,10 +52,10 @@ def test_the_analysis_reference_ranks_as_we_do(tmp_path):
 
 
 def test_the_compare_reference_correlates_as_we_do(tmp_path, monkeypatch):
-    from lstmviz.bench import reference_correlations
-    from lstmviz.compare import compare_stores
+    from lstmviz.analysis.compare import compare_stores
+    from lstmviz.bench.scenarios import reference_correlations
 
-    monkeypatch.setattr("lstmviz.compare.CHUNK", 700)  # several chunks, the last one short
+    monkeypatch.setattr("lstmviz.analysis.compare.CHUNK", 700)  # several chunks, the last one short
     rng = np.random.default_rng(2)
     n = len(CODE) * 4
     base = rng.normal(size=(1, n))
@@ -75,11 +75,11 @@ def test_the_compare_reference_correlates_as_we_do(tmp_path, monkeypatch):
 def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
     import torch
 
-    from lstmviz.bench import _lane_batches, hoisted_cell_loop
-    from lstmviz.checkpoint import load_checkpoint
-    from lstmviz.corpus import Document
-    from lstmviz.lanes import chunk_plan, lane_bounds
-    from lstmviz.recording import record_activations
+    from lstmviz.bench.scenarios import _lane_batches, hoisted_cell_loop
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.recorder import record_activations
+    from lstmviz.text.corpus import Document
+    from lstmviz.text.lanes import chunk_plan, lane_bounds
 
     ckpt = load_checkpoint(tiny_checkpoint)
     docs = [Document(f"d{k}", CODE[k * 70 : k * 70 + 70]) for k in range(3)]  # one lane each: no state resets inside
@@ -105,7 +105,7 @@ def test_bench_record_times_the_whole_recording_beside_its_references(tiny_check
     """`bench record` end to end on a small text: the recording (a child `lstmviz record`,
     timed until its store is on disk), the fused forward, the recording's forward alone and
     the hoisted loop, all measured, all over the same characters."""
-    from lstmviz.bench import bench_record
+    from lstmviz.bench.scenarios import bench_record
 
     result = bench_record(str(tiny_checkpoint), chars=3000, repeats=1)
     assert 0 < result["chars"] <= 3000 and result["bytes_per_value"] == 2 and result["series"] == 12

@@ -3,10 +3,10 @@ import json
 import pytest
 import torch
 
-from lstmviz.checkpoint import load_checkpoint, save_checkpoint
-from lstmviz.corpus import Vocab
-from lstmviz.errors import CheckpointError
-from lstmviz.model import CharRNN, ModelConfig
+from lstmviz.core.errors import CheckpointError
+from lstmviz.model.checkpoint import load_checkpoint, save_checkpoint
+from lstmviz.model.rnn import CharRNN, ModelConfig
+from lstmviz.text.corpus import Vocab
 
 
 @pytest.fixture

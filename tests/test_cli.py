@@ -5,7 +5,7 @@ import sys
 
 HELP_WITHOUT_TORCH = """
 import sys
-from lstmviz.cli import main
+from lstmviz.cli.main import main
 
 for args in (["--help"], ["train", "--help"], ["record", "--help"], ["vs-ngram", "--help"], ["bench", "record", "--help"]):
     try:

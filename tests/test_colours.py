@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from lstmviz.colours import COLOUR_LEVELS, SCALES, ColourScale, checked_scale, contrast, scale_for, stats_of
-from lstmviz.distribution import neuron_scale, value_stats
-from lstmviz.errors import ConfigError
+from lstmviz.analysis.distribution import stats_of, value_stats
+from lstmviz.core.errors import ConfigError
+from lstmviz.render.colours import COLOUR_LEVELS, SCALES, ColourScale, checked_scale, contrast, neuron_scale, scale_for
 
 WIDE = stats_of(np.concatenate([np.linspace(-27, 0, 900), np.linspace(0, 5.7, 100)]))
 
@@ -82,7 +82,7 @@ def test_the_default_makes_a_quote_like_cell_more_distinct_than_the_old_symmetri
 
 
 def test_the_training_axis_shows_where_training_ends_not_its_first_steps():
-    from lstmviz.render import training_figure
+    from lstmviz.render.figures import training_figure
 
     history = {"step": [0, 10, 5000], "train_bpc": [7.8, 3.0, 1.0], "val_step": [250, 5000], "val_bpc": [2.0, 1.05]}
     fig = training_figure(history, {"test bpc": 1.195, "n-gram": 1.320})

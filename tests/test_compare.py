@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstmviz.cli import main
-from lstmviz.compare import Block, compare_stores, cross_moments, emergence
-from lstmviz.corpus import load_corpus
-from lstmviz.errors import LstmvizError
-from lstmviz.sources import snapshot_recordings
-from lstmviz.store import write_store
-from lstmviz.train import TrainConfig, train
+from lstmviz.analysis.compare import Block, compare_stores, cross_moments, emergence
+from lstmviz.cli.main import main
+from lstmviz.core.errors import LstmvizError
+from lstmviz.model.train import TrainConfig, train
+from lstmviz.recording.sources import snapshot_recordings
+from lstmviz.store.writer import write_store
+from lstmviz.text.corpus import load_corpus
 
 
 def _hc_copy(store, out, perm=None):
@@ -117,7 +117,7 @@ def test_emergence_needs_snapshots(tiny_gru, corpus_dir, tmp_path, monkeypatch):
 
 def test_correlations_equal_numpy_corrcoef(tmp_path, monkeypatch):
     """Several chunks (the last one short), a mask, series far from zero and a constant one."""
-    monkeypatch.setattr("lstmviz.compare.CHUNK", 1000)
+    monkeypatch.setattr("lstmviz.analysis.compare.CHUNK", 1000)
     rng = np.random.default_rng(0)
     n = 3_500
     base = rng.normal(size=(1, n))
@@ -143,8 +143,8 @@ def _linear_cka(x: np.ndarray, y: np.ndarray) -> float:
 
 def test_cka_equals_its_definition_on_the_sample(tmp_path, monkeypatch):
     """The sample is the first CKA_CHARS / chunks characters of every chunk."""
-    monkeypatch.setattr("lstmviz.compare.CHUNK", 1000)
-    monkeypatch.setattr("lstmviz.compare.CKA_CHARS", 800)
+    monkeypatch.setattr("lstmviz.analysis.compare.CHUNK", 1000)
+    monkeypatch.setattr("lstmviz.analysis.compare.CKA_CHARS", 800)
     rng = np.random.default_rng(1)
     n = 3_500  # 4 chunks: 200 sample characters from each
     base = rng.normal(size=(1, n))
@@ -165,7 +165,7 @@ def test_cka_equals_its_definition_on_the_sample(tmp_path, monkeypatch):
 def test_the_shipped_gru_compares_with_the_shipped_lstm_out_of_the_box(tmp_path, monkeypatch):
     """``lstmviz compare checkpoints/stdlib-lstm checkpoints/stdlib-gru``, as the README has it
     (here on a small text, and a few thousand characters)."""
-    from lstmviz.checkpoint import SHIPPED_DIR, load_checkpoint
+    from lstmviz.model.checkpoint import SHIPPED_DIR, load_checkpoint
 
     lstm, gru = load_checkpoint(SHIPPED_DIR / "stdlib-lstm"), load_checkpoint(SHIPPED_DIR / "stdlib-gru")
     assert (lstm.model_config.cell, gru.model_config.cell) == ("lstm", "gru")

@@ -3,8 +3,8 @@ import warnings
 
 import pytest
 
-from lstmviz.corpus import UNKNOWN_CHAR, Vocab, load_corpus, split_of
-from lstmviz.errors import CorpusError
+from lstmviz.core.errors import CorpusError
+from lstmviz.text.corpus import UNKNOWN_CHAR, Vocab, load_corpus, split_of
 
 
 def test_split_depends_only_on_relative_path(corpus_dir, tmp_path):

@@ -311,7 +311,7 @@ def test_compare_page_bad_choice_shows_a_message(server, browser):
 
 
 def test_the_load_script_switches_neurons_without_errors(server, tiny_store):
-    from lstmviz.loadtest import default_view, run_load
+    from lstmviz.bench.loadtest import default_view, run_load
 
     base, _ = server
     store, neurons = default_view(base)
@@ -329,7 +329,7 @@ def _generated(browser, panel):
 
 
 def test_generate_page_paints_the_held_and_the_plain_generation(server, browser, tiny_store, tiny_checkpoint):
-    from lstmviz.sampling import sample
+    from lstmviz.model.sampling import sample
 
     base, _ = server
     browser.get(base + "/generate?prime=def%20&clamp=L1.c.3:2.5&color=L1.c.3&seed=4&t=0.8&n=150")
@@ -381,7 +381,7 @@ def test_generate_bad_inputs_show_a_message(server, browser, query, message):
 
 
 def test_effect_panel_measures_an_ablation_against_controls(server, browser, tiny_store):
-    from lstmviz.ablation import cached_effect
+    from lstmviz.analysis.ablation import cached_effect
 
     base, _ = server
     open_view(browser, base + "/?neuron=L2.h.1", neuron_expected="L2.h.1")
@@ -418,7 +418,7 @@ def _painted(browser, panel):
 
 
 def test_text_page_colours_typed_text_by_the_neuron(server, browser, tiny_store, tiny_checkpoint):
-    from lstmviz.recording import record_text
+    from lstmviz.recording.recorder import record_text
 
     base, app = server
     browser.get(base + "/text?neuron=L2.c.3")
@@ -443,7 +443,7 @@ def test_text_page_colours_typed_text_by_the_neuron(server, browser, tiny_store,
 
 
 def load_checkpoint_for(store):
-    from lstmviz.checkpoint import load_checkpoint
+    from lstmviz.model.checkpoint import load_checkpoint
 
     return load_checkpoint(store.checkpoint["path"])
 
@@ -487,7 +487,7 @@ def test_the_neuron_page_box_paints_typed_text(server, browser):
 
 def test_typed_text_over_the_limit_is_refused_in_a_sentence(server, tiny_store):
     from lstmviz.app.live_text import MAX_CHARS, live_payload
-    from lstmviz.errors import LstmvizError
+    from lstmviz.core.errors import LstmvizError
 
     _, app = server
     with pytest.raises(LstmvizError, match="at most 20,000"):
@@ -591,12 +591,12 @@ def test_the_model_page_axis_shows_where_training_ends(server, browser, tiny_sto
 def hc_server(tiny_checkpoint, tmp_path_factory):
     """A dashboard started as `lstmviz serve CHECKPOINT` starts it: on h and c only."""
     import lstmviz
-    from lstmviz.recording import record_activations
+    from lstmviz.recording.recorder import record_activations
 
     mp = pytest.MonkeyPatch()
     mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("gates-cache")))
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
-    from lstmviz.evaluate import evaluation_documents
+    from lstmviz.analysis.evaluate import evaluation_documents
 
     out = tmp_path_factory.mktemp("hc") / "hc.store"
     store = record_activations(ckpt, evaluation_documents(ckpt), out, kinds=("h", "c"), progress=False)
@@ -628,9 +628,9 @@ def test_gates_are_recorded_when_a_page_first_asks_for_them(hc_server, browser):
 
 def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_checkpoint, tmp_path, browser, monkeypatch):
     import lstmviz
-    from lstmviz import sources
-    from lstmviz.evaluate import evaluation_documents
-    from lstmviz.recording import record_activations
+    from lstmviz.analysis.evaluate import evaluation_documents
+    from lstmviz.recording import sources
+    from lstmviz.recording.recorder import record_activations
 
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)

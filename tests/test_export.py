@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstmviz.cli import main
-from lstmviz.distribution import neuron_scales
-from lstmviz.errors import LstmvizError, StoreError
-from lstmviz.export import write_figure
-from lstmviz.render import heatmap_figure, parse_range
+from lstmviz.cli.main import main
+from lstmviz.core.errors import LstmvizError, StoreError
+from lstmviz.render.colours import neuron_scales
+from lstmviz.render.export import write_figure
+from lstmviz.render.figures import heatmap_figure, parse_range
 
 
 def export(store, *args):

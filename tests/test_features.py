@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lstmviz.errors import LstmvizError
-from lstmviz.features import compute_features, document_tracks, parse_feature_option
+from lstmviz.core.errors import LstmvizError
+from lstmviz.text.features import compute_features, document_tracks, parse_feature_option
 
 
 def marks(text, track):

@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 from torch import nn
 
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.errors import CheckpointError
-from lstmviz.importer import import_torch
-from lstmviz.model import CharRNN, ModelConfig
+from lstmviz.cli.main import main
+from lstmviz.core.errors import CheckpointError
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.model.importer import import_torch
+from lstmviz.model.rnn import CharRNN, ModelConfig
 
 CHARS = list("abcdef \n")
 
@@ -106,8 +106,8 @@ def _import_tagger(tmp_path, cell):
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_bidirectional_tagger_records_both_directions_as_the_module_computes_them(tmp_path, cell):
-    from lstmviz.corpus import Document
-    from lstmviz.recording import record_activations
+    from lstmviz.recording.recorder import record_activations
+    from lstmviz.text.corpus import Document
 
     plain, ckpt = _import_tagger(tmp_path, cell)
     assert ckpt.model_config.bidirectional and ckpt.model_config.num_labels == 3
@@ -164,8 +164,8 @@ def test_bidirectional_tagger_evaluate_says_what_it_is_and_sample_and_ablate_ref
 
 
 def test_direction_in_neuron_ids():
-    from lstmviz.errors import NeuronError
-    from lstmviz.neurons import NeuronId, parse_neurons
+    from lstmviz.core.errors import NeuronError
+    from lstmviz.core.neurons import NeuronId, parse_neurons
 
     n = NeuronId.parse("L2r.c.17")
     assert (n.layer, n.kind, n.index, n.reverse) == (2, "c", 17, True)
@@ -180,14 +180,14 @@ def test_direction_in_neuron_ids():
 
 
 def test_both_directions_are_ranked_and_shown_in_the_dashboard(tmp_path, monkeypatch):
+    from lstmviz.analysis.rankings import store_rankings
+    from lstmviz.analysis.summaries import neuron_summary
     from lstmviz.app import create_app
     from lstmviz.app.view_state import neighbour
-    from lstmviz.corpus import Document
-    from lstmviz.distribution import neuron_scale
-    from lstmviz.rankings import store_rankings
-    from lstmviz.recording import record_activations
-    from lstmviz.render import heatmap_figure, text_payload
-    from lstmviz.summaries import neuron_summary
+    from lstmviz.recording.recorder import record_activations
+    from lstmviz.render.colours import neuron_scale
+    from lstmviz.render.figures import heatmap_figure, text_payload
+    from lstmviz.text.corpus import Document
 
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     _, ckpt = _import_tagger(tmp_path, "lstm")

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from lstmviz import interventions as iv
-from lstmviz.errors import LstmvizError
-from lstmviz.model import CELLS, FUSED_CELLS, SERIES_KINDS, CharRNN, ModelConfig
+from lstmviz.core.errors import LstmvizError
+from lstmviz.model.rnn import CELLS, FUSED_CELLS, SERIES_KINDS, CharRNN, ModelConfig
 
 HIDDEN, VOCAB, STEPS = 16, 30, 23
 POSITIONS = (0, 3, 4, 10, 11, 12, 20)  # where the replacement holds (absolute steps)
@@ -212,7 +212,7 @@ def test_patching_a_run_into_another_reproduces_it():
 
 
 def test_mean_uses_the_store(tiny_store, tiny_checkpoint):
-    from lstmviz.checkpoint import load_checkpoint
+    from lstmviz.model.checkpoint import load_checkpoint
 
     ckpt = load_checkpoint(tiny_checkpoint)
     means = iv.store_means(tiny_store, "L1.c.0,L1.c.3")
@@ -246,7 +246,7 @@ def test_bad_interventions_are_clear_errors():
 
 
 def test_readers_see_whole_series_once_per_layer_and_may_not_replace():
-    from lstmviz.hooks import reader
+    from lstmviz.model.hooks import reader
 
     model = _model("lstm")
     ids = torch.randint(0, VOCAB, (2, 11))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import yaml
 
-from lstmviz import lstmvis
-from lstmviz.errors import LstmvizError
-from lstmviz.features import store_features
-from lstmviz.lstmvis import char_for, export_lstmvis, token_for
-from lstmviz.store import write_store
+from lstmviz.core.errors import LstmvizError
+from lstmviz.render import lstmvis
+from lstmviz.render.lstmvis import char_for, export_lstmvis, token_for
+from lstmviz.store.writer import write_store
+from lstmviz.text.features import store_features
 
 
 @pytest.fixture(scope="module")

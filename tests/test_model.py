@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
-from lstmviz.hooks import run_with_cache
-from lstmviz.instrument import linear_scan
-from lstmviz.model import CELLS, FUSED_CELLS, CharRNN, ModelConfig
+from lstmviz.model.hooks import run_with_cache
+from lstmviz.model.instrument import linear_scan
+from lstmviz.model.rnn import CELLS, FUSED_CELLS, CharRNN, ModelConfig
 
 
 def _model(cell, layers=3, hidden=20, vocab=30, seed=0):

@@ -8,8 +8,8 @@ import pytest
 from nbclient import NotebookClient
 
 import lstmviz
-from lstmviz.distribution import neuron_scale
-from lstmviz.errors import LstmvizError
+from lstmviz.core.errors import LstmvizError
+from lstmviz.render.colours import neuron_scale
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "quote-cell.ipynb"
 
@@ -27,7 +27,7 @@ def test_show_colours_a_range_of_a_store_with_hover_details(tiny_store, referenc
 
 
 def test_show_records_a_text_on_the_fly(tiny_checkpoint, tiny_store):
-    from lstmviz.recording import record_text
+    from lstmviz.recording.recorder import record_text
 
     text = "def greet(name):\n    return 'hi'  # ψ\n"
     view = lstmviz.show(tiny_checkpoint, "L1.c.2", text=text)

@@ -23,22 +23,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lstmviz
-from lstmviz.app import heatmap_page
 from lstmviz.app.catalog import Catalog
-from lstmviz.app.discover_page import marked_characters
 from lstmviz.app.jobs import Jobs
+from lstmviz.app.pages import heatmap as heatmap_page
+from lstmviz.app.pages.discover import marked_characters
 from lstmviz.app.view_state import parse_query
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.corpus import Document
-from lstmviz.errors import LstmvizError
-from lstmviz.features import parse_feature_option, regex_feature
-from lstmviz.interventions import Mode, parse_assignments
-from lstmviz.neurons import NeuronId, parse_neurons
-from lstmviz.recording import record_activations
-from lstmviz.render import parse_range
-from lstmviz.sources import cache_entries, clear_cache, recorded
-from lstmviz.store import FILES, open_store
+from lstmviz.cli.main import main
+from lstmviz.core.errors import LstmvizError
+from lstmviz.core.neurons import NeuronId, parse_neurons
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.model.interventions import Mode, parse_assignments
+from lstmviz.recording.recorder import record_activations
+from lstmviz.recording.sources import cache_entries, clear_cache, recorded
+from lstmviz.render.figures import parse_range
+from lstmviz.store.format import FILES
+from lstmviz.store.open import open_store
+from lstmviz.text.corpus import Document
+from lstmviz.text.features import parse_feature_option, regex_feature
 
 LIKELY = st.one_of(
     st.text(max_size=40),
@@ -224,8 +225,8 @@ def test_racing_writers_of_one_cached_store_end_with_one_valid_store(tiny_checkp
     ckpt = load_checkpoint(tiny_checkpoint)
     docs = [Document(f"d{i}.py", f"def f(x):\n    return x + {i}\n" * 40) for i in range(30)]
     code = (
-        "import sys; from lstmviz.checkpoint import load_checkpoint; from lstmviz.corpus import Document; "
-        "from lstmviz.sources import recorded; "
+        "import sys; from lstmviz.model.checkpoint import load_checkpoint; from lstmviz.text.corpus import Document; "
+        "from lstmviz.recording.sources import recorded; "
         "docs = [Document(f'd{i}.py', f'def f(x):\\n    return x + {i}\\n' * 40) for i in range(30)]; "
         f"recorded(load_checkpoint({str(tiny_checkpoint)!r}), docs, progress=False)"
     )
@@ -318,7 +319,7 @@ def test_jobs_wait_in_one_bounded_queue():
 
 
 def test_heatmaps_are_capped(tiny_store):
-    from lstmviz.render import MAX_HEATMAP_NEURONS, heatmap_figure
+    from lstmviz.render.figures import MAX_HEATMAP_NEURONS, heatmap_figure
 
     neurons = [str(n) for n in tiny_store.neuron_ids()][: MAX_HEATMAP_NEURONS + 1]
     with pytest.raises(LstmvizError, match=f"at most {MAX_HEATMAP_NEURONS} neurons"):
@@ -373,7 +374,7 @@ def test_a_wheel_carries_the_model_and_the_painter(tmp_path):
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     code = (
-        "import lstmviz, sys; from lstmviz.app import create_app; from lstmviz.sources import DEFAULT_CHECKPOINT; "
+        "import lstmviz, sys; from lstmviz.app import create_app; from lstmviz.recording.sources import DEFAULT_CHECKPOINT; "
         "assert 'venv' in lstmviz.__file__, lstmviz.__file__; "
         "ckpt = lstmviz.load_checkpoint('stdlib-lstm'); assert DEFAULT_CHECKPOINT.is_dir(); "
         "store = lstmviz.record(ckpt, out='s.store', max_chars=500, progress=False); "

@@ -13,11 +13,11 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from lstmviz.distribution import neuron_scale
-from lstmviz.errors import LstmvizError
-from lstmviz.rankings import store_rankings
-from lstmviz.report import write_report
-from lstmviz.store import open_store
+from lstmviz.analysis.rankings import store_rankings
+from lstmviz.core.errors import LstmvizError
+from lstmviz.render.colours import neuron_scale
+from lstmviz.render.report import write_report
+from lstmviz.store.open import open_store
 
 TOP = 2
 

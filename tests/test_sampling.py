@@ -10,11 +10,11 @@ from click.testing import CliRunner
 
 import lstmviz
 from lstmviz import interventions as iv
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.errors import LstmvizError
-from lstmviz.render import ansi_coloured
-from lstmviz.sampling import sample
+from lstmviz.cli.main import main
+from lstmviz.core.errors import LstmvizError
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.model.sampling import sample
+from lstmviz.render.figures import ansi_coloured
 
 
 def test_the_same_seed_gives_the_same_text_and_a_clamp_changes_it(tiny_checkpoint):
@@ -34,8 +34,8 @@ def test_sampling_holds_a_neuron_as_the_exact_path_does(tiny_checkpoint, cell, t
         ckpt = load_checkpoint(tiny_checkpoint)
         neuron, value = "L2.f.3", 0.02
     else:
-        from lstmviz.corpus import load_corpus
-        from lstmviz.train import TrainConfig, train
+        from lstmviz.model.train import TrainConfig, train
+        from lstmviz.text.corpus import load_corpus
 
         train(load_corpus([str(corpus_dir)]), tmp_path / "gru", TrainConfig(cell="gru", hidden_size=16, steps=3), progress=False)
         ckpt = load_checkpoint(tmp_path / "gru")
@@ -101,7 +101,7 @@ def test_sample_cli(tiny_checkpoint):
 
 
 def test_ansi_colours_follow_the_scale():
-    from lstmviz.colours import symmetric
+    from lstmviz.render.colours import symmetric
 
     out = ansi_coloured("ab\n", np.array([-1.0, 1.0, 0.0]), symmetric(1.0))
     assert "48;2;5;48;97m" in out and "48;2;103;0;31m" in out  # the ends of the diverging scale

@@ -14,17 +14,17 @@ from click.testing import CliRunner
 ray = pytest.importorskip("ray")
 
 from lstmviz import open_store  # noqa: E402
-from lstmviz.checkpoint import load_checkpoint  # noqa: E402
-from lstmviz.cli import main  # noqa: E402
-from lstmviz.corpus import load_corpus  # noqa: E402
-from lstmviz.distribution import value_keys  # noqa: E402
-from lstmviz.errors import StoreError  # noqa: E402
-from lstmviz.features import store_features  # noqa: E402
-from lstmviz.rankings import rank_neurons  # noqa: E402
-from lstmviz.recording import record_activations  # noqa: E402
-from lstmviz.shard_rankings import rank_neurons_sharded  # noqa: E402
-from lstmviz.sharded_store import ShardedStore  # noqa: E402
-from lstmviz.sharding import CRASH_ONCE, plan_shards, record_sharded, shard_name  # noqa: E402
+from lstmviz.analysis.distribution import value_keys  # noqa: E402
+from lstmviz.analysis.rankings import rank_neurons  # noqa: E402
+from lstmviz.cli.main import main  # noqa: E402
+from lstmviz.core.errors import StoreError  # noqa: E402
+from lstmviz.model.checkpoint import load_checkpoint  # noqa: E402
+from lstmviz.recording.recorder import record_activations  # noqa: E402
+from lstmviz.scale.shard_rankings import rank_neurons_sharded  # noqa: E402
+from lstmviz.scale.sharding import CRASH_ONCE, plan_shards, record_sharded, shard_name  # noqa: E402
+from lstmviz.store.sharded import ShardedStore  # noqa: E402
+from lstmviz.text.corpus import load_corpus  # noqa: E402
+from lstmviz.text.features import store_features  # noqa: E402
 
 SHARDS = 3
 

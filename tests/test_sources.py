@@ -2,10 +2,10 @@
 
 import pytest
 
-from lstmviz.cli import _open_for_dashboard
-from lstmviz.errors import LstmvizError
-from lstmviz.sources import open_source
-from lstmviz.store import ActivationStore
+from lstmviz.cli.main import _open_for_dashboard
+from lstmviz.core.errors import LstmvizError
+from lstmviz.recording.sources import open_source
+from lstmviz.store.reader import ActivationStore
 
 
 def test_bad_sources_are_one_clear_error(tmp_path):
@@ -32,7 +32,7 @@ def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path,
 def test_debug_mode_is_refused_off_loopback(tiny_store):
     from click.testing import CliRunner
 
-    from lstmviz.cli import main
+    from lstmviz.cli.main import main
 
     result = CliRunner().invoke(main, ["serve", str(tiny_store.path), "--debug", "--host", "0.0.0.0"])
     assert result.exit_code == 2
@@ -45,10 +45,10 @@ def test_a_whole_recording_replaces_the_h_and_c_one_in_the_cache(tiny_checkpoint
     and c from then on, with nothing more to record."""
     import numpy as np
 
-    from lstmviz.checkpoint import load_checkpoint
-    from lstmviz.evaluate import evaluation_documents
-    from lstmviz.rankings import RANKINGS_CACHE, store_rankings
-    from lstmviz.sources import COMPARED_KINDS, cache_entries, recorded, uncached_bytes
+    from lstmviz.analysis.evaluate import evaluation_documents
+    from lstmviz.analysis.rankings import RANKINGS_CACHE, store_rankings
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.sources import COMPARED_KINDS, cache_entries, recorded, uncached_bytes
 
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     ckpt = load_checkpoint(tiny_checkpoint)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from lstmviz import step_kernel
-from lstmviz.instrument import fused_layer, lstm_series
-from lstmviz.model import CharRNN, ModelConfig
+from lstmviz.model import step_kernel
+from lstmviz.model.instrument import fused_layer, lstm_series
+from lstmviz.model.rnn import CharRNN, ModelConfig
 
 pytestmark = pytest.mark.skipif(step_kernel._SGEMM is None, reason="torch has no MKL here: the kernel is not used")
 

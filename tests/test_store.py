@@ -10,12 +10,13 @@ import torch
 from click.testing import CliRunner
 
 import lstmviz
-from lstmviz.cli import main
-from lstmviz.corpus import Document
-from lstmviz.errors import CorpusError, StoreError
-from lstmviz.lanes import lane_bounds
-from lstmviz.recording import record_activations
-from lstmviz.store import NeuronId, open_store
+from lstmviz.cli.main import main
+from lstmviz.core.errors import CorpusError, StoreError
+from lstmviz.core.neurons import NeuronId
+from lstmviz.recording.recorder import record_activations
+from lstmviz.store.open import open_store
+from lstmviz.text.corpus import Document
+from lstmviz.text.lanes import lane_bounds
 
 
 def test_neuron_ids_parse_and_format_in_one_place():
@@ -86,7 +87,7 @@ def test_lane_count_and_staging_do_not_change_the_result(tiny_checkpoint, tmp_pa
     docs = [Document(f"d{i}", "x = 'a'  # c\n" * (3 * i + 2)) for i in range(5)]  # lanes end at different chunks
     one = record_activations(ckpt, docs, tmp_path / "one", lanes=1, progress=False)
     many = record_activations(ckpt, docs, tmp_path / "many", lanes=4, chunk_len=7, progress=False)
-    monkeypatch.setattr("lstmviz.recording.STAGE_BYTES", 1)  # the stage holds one chunk: written every chunk
+    monkeypatch.setattr("lstmviz.recording.recorder.STAGE_BYTES", 1)  # the stage holds one chunk: written every chunk
     staged = record_activations(ckpt, docs, tmp_path / "staged", lanes=3, chunk_len=5, progress=False)
     # Batch shape changes float32 rounding, which can move a float16 value by one ulp.
     for other in (many, staged):
@@ -103,12 +104,12 @@ def test_pages_flushed_and_dropped_while_recording_hold_the_same_bytes(tiny_chec
 
     ckpt = lstmviz.load_checkpoint(tiny_checkpoint)
     docs = [Document(f"d{i}", "def f(x):\n    return 'a' * x  # c\n" * (20 + 9 * i)) for i in range(4)]  # 4,556 chars
-    monkeypatch.setattr("lstmviz.recording.STAGE_BYTES", 1)  # one chunk per write: many runs, most ending mid-page
+    monkeypatch.setattr("lstmviz.recording.recorder.STAGE_BYTES", 1)  # one chunk per write: many runs, most ending mid-page
     kept = record_activations(ckpt, docs, tmp_path / "kept", lanes=3, chunk_len=50, progress=False)
     drops = []
     fadvise = os.posix_fadvise
     monkeypatch.setattr(os, "posix_fadvise", lambda *args: (drops.append(args), fadvise(*args)))
-    monkeypatch.setattr("lstmviz.store.ColumnStage.FLUSH_BYTES", 1)  # flushed and dropped after every write
+    monkeypatch.setattr("lstmviz.store.writer.ColumnStage.FLUSH_BYTES", 1)  # flushed and dropped after every write
     record_activations(ckpt, docs, tmp_path / "dropped", lanes=3, chunk_len=50, progress=False)
     assert len(drops) > 1000 and len(kept) * 2 > 2 * 4096  # each neuron's row spans over two pages
     for name in ("activations.f16", "logp.f32", "top_ids.u16", "text.u32"):
@@ -116,7 +117,7 @@ def test_pages_flushed_and_dropped_while_recording_hold_the_same_bytes(tiny_chec
 
 
 def test_zeroed_arrays_are_zero_writable_and_of_the_shape_asked():
-    from lstmviz.store import zeroed_array
+    from lstmviz.store.writer import zeroed_array
 
     block = zeroed_array((3, 5, 4096), np.float16)
     assert block.shape == (3, 5, 4096) and block.dtype == np.float16 and not block.any()
@@ -131,7 +132,7 @@ def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeyp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lstmviz.recording._write_chunk", interrupt)
+    monkeypatch.setattr("lstmviz.recording.recorder._write_chunk", interrupt)
     with pytest.raises(KeyboardInterrupt):
         record_activations(ckpt, [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
     assert list(tmp_path.iterdir()) == []
@@ -170,7 +171,7 @@ def test_store_of_a_changed_checkpoint_is_refused(tiny_checkpoint, tmp_path):
     ckpt = lstmviz.load_checkpoint(ckpt_copy)
     with torch.no_grad():
         ckpt.model.decoder.bias.add_(1.0)
-    from lstmviz.checkpoint import save_checkpoint
+    from lstmviz.model.checkpoint import save_checkpoint
 
     save_checkpoint(ckpt_copy, ckpt.model, ckpt.vocab, corpus=ckpt.config["corpus"], training=ckpt.config["training"])
     with pytest.raises(StoreError, match="earlier version of the checkpoint"):

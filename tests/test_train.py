@@ -5,9 +5,9 @@ import json
 import numpy as np
 from click.testing import CliRunner
 
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.train import IGNORE, build_lanes
+from lstmviz.cli.main import main
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.model.train import IGNORE, build_lanes
 
 
 def run(*args):
@@ -34,8 +34,8 @@ def test_a_huge_document_does_not_leave_the_other_lanes_idle():
 
 
 def test_evaluation_keeps_every_document_whole_in_one_lane():
-    from lstmviz.corpus import Document, Vocab
-    from lstmviz.lanes import LaidText
+    from lstmviz.text.corpus import Document, Vocab
+    from lstmviz.text.lanes import LaidText
 
     docs = [Document("big", "a" * 5000)] + [Document(f"d{k}", "b" * 100) for k in range(50)]
     laid = LaidText.of(docs, Vocab.build(["ab"]), 16)

@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from safetensors.torch import load_file, save_file
 
 from lstmviz import interventions as iv
-from lstmviz.checkpoint import load_checkpoint
-from lstmviz.cli import main
-from lstmviz.errors import CheckpointError
-from lstmviz.model import CharRNN, ModelConfig
+from lstmviz.cli.main import main
+from lstmviz.core.errors import CheckpointError
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.model.rnn import CharRNN, ModelConfig
 
 VARIANTS = ("peephole", "cifg")
 KINDS = ("h", "c", "i", "f", "g", "o")
@@ -183,8 +183,8 @@ def test_tiny_train_record_find_cells(cell, corpus_dir, tmp_path):
 
 
 def test_peephole_checkpoint_without_its_peephole_weights_is_one_clear_error(tmp_path, corpus_dir):
-    from lstmviz.corpus import load_corpus
-    from lstmviz.train import TrainConfig, train
+    from lstmviz.model.train import TrainConfig, train
+    from lstmviz.text.corpus import load_corpus
 
     out = tmp_path / "peep"
     train(load_corpus([str(corpus_dir)]), out, TrainConfig(cell="peephole", hidden_size=6, embed_dim=4, seq_len=8,

@@ -11,19 +11,19 @@ from pathlib import Path
 import dash
 from dash import Input, Output, dcc, html
 
-from ..errors import LstmvizError
-from ..rankings import keep_torch_threads
-from ..store import ActivationStore
+from ..analysis.rankings import keep_torch_threads
+from ..core.errors import LstmvizError
+from ..store.reader import ActivationStore
 from .catalog import Catalog
-from .compare_page import ComparePage
-from .discover_page import DiscoverPage
-from .gates_page import GatesPage
-from .generate_page import GeneratePage
-from .heatmap_page import HeatmapPage
 from .main_thread import one_thread_here
-from .model_page import ModelPage
-from .neuron_page import NeuronPage
-from .text_page import TextPage
+from .pages.compare import ComparePage
+from .pages.discover import DiscoverPage
+from .pages.gates import GatesPage
+from .pages.generate import GeneratePage
+from .pages.heatmap import HeatmapPage
+from .pages.model import ModelPage
+from .pages.neuron import NeuronPage
+from .pages.text import TextPage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
 PAGES = (NeuronPage, DiscoverPage, HeatmapPage, GatesPage, ModelPage, ComparePage, GeneratePage, TextPage)  # in the top bar

@@ -13,16 +13,18 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE
-from ..colours import ColourScale, ValueStats, scale_for
-from ..errors import StoreError
-from ..evaluate import store_error_analysis
-from ..model import SERIES_KINDS
-from ..rankings import store_rankings
-from ..recording import recorded_rows, store_bytes
-from ..saturation import gate_saturation
-from ..store import ActivationStore, NeuronId
-from ..summaries import neuron_summary, store_summaries
+from ..analysis.distribution import ValueStats
+from ..analysis.evaluate import store_error_analysis
+from ..analysis.rankings import store_rankings
+from ..analysis.saturation import gate_saturation
+from ..analysis.summaries import neuron_summary, store_summaries
+from ..core.errors import StoreError
+from ..core.neurons import NeuronId
+from ..model.checkpoint import CONFIG_FILE
+from ..model.rnn import SERIES_KINDS
+from ..recording.recorder import recorded_rows, store_bytes
+from ..render.colours import ColourScale, scale_for
+from ..store.reader import ActivationStore
 from .comparisons import Comparisons
 from .jobs import Job, Jobs
 from .main_thread import MainThread
@@ -170,8 +172,8 @@ class Catalog:
         store = self.store(name)
 
         def work(job: Job) -> str:
-            from ..checkpoint import load_checkpoint
-            from ..sources import recorded, store_documents
+            from ..model.checkpoint import load_checkpoint
+            from ..recording.sources import recorded, store_documents
 
             ckpt = load_checkpoint(store.checkpoint["path"])
             size = store_bytes(recorded_rows(ckpt.model_config), len(store))
@@ -202,7 +204,7 @@ class Catalog:
 
     def model_errors(self, name: str) -> Job:
         """The recorded model against the n-gram baseline on this store
-        (:func:`lstmviz.evaluate.store_error_analysis`): a background job, since the n-gram is
+        (:func:`lstmviz.analysis.evaluate.store_error_analysis`): a background job, since the n-gram is
         trained on the checkpoint's whole training split; cached in the store directory."""
         store = self.store(name)
         return self.jobs.start(f"errors:{name}", lambda job: store_error_analysis(store, job.report))
@@ -212,7 +214,7 @@ class Catalog:
         store = self.store(name)
 
         def load():
-            from ..checkpoint import load_checkpoint
+            from ..model.checkpoint import load_checkpoint
 
             return self.main_thread.run(lambda: load_checkpoint(store.checkpoint.get("path") or ""))
 
@@ -221,8 +223,8 @@ class Catalog:
 
     def effect(self, name: str, neuron: str) -> Job:
         """A neuron's mean-ablation effect on the store's text against random controls
-        (:func:`lstmviz.ablation.store_effect`): a background job, cached in the store."""
-        from ..ablation import store_effect
+        (:func:`lstmviz.analysis.ablation.store_effect`): a background job, cached in the store."""
+        from ..analysis.ablation import store_effect
 
         store, ckpt = self.store(name), self.checkpoint(name)
 
@@ -240,7 +242,7 @@ class Catalog:
 
     def summary(self, name: str, neuron: str) -> dict:
         """A neuron's colour statistics, context positions and histogram
-        (:func:`lstmviz.summaries.neuron_summary`): prepared ones, or computed once here."""
+        (:func:`lstmviz.analysis.summaries.neuron_summary`): prepared ones, or computed once here."""
         table = self._summaries.setdefault(name, {})
         if neuron not in table:
             table[neuron] = neuron_summary(self.store(name), neuron)

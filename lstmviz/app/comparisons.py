@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
-from ..errors import StoreError
-from ..store import ActivationStore
+from ..core.errors import StoreError
+from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
+from ..store.reader import ActivationStore
 from .jobs import Job
 
 EMERGENCE_CHARS = 100_000  # the sample of the first store's text that snapshots are recorded on
@@ -48,8 +48,8 @@ class Comparisons:
         kind, path = self.compare_sources()[name]
         if kind == "store":
             return self.catalog.stores[name]
-        from ..checkpoint import load_checkpoint
-        from ..sources import COMPARED_KINDS, recorded, store_documents
+        from ..model.checkpoint import load_checkpoint
+        from ..recording.sources import COMPARED_KINDS, recorded, store_documents
 
         text = self.catalog.stores[self.catalog.default]
         ckpt = load_checkpoint(path)
@@ -63,8 +63,8 @@ class Comparisons:
 
     def compare_cost(self, a: str, b: str) -> int:
         """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
-        from ..checkpoint import load_checkpoint
-        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+        from ..model.checkpoint import load_checkpoint
+        from ..recording.sources import COMPARED_KINDS, store_documents, uncached_bytes
 
         text = self.catalog.stores[self.catalog.default]
         sources = self.compare_sources()
@@ -79,9 +79,9 @@ class Comparisons:
 
     def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
         """Bytes the emergence plot will record into the cache (0: none)."""
-        from ..checkpoint import load_checkpoint
-        from ..lanes import limit_chars
-        from ..sources import COMPARED_KINDS, store_documents, uncached_bytes
+        from ..model.checkpoint import load_checkpoint
+        from ..recording.sources import COMPARED_KINDS, store_documents, uncached_bytes
+        from ..text.lanes import limit_chars
 
         text = self.catalog.stores[self.catalog.default]
         final = load_checkpoint(text.checkpoint.get("path") or "")
@@ -90,7 +90,7 @@ class Comparisons:
 
     def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
         """A against B on the first store's text (background job; ``job.result`` is a
-        :class:`~lstmviz.compare.Comparison`); with ``start=False``, None if not started."""
+        :class:`~lstmviz.analysis.compare.Comparison`); with ``start=False``, None if not started."""
         if not start:
             return self.catalog.jobs.get(f"compare:{a}|{b}")
         sources = self.compare_sources()
@@ -99,7 +99,7 @@ class Comparisons:
                 raise StoreError(f"Nothing named {name!r} to compare; choose one of {', '.join(sources)}.")
 
         def work(job: Job):
-            from ..compare import compare_stores
+            from ..analysis.compare import compare_stores
 
             store_a = self._as_store(a, job, (0.0, 0.4))
             store_b = self._as_store(b, job, (0.4, 0.8))
@@ -120,9 +120,9 @@ class Comparisons:
             return self.catalog.jobs.get(f"emergence:{path}")
 
         def work(job: Job) -> dict:
-            from ..compare import emergence
-            from ..lanes import limit_chars
-            from ..sources import snapshot_recordings, store_documents
+            from ..analysis.compare import emergence
+            from ..recording.sources import snapshot_recordings, store_documents
+            from ..text.lanes import limit_chars
 
             docs = limit_chars(store_documents(text), chars)
             return emergence(snapshot_recordings(path, docs, progress=False, on_progress=job.report))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dash import dcc, html
 
-from ..colours import COLOUR_STOPS, SCALE_HELP, SCALES, ColourScale
+from ..render.colours import COLOUR_STOPS, SCALE_HELP, SCALES, ColourScale
 
 
 def colour_legend(prefix: str) -> html.Div:

@@ -16,7 +16,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import LstmvizError
+from ..core.errors import LstmvizError
 from .main_thread import one_thread_here
 
 WORKERS = 2  # heavy jobs at once; the machine the dashboard targets has 2 cores

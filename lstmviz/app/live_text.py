@@ -11,9 +11,9 @@ from __future__ import annotations
 import dash
 from dash import Input, Output, State, dcc, html
 
-from ..errors import LstmvizError
-from ..neurons import NeuronId
-from ..render import painted_payload
+from ..core.errors import LstmvizError
+from ..core.neurons import NeuronId
+from ..render.figures import painted_payload
 from .catalog import Catalog
 from .page import CallbackSpec, clientside, register_callback, register_clientside
 from .view_state import parse_query

@@ -30,7 +30,7 @@ class TypedTexts:
             if key in self._live:
                 self._live.move_to_end(key)
                 return self._live[key]
-        from ..recording import record_text
+        from ..recording.recorder import record_text
 
         ckpt = self.catalog.checkpoint(name)
         unknown = ckpt.vocab.unknown_chars(text)

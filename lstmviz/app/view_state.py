@@ -8,7 +8,8 @@ from urllib.parse import parse_qs, urlencode
 
 import numpy as np
 
-from ..store import ActivationStore, NeuronId
+from ..core.neurons import NeuronId
+from ..store.reader import ActivationStore
 
 
 def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:

@@ -1,0 +1,328 @@
+"""Ablation effects, teacher-forced: how many bits the model loses on each character of a text
+when chosen neurons are replaced (zeroed, set to their mean, or clamped), beside the same for
+random neuron sets of the same layer, kind and size (the controls), so that an effect can be
+seen to stand out, or not.
+
+The text is run once unchanged (the fast path), then once for the target set and every
+control set together: each set is a copy of the batch, the layers below the lowest replaced
+one are computed once and shared, and the layers from it up run on the exact step path.
+Losses are attributed to the character predicted: position p predicts p + 1.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.atomic import write_atomic
+from ..core.errors import CorpusError, LstmvizError
+from ..core.neurons import NeuronId, parse_neurons
+from ..model.checkpoint import Checkpoint
+from ..model.hooks import HookCall, reader
+from ..model.interventions import Mode, Replace, constant
+from ..store.format import DEFAULT_LANES
+from ..text.corpus import Document
+from ..text.features import BINARY, compute_features
+from ..text.lanes import LaidText, select_rows, update_rows
+
+TOP = 10  # characters and positions listed
+MIN_CHAR_COUNT = 5  # a character is listed once it was predicted this often
+
+
+@dataclass
+class Ablation:
+    """The log-probability of every predicted character, unchanged and with each neuron set
+    replaced (row 0: the target set; rows 1..K: the controls)."""
+
+    neurons: list[NeuronId]
+    mode: Mode
+    control_sets: list[list[NeuronId]]
+    text: str
+    base_logp: np.ndarray  # [chars] natural log, NaN where nothing is predicted
+    ablated_logp: np.ndarray  # [1 + controls, chars]
+    features: dict[str, np.ndarray]  # binary tracks over the text
+
+    @property
+    def scored(self) -> np.ndarray:
+        return np.isfinite(self.base_logp)
+
+    def bits_lost(self) -> np.ndarray:
+        """[1 + controls, chars]: bits lost at each position (NaN where nothing is predicted)."""
+        return (self.base_logp - self.ablated_logp) / math.log(2)
+
+    def to_json(self, top: int = TOP) -> dict:
+        ok = self.scored
+        lost = self.bits_lost()[:, ok]
+        bpc = float(-self.base_logp[ok].mean() / math.log(2))
+        ablated = bpc + lost.mean(axis=1)  # per set
+        controls = ablated[1:]
+        predicted = np.flatnonzero(ok) + 1  # the character each scored position predicts
+        return {
+            "neurons": [str(n) for n in self.neurons],
+            "mode": str(self.mode),
+            "chars": int(ok.sum()),
+            "bpc": round(bpc, 5),
+            "ablated_bpc": round(float(ablated[0]), 5),
+            "bits_lost": round(float(lost[0].mean()), 5),
+            "by_feature": {name: _inside_outside(lost, track[predicted]) for name, track in self.features.items()},
+            "control": {
+                "sets": len(controls),
+                "ablated_bpc_mean": _round(controls.mean()) if len(controls) else None,
+                "ablated_bpc_sd": _round(controls.std(ddof=1)) if len(controls) > 1 else None,
+                "as_large": int((controls >= ablated[0]).sum()),  # controls losing as much or more
+                "neurons": [[str(n) for n in s] for s in self.control_sets],
+            },
+            "top_chars": self._top_chars(lost, predicted, top),
+            "top_positions": self._top_positions(lost[0], predicted, top),
+        }
+
+    def _top_chars(self, lost: np.ndarray, predicted: np.ndarray, top: int) -> list[dict]:
+        codes = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)[predicted]
+        uniq, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+        sums = np.stack([np.bincount(inverse, weights=row, minlength=len(uniq)) for row in lost])  # [sets, chars]
+        means = sums / counts
+        order = [k for k in np.argsort(-means[0]) if counts[k] >= MIN_CHAR_COUNT][:top]
+        return [
+            {
+                "char": chr(int(uniq[k])),
+                "count": int(counts[k]),
+                "bits_lost": round(float(means[0, k]), 4),
+                "control_bits_lost": round(float(means[1:, k].mean()), 4) if len(means) > 1 else None,
+            }
+            for k in order
+        ]
+
+    def _top_positions(self, lost: np.ndarray, predicted: np.ndarray, top: int) -> list[dict]:
+        out = []
+        for k in np.argsort(-lost)[:top]:
+            p = int(predicted[k])
+            out.append(
+                {
+                    "position": p,
+                    "char": self.text[p],
+                    "bits_lost": round(float(lost[k]), 4),
+                    "before": self.text[max(0, p - 30) : p],
+                    "after": self.text[p + 1 : p + 11],
+                }
+            )
+        return out
+
+
+def _round(x) -> float:
+    return round(float(x), 5)
+
+
+def _inside_outside(lost: np.ndarray, inside: np.ndarray) -> dict:
+    """Mean bits lost on the predicted characters inside and outside a binary feature, for
+    the target set and the controls."""
+    inside = inside.astype(bool)
+    out: dict = {"chars_inside": int(inside.sum())}
+    for where, mask in (("inside", inside), ("outside", ~inside)):
+        per_set = lost[:, mask].mean(axis=1) if mask.any() else np.full(len(lost), np.nan)
+        out[f"{where}_bits"] = None if not mask.any() else _round(per_set[0])
+        controls = per_set[1:]
+        out[f"control_{where}_mean"] = _round(controls.mean()) if len(controls) and mask.any() else None
+        out[f"control_{where}_sd"] = _round(controls.std(ddof=1)) if len(controls) > 1 and mask.any() else None
+    return out
+
+
+def control_sets(model, neurons: list[NeuronId], count: int, seed: int = 0) -> list[list[NeuronId]]:
+    """``count`` random neuron sets shaped like ``neurons``: as many units of each (layer,
+    kind), drawn from the other units of that series."""
+    rng = np.random.default_rng(seed)
+    groups: dict[tuple[int, str], list[int]] = {}
+    for n in neurons:
+        groups.setdefault((n.layer, n.kind), []).append(n.index)
+    units = model.config.hidden_size
+    for (layer, kind), chosen in groups.items():
+        if count and units - len(chosen) < len(chosen):
+            raise LstmvizError(
+                f"L{layer}.{kind} has {units} units: too few to draw {len(chosen)} other ones for a control; give fewer neurons."
+            )
+    out = []
+    for _ in range(count):
+        sets = []
+        for (layer, kind), chosen in groups.items():
+            pool = np.setdiff1d(np.arange(units), chosen)
+            sets += [NeuronId(layer, kind, int(u)) for u in sorted(rng.choice(pool, len(chosen), replace=False))]
+        out.append(sets)
+    return out
+
+
+def ablate(
+    ckpt: Checkpoint,
+    docs: list[Document],
+    neurons,
+    mode: Mode | str = "zero",
+    controls: int = 20,
+    seed: int = 0,
+    lanes: int = DEFAULT_LANES,
+    chunk_len: int = 64,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Ablation:
+    """Teacher-forced ablation of ``neurons`` over ``docs`` (each from a zero state), with
+    ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes."""
+    model = ckpt.model
+    model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
+    mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
+    targets = [model.check_neuron(n) for n in parse_neurons(neurons)]
+    if controls < 0:
+        raise LstmvizError("--controls must be 0 or more.")
+    docs = [d for d in docs if d.text]
+    laid = LaidText.of(docs, ckpt.vocab, lanes) if docs else None
+    if laid is None or (laid.next_ids >= 0).sum() == 0:
+        raise CorpusError("The text has no character to predict (each document needs two or more).")
+    sets = [targets, *control_sets(model, targets, controls, seed)]
+    total = 2 * len(laid.text)
+    report = (lambda done: on_progress(done, total)) if on_progress else (lambda done: None)
+
+    base_logp, means = _baseline(model, laid, sets, mode, chunk_len, report)
+    values = {name: (means[name] if mode.name == "mean" else mode.value) for name in _replaced_points(sets)}
+    ablated_logp = _ablated(model, laid, sets, values, chunk_len, lambda done: report(len(laid.text) + done))
+    feats = compute_features(laid.text, laid.documents(docs), names=list(BINARY))
+    return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, {n: feats[n] for n in BINARY})
+
+
+def _replaced_points(sets: list[list[NeuronId]]) -> list[str]:
+    return sorted({n.hook_name for s in sets for n in s})
+
+
+def _logp_of_next(logits: torch.Tensor, laid: LaidText, pos: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """log p(next character) at ``pos`` [rows, time] (NaN where nothing is predicted)."""
+    targets = laid.next_ids[np.where(valid, pos, 0)]
+    scored = valid & (targets >= 0)
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    out = np.full(pos.shape, np.nan)
+    rows, steps = np.nonzero(scored)
+    out[rows, steps] = logp[rows, steps, torch.from_numpy(targets[rows, steps])].cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def _baseline(model, laid: LaidText, sets, mode: Mode, chunk_len: int, report):
+    """The unchanged run (fast path): log p of every predicted character, and, for mean
+    ablation, every replaced series' mean over the text."""
+    device = next(model.parameters()).device
+    names = _replaced_points(sets) if mode.name == "mean" else []
+    sums = {name: torch.zeros(model.config.hidden_size, dtype=torch.float64) for name in names}
+    logp = np.full(len(laid.text), np.nan)
+    state = model.initial_state(laid.lanes, device)
+    done = 0
+    for rows, pos, valid, x, keep in laid.chunks(chunk_len, device):
+        mask = torch.from_numpy(valid).to(device).unsqueeze(-1)
+
+        @reader
+        def add(series: torch.Tensor, hook: HookCall, mask=mask) -> None:
+            sums[hook.name] += (series * mask).sum((0, 1)).double().cpu()
+
+        part = select_rows(state, rows)
+        logits, part = model.forward_instrumented(x, part, keep, hooks=[(name, add) for name in names])
+        state = update_rows(state, rows, part)
+        logp[pos[valid]] = _logp_of_next(logits, laid, pos, valid)[valid]
+        done += int(valid.sum())
+        report(done)
+    return logp, {name: (s / len(laid.text)).float() for name, s in sums.items()}
+
+
+@torch.no_grad()
+def _ablated(model, laid: LaidText, sets, values: dict, chunk_len: int, report) -> np.ndarray:
+    """Every set's run at once, each a copy of the batch (row = set * lanes + lane)."""
+    device = next(model.parameters()).device
+    cfg, R, lanes = model.config, len(sets), laid.lanes
+    first = min(n.layer for s in sets for n in s) - 1  # the lowest replaced layer, from 0
+    below, above = range(first), range(first, cfg.num_layers)
+    masks = {}  # hook name -> [sets, lanes, units] bool
+    for r, s in enumerate(sets):
+        for n in s:
+            mask = masks.setdefault(n.hook_name, torch.zeros(R, lanes, cfg.hidden_size, dtype=torch.bool))
+            mask[r, :, n.index] = True
+    news = {name: constant(values[name]) for name in masks}
+    state_below = _layers_state(model.initial_state(lanes, device), below)
+    state_above = _layers_state(model.initial_state(R * lanes, device), above)
+    out = np.full((R, len(laid.text)), np.nan)
+    done = 0
+    for rows, pos, valid, x, keep in laid.chunks(chunk_len, device):
+        h = model.embedding(x)
+        if first:
+            part = select_rows(state_below, rows)
+            h, part = model.run_layers(h, part, keep, layers=below)
+            state_below = update_rows(state_below, rows, part)
+        replica_rows = (np.arange(R)[:, None] * lanes + rows[None, :]).reshape(-1)
+        hooks = {name: [Replace(news[name], mask=masks[name][:, rows].reshape(-1, cfg.hidden_size))] for name in masks}
+        part = select_rows(state_above, replica_rows)
+        top, part = model.run_layers(h.repeat(R, 1, 1), part, keep.repeat(R, 1), hooks, layers=above)
+        logits = model.decoder(top)
+        state_above = update_rows(state_above, replica_rows, part)
+        logp = _logp_of_next(logits, laid, np.tile(pos, (R, 1)), np.tile(valid, (R, 1))).reshape(R, len(rows), -1)
+        for r in range(R):
+            out[r, pos[valid]] = logp[r][valid]
+        done += int(valid.sum())
+        report(done)
+    return out
+
+
+def _layers_state(state, layers: range):
+    """The state of ``layers`` only ([layers, batch, hidden] each)."""
+    index = slice(layers.start, layers.stop)
+    return tuple(s[index] for s in state) if isinstance(state, tuple) else state[index]
+
+
+# -- effects of one neuron, as the dashboard's Neuron page shows them ----------------------------
+
+# The Neuron page's measure: mean ablation (the neuron's mean over the text, the usual choice:
+# zero can be a value a cell takes on purpose, the quote cell's inside a string), on the
+# first 20,000 characters against 10 controls: about 10 s for the shipped model.
+EFFECT_MODE, EFFECT_CHARS, EFFECT_CONTROLS = "mean", 20_000, 10
+
+
+def _effect_path(store, neuron: NeuronId, chars: int, controls: int):
+    return store.path / f"effect-v1-{neuron}-{EFFECT_MODE}-{chars}x{controls}.json"
+
+
+def cached_effect(store, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS) -> dict | None:
+    """A neuron's ablation effect on a store's text, if it was measured before."""
+    path = _effect_path(store, NeuronId.parse(neuron), chars, controls)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def store_effect(
+    store, ckpt: Checkpoint, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS, on_progress=None
+) -> dict:
+    """Set ``neuron`` to its mean on the first ``chars`` characters of a store's text, beside
+    ``controls`` random neurons of its series; kept in the store directory (written under a
+    temporary name, then renamed), so it is measured once."""
+    from ..recording.sources import store_documents
+    from ..text.lanes import limit_chars
+
+    neuron = ckpt.model.check_neuron(neuron)
+    docs = limit_chars(store_documents(store), chars)
+    data = ablate(ckpt, docs, [neuron], EFFECT_MODE, controls, on_progress=on_progress).to_json(top=8)
+    path = _effect_path(store, neuron, chars, controls)
+    try:
+        write_atomic(path, json.dumps(data))
+    except OSError:
+        pass  # a read-only store: measured again next time
+    return data
+
+
+def decoder_logits(model, vocab_chars: list[str], neuron, k: int = 8) -> dict | None:
+    """For a neuron of the top layer's h, which next characters it promotes and suppresses
+    directly, through the decoder's weights (sae_vis's logit table); None for other neurons."""
+    n = model.check_neuron(neuron)
+    if n.kind != "h" or n.layer != model.config.num_layers:
+        return None
+    weights = model.decoder.weight[:, n.index].detach().cpu().numpy()
+    order = np.argsort(weights)
+
+    def listed(index) -> list:
+        return [[vocab_chars[i], round(float(weights[i]), 4)] for i in index]
+
+    return {"promotes": listed(order[::-1][:k]), "suppresses": listed(order[:k])}

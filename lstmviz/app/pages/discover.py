@@ -1,0 +1,213 @@
+"""The Discover page: the find-cells tables (every h and c neuron against every feature),
+and range hypotheses: the neurons that are high on a selected character range or on every
+match of a regex and low just outside (LSTMVis's select view, ranked automatically).
+
+The URL (``/discover?feature=in_string&range=120:180`` or ``&regex=...``) holds the view; a
+row's neuron is a link that opens it on the Neuron page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import numpy as np
+from dash import Input, Output, State, dcc, html, no_update
+
+from ...analysis.hypotheses import range_hypotheses, ranges_mask
+from ...core.errors import LstmvizError
+from ...render.figures import parse_range
+from ...text.features import regex_feature
+from ..catalog import Catalog
+from ..page import Page, callback, clientside
+from ..view_state import changed_search, parse_query
+
+PATH = "/discover"
+TOP = 25
+MAX_REGEX = 200  # characters; a pattern is compiled, never evaluated as code
+HYPOTHESIS_KINDS = ("h", "c")
+SIGNED_HELP = (
+    "score: how well a neuron tracks the feature, whichever way round (AUROC for yes/no features, |Spearman's rho| "
+    "for numbers; 0.5 and 0 are chance). signed: the same with its direction: an AUROC below 0.5 or a negative rho "
+    "means the neuron is low where the feature is on or high."
+)
+
+
+def _layout(catalog: Catalog) -> html.Div:
+    return html.Div(
+        className="page",
+        children=[
+            html.Div(id="discover-error"),
+            html.H3("Best neuron per feature"),
+            html.P(SIGNED_HELP, className="hint"),
+            html.Div(id="discover-summary"),
+            html.Div(
+                className="controls",
+                children=[
+                    html.H3("Ranking for feature", style={"margin": 0}),
+                    dcc.Dropdown(id="discover-feature", clearable=False, className="picker"),
+                ],
+            ),
+            html.Div(id="discover-table"),
+            html.H3("Neurons for a selection (range hypotheses)"),
+            html.P(
+                "Mark characters by a range START:END (select text on the Neuron page and press "
+                "'neurons for the selection') or by a regular expression. Each neuron fires above the midpoint of "
+                "its mean on the marks and its mean within 10 characters around them; the best F1 comes first. "
+                "For a regex (a class) precision and recall are over the whole store, for one selection (an example) "
+                "over the selection and its margin.",
+                className="hint",
+            ),
+            html.Div(
+                className="controls",
+                children=[
+                    html.Label(["range ", dcc.Input(id="discover-range", type="text", debounce=True, style={"width": "10em"})]),
+                    html.Label(
+                        ["or regex ", dcc.Input(id="discover-regex", type="text", debounce=True, style={"width": "18em"})]
+                    ),
+                ],
+            ),
+            dcc.Loading(html.Div(id="discover-hypotheses")),
+            html.Div(id="discover-scrolled", style={"display": "none"}),
+        ],
+    )
+
+
+def _neuron_link(name: str, neuron: str) -> dcc.Link:
+    return dcc.Link(neuron, href="/?" + urlencode({"store": name, "neuron": neuron}), className="neuron-link")
+
+
+def _table(header: list[str], rows: list[list], titles: dict[str, str] | None = None) -> html.Table:
+    titles = titles or {}
+    return html.Table(
+        [html.Tr([html.Th(h, title=titles.get(h)) for h in header]), *[html.Tr([html.Td(c) for c in row]) for row in rows]],
+        className="scores",
+    )
+
+
+def _summary(catalog: Catalog, name: str) -> html.Table:
+    rows = []
+    for feature, r in catalog.rankings(name).items():
+        best = r["rows"][0]
+        rows.append([feature, r["metric"], _neuron_link(name, best["neuron"]), f"{best['score']:.3f}", f"{best['value']:+.3f}"])
+    return _table(["feature", "metric", "best neuron", "score", "signed"], rows, {"signed": SIGNED_HELP})
+
+
+def _ranking(catalog: Catalog, name: str, feature: str) -> html.Table:
+    r = catalog.rankings(name)[feature]
+    rows = [
+        [k, _neuron_link(name, row["neuron"]), f"{row['score']:.3f}", f"{row['value']:+.3f}", f"{row['pearson']:+.3f}"]
+        for k, row in enumerate(r["rows"][:TOP], 1)
+    ]
+    return _table(["rank", "neuron", f"score ({r['metric']})", "signed", "pearson"], rows, {"signed": SIGNED_HELP})
+
+
+def marked_characters(store, char_range: str | None, regex: str | None) -> tuple[np.ndarray, str]:
+    """The characters a range or regex marks, and a description; a bad one is an error."""
+    if char_range:
+        start, stop = parse_range(char_range, len(store))
+        return ranges_mask(len(store), [(start, stop)]), f"characters {start}:{stop} ({stop - start})"
+    if len(regex) > MAX_REGEX:
+        raise LstmvizError(f"The regular expression is longer than {MAX_REGEX} characters.")
+    marked = regex_feature(regex)(store.text()).astype(bool)
+    if not marked.any():
+        raise LstmvizError(f"The regular expression {regex!r} matches nothing in this store.")
+    return marked, f"{int(marked.sum()):,} characters matching {regex!r}"
+
+
+def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str | None) -> html.Div:
+    store = catalog.store(name)
+    marked, described = marked_characters(store, char_range, regex)
+    table = range_hypotheses(store, marked, kinds=HYPOTHESIS_KINDS, top=TOP)
+    rows = [
+        [
+            _neuron_link(name, r.neuron),
+            r.direction,
+            f"{r.contrast:.2f}",
+            f"{r.threshold:+.3f}",
+            f"{r.precision:.3f}",
+            f"{r.recall:.3f}",
+            f"{r.f1:.3f}",
+            f"{100 * r.elsewhere:.1f}%",
+        ]
+        for r in table.itertuples()
+    ]
+    scope = table.scope[0] if len(table) else ""
+    where = (
+        "over the whole store (the marks are a class: every match)"
+        if scope == "whole store"
+        else "within the selection and 10 characters around it (one selection is an example, not every instance)"
+    )
+    header = ["neuron", "fires", "contrast (sd)", "threshold", "precision", "recall", "F1", "fires elsewhere"]
+    return html.Div(
+        [
+            html.P(f"Marked {described}. Ranked by F1; precision and recall {where}.", id="discover-hypotheses-note"),
+            _table(header, rows, {"fires elsewhere": "How often the neuron fires beyond the marks and their margin."}),
+        ]
+    )
+
+
+class DiscoverPage(Page):
+    path = PATH
+    title = "Discover"
+
+    clientside = (
+        clientside(
+            "lstmvizDetails",
+            "scrollToHypotheses",
+            Output("discover-scrolled", "children"),
+            Input("discover-hypotheses", "children"),
+            State("url", "search"),
+        ),
+    )
+
+    def layout(self) -> html.Div:
+        return _layout(self.catalog)
+
+    @callback(
+        Output("url", "search", allow_duplicate=True),
+        Input("discover-feature", "value"),
+        Input("discover-range", "value"),
+        Input("discover-regex", "value"),
+        State("url", "search"),
+        prevent_initial_call=True,
+    )
+    def controls_to_url(self, feature, char_range, regex, search):
+        q = parse_query(search)
+        if feature:
+            q["feature"] = feature
+        for key, value, other in (("range", char_range, "regex"), ("regex", regex, "range")):
+            if value and value != q.get(key):
+                q[key] = value
+                q.pop(other, None)
+        return changed_search(q, search)
+
+    @callback(
+        Output("discover-error", "children"),
+        Output("discover-summary", "children"),
+        Output("discover-feature", "options"),
+        Output("discover-feature", "value"),
+        Output("discover-table", "children"),
+        Output("discover-range", "value"),
+        Output("discover-regex", "value"),
+        Output("discover-hypotheses", "children"),
+        Input("url", "search"),
+    )
+    def url_to_view(self, search):
+        q = parse_query(search)
+        try:
+            name = q.get("store") or self.catalog.default
+            self.catalog.store(name)  # validates the name
+            features = list(self.catalog.rankings(name))
+            feature = q.get("feature") or features[0]
+            if feature not in features:
+                raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
+            summary, ranking = _summary(self.catalog, name), _ranking(self.catalog, name, feature)
+        except LstmvizError as exc:
+            return (html.Div(str(exc), className="error"),) + (no_update,) * 7
+        char_range, regex = q.get("range"), q.get("regex")
+        hypotheses = html.P("Give a range or a regex to rank neurons for it.", className="hint")
+        if char_range or regex:
+            try:
+                hypotheses = _hypotheses(self.catalog, name, char_range, regex)
+            except LstmvizError as exc:
+                hypotheses = html.Div(str(exc), className="error")
+        return None, summary, features, feature, ranking, char_range or "", regex or "", hypotheses

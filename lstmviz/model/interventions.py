@@ -1,0 +1,217 @@
+"""Ready-made hooks that replace values, as TransformerLens's hook functions do: ``zero``,
+``mean`` (a neuron's mean over a store), ``clamp`` (a fixed value), ``scale`` (by a factor)
+and ``patch`` (the values of another run, from its cache), each on chosen neurons and,
+if given, only at chosen positions (steps of the call, ``hook.positions``).
+
+    from lstmviz import interventions as iv
+    with model.hooks(iv.clamp("L2.c.90", 20.0) + iv.zero("L1.c.5", positions=range(10, 50))):
+        logits, _ = model(ids)
+
+Each returns (hook name, hook) pairs, one per hook point it touches; lists add up with ``+``.
+They replace values, so the layers they touch run on the exact step path (``stepwise.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..core.errors import LstmvizError
+from ..core.neurons import NeuronId, parse_neurons
+from .hooks import HookCall
+
+# new(x [batch, time, units], steps) -> values broadcastable to x
+NewValues = Callable[[torch.Tensor, range], torch.Tensor]
+Positions = int | range | Iterable[int] | None
+
+
+class Replace:
+    """x' = where(chosen, new(x, steps), x): the chosen units (the same for every row, or a
+    mask per row) at the chosen positions (all, if none are given) take new values."""
+
+    def __init__(self, new: NewValues, units=None, mask: torch.Tensor | None = None, positions: Positions = None):
+        if (units is None) == (mask is None):
+            raise ValueError("Give the units to replace, or a mask [rows, units].")
+        self.new = new
+        self.units = None if units is None else sorted(set(int(u) for u in units))
+        self.mask = mask
+        self.positions = _positions(positions)
+        self._masks: dict = {}
+
+    def _unit_mask(self, x: torch.Tensor) -> torch.Tensor:
+        """[rows or 1, 1, units] bool, built once per width and device."""
+        key = (x.shape[-1], x.device)
+        if key not in self._masks:
+            if self.mask is not None:
+                mask = self.mask.to(x.device, torch.bool)
+            else:
+                if self.units and self.units[-1] >= x.shape[-1]:
+                    raise LstmvizError(f"Unit {self.units[-1]} is outside this series (units 0-{x.shape[-1] - 1}).")
+                mask = torch.zeros(1, x.shape[-1], dtype=torch.bool, device=x.device)
+                mask[0, self.units] = True
+            self._masks[key] = mask.unsqueeze(1)
+        return self._masks[key]
+
+    def fixed_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(mask [rows or 1, units], values) when this sets fixed values at every step, for
+        a value like ``x`` [batch, units]: the step path then applies it as one ``where``."""
+        if self.positions is not None or not isinstance(self.new, Constant):
+            return None
+        return self._unit_mask(x)[:, 0], self.new(x)
+
+    def __call__(self, x: torch.Tensor, hook: HookCall) -> torch.Tensor | None:
+        chosen = self._unit_mask(x)
+        steps = hook.positions
+        if self.positions is not None:
+            at = [p in self.positions for p in steps]
+            if not any(at):
+                return None
+            if not all(at):
+                chosen = chosen & torch.tensor(at, device=x.device).view(1, -1, 1)
+        return torch.where(chosen, self.new(x, steps), x)
+
+
+def _positions(positions: Positions):
+    if positions is None or isinstance(positions, range):
+        return positions
+    if isinstance(positions, int | np.integer):
+        return range(int(positions), int(positions) + 1)
+    return frozenset(int(p) for p in positions)
+
+
+class Constant:
+    """New values that do not depend on the old: one per unit (a dict, or a tensor
+    [units]), or one for all. Called as ``new(x, steps)``."""
+
+    def __init__(self, values: dict[int, float] | torch.Tensor | float):
+        self.values = values
+        self._built: dict = {}
+
+    def __call__(self, x: torch.Tensor, steps: range | None = None) -> torch.Tensor:
+        key = (x.shape[-1], x.dtype, x.device)
+        if key not in self._built:
+            values = self.values
+            if isinstance(values, torch.Tensor):
+                v = values.to(x.device, x.dtype)
+            elif isinstance(values, dict):
+                v = torch.zeros(x.shape[-1], dtype=x.dtype, device=x.device)
+                v[list(values)] = torch.tensor(list(values.values()), dtype=x.dtype, device=x.device)
+            else:
+                v = torch.tensor(float(values), dtype=x.dtype, device=x.device)
+            self._built[key] = v
+        return self._built[key]
+
+
+constant = Constant
+
+
+def _by_point(neurons) -> dict[str, list[int]]:
+    """Neuron ids grouped by hook point: {hook name: units}."""
+    out: dict[str, list[int]] = {}
+    for n in parse_neurons(neurons):
+        out.setdefault(n.hook_name, []).append(n.index)
+    return out
+
+
+def _number(value, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise LstmvizError(f"{what} must be a number, not {value!r}.") from None
+    if not np.isfinite(number):
+        raise LstmvizError(f"{what} must be a finite number, not {value!r}.")
+    return number
+
+
+def zero(neurons, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Set the neurons to 0."""
+    return [(name, Replace(constant(0.0), units, positions=positions)) for name, units in _by_point(neurons).items()]
+
+
+def clamp(neurons, value: float, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Hold the neurons at ``value``."""
+    value = _number(value, "A clamp value")
+    return [(name, Replace(constant(value), units, positions=positions)) for name, units in _by_point(neurons).items()]
+
+
+def scale(neurons, factor: float, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Multiply the neurons by ``factor``."""
+    factor = _number(factor, "A scale factor")
+    return [
+        (name, Replace(lambda x, steps: x * factor, units, positions=positions)) for name, units in _by_point(neurons).items()
+    ]
+
+
+def store_means(store, neurons) -> dict[NeuronId, float]:
+    """Each neuron's mean over a recorded store's whole text."""
+    return {n: float(np.mean(store.neuron(n), dtype=np.float64)) for n in parse_neurons(neurons)}
+
+
+def mean(neurons, store, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Set each neuron to its mean over ``store`` (a recorded store of the same model)."""
+    means = store_means(store, neurons)
+    pairs = []
+    for name, units in _by_point(neurons).items():
+        values = {n.index: v for n, v in means.items() if n.hook_name == name}
+        pairs.append((name, Replace(constant(values), units, positions=positions)))
+    return pairs
+
+
+def patch(neurons, cache: dict[str, torch.Tensor], positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Set the neurons to their values in another run (``cache`` from ``run_with_cache`` on
+    the same batch shape), step for step: activation patching."""
+    pairs = []
+    for name, units in _by_point(neurons).items():
+        if name not in cache:
+            raise LstmvizError(f"The cache holds no {name}; record it with names_filter including it.")
+        source = cache[name]
+
+        def new(x: torch.Tensor, steps: range, source=source, name=name) -> torch.Tensor:
+            if steps.stop > source.shape[1] or source.shape[0] != x.shape[0]:
+                raise LstmvizError(
+                    f"The patched run's {name} covers {source.shape[0]} rows x {source.shape[1]} steps; "
+                    f"this call needs {x.shape[0]} rows and steps {steps.start}-{steps.stop - 1}."
+                )
+            return source[:, steps.start : steps.stop].to(x.device, x.dtype)
+
+        pairs.append((name, Replace(new, units, positions=positions)))
+    return pairs
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How an ablation replaces a neuron: ``zero``, ``mean`` (over the text it runs on) or
+    ``clamp`` to ``value``."""
+
+    name: str
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> Mode:
+        name, sep, value = str(text).strip().partition("=")
+        if name in ("zero", "mean") and not sep:
+            return cls(name)
+        if name == "clamp" and sep:
+            return cls(name, _number(value, "The clamp value in --mode clamp=V"))
+        raise LstmvizError(f"--mode takes zero, mean or clamp=VALUE (e.g. clamp=-5), not {text!r}.")
+
+    def __str__(self) -> str:
+        return f"clamp={self.value:g}" if self.name == "clamp" else self.name
+
+
+def parse_assignments(items: Iterable[str], what: str = "--clamp") -> dict[NeuronId, float]:
+    """``ID=VALUE`` items (``L2.c.90=20``; ``:`` works as well, as in URLs) -> {neuron: value}."""
+    out = {}
+    for item in items:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            sep = "=" if "=" in part else ":"
+            neuron, found, value = part.partition(sep)
+            if not found:
+                raise LstmvizError(f"{what} takes ID=VALUE, e.g. L2.c.90=20, not {part!r}.")
+            out[NeuronId.parse(neuron)] = _number(value.strip(), f"The value for {neuron.strip()} in {what}")
+    return out

@@ -1,0 +1,1 @@
+"""Beyond one machine: recording sharded on Ray, and rankings merged exactly over shards."""
