@@ -184,7 +184,7 @@ def test_an_empty_existing_folder_is_written_into(tiny_store, tmp_path):
     [
         ({"features": ["in_strng"]}, "Unknown feature 'in_strng'"),
         ({"features": []}, "at least one feature"),
-        ({"top": 0}, "at least one cell"),
+        ({"top": 0}, "--top must be at least 1, not 0"),
     ],
 )
 def test_bad_choices_are_one_clear_error(tiny_store, tmp_path, kwargs, message):
