@@ -101,7 +101,7 @@ def test_compare_cli_bad_inputs(tiny_store, tmp_path):
 def test_emergence_follows_the_snapshots(tiny_checkpoint, corpus_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
     docs = load_corpus([str(corpus_dir)]).documents[:3]
-    data = emergence(snapshot_recordings(tiny_checkpoint, docs, progress=False))
+    data = emergence(snapshot_recordings(tiny_checkpoint, docs, progress=False)).to_json()
     assert data["steps"] == [10, 20, 30]  # two snapshots and the final model
     assert len(data["bpc"]) == 3 and all(len(v) == 3 for v in data["features"].values())
     result = CliRunner().invoke(main, ["emergence", str(tiny_checkpoint), str(corpus_dir), "--max-chars", "3000"])
@@ -189,3 +189,32 @@ def test_the_shipped_gru_compares_with_the_shipped_lstm_out_of_the_box(tmp_path,
     data = json.loads(result.output[result.output.index("{") :])
     assert np.array(data["cka"]).shape == (2, 2)
     assert all(m["b"].split(".")[1] == "h" for m in data["matches"])  # a GRU has h only
+
+
+def test_stores_on_one_text_record_a_checkpoint_once_and_reuse_a_store_of_its_weights(
+    tiny_checkpoint, tiny_store, tiny_gru, tmp_path, monkeypatch
+):
+    """The service the compare command and the Compare page share: a store of the same
+    weights on the text stands for its checkpoint (nothing recorded); another checkpoint is
+    recorded once, into the cache, and found there the next time."""
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.one_text import OneText
+    from lstmviz.recording.sources import cache_entries
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    own, gru = load_checkpoint(tiny_checkpoint), load_checkpoint(tiny_gru)
+    text = OneText.of_store(tiny_store)
+    assert text.chars == len(tiny_store) and text.uncached_bytes([own]) == 0
+    assert text.store_for(own) is tiny_store and cache_entries() == []
+    told = []
+    a, b = text.stores([tiny_store, gru], progress=False, before_recording=told.append)
+    assert a is tiny_store and told == [gru] and b.checkpoint["content_hash"] == gru.content_hash
+    assert np.array_equal(np.asarray(b.codepoints), np.asarray(tiny_store.codepoints))  # on the same text
+    assert [e.path for e in cache_entries()] == [b.path] and text.uncached_bytes([gru]) == 0
+    told.clear()
+    again = OneText.of_store(tiny_store).stores([gru], progress=False, before_recording=told.append)
+    assert told == [] and again[0].path == b.path
+    shorter = OneText.of_store(tiny_store, max_chars=500)  # not the store's whole text: the store does not hold it
+    assert shorter.chars == 500 and shorter.uncached_bytes([own]) > 0
+    with pytest.raises(LstmvizError, match="are different text"):
+        shorter.store_for(tiny_store)

@@ -93,7 +93,12 @@ def test_index_lists_each_features_best_cells_with_their_scores(report, tiny_sto
         assert [r.find_element(By.CSS_SELECTOR, "a").text for r in rows] == neurons
         best = rankings[feature]["rows"][0]
         cells = [td.text for td in rows[0].find_elements(By.CSS_SELECTOR, "td")]
-        assert cells[2:] == [rankings[feature]["metric"], f"{best['score']:.3f}", f"{best['value']:+.3f}"]
+        metric, value = rankings[feature]["metric"], best["value"]
+        # an AUROC reads as its strength and its direction (0.076: "0.924 (low inside)"); a rho keeps its sign
+        reads = (
+            f"{max(value, 1 - value):.3f} ({'high' if value >= 0.5 else 'low'} inside)" if metric == "auroc" else f"{value:+.3f}"
+        )
+        assert cells[2:] == [metric, f"{best['score']:.3f}", reads]
     assert requested_urls(browser) == [(report / "index.html").as_uri(), (report / "assets" / "report.css").as_uri()]
     assert severe_console_errors(browser) == []
 
@@ -179,7 +184,7 @@ def test_an_empty_existing_folder_is_written_into(tiny_store, tmp_path):
     [
         ({"features": ["in_strng"]}, "Unknown feature 'in_strng'"),
         ({"features": []}, "at least one feature"),
-        ({"top": 0}, "at least one cell"),
+        ({"top": 0}, "--top must be at least 1, not 0"),
     ],
 )
 def test_bad_choices_are_one_clear_error(tiny_store, tmp_path, kwargs, message):

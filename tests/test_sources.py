@@ -2,7 +2,7 @@
 
 import pytest
 
-from lstmviz.cli.main import _open_for_dashboard
+from lstmviz.cli.serve import open_for_dashboard
 from lstmviz.core.errors import LstmvizError
 from lstmviz.recording.sources import open_source
 from lstmviz.store.reader import ActivationStore
@@ -18,14 +18,14 @@ def test_bad_sources_are_one_clear_error(tmp_path):
 
 def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path, monkeypatch):
     monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
-    first, name = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    first, name = open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert isinstance(first, ActivationStore) and first.path.parent == tmp_path / "cache"
     assert name == f"{tiny_checkpoint.name} · test split"  # not the cache file's hashed name
     assert {s.kind for s in first.series} == {"h", "c"}  # a first start records h and c; gates on demand
     stamp = (first.path / "meta.json").stat().st_mtime_ns
-    again, _ = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    again, _ = open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
-    as_given, given_name = _open_for_dashboard(str(first.path))  # a store opens as it is, by its own name
+    as_given, given_name = open_for_dashboard(str(first.path))  # a store opens as it is, by its own name
     assert as_given.path == first.path and given_name == first.name
 
 
@@ -61,5 +61,5 @@ def test_a_whole_recording_replaces_the_h_and_c_one_in_the_cache(tiny_checkpoint
     again = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=False)
     assert again.path == whole.path and uncached_bytes([ckpt], docs, COMPARED_KINDS) == 0
     np.testing.assert_array_equal(again.neuron("L1.c.3"), part.neuron("L1.c.3"))  # still mapped, same values
-    served, _ = _open_for_dashboard(str(tiny_checkpoint), progress=False)
+    served, _ = open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert served.path == whole.path

@@ -22,6 +22,8 @@ import torch
 from ..core.atomic import write_atomic
 from ..core.errors import CorpusError, LstmvizError
 from ..core.neurons import NeuronId, parse_neurons
+from ..core.options import CONTROLS, TOP
+from ..core.visible import char_name
 from ..model.checkpoint import Checkpoint
 from ..model.hooks import HookCall, reader
 from ..model.interventions import Mode, Replace, constant
@@ -30,7 +32,7 @@ from ..text.corpus import Document
 from ..text.features import BINARY, compute_features
 from ..text.lanes import LaidText, select_rows, update_rows
 
-TOP = 10  # characters and positions listed
+TOP_LISTED = 10  # characters and positions listed
 MIN_CHAR_COUNT = 5  # a character is listed once it was predicted this often
 
 
@@ -55,7 +57,8 @@ class Ablation:
         """[1 + controls, chars]: bits lost at each position (NaN where nothing is predicted)."""
         return (self.base_logp - self.ablated_logp) / math.log(2)
 
-    def to_json(self, top: int = TOP) -> dict:
+    def to_json(self, top: int = TOP_LISTED) -> dict:
+        TOP.check(top)
         ok = self.scored
         lost = self.bits_lost()[:, ok]
         bpc = float(-self.base_logp[ok].mean() / math.log(2))
@@ -80,6 +83,33 @@ class Ablation:
             "top_chars": self._top_chars(lost, predicted, top),
             "top_positions": self._top_positions(lost[0], predicted, top),
         }
+
+    def to_text(self, top: int = TOP_LISTED) -> str:
+        """The effect as a few plain-text tables: overall, by feature, by character, by position."""
+        data = self.to_json(top)
+        control = data["control"]
+        line = f"bits per character: {data['bpc']:.4f} -> {data['ablated_bpc']:.4f} ({data['bits_lost']:+.4f})"
+        if control["sets"] > 1:
+            line += (
+                f"; {control['sets']} random sets alike: {control['ablated_bpc_mean']:.4f} +- {control['ablated_bpc_sd']:.4f} "
+                f"({control['as_large']} of {control['sets']} lose as much)"
+            )
+        lines = [f"{', '.join(data['neurons'])} set to {data['mode']}, on {data['chars']:,} predicted characters", line]
+        lines += ["", "bits lost per predicted character, inside and outside each feature (controls: mean +- sd)"]
+        lines.append(f"  {'feature':<14}{'chars in':>9}{'inside':>9}  {'controls':>18}{'outside':>9}  {'controls':>18}")
+        for name, f in data["by_feature"].items():
+            inside = _bits_cell(f["inside_bits"], f["control_inside_mean"], f["control_inside_sd"])
+            outside = _bits_cell(f["outside_bits"], f["control_outside_mean"], f["control_outside_sd"])
+            lines.append(f"  {name:<14}{f['chars_inside']:>9,}{inside}{outside}")
+        lines += ["", "characters most affected (bits lost on average; controls' mean):"]
+        for c in data["top_chars"]:
+            ctl = f"  (controls {c['control_bits_lost']:+.3f})" if c["control_bits_lost"] is not None else ""
+            lines.append(f"  {char_name(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
+        lines += ["", "positions most affected:"]
+        for p in data["top_positions"]:
+            context = (p["before"] + "[" + p["char"] + "]" + p["after"]).replace("\n", "\u23ce")
+            lines.append(f"  {p['position']:>8}  {p['bits_lost']:+.3f}  {context}")
+        return "\n".join(lines)
 
     def _top_chars(self, lost: np.ndarray, predicted: np.ndarray, top: int) -> list[dict]:
         codes = np.frombuffer(self.text.encode("utf-32-le"), dtype=np.uint32)[predicted]
@@ -111,6 +141,14 @@ class Ablation:
                 }
             )
         return out
+
+
+def _bits_cell(value, mean=None, sd=None) -> str:
+    """One column pair of the by-feature table: bits lost, and the controls' mean +- sd."""
+    if value is None:
+        return f"{'-':>9}{'':>20}"
+    ctl = f"{mean:+.4f} +- {sd:.4f}" if sd is not None else ""
+    return f"{value:>+9.4f}  {ctl:>18}"
 
 
 def _round(x) -> float:
@@ -154,6 +192,13 @@ def control_sets(model, neurons: list[NeuronId], count: int, seed: int = 0) -> l
     return out
 
 
+def ablation_targets(ckpt: Checkpoint, neurons) -> list[NeuronId]:
+    """The neurons to replace, each checked against the model (and the model checked to
+    predict the next character), so a bad one is refused before any text is read."""
+    ckpt.model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
+    return [ckpt.model.check_neuron(n) for n in parse_neurons(neurons)]
+
+
 def ablate(
     ckpt: Checkpoint,
     docs: list[Document],
@@ -168,11 +213,9 @@ def ablate(
     """Teacher-forced ablation of ``neurons`` over ``docs`` (each from a zero state), with
     ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes."""
     model = ckpt.model
-    model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
+    targets = ablation_targets(ckpt, neurons)
     mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
-    targets = [model.check_neuron(n) for n in parse_neurons(neurons)]
-    if controls < 0:
-        raise LstmvizError("--controls must be 0 or more.")
+    CONTROLS.check(controls)
     docs = [d for d in docs if d.text]
     laid = LaidText.of(docs, ckpt.vocab, lanes) if docs else None
     if laid is None or (laid.next_ids >= 0).sum() == 0:

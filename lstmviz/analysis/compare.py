@@ -25,6 +25,8 @@ from scipy.optimize import linear_sum_assignment
 
 from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
+from ..core.options import TOP
+from ..recording.one_text import same_text
 from ..store.reader import ActivationStore, predicted_log2p
 from .rankings import mapped_tensor, store_rankings
 
@@ -81,22 +83,6 @@ class Block:
         from the memory-mapped store (one strided copy per run of rows, no float16 copy)."""
         for a, b in self.segments:
             out[a:b].copy_(mapped_tensor(store.activations[self.rows[a] : self.rows[b - 1] + 1, start:stop]))
-
-
-def _codepoints(x: ActivationStore | str) -> np.ndarray:
-    return np.frombuffer(x.encode("utf-32-le"), dtype=np.uint32) if isinstance(x, str) else np.asarray(x.codepoints)
-
-
-def same_text(a: ActivationStore | str, b: ActivationStore | str) -> None:
-    """Refuse two stores (or a store and the text it must hold) whose characters differ:
-    never a silent misalignment."""
-    pa, pb = _codepoints(a), _codepoints(b)
-    if len(pa) != len(pb) or not np.array_equal(pa, pb):
-        what = ["the text" if isinstance(x, str) else x.name for x in (a, b)]
-        raise LstmvizError(
-            f"{what[0]} ({len(pa):,} characters) and {what[1]} ({len(pb):,}) are different text; "
-            "compare checkpoints (they are recorded on the same text) or stores of the same text."
-        )
 
 
 def readable_mask(a: ActivationStore, b: ActivationStore) -> tuple[np.ndarray, dict]:
@@ -326,6 +312,42 @@ class Comparison:
         i = self.ids_a.index(str(NeuronId.parse(neuron)))
         return self.matches[i]
 
+    def to_text(self, top: int = 10) -> str:
+        """The comparison as plain text: CKA by layer, the ``top`` best-matched neuron pairs,
+        each feature's best cell on either side, and the loss."""
+        TOP.check(top)
+        data = self.to_json()
+        lines = [
+            f"A = {data['a']['checkpoint']} ({data['a']['neurons']} h/c neurons), "
+            f"B = {data['b']['checkpoint']} ({data['b']['neurons']}), on {data['chars']:,} characters"
+        ]
+        for label in ("a", "b"):
+            if data["dropped"][label]["chars"]:
+                lines.append(
+                    f"  left out {data['dropped'][label]['chars']:,} characters {label.upper()} cannot read: "
+                    f"{''.join(data['dropped'][label]['distinct'])!r}"
+                )
+        lines += ["", "linear CKA (rows: layers of A, columns: layers of B)"]
+        lines += [
+            f"  L{layer}  " + "  ".join(f"{v:.3f}" for v in row) for layer, row in zip(self.layers_a, data["cka"], strict=True)
+        ]
+        lines += ["", f"one-to-one assignment (Hungarian): mean |r| = {data['assignment_mean_r']:.3f}"]
+        best = sorted(self.matches, key=lambda m: -abs(m["r"]))[:top]
+        lines.append("best-matched neurons: " + ", ".join(f"{m['a']}~{m['b']} ({m['r']:+.3f})" for m in best))
+        lines += ["", "best cell per feature"]
+        for name, f in self.features.items():
+            lines.append(
+                f"  {name:<14} A {f['a']['neuron']:<10} {f['a']['score']:.3f}   B {f['b']['neuron']:<10} {f['b']['score']:.3f}"
+            )
+        loss = self.loss_summary
+        if loss["chars"]:
+            lines += [
+                "",
+                f"bits per character: A {loss['bpc_a']:.4f}, B {loss['bpc_b']:.4f}; "
+                f"B predicts {100 * loss['b_better_fraction']:.1f}% of characters better",
+            ]
+        return "\n".join(lines)
+
     def to_json(self) -> dict:
         return {
             "a": {"store": str(self.a.path), "checkpoint": self.a.checkpoint.get("id"), "neurons": len(self.ids_a)},
@@ -358,20 +380,48 @@ def compare_stores(a: ActivationStore, b: ActivationStore, with_features: bool =
     )
 
 
-def emergence(recordings) -> dict:
+@dataclass
+class Emergence:
+    """When the cells appear: at each snapshot of a training run (and the final model), on
+    one text, the bits per character and each feature's best cell and its score."""
+
+    checkpoint: str | None  # the final model's id
+    steps: list[int]
+    bpc: list[float]
+    features: dict[str, list[float]]  # feature -> the best score at each step
+    neurons: dict[str, list[str | None]]  # feature -> the best cell at each step
+
+    def to_json(self) -> dict:
+        return {
+            "checkpoint": self.checkpoint,
+            "steps": self.steps,
+            "bpc": self.bpc,
+            "features": self.features,
+            "neurons": self.neurons,
+        }
+
+    def to_text(self) -> str:
+        names = list(self.features)
+        lines = [f"{'step':>8} {'bpc':>7} " + " ".join(f"{n:>13}" for n in names)]
+        for k, step in enumerate(self.steps):
+            lines.append(f"{step:>8} {self.bpc[k]:>7.4f} " + " ".join(f"{self.features[n][k]:>13.3f}" for n in names))
+        return "\n".join(lines)
+
+
+def emergence(recordings) -> Emergence:
     """When the cells appear: from ``recordings``, (checkpoint, store) for each snapshot of
     a checkpoint and then the final model, all on the same text
-    (:func:`lstmviz.recording.sources.snapshot_recordings`), each one's bits per character and the best
-    score per feature."""
+    (:meth:`lstmviz.recording.one_text.OneText.snapshots`), each one's bits per character and
+    the best score per feature."""
     from .evaluate import store_bpc
 
-    out: dict = {"checkpoint": None, "steps": [], "bpc": [], "features": {}, "neurons": {}}
+    out = Emergence(None, [], [], {}, {})
     for ckpt, store in recordings:
-        out["checkpoint"] = ckpt.id  # the final model's, once all are read
-        out["steps"].append(int(ckpt.config.get("training", {}).get("trained_steps", 0)))
-        out["bpc"].append(round(store_bpc(store), 5))
+        out.checkpoint = ckpt.id  # the final model's, once all are read
+        out.steps.append(int(ckpt.config.get("training", {}).get("trained_steps", 0)))
+        out.bpc.append(round(store_bpc(store), 5))
         for name, r in store_rankings(store).items():
             best = r["rows"][0] if r["rows"] else {"neuron": None, "score": float("nan")}
-            out["features"].setdefault(name, []).append(round(best["score"], 4))
-            out["neurons"].setdefault(name, []).append(best["neuron"])
+            out.features.setdefault(name, []).append(round(best["score"], 4))
+            out.neurons.setdefault(name, []).append(best["neuron"])
     return out

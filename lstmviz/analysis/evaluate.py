@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,18 +16,14 @@ import torch
 
 from ..core.atomic import write_atomic
 from ..core.errors import CorpusError, LstmvizError
+from ..core.options import MAX_ORDER, TOP
+from ..core.visible import char_name
 from ..model.checkpoint import Checkpoint
+from ..recording.one_text import evaluation_documents
 from ..store.reader import predicted_log2p
-from ..text.corpus import Document, documents_from_description, load_corpus
+from ..text.corpus import Document, documents_from_description
 from ..text.lanes import LaidText, bits_per_character
 from .ngram import DEFAULT_MAX_ORDER, NgramResult, ngram_baseline
-
-
-def evaluation_documents(ckpt: Checkpoint, paths: Sequence[str] | None = None, max_chars: int | None = None) -> list[Document]:
-    """The given text (read only as far as ``max_chars``), or the checkpoint's test split."""
-    if paths:
-        return load_corpus(paths, max_chars).documents
-    return documents_from_description(ckpt.config["corpus"], "test")
 
 
 def model_bpc(ckpt: Checkpoint, docs: list[Document], lanes: int = 32) -> tuple[float, int]:
@@ -84,20 +81,40 @@ def read_labels(path: str | Path, docs: list[Document], num_labels: int) -> list
     return [np.asarray(row, dtype=np.int64) for row in data]
 
 
+@dataclass
+class TaggerEvaluation:
+    """What can be said of a tagger: that it has no bits per character, and its accuracy on
+    labels, if given."""
+
+    checkpoint: str
+    note: str
+    accuracy: float | None = None
+    measured: dict | None = None  # text, documents, chars: what the accuracy was measured on
+
+    def to_json(self) -> dict:
+        out = {"checkpoint": self.checkpoint, "kind": "tagger", "note": self.note, "accuracy": self.accuracy}
+        return out | (self.measured or {})
+
+    def to_text(self) -> str:
+        lines = [f"model:     {self.note}."]
+        if self.measured is None or self.accuracy is None:
+            lines.append("accuracy:  give --labels (and the text they belong to) to measure the head's accuracy")
+        else:
+            lines.append(f"accuracy:  {self.accuracy:.2%} of {self.measured['chars']:,} labelled characters")
+        return "\n".join(lines)
+
+
 @torch.no_grad()
-def tagger_evaluation(ckpt: Checkpoint, paths: Sequence[str] | None, labels: str | Path | None) -> dict:
+def tagger_evaluation(ckpt: Checkpoint, paths: Sequence[str] | None, labels: str | Path | None) -> TaggerEvaluation:
     """What can be said of a tagger: that it has no bits per character, and its accuracy
     on ``labels`` if given."""
     cfg = ckpt.model_config
-    result = {
-        "checkpoint": str(ckpt.path),
-        "kind": "tagger",
-        "note": f"a bidirectional {cfg.cell.upper()} tagger with {cfg.num_labels} classes, not a next-character model: "
-        "it has no bits per character",
-        "accuracy": None,
-    }
+    note = (
+        f"a bidirectional {cfg.cell.upper()} tagger with {cfg.num_labels} classes, not a next-character model: "
+        "it has no bits per character"
+    )
     if labels is None:
-        return result
+        return TaggerEvaluation(str(ckpt.path), note)
     docs = evaluation_documents(ckpt, paths)
     if not docs:
         raise CorpusError("Give the text the labels belong to (PATHS): an imported tagger has no test split.")
@@ -110,12 +127,49 @@ def tagger_evaluation(ckpt: Checkpoint, paths: Sequence[str] | None, labels: str
             right += int((guess[mask] == tags[mask]).sum())
             scored += int(mask.sum())
     accuracy = round(right / scored, 5) if scored else None
-    return result | {"text": list(paths or []), "documents": len(docs), "chars": scored, "accuracy": accuracy}
+    return TaggerEvaluation(str(ckpt.path), note, accuracy, {"text": list(paths or []), "documents": len(docs), "chars": scored})
+
+
+@dataclass
+class Evaluation:
+    """A next-character model's bits per character beside the n-gram baseline's."""
+
+    checkpoint: str
+    text: str | list[str]  # "test split", or the paths given
+    documents: int
+    bpc: float
+    chars: int  # characters scored
+    baseline: NgramResult
+    max_order: int  # the highest n-gram order tried
+
+    def to_json(self) -> dict:
+        return {
+            "checkpoint": self.checkpoint,
+            "text": self.text,
+            "documents": self.documents,
+            "bpc": round(self.bpc, 5),
+            "chars": self.chars,
+            "baseline": self.baseline.to_json(),
+            "improvement": round(1 - self.bpc / self.baseline.bpc, 4),
+        }
+
+    def to_text(self) -> str:
+        data, base = self.to_json(), self.baseline
+        return "\n".join(
+            [
+                f"text:      {data['text']} ({self.documents} documents, {self.chars:,} characters scored)",
+                f"model:     {data['bpc']:.4f} bits per character",
+                f"baseline:  {data['baseline']['bpc']:.4f} ({base.order}-gram, {data['baseline']['name']}; "
+                f"best of orders 1-{self.max_order})",
+                f"the model is {data['improvement']:.1%} below the baseline",
+            ]
+        )
 
 
 def evaluate(
     ckpt: Checkpoint, paths: Sequence[str] | None = None, max_order: int = DEFAULT_MAX_ORDER, labels: str | Path | None = None
-) -> dict:
+) -> Evaluation | TaggerEvaluation:
+    MAX_ORDER.check(max_order)
     if ckpt.model_config.num_labels:
         return tagger_evaluation(ckpt, paths, labels)
     if labels is not None:
@@ -125,15 +179,7 @@ def evaluate(
         raise CorpusError("The text to evaluate on has no character to predict (each document needs two or more).")
     bpc, chars = model_bpc(ckpt, docs)
     base = baseline_for(ckpt, docs, max_order)
-    return {
-        "checkpoint": str(ckpt.path),
-        "text": "test split" if not paths else list(paths),
-        "documents": len(docs),
-        "bpc": round(bpc, 5),
-        "chars": chars,
-        "baseline": base.to_json(),
-        "improvement": round(1 - bpc / base.bpc, 4),
-    }
+    return Evaluation(str(ckpt.path), "test split" if not paths else list(paths), len(docs), bpc, chars, base, max_order)
 
 
 def error_analysis(store, ngram_log2p: np.ndarray) -> tuple[np.ndarray, pd.DataFrame]:
@@ -166,6 +212,44 @@ def error_analysis(store, ngram_log2p: np.ndarray) -> tuple[np.ndarray, pd.DataF
     )
     table = table[table["count"] >= 20].sort_values("advantage", ascending=False).reset_index(drop=True)
     return advantage, table
+
+
+@dataclass
+class ModelVsNgram:
+    """Per character, how many bits the recurrent model saves over the n-gram baseline
+    (Karpathy et al., sec. 5), and the same by character, best first."""
+
+    store: str
+    advantage: np.ndarray  # [chars] bits saved (NaN where either scores nothing)
+    table: pd.DataFrame  # char, count, advantage, lstm_bits, ngram_bits
+
+    def to_json(self) -> dict:
+        rows = self.table.to_dict(orient="records")
+        return {"store": self.store, "mean_advantage_bits": float(np.nanmean(self.advantage)), "by_char": rows}
+
+    def to_text(self, top: int = 15) -> str:
+        TOP.check(top)
+        shown = self.table.assign(char=self.table["char"].map(char_name))
+        floats = {"float_format": lambda v: f"{v:.3f}", "index": False}
+        return "\n".join(
+            [
+                f"bits saved per character by the LSTM over the n-gram (mean {np.nanmean(self.advantage):+.3f}); best first:",
+                shown.head(top).to_string(**floats),
+                "",
+                "...and where the n-gram does better:",
+                shown.tail(top).iloc[::-1].to_string(**floats),
+            ]
+        )
+
+
+def model_vs_ngram(store, max_order: int = DEFAULT_MAX_ORDER) -> ModelVsNgram:
+    """The recorded model against the n-gram baseline of orders 1..``max_order`` on a store."""
+    from ..model.checkpoint import load_checkpoint
+
+    MAX_ORDER.check(max_order)
+    ckpt = load_checkpoint(store.checkpoint["path"])
+    advantage, table = error_analysis(store, ngram_for_store(store, ckpt, max_order)[0])
+    return ModelVsNgram(str(store.path), advantage, table)
 
 
 ERRORS_CACHE = "model-errors-v2.npz"  # inside the store directory (v2: modified Kneser-Ney)

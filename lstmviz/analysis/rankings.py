@@ -21,6 +21,7 @@ import torch
 from scipy.stats import rankdata
 
 from ..core.errors import LstmvizError, StoreError
+from ..core.options import TOP
 from ..store.reader import ActivationStore, cached_json
 from ..text.features import Features
 from .distribution import KEY_FINITE, KEY_FINITE_VALUES, value_keys
@@ -35,10 +36,10 @@ class Ranking:
     table: pd.DataFrame  # neuron, score (folded strength), value (signed), pearson
 
     def top(self, k: int) -> pd.DataFrame:
-        return self.table.head(k)
+        return self.table.head(TOP.check(k))
 
     def to_json(self, k: int | None = None) -> list[dict]:
-        rows = self.table if k is None else self.table.head(k)
+        rows = self.table if k is None else self.top(k)
         return [
             {
                 "neuron": r.neuron,
@@ -49,6 +50,58 @@ class Ranking:
             }
             for r in rows.itertuples()
         ]
+
+    def to_text(self, k: int) -> str:
+        """The best ``k`` as a plain-text table, each signed value as it reads."""
+        best = self.top(k)
+        label = "AUROC" if self.metric == "auroc" else "rho"
+        shown = pd.DataFrame(
+            {
+                "neuron": best["neuron"],
+                label: [signed_reading(self.metric, v, 4) for v in best["value"]],
+                "pearson": [f"{v:+.4f}" for v in best["pearson"]],
+            }
+        )
+        title = f"{self.feature} ({'AUROC' if self.metric == 'auroc' else 'Spearman rho'}, strongest first; Pearson r beside)"
+        return title + "\n" + shown.to_string(index=False)
+
+
+def signed_reading(metric: str, value: float, digits: int = 3) -> str:
+    """A signed score written as it reads. An AUROC below 0.5 means the unit is low inside
+    the feature, as strong as 1 - AUROC: 0.076 reads ``0.924 (low inside)``, 0.93 reads
+    ``0.930 (high inside)``. A correlation keeps its sign: ``-0.512``."""
+    if metric == "auroc":
+        return f"{max(value, 1 - value):.{digits}f} ({'high' if value >= 0.5 else 'low'} inside)"
+    return f"{value:+.{digits}f}"
+
+
+@dataclass
+class CellRankings:
+    """What ``find-cells`` reports: the ranked neurons of one store against each feature."""
+
+    store: ActivationStore
+    methods: dict[str, str]  # document name -> how its tracks were found (tokenize | heuristic)
+    rankings: dict[str, Ranking]
+
+    def _methods(self) -> list[str]:
+        return sorted(set(self.methods.values()))
+
+    def to_json(self, top: int = 5) -> dict:
+        TOP.check(top)
+        return {
+            "store": str(self.store.path),
+            "chars": len(self.store),
+            "neurons": sum(len(r.table) for r in self.rankings.values()) // max(len(self.rankings), 1),
+            "feature_methods": {m: sum(v == m for v in self.methods.values()) for m in self._methods()},
+            "features": {name: r.to_json(top) for name, r in self.rankings.items()},
+        }
+
+    def to_text(self, top: int = 5) -> str:
+        TOP.check(top)
+        lines = [f"{self.store.name}: {len(self.store):,} characters; features by {', '.join(self._methods())}"]
+        for ranking in self.rankings.values():
+            lines += ["", ranking.to_text(top)]
+        return "\n".join(lines)
 
 
 def _nonzero_sd(centered: np.ndarray) -> np.ndarray:

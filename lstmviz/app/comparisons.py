@@ -44,33 +44,32 @@ class Comparisons:
         ]
         return (snapshots[0] if snapshots else self.catalog.default), self.catalog.default
 
-    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
+    def _text(self, chars: int | None = None):
+        """The first store's text (its first ``chars`` characters), that every compared model is recorded on."""
+        from ..recording.one_text import OneText
+
+        return OneText.of_store(self.catalog.stores[self.catalog.default], chars)
+
+    def _source(self, name: str):
         kind, path = self.compare_sources()[name]
         if kind == "store":
             return self.catalog.stores[name]
         from ..model.checkpoint import load_checkpoint
-        from ..recording.sources import COMPARED_KINDS, recorded, store_documents
 
-        text = self.catalog.stores[self.catalog.default]
-        ckpt = load_checkpoint(path)
-        if ckpt.content_hash == text.checkpoint.get("content_hash"):
-            return text  # the first store already is this checkpoint on this text
+        return load_checkpoint(path)
+
+    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
+        text = self._text()
 
         def report(done: int, total: int) -> None:
-            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {len(text):,} characters")
+            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {text.chars:,} characters")
 
-        return recorded(ckpt, store_documents(text), kinds=COMPARED_KINDS, progress=False, on_progress=report)
+        return text.store_for(self._source(name), progress=False, on_progress=report)
 
     def compare_cost(self, a: str, b: str) -> int:
         """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
-        from ..model.checkpoint import load_checkpoint
-        from ..recording.sources import COMPARED_KINDS, store_documents, uncached_bytes
-
-        text = self.catalog.stores[self.catalog.default]
         sources = self.compare_sources()
-        ckpts = [load_checkpoint(sources[n][1]) for n in (a, b) if n in sources and sources[n][0] == "checkpoint"]
-        ckpts = [c for c in ckpts if c.content_hash != text.checkpoint.get("content_hash")]
-        return uncached_bytes(ckpts, store_documents(text), COMPARED_KINDS) if ckpts else 0
+        return self._text().uncached_bytes([self._source(n) for n in (a, b) if n in sources and sources[n][0] == "checkpoint"])
 
     def has_snapshots(self) -> bool:
         """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
@@ -79,14 +78,8 @@ class Comparisons:
 
     def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
         """Bytes the emergence plot will record into the cache (0: none)."""
-        from ..model.checkpoint import load_checkpoint
-        from ..recording.sources import COMPARED_KINDS, store_documents, uncached_bytes
-        from ..text.lanes import limit_chars
-
-        text = self.catalog.stores[self.catalog.default]
-        final = load_checkpoint(text.checkpoint.get("path") or "")
-        ckpts = [load_checkpoint(p) for p in final.snapshots()] + [final]
-        return uncached_bytes(ckpts, limit_chars(store_documents(text), chars), COMPARED_KINDS)
+        path = self.catalog.stores[self.catalog.default].checkpoint.get("path") or ""
+        return self._text(chars).snapshots_uncached_bytes(path)
 
     def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
         """A against B on the first store's text (background job; ``job.result`` is a
@@ -121,10 +114,7 @@ class Comparisons:
 
         def work(job: Job) -> dict:
             from ..analysis.compare import emergence
-            from ..recording.sources import snapshot_recordings, store_documents
-            from ..text.lanes import limit_chars
 
-            docs = limit_chars(store_documents(text), chars)
-            return emergence(snapshot_recordings(path, docs, progress=False, on_progress=job.report))
+            return emergence(self._text(chars).snapshots(path, progress=False, on_progress=job.report)).to_json()
 
         return self.catalog.jobs.start(f"emergence:{path}", work)

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from .errors import NeuronError
+from .options import comma_list
 
 _NEURON_RE = re.compile(r"^L(\d+)(r?)\.([a-z])\.(\d+)$")
 
@@ -58,7 +59,7 @@ def hook_name(layer: int, kind: str, reverse: bool = False) -> str:
 def parse_neurons(text: str | NeuronId | list) -> list[NeuronId]:
     """Neuron ids from a comma-separated string, one id, or a list of either (order kept,
     repeats dropped); an empty list is an error."""
-    items = text.split(",") if isinstance(text, str) else [text] if isinstance(text, NeuronId) else list(text)
+    items = comma_list(text) if isinstance(text, str) else [text] if isinstance(text, NeuronId) else list(text)
     out: list[NeuronId] = []
     for item in items:
         if isinstance(item, str) and not item.strip():

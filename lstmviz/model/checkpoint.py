@@ -63,6 +63,12 @@ class Checkpoint:
     def id(self) -> str:
         return f"{self.name}@{self.content_hash[:12]}"
 
+    def describe(self) -> str:
+        """What it is, in a phrase: ``a 2x256 LSTM with 98 characters``."""
+        cfg = self.model_config
+        kind = f"bidirectional {cfg.cell.upper()} tagger ({cfg.num_labels} classes)" if cfg.bidirectional else cfg.cell.upper()
+        return f"a {cfg.num_layers}x{cfg.hidden_size} {kind} with {len(self.vocab)} characters"
+
     def snapshots(self) -> list[Path]:
         """Snapshot checkpoint directories, earliest first."""
         root = self.path / SNAPSHOT_DIR

@@ -78,6 +78,8 @@ def _recurrent_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor
 
 def import_torch(state_dict_path: str | Path, vocab_path: str | Path, out: str | Path) -> Path:
     """Write an lstmviz checkpoint equivalent to a plain PyTorch character model."""
+    if Path(out).exists():
+        raise CheckpointError(f"{out} already exists; choose another --out.")
     state = _read_state_dict(Path(state_dict_path))
     their_chars = _read_vocab(Path(vocab_path))
     v = len(their_chars)

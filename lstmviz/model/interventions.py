@@ -21,6 +21,7 @@ import torch
 
 from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId, parse_neurons
+from ..core.options import comma_list
 from .hooks import HookCall
 
 # new(x [batch, time, units], steps) -> values broadcastable to x
@@ -206,9 +207,7 @@ def parse_assignments(items: Iterable[str], what: str = "--clamp") -> dict[Neuro
     """``ID=VALUE`` items (``L2.c.90=20``; ``:`` works as well, as in URLs) -> {neuron: value}."""
     out = {}
     for item in items:
-        for part in str(item).split(","):
-            if not part.strip():
-                continue
+        for part in comma_list(item):
             sep = "=" if "=" in part else ":"
             neuron, found, value = part.partition(sep)
             if not found:

@@ -74,6 +74,11 @@ class TrainConfig:
             dropout=self.dropout,
         )  # its own checks, before any text is read
 
+    def check_length(self) -> None:
+        """Refuse a run of no length (neither steps nor epochs given), before any text is read."""
+        if self.steps is None and self.epochs is None:
+            raise ConfigError("Give the length of training: --steps N or --epochs E.")
+
     def model_config(self, vocab_size: int) -> ModelConfig:
         return ModelConfig(
             vocab_size=vocab_size,
@@ -235,8 +240,7 @@ class _EpochLanes:
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:
     """The run's length in steps, and the steps after which a snapshot is kept."""
-    if cfg.steps is None and cfg.epochs is None:
-        raise LstmvizError("Give the length of training: --steps or --epochs.")
+    cfg.check_length()
     total = cfg.steps if cfg.steps is not None else max(1, round(cfg.epochs * steps_per_epoch))
     return total, {round(k * total / (cfg.snapshots + 1)) for k in range(1, cfg.snapshots + 1)}
 

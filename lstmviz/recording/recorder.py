@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -239,3 +240,29 @@ def record_text(ckpt: Checkpoint, text: str, kinds: tuple[str, ...] | None = Non
     if not text:
         raise CorpusError("There is no text to record: it is empty.")
     return record_activations(ckpt, [Document(name, text)], None, kinds=kinds, progress=False)
+
+
+@dataclass(frozen=True)
+class RecordingDone:
+    """A finished recording: the store, and the seconds until it was on disk and in place."""
+
+    store: ActivationStore
+    seconds: float
+
+    def to_json(self) -> dict:
+        store = self.store
+        return {
+            "store": str(store.path),
+            "chars": len(store),
+            "documents": len(store.documents),
+            "series": len(store.series),
+            "neurons": store.rows,
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_text(self) -> str:
+        data = self.to_json()
+        return (
+            f"recorded {data['chars']:,} characters ({data['documents']} documents), {data['series']} series "
+            f"({data['neurons']} neurons) in {data['seconds']:.1f} s into {data['store']}"
+        )

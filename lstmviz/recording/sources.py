@@ -12,11 +12,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from filelock import Timeout
 
 from ..core.atomic import lock_for, process_alive, writer_pid
 from ..core.errors import LstmvizError, StoreError
+from ..core.options import OLDER_THAN
 from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, Checkpoint, load_checkpoint, shipped_path
 from ..store.open import open_store
 from ..store.reader import ActivationStore
@@ -170,6 +172,40 @@ class CacheEntry:
         return {"name": self.path.name, "bytes": self.bytes, "age_days": round(self.age_days, 2)}
 
 
+@dataclass(frozen=True)
+class CacheListing:
+    """What the cache folder holds, largest first."""
+
+    root: Path
+    entries: list[CacheEntry]
+
+    def to_json(self) -> dict:
+        return {"cache": str(self.root), "entries": [e.to_json() for e in self.entries]}
+
+    def to_text(self) -> str:
+        total = sum(e.bytes for e in self.entries) / 1e9
+        lines = [f"{self.root}: {len(self.entries)} entries, {total:.2f} GB"]
+        lines += [f"  {e.bytes / 1e9:8.2f} GB  {e.age_days:6.1f} days  {e.path.name}" for e in self.entries]
+        return "\n".join(lines)
+
+
+def cache_listing() -> CacheListing:
+    return CacheListing(cache_root(), cache_entries())
+
+
+class Cleared(NamedTuple):
+    """What :func:`clear_cache` did."""
+
+    removed: int
+    freed: int  # bytes
+    busy: int  # kept because a writer holds them
+
+    def to_text(self) -> str:
+        return f"removed {self.removed} entries, {self.freed / 1e9:.2f} GB" + (
+            f"; {self.busy} in use were kept" if self.busy else ""
+        )
+
+
 def cache_entries() -> list[CacheEntry]:
     """The stores in the cache folder, largest first."""
     root = cache_root()
@@ -184,10 +220,11 @@ def cache_entries() -> list[CacheEntry]:
     return sorted(out, key=lambda e: -e.bytes)
 
 
-def clear_cache(older_than_days: float | None = None) -> tuple[int, int, int]:
+def clear_cache(older_than_days: float | None = None) -> Cleared:
     """Remove cache entries (those unused for ``older_than_days``, or all), each under its
     lock, so one being written is kept; what dead writers left is removed too. Returns
     (removed, bytes freed, kept because in use)."""
+    OLDER_THAN.check(older_than_days)
     removed = freed = busy = 0
     for entry in cache_entries():
         if older_than_days is not None and entry.age_days < older_than_days:
@@ -204,4 +241,4 @@ def clear_cache(older_than_days: float | None = None) -> tuple[int, int, int]:
         pid = writer_pid(leftover)
         if pid is not None and not process_alive(pid):
             shutil.rmtree(leftover, ignore_errors=True)
-    return removed, freed, busy
+    return Cleared(removed, freed, busy)

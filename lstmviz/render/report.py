@@ -23,10 +23,11 @@ import plotly
 import plotly.io as pio
 
 from ..analysis.contexts import Context, contexts_at
-from ..analysis.rankings import store_rankings
+from ..analysis.rankings import signed_reading, store_rankings
 from ..analysis.summaries import SUMMARY_WIDTH, neuron_summary
 from ..core.atomic import temporary_name
 from ..core.errors import LstmvizError
+from ..core.options import TOP
 from ..render.colours import neuron_scale
 from ..store.reader import ActivationStore
 from .colours import ColourScale
@@ -51,8 +52,7 @@ def write_report(store: ActivationStore, out: str | Path, features: list[str] | 
     """Write the report of ``store`` into the folder ``out`` (new, or empty) and return it:
     for each of ``features`` (default: all built-in ones) its ``top`` best h and c cells."""
     out = Path(out)
-    if top < 1:
-        raise LstmvizError(f"The report lists at least one cell per feature; top={top} lists none.")
+    TOP.check(top)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LstmvizError(f"Cannot write the report to {out}: it exists and is not an empty folder.")
     rankings = store_rankings(store)
@@ -112,7 +112,8 @@ def _index_page(store: ActivationStore, best: dict[str, list[dict]], rankings: d
     for feature, rows in best.items():
         metric = rankings[feature]["metric"]
         cells = "".join(
-            f"<tr><td>{rank}</td><td>{_link(r['neuron'])}</td><td>{escape(metric)}</td><td>{r['score']:.3f}</td><td>{r['value']:+.3f}</td></tr>"
+            f"<tr><td>{rank}</td><td>{_link(r['neuron'])}</td><td>{escape(metric)}</td><td>{r['score']:.3f}</td>"
+            f"<td>{signed_reading(metric, r['value'])}</td></tr>"
             for rank, r in enumerate(rows, 1)
         )
         sections.append(
@@ -121,7 +122,8 @@ def _index_page(store: ActivationStore, best: dict[str, list[dict]], rankings: d
         )
     intro = (
         f"<h1>{escape(store.name)}</h1><p>{len(store):,} characters. The best cells of each feature: AUROC for binary "
-        "features, Spearman's rho for numeric ones; the score is the strength either way, the value signed.</p>"
+        "features, Spearman's rho for numeric ones; the score is the strength either way, the value says which way "
+        "(an AUROC as high or low inside the feature, a rho with its sign).</p>"
     )
     return _page(f"{store.name}: report", intro + "".join(sections), "", plotly=False)
 
@@ -134,7 +136,7 @@ def _scores_table(rankings: dict, neuron: str) -> str:
             if r["neuron"] == neuron:
                 rows.append(
                     f"<tr><td>{escape(feature)}</td><td>{escape(ranking['metric'])}</td><td>{r['score']:.3f}</td>"
-                    f"<td>{r['value']:+.3f}</td><td>{rank} of {len(ranking['rows'])}</td></tr>"
+                    f"<td>{signed_reading(ranking['metric'], r['value'])}</td><td>{rank} of {len(ranking['rows'])}</td></tr>"
                 )
                 break
     head = "<tr><th>feature</th><th>metric</th><th>score</th><th>value</th><th>rank</th></tr>"

@@ -203,6 +203,11 @@ def document_tracks(text: str, name: str = "") -> tuple[dict[str, np.ndarray], s
 REGEX_SECONDS = 2.0  # a pattern that backtracks for longer is stopped
 
 
+def as_typed(pattern: str) -> str:
+    """A pattern quoted as the user typed it: ``'\\bdef\\b'``, not repr's doubled backslashes."""
+    return f"'{pattern}'"
+
+
 def regex_feature(pattern: str, timeout: float = REGEX_SECONDS) -> FeatureFn:
     """A binary track marking every character inside a match of ``pattern`` (Python's
     syntax). Matched by the ``regex`` package, which gives up after ``timeout`` seconds and
@@ -210,7 +215,7 @@ def regex_feature(pattern: str, timeout: float = REGEX_SECONDS) -> FeatureFn:
     try:
         compiled = regex.compile(pattern, regex.MULTILINE | regex.VERSION0)
     except (regex.error, ValueError, TypeError) as exc:
-        raise LstmvizError(f"Invalid regular expression {pattern!r}: {exc}.") from None
+        raise LstmvizError(f"Invalid regular expression {as_typed(pattern)}: {exc}.") from None
 
     def mark(text: str) -> np.ndarray:
         out = np.zeros(len(text) + 1, dtype=np.int64)
@@ -221,7 +226,7 @@ def regex_feature(pattern: str, timeout: float = REGEX_SECONDS) -> FeatureFn:
                     out[m.end()] -= 1
         except TimeoutError:
             raise LstmvizError(
-                f"The regular expression {pattern!r} ran for more than {timeout:g} s on this text "
+                f"The regular expression {as_typed(pattern)} ran for more than {timeout:g} s on this text "
                 "(it backtracks too much); write it more simply."
             ) from None
         return (np.cumsum(out[:-1]) > 0).astype(np.int64)
@@ -233,7 +238,7 @@ def parse_feature_option(option: str) -> tuple[str, FeatureFn]:
     """``name=REGEX`` from the command line."""
     name, sep, pattern = option.partition("=")
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or not pattern:
-        raise LstmvizError(f"--feature takes NAME=REGEX (a name of letters, digits and _), got {option!r}.")
+        raise LstmvizError(f"--feature takes NAME=REGEX (a name of letters, digits and _), got {as_typed(option)}.")
     return name, regex_feature(pattern)
 
 

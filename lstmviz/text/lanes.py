@@ -18,11 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.options import MAX_CHARS
 from .corpus import Document
 
 
 def limit_chars(docs: list[Document], max_chars: int | None) -> list[Document]:
     """The documents, without empty ones, cut to ``max_chars`` characters in all."""
+    MAX_CHARS.check(max_chars)
     out, total = [], 0
     for d in docs:
         if not d.text:

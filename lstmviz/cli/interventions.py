@@ -1,0 +1,106 @@
+"""Commands that change what a model computes: ablate (teacher-forced), sample (free-running)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..core.options import CONTROLS, MAX_CHARS, TOP
+from .common import checked, print_json
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path())
+@click.argument("paths", nargs=-1)
+@click.option("--neurons", required=True, help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7.")
+@click.option("--mode", default="zero", show_default=True, help="zero, mean (over the text) or clamp=VALUE.")
+@click.option(
+    "--max-chars",
+    type=int,
+    default=50_000,
+    show_default=True,
+    callback=checked(MAX_CHARS),
+    help="Characters of the text to run on.",
+)
+@click.option(
+    "--controls",
+    default=20,
+    show_default=True,
+    callback=checked(CONTROLS),
+    help="Random neuron sets of the same layer, kind and size.",
+)
+@click.option("--seed", default=0, show_default=True, help="Seed for drawing the control sets.")
+@click.option("--top", "top_k", default=10, show_default=True, callback=checked(TOP), help="Characters and positions to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, as_json) -> None:
+    """Bits the model loses when NEURONS are replaced, per text feature, beside random control sets.
+
+    Text: PATHS, else the checkpoint's test split. Teacher-forced: every character is predicted
+    from the true text before it."""
+    from tqdm.auto import tqdm
+
+    from ..analysis.ablation import ablate as run_ablation
+    from ..analysis.ablation import ablation_targets
+    from ..model.checkpoint import load_checkpoint
+    from ..model.interventions import Mode
+    from ..recording.one_text import evaluation_documents
+    from ..text.lanes import limit_chars
+
+    mode = Mode.parse(mode)
+    ckpt = load_checkpoint(checkpoint)
+    targets = ablation_targets(ckpt, neurons)  # a bad id is an error before any text is read
+    docs = limit_chars(evaluation_documents(ckpt, paths, max_chars), max_chars)
+    # The bar stays once done (as record's): a cleared one leaves a line of spaces before
+    # the output wherever stderr and stdout meet (a notebook, a log).
+    with tqdm(total=1, disable=as_json, unit="char", unit_scale=True, desc="ablating", dynamic_ncols=True) as bar:
+
+        def report(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = run_ablation(ckpt, docs, targets, mode, controls, seed, on_progress=report)
+    if as_json:
+        print_json(result.to_json(top_k))
+    else:
+        click.echo(result.to_text(top_k))
+
+
+@click.command()
+@click.argument("checkpoint", type=click.Path())
+@click.option("--prime", default="", help="Text the model reads first (default: it starts at a new line).")
+@click.option("--length", default=500, show_default=True, help="Characters to generate (at most 100,000).")
+@click.option("--temperature", default=1.0, show_default=True, help="Below 1: surer and more repetitive; above 1: wilder.")
+@click.option("--top-k", type=int, default=None, help="Draw only among the K likeliest characters.")
+@click.option("--seed", default=0, show_default=True, help="The same seed gives the same text.")
+@click.option("--clamp", "clamps", multiple=True, metavar="ID=VALUE", help="Hold a neuron at VALUE throughout (repeatable).")
+@click.option("--ablate", "ablates", multiple=True, metavar="ID", help="Hold a neuron at 0 throughout (repeatable).")
+@click.option("--color", default=None, metavar="ID", help="Colour the output by this neuron (default: the first held one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, as_json) -> None:
+    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held throughout."""
+    from ..core.neurons import parse_neurons
+    from ..model.checkpoint import load_checkpoint
+    from ..model.interventions import parse_assignments
+    from ..model.sampling import sample as generate
+
+    clamp = parse_assignments(clamps)
+    ablate = [n for item in ablates for n in parse_neurons(item)]
+    result = generate(load_checkpoint(checkpoint), prime, length, temperature, top_k, seed, clamp, ablate, color)
+    if result.unknown:
+        chars = "".join(result.unknown)
+        click.echo(f"lstmviz: warning: the prime's {chars!r} are not in the model's vocabulary; read as unknown.", err=True)
+    if as_json:
+        print_json(result.to_json())
+    elif result.values is not None and sys.stdout.isatty():
+        from ..analysis.distribution import stats_of
+        from ..render.colours import scale_for
+        from ..render.figures import ansi_coloured
+
+        click.echo(ansi_coloured(result.text, result.values, scale_for(result.neuron, stats_of(result.values))))
+        click.echo(f"(coloured by {result.neuron})", err=True)
+    else:
+        click.echo(result.text)
+
+
+COMMANDS = [ablate, sample]
