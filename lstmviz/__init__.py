@@ -85,8 +85,8 @@ __all__ = [
 
 def record(ckpt: Checkpoint | str, paths=None, out=None, **options) -> ActivationStore:
     """Record every series of ``ckpt`` over ``paths`` (default: its test split) into ``out``."""
-    from .recording.one_text import evaluation_documents
     from .model.checkpoint import Checkpoint, load_checkpoint
+    from .recording.one_text import evaluation_documents
     from .recording.recorder import record_activations
 
     if not isinstance(ckpt, Checkpoint):
@@ -129,8 +129,8 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     """Bits lost when ``neurons`` are replaced, on ``paths`` (default: the test split), beside
     random control sets; see :func:`lstmviz.analysis.ablation.ablate`."""
     from .analysis.ablation import ablate as run_ablation
-    from .recording.one_text import evaluation_documents
     from .model.checkpoint import Checkpoint, load_checkpoint
+    from .recording.one_text import evaluation_documents
     from .text.lanes import limit_chars
 
     if not isinstance(ckpt, Checkpoint):
