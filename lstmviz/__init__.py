@@ -1,11 +1,14 @@
 """lstmviz: see inside character-level recurrent networks.
 
-ckpt = lstmviz.load_checkpoint("checkpoints/stdlib-lstm")
-store = lstmviz.record(ckpt, out="stdlib-test.store")   # the checkpoint's test split
+ckpt = lstmviz.load_checkpoint("stdlib-lstm")                # the shipped model, by name
+store = lstmviz.record(ckpt, out="stdlib-test.store")          # the checkpoint's test split
 store = lstmviz.open_store("stdlib-test.store")
 store.neuron("L2.c.117", 0, 1000)
-lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})   # text with a neuron held
-lstmviz.ablate(ckpt, "L2.c.90").to_json()                     # bits lost, beside random controls
+lstmviz.rank_neurons(store, lstmviz.store_features(store))     # every neuron against every feature
+lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
+lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
+
+README.md shows these at work; docs/architecture.md says which module does what.
 """
 
 from __future__ import annotations
@@ -16,12 +19,22 @@ from typing import TYPE_CHECKING
 from .core.errors import CheckpointError, CorpusError, LstmvizError, StoreError
 
 if TYPE_CHECKING:
+    from .analysis.compare import Comparison, compare_stores
+    from .analysis.contexts import top_contexts
+    from .analysis.hypotheses import range_hypotheses
+    from .analysis.rankings import Ranking, rank_neurons
+    from .analysis.saturation import gate_saturation
     from .core.neurons import NeuronId
     from .model.checkpoint import Checkpoint, load_checkpoint
     from .model.rnn import CharRNN, ModelConfig
+    from .recording.recorder import record_text
+    from .render.lstmvis import export_lstmvis
+    from .render.report import write_report
     from .store.open import open_store
     from .store.reader import ActivationStore
+    from .store.writer import write_store
     from .text.corpus import Document, Vocab, load_corpus
+    from .text.features import Features, store_features
 
 # The public names and the module each lives in, imported on first use (PEP 562): importing
 # torch takes over a second, and ``lstmviz --help`` or reading a store needs none of it.
@@ -36,11 +49,24 @@ _LAZY = {
     "ActivationStore": "store.reader",
     "NeuronId": "core.neurons",
     "open_store": "store.open",
+    "write_store": "store.writer",
+    "record_text": "recording.recorder",
+    "Features": "text.features",
+    "store_features": "text.features",
+    "Ranking": "analysis.rankings",
+    "rank_neurons": "analysis.rankings",
+    "top_contexts": "analysis.contexts",
+    "gate_saturation": "analysis.saturation",
+    "range_hypotheses": "analysis.hypotheses",
+    "Comparison": "analysis.compare",
+    "compare_stores": "analysis.compare",
+    "write_report": "render.report",
+    "export_lstmvis": "render.lstmvis",
 }
 
 
 # Modules of the public API, by a short name: ``from lstmviz import interventions as iv``.
-_MODULES = {"interventions": "model.interventions"}
+_MODULES = {"interventions": "model.interventions", "hooks": "model.hooks"}
 
 
 def __getattr__(name: str):
@@ -73,6 +99,20 @@ __all__ = [
     "load_checkpoint",
     "load_corpus",
     "open_store",
+    "write_store",
+    "record_text",
+    "Features",
+    "store_features",
+    "Ranking",
+    "rank_neurons",
+    "top_contexts",
+    "gate_saturation",
+    "range_hypotheses",
+    "Comparison",
+    "compare_stores",
+    "write_report",
+    "export_lstmvis",
+    "hooks",
     "interventions",
     "ablate",
     "dashboard",

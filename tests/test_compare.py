@@ -163,7 +163,7 @@ def test_cka_equals_its_definition_on_the_sample(tmp_path, monkeypatch):
 
 
 def test_the_shipped_gru_compares_with_the_shipped_lstm_out_of_the_box(tmp_path, monkeypatch):
-    """``lstmviz compare checkpoints/stdlib-lstm checkpoints/stdlib-gru``, as the README has it
+    """``lstmviz compare stdlib-lstm stdlib-gru``, as docs/results.md has it
     (here on a small text, and a few thousand characters)."""
     from lstmviz.model.checkpoint import SHIPPED_DIR, load_checkpoint
 

@@ -14,7 +14,7 @@ these ways, named in the dashboard and its URLs:
 - ``symmetric``: +-99th percentile of |value| around zero (the scale before per-neuron
   scales; one large side washes the other out).
 
-The default was chosen by measuring (``lstmviz bench contrast``, figures in the README)
+The default was chosen by measuring (``lstmviz bench contrast``, figures in docs/results.md)
 which scale makes the best cells of each binary feature most distinct between inside and
 outside the feature: ``fixed`` for every kind (tanh(c) for c), except a c whose 1st to 99th
 percentiles all lie where tanh is flat (say -149 to -5): tanh paints it one colour, so it
