@@ -20,6 +20,7 @@ from ..analysis.saturation import gate_saturation
 from ..analysis.summaries import neuron_summary, store_summaries
 from ..core.errors import StoreError
 from ..core.neurons import NeuronId
+from ..core.runtime import MainThread
 from ..model.checkpoint import CONFIG_FILE
 from ..model.rnn import SERIES_KINDS
 from ..recording.recorder import recorded_rows, store_bytes
@@ -27,7 +28,6 @@ from ..render.colours import ColourScale, scale_for
 from ..store.reader import ActivationStore
 from .comparisons import Comparisons
 from .jobs import Job, Jobs
-from .main_thread import MainThread
 from .typed_texts import TypedTexts
 
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
