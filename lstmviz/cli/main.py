@@ -18,6 +18,7 @@ import click
 import numpy as np
 
 from ..analysis.ngram import DEFAULT_MAX_ORDER
+from ..core.characters import name_of, one_line
 from ..core.errors import LstmvizError
 from ..store.format import DEFAULT_LANES
 from ..store.reader import ActivationStore
@@ -254,7 +255,7 @@ def vs_ngram(store, top_k, max_order, as_json) -> None:
         rows = table.to_dict(orient="records")
         _print_json({"store": str(opened.path), "mean_advantage_bits": float(np.nanmean(advantage)), "by_char": rows})
         return
-    shown = table.assign(char=table["char"].map(lambda c: {"\n": "\\n", " ": "space", "\t": "\\t"}.get(c, c)))
+    shown = table.assign(char=table["char"].map(name_of))
     click.echo(f"bits saved per character by the LSTM over the n-gram (mean {np.nanmean(advantage):+.3f}); best first:")
     click.echo(shown.head(top_k).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     click.echo("\n...and where the n-gram does better:")
@@ -317,10 +318,6 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
         _print_ablation(data)
 
 
-def _shown(ch: str) -> str:
-    return {"\n": "\\n", " ": "space", "\t": "\\t"}.get(ch, ch)
-
-
 def _print_ablation(data: dict) -> None:
     control = data["control"]
     click.echo(f"{', '.join(data['neurons'])} set to {data['mode']}, on {data['chars']:,} predicted characters")
@@ -349,10 +346,10 @@ def _print_ablation(data: dict) -> None:
     click.echo("\ncharacters most affected (bits lost on average; controls' mean):")
     for c in data["top_chars"]:
         ctl = f"  (controls {c['control_bits_lost']:+.3f})" if c["control_bits_lost"] is not None else ""
-        click.echo(f"  {_shown(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
+        click.echo(f"  {name_of(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
     click.echo("\npositions most affected:")
     for p in data["top_positions"]:
-        context = (p["before"] + "[" + p["char"] + "]" + p["after"]).replace("\n", "\u23ce")
+        context = one_line(p["before"] + "[" + p["char"] + "]" + p["after"])
         click.echo(f"  {p['position']:>8}  {p['bits_lost']:+.3f}  {context}")
 
 

@@ -11,6 +11,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ...analysis.contexts import contexts_at
 from ...analysis.summaries import SUMMARY_WIDTH
+from ...core.characters import name_of
 from ...core.errors import LstmvizError
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
@@ -121,8 +122,7 @@ def effect_view(data: dict) -> html.Div:
         )
         for name, f in data["by_feature"].items()
     ]
-    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
-    chars = ", ".join(f"'{shown.get(t['char'], t['char'])}' {t['bits_lost']:+.3f}" for t in data["top_chars"])
+    chars = ", ".join(f"'{name_of(t['char'])}' {t['bits_lost']:+.3f}" for t in data["top_chars"])
     return html.Div(
         [
             html.P(summary),
@@ -137,10 +137,9 @@ def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
     if table is None:
         note = f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote."
         return html.P(note, className="hint")
-    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
 
     def listed(pairs) -> str:
-        return ", ".join(f"'{shown.get(ch, ch)}' {w:+.3f}" for ch, w in pairs)
+        return ", ".join(f"'{name_of(ch)}' {w:+.3f}" for ch, w in pairs)
 
     return html.Div(
         [
