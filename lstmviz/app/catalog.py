@@ -116,11 +116,11 @@ class Catalog:
             options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
             model = store.meta["model"]
             kinds = self.unrecorded_kinds(name)
-            directions = ("", "r") if model.get("bidirectional") else ("",)
+            directions = (False, True) if model.get("bidirectional") else (False,)
             later = [
-                f"L{layer}{d}.{k}.{i}"
+                str(NeuronId(layer, k, i, reverse))
                 for layer in range(1, model["num_layers"] + 1)
-                for d in directions
+                for reverse in directions
                 for k in kinds
                 for i in range(model["hidden_size"])
             ]
