@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lstmviz.analysis.distribution import stats_of, value_stats
-from lstmviz.core.errors import ConfigError
+from lstmviz.core.errors import ConfigError, NeuronError
 from lstmviz.render.colours import COLOUR_LEVELS, SCALES, ColourScale, checked_scale, contrast, neuron_scale, scale_for
 
 WIDE = stats_of(np.concatenate([np.linspace(-27, 0, 900), np.linspace(0, 5.7, 100)]))
@@ -24,6 +24,13 @@ def test_each_kind_has_its_bounds_and_c_is_painted_as_tanh():
     c = scale_for("L2.c.90", WIDE)
     assert c.tanh and c.label == "tanh(L2.c.90)"
     assert c.positions([-27.0, 0.0, 0.5]) == pytest.approx([0.0, 0.5, 0.5 + 0.5 * math.tanh(0.5)])
+
+
+def test_the_kind_is_read_from_the_neuron_id_in_either_direction():
+    assert scale_for("L1r.c.3", WIDE).tanh and scale_for("L1r.i.3", WIDE).low == 0.0  # a bidirectional model's backward cells
+    assert not scale_for("L1r.h.3", WIDE).tanh
+    with pytest.raises(NeuronError, match="is not a neuron id"):
+        scale_for("c.3", WIDE)
 
 
 def test_split_gives_each_side_of_zero_its_own_range():

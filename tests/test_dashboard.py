@@ -442,6 +442,32 @@ def test_text_page_colours_typed_text_by_the_neuron(server, browser, tiny_store,
     assert severe_console_errors(browser) == []
 
 
+def test_typed_text_hover_names_hidden_characters_as_the_python_table_does(server, browser):
+    from urllib.parse import urlencode
+
+    from lstmviz.core.characters import glyph_of, name_of
+
+    base, _ = server
+    typed = "a b\tc\x0c\u00a0\u2028😀\n"
+    browser.get(base + "/text?" + urlencode({"neuron": "L2.c.3", "text": typed}))
+    WebDriverWait(browser, 30).until(lambda d: (_painted(d, "typed-panel") or {}).get("text") == typed)
+    hovered = []
+    for i in range(len(typed)):
+        hovered.append(
+            browser.execute_script(
+                f"document.querySelector('#typed-panel .ch[data-i=\"{i}\"]')"
+                ".dispatchEvent(new MouseEvent('mouseover', {bubbles: true}));"
+                "return document.getElementById('typed-hover').textContent"
+            )
+            .split("char '", 1)[1]
+            .split("'  L2.c.3", 1)[0]
+        )
+    assert hovered == [name_of(ch) for ch in typed]
+    last = len(typed) - 1
+    newline = browser.execute_script(f"return document.querySelector('#typed-panel .ch[data-i=\"{last}\"]').textContent")
+    assert newline == glyph_of("\n") + "\n"  # the glyph, then the line break itself
+
+
 def load_checkpoint_for(store):
     from lstmviz.model.checkpoint import load_checkpoint
 

@@ -101,6 +101,16 @@ def test_whitespace_and_placeholder_glyphs_round_trip(tmp_path):
         assert token.isprintable() and not any(c.isspace() for c in token)
 
 
+def test_every_character_has_a_token_that_reads_back_as_it():
+    # The dashboard's glyphs, except that a glyph character in the text is written as its
+    # code: "⏎" may stand for a newline or for itself on a page, never in a dictionary.
+    every = [chr(cp) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    tokens = [token_for(c) for c in every]
+    assert [c for c, t in zip(every, tokens, strict=True) if char_for(t) != c] == []
+    assert [t for t in tokens if not t.isprintable() or any(c.isspace() for c in t)] == []
+    assert len(set(tokens)) == len(every)
+
+
 def test_sigmoid_gates_are_unsigned_and_tanh_series_signed(tiny_store, tmp_path):
     out = export_lstmvis(tiny_store, tmp_path / "gates", kinds=("h", "c", "i", "f", "g", "o"))
     entries = config(out)["states"]["types"]

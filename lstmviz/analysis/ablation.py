@@ -23,7 +23,7 @@ from ..core.atomic import write_atomic
 from ..core.errors import CorpusError, LstmvizError
 from ..core.neurons import NeuronId, parse_neurons
 from ..core.options import CONTROLS, TOP
-from ..core.visible import char_name
+from ..core.characters import name_of, one_line
 from ..model.checkpoint import Checkpoint
 from ..model.hooks import HookCall, reader
 from ..model.interventions import Mode, Replace, constant
@@ -104,10 +104,10 @@ class Ablation:
         lines += ["", "characters most affected (bits lost on average; controls' mean):"]
         for c in data["top_chars"]:
             ctl = f"  (controls {c['control_bits_lost']:+.3f})" if c["control_bits_lost"] is not None else ""
-            lines.append(f"  {char_name(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
+            lines.append(f"  {name_of(c['char']):<6} {c['bits_lost']:+.3f} over {c['count']:,}{ctl}")
         lines += ["", "positions most affected:"]
         for p in data["top_positions"]:
-            context = (p["before"] + "[" + p["char"] + "]" + p["after"]).replace("\n", "\u23ce")
+            context = one_line(p["before"] + "[" + p["char"] + "]" + p["after"])
             lines.append(f"  {p['position']:>8}  {p['bits_lost']:+.3f}  {context}")
         return "\n".join(lines)
 

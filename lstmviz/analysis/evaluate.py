@@ -17,7 +17,7 @@ import torch
 from ..core.atomic import write_atomic
 from ..core.errors import CorpusError, LstmvizError
 from ..core.options import MAX_ORDER, TOP
-from ..core.visible import char_name
+from ..core.characters import name_of
 from ..model.checkpoint import Checkpoint
 from ..recording.one_text import evaluation_documents
 from ..store.reader import predicted_log2p
@@ -229,7 +229,7 @@ class ModelVsNgram:
 
     def to_text(self, top: int = 15) -> str:
         TOP.check(top)
-        shown = self.table.assign(char=self.table["char"].map(char_name))
+        shown = self.table.assign(char=self.table["char"].map(name_of))
         floats = {"float_format": lambda v: f"{v:.3f}", "index": False}
         return "\n".join(
             [

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +21,7 @@ from scipy.stats import rankdata
 
 from ..core.errors import LstmvizError, StoreError
 from ..core.options import TOP
+from ..core.runtime import map_threads
 from ..store.reader import ActivationStore, cached_json
 from ..text.features import Features
 from .distribution import KEY_FINITE, KEY_FINITE_VALUES, value_keys
@@ -219,20 +219,6 @@ def scores_from_products(by_rank, by_value, rank_sd, value_sd, targets: _Targets
     return aurocs, rho, pearson
 
 
-# Rankings run on two worker threads with torch single-threaded inside them: the fastest way
-# on the command line, but torch's thread count is process-wide, so a server must not flip
-# it under other requests; ``serve`` calls keep_torch_threads() once its start-up work is
-# done, and later rankings use one worker and torch's own threads.
-
-_ranking_workers = 2
-
-
-def keep_torch_threads() -> None:
-    """From now on, rankings leave torch's process-wide thread count alone."""
-    global _ranking_workers
-    _ranking_workers = 1
-
-
 @dataclass
 class RankingPlan:
     """What a ranking of a store's neurons against features needs before any neuron is
@@ -295,8 +281,10 @@ def rank_neurons(
     workers: int | None = None,
 ) -> dict[str, Ranking]:
     """Every neuron (of the given kinds; default all) against every feature, over the whole
-    store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric.
-    (Over a sharded store's shards on a Ray cluster: ``shard_rankings.rank_neurons_sharded``.)"""
+    store: AUROC for binary features, Spearman's rho (with Pearson's r beside) for numeric;
+    blocks of neurons on ``workers`` threads (default: as the thread policy says,
+    ``core.runtime.fan_out``). (Over a sharded store's shards on a Ray cluster:
+    ``shard_rankings.rank_neurons_sharded``.)"""
     plan = ranking_plan(store, features, kinds, block_size)
     local = threading.local()  # each worker reuses its buffers: fresh ones cost a page fault per 4 KB
 
@@ -306,19 +294,7 @@ def rank_neurons(
             local.buffers = tuple(np.empty((block_size, len(store)), dtype=np.float32) for _ in range(2))
         return _block_stats(np.asarray(store.activations[s.row + lo : s.row + hi]), plan.targets, local.buffers)
 
-    # The workers are the parallelism: torch's own threads inside each would oversubscribe
-    # the cores (measured: 11.6 s with them, 8.5 s without, 1M characters x 1,536 neurons).
-    workers = workers or _ranking_workers
-    if workers == 1:
-        results = [run(job) for job in plan.jobs]
-    else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(run, plan.jobs))
-        finally:
-            torch.set_num_threads(threads)
+    results = list(map_threads(run, plan.jobs, workers))
     auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(plan.binary_names)))
     rho = np.concatenate([r[1] for r in results]) if results else np.zeros((0, len(plan.numeric_names)))
     pearson = np.concatenate([r[2] for r in results]) if results else np.zeros((0, len(plan.names)))

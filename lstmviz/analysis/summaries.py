@@ -4,12 +4,12 @@ and cached in the store directory, as Neuronpedia and sae_vis precompute feature
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 
 import numpy as np
 
 from ..core.neurons import NeuronId
+from ..core.runtime import map_threads
 from ..store.reader import ActivationStore, cached_json
 from .contexts import context_positions
 from .distribution import histogram, value_stats
@@ -33,20 +33,20 @@ def neuron_summary(store: ActivationStore, neuron: str | NeuronId) -> dict:
 
 def store_summaries(store: ActivationStore, progress: bool = True) -> dict[str, dict]:
     """:func:`neuron_summary` of every h and c neuron (the ones browsed most), computed
-    once per store (two threads) and cached in the store directory, as Neuronpedia and
-    sae_vis precompute their feature pages: a neuron switch then reads them."""
+    once per store (in parts, as ``core.runtime.map_threads`` spreads them) and cached in
+    the store directory, as Neuronpedia and sae_vis precompute their feature pages: a
+    neuron switch then reads them."""
     from tqdm.auto import tqdm
 
     def compute():
         ids = [str(n) for n in store.neuron_ids(RANKED_KINDS)]
-        with ThreadPoolExecutor(2) as pool:
-            done = tqdm(
-                pool.map(lambda n: neuron_summary(store, n), ids),
-                total=len(ids),
-                desc="summarising neurons",
-                unit="neuron",
-                disable=not progress,
-            )
-            return dict(zip(ids, done, strict=True))
+        done = tqdm(
+            map_threads(lambda n: neuron_summary(store, n), ids),
+            total=len(ids),
+            desc="summarising neurons",
+            unit="neuron",
+            disable=not progress,
+        )
+        return dict(zip(ids, done, strict=True))
 
     return cached_json(store, SUMMARIES_CACHE, compute)

@@ -11,11 +11,10 @@ from pathlib import Path
 import dash
 from dash import Input, Output, dcc, html
 
-from ..analysis.rankings import keep_torch_threads
 from ..core.errors import LstmvizError
+from ..core.runtime import one_thread_here
 from ..store.reader import ActivationStore
 from .catalog import Catalog
-from .main_thread import one_thread_here
 from .pages.compare import ComparePage
 from .pages.discover import DiscoverPage
 from .pages.gates import GatesPage
@@ -57,7 +56,7 @@ def create_app(stores: list[ActivationStore], names: list[str | None] | None = N
 
     for page in pages.values():
         page.register(app)
-    app.server.before_request(one_thread_here)  # request threads make no OpenMP team (main_thread.py)
+    app.server.before_request(one_thread_here)  # request threads make no OpenMP team (core/runtime.py)
     app.catalog = catalog
     return app
 
@@ -113,7 +112,6 @@ def serve(
     check_serving(host, port, debug)
     if token:
         require_token(app, token)
-    keep_torch_threads()  # requests run side by side from here: no process-wide setting changes
     if debug:
         app.run(host=host, port=port, debug=True)
         return
@@ -124,7 +122,7 @@ def serve(
     web = threading.Thread(target=lambda: (server.run(), stop.set()), name="lstmviz-web", daemon=True)
     web.start()
     try:
-        app.catalog.main_thread.serve(stop)  # the model's work for requests runs here (main_thread.py)
+        app.catalog.main_thread.serve(stop)  # the model's work for requests runs here (core/runtime.py)
     finally:
         stop.set()
         server.close()

@@ -20,6 +20,7 @@ from ..analysis.saturation import gate_saturation
 from ..analysis.summaries import neuron_summary, store_summaries
 from ..core.errors import StoreError
 from ..core.neurons import NeuronId
+from ..core.runtime import MainThread
 from ..model.checkpoint import CONFIG_FILE
 from ..model.rnn import SERIES_KINDS
 from ..recording.recorder import recorded_rows, store_bytes
@@ -27,7 +28,6 @@ from ..render.colours import ColourScale, scale_for
 from ..store.reader import ActivationStore
 from .comparisons import Comparisons
 from .jobs import Job, Jobs
-from .main_thread import MainThread
 from .typed_texts import TypedTexts
 
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
@@ -116,11 +116,11 @@ class Catalog:
             options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
             model = store.meta["model"]
             kinds = self.unrecorded_kinds(name)
-            directions = ("", "r") if model.get("bidirectional") else ("",)
+            directions = (False, True) if model.get("bidirectional") else (False,)
             later = [
-                f"L{layer}{d}.{k}.{i}"
+                str(NeuronId(layer, k, i, reverse))
                 for layer in range(1, model["num_layers"] + 1)
-                for d in directions
+                for reverse in directions
                 for k in kinds
                 for i in range(model["hidden_size"])
             ]

@@ -17,9 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..core.errors import LstmvizError
-from .main_thread import one_thread_here
+from ..core.runtime import cores, one_thread_here
 
-WORKERS = 2  # heavy jobs at once; the machine the dashboard targets has 2 cores
 MAX_QUEUED = 32  # jobs waiting; more are refused with a message
 KEEP = 32  # finished jobs kept
 
@@ -40,10 +39,11 @@ class Job:
 
 
 class Jobs:
-    """The queue and its workers (started on first use)."""
+    """The queue and its workers (started on first use): by default one per core, each
+    running torch on one thread."""
 
-    def __init__(self, workers: int = WORKERS, max_queued: int = MAX_QUEUED, keep: int = KEEP):
-        self.workers, self.max_queued, self.keep = workers, max_queued, keep
+    def __init__(self, workers: int | None = None, max_queued: int = MAX_QUEUED, keep: int = KEEP):
+        self.workers, self.max_queued, self.keep = workers or cores(), max_queued, keep
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._queue: deque[Job] = deque()
         self._ready = threading.Condition()
@@ -95,7 +95,7 @@ class Jobs:
             del self._jobs[key]
 
     def _serve(self) -> None:
-        one_thread_here()  # no OpenMP team of its own to slow the main thread's (main_thread.py)
+        one_thread_here()  # no OpenMP team of its own to slow the main thread's (core/runtime.py)
         while True:
             with self._ready:
                 self._ready.wait_for(lambda: self._queue)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..analysis.distribution import stats_of
+from ..core.characters import name_of
 from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
 from ..model.checkpoint import Checkpoint, load_checkpoint
@@ -67,15 +68,14 @@ def _opened(source) -> ActivationStore | Checkpoint:
 
 def _titles(text: str, values, neuron: str, top_ids, top_probs, vocab: list[str], first: int = 0) -> list[str]:
     """Each character's hover text: position, value, and the model's top guesses for the next."""
-    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
     titles = []
     for i, (ch, v) in enumerate(zip(text, values, strict=True)):
         guesses = ", ".join(
-            f"'{shown.get(vocab[j], vocab[j])}' {100 * float(p):.1f}%"
+            f"'{name_of(vocab[j])}' {100 * float(p):.1f}%"
             for j, p in zip(top_ids[i], top_probs[i], strict=True)
             if j < len(vocab)
         )
-        titles.append(f"position {first + i}  '{shown.get(ch, ch)}'  {neuron} = {float(v):.3f}  |  next: {guesses}")
+        titles.append(f"position {first + i}  '{name_of(ch)}'  {neuron} = {float(v):.3f}  |  next: {guesses}")
     return titles
 
 

@@ -8,7 +8,7 @@
     if (text !== undefined) { node.textContent = text; }
     return node;
   }
-  function shown(s) { return s.replace(/\n/g, "\u23ce"); }
+  function shown(s) { return s.replace(/\n/g, window.lstmvizCharacters.glyphs["\n"]); }  // one line (assets/characters.js)
   function signed(v) { return (v >= 0 ? "+" : "") + v.toFixed(3); }
   function scoresTable(rows) {
     if (!rows.length) { return el("div", "", "Scores are computed for h and c series."); }

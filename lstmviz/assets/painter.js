@@ -27,8 +27,27 @@
   function escape(ch) {
     return ch === "<" ? "&lt;" : ch === ">" ? "&gt;" : ch === "&" ? "&amp;" : ch;
   }
+  /* Characters a reader cannot see, as the one table says (assets/characters.js, made from
+     lstmviz/core/characters.py): a name where one is spoken of, the newline's glyph in text,
+     and any other of Unicode's Other and Separator characters as its code (as code_of writes
+     it). Read at the first paint, whatever order the assets load in. */
+  var shown = null;
+  function characters() {
+    if (!shown) {
+      var table = window.lstmvizCharacters;
+      var classes = table.hiddenCategories.map(function (c) { return "\\p{" + c + "}"; }).join("");
+      shown = { names: table.names, newline: table.glyphs["\n"] + "\n", hidden: new RegExp("^[" + classes + "]$", "u") };
+    }
+    return shown;
+  }
+  function codeOf(ch) {
+    var hex = ch.codePointAt(0).toString(16);
+    return hex.length <= 4 ? "\\u" + ("0000" + hex).slice(-4) : "\\U" + ("00000000" + hex).slice(-8);
+  }
   function shownChar(ch) {
-    return ch === "\n" ? "\\n" : ch === " " ? "space" : ch === "\t" ? "\\t" : ch;
+    var c = characters();
+    if (Object.prototype.hasOwnProperty.call(c.names, ch)) { return c.names[ch]; }
+    return c.hidden.test(ch) ? codeOf(ch) : ch;
   }
   function decode(b64, Type) {
     var bytes = Uint8Array.from(atob(b64), function (c) { return c.charCodeAt(0); });
@@ -62,12 +81,11 @@
     var t0 = performance.now();
     data = unpack(data);
     colourClasses(data.palette);
-    var parts = new Array(data.chars.length);
+    var parts = new Array(data.chars.length), newline = characters().newline;
     for (var i = 0; i < data.chars.length; i++) {
       var ch = data.chars[i];
-      var shown = ch === "\n" ? "\u23ce\n" : escape(ch);
       parts[i] = '<span class="ch cv' + data.levels[i] + '" data-i="' + i + '">' +
-        shown + "</span>";
+        (ch === "\n" ? newline : escape(ch)) + "</span>";
     }
     panel.innerHTML = parts.join("");
     void panel.offsetHeight;  // the layout of the new text is part of the paint time

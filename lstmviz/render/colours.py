@@ -101,15 +101,10 @@ def _width(w):
     return w if w > 0 else math.inf  # an empty side: every value on it sits at the centre
 
 
-def kind_of(neuron: str) -> str:
-    """The series kind of a neuron id ``L2.c.90`` (``c``)."""
-    return str(neuron).split(".")[1]
-
-
 def default_scale(neuron: str, stats: ValueStats) -> str:
     """``fixed``, or ``centred`` for a cell state that tanh would paint in one colour."""
     flat = math.tanh(stats.q99) - math.tanh(stats.q01) < MIN_TANH_SPREAD
-    return "centred" if kind_of(neuron) == "c" and flat else "fixed"
+    return "centred" if NeuronId.parse(neuron).kind == "c" and flat else "fixed"
 
 
 def checked_scale(name: str | None) -> str | None:
@@ -124,7 +119,7 @@ def checked_scale(name: str | None) -> str | None:
 def scale_for(neuron: str, stats: ValueStats, name: str | None = None) -> ColourScale:
     """The colour scale ``name`` (default: the kind's) for ``neuron`` with ``stats``."""
     name = checked_scale(name) or default_scale(neuron, stats)
-    kind = kind_of(neuron)
+    kind = NeuronId.parse(neuron).kind
     if name == "fixed":
         if kind in GATE_KINDS:
             return ColourScale(0.0, 0.0, 1.0, label=f"{neuron} (0..1)")

@@ -8,6 +8,7 @@ import base64
 import numpy as np
 import plotly.graph_objects as go
 
+from ..core.characters import NEWLINE_GLYPH, glyph_of
 from ..core.errors import StoreError
 from ..core.neurons import NeuronId
 from ..store.format import check_range
@@ -18,7 +19,6 @@ MAX_HEATMAP_CHARS = 2000
 MAX_HEATMAP_NEURONS = 48  # rows: more is unreadable, and unbounded work for a server
 # What a graph shows until its figure arrives: nothing (no empty axes), in little height.
 EMPTY_FIGURE = {"data": [], "layout": {"xaxis": {"visible": False}, "yaxis": {"visible": False}, "height": 40}}
-_VISIBLE = {"\n": "⏎", "\t": "⇥", " ": "·"}
 
 
 def coloured_html(
@@ -45,7 +45,7 @@ def coloured_html(
         marked = ' class="mark"' if i == mark else ""
         title = titles[i] if titles is not None else f"{float(value):+.3f}"
         pos = f' data-pos="{first + i}"' if first is not None else ""
-        shown = ("\u23ce\n" if keep_lines else "\u23ce") if ch == "\n" else ch
+        shown = (NEWLINE_GLYPH + "\n" if keep_lines else NEWLINE_GLYPH) if ch == "\n" else ch
         style = f"background:rgb({r},{g},{b});{ink}"
         spans.append(f'<span{marked} style="{style}" title="{escape(title)}"{pos}>{escape(shown)}</span>')
     return "".join(spans)
@@ -180,7 +180,7 @@ def heatmap_figure(
         raise StoreError("The character range is empty.")
     ids = [NeuronId.parse(n) for n in neurons]
     values = store.window(ids, start, stop)
-    labels = [_VISIBLE.get(c, c) for c in store.text(start, stop)]
+    labels = [glyph_of(c) for c in store.text(start, stop)]
     shared = symmetric_of(values, "all rows: ±99th percentile of |value|")
     rows = scales if scales is not None else [shared] * len(ids)
     colour_bar = {"title": {"text": "value"}}

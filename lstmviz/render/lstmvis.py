@@ -35,10 +35,11 @@ import numpy as np
 import yaml
 
 from ..core.atomic import move_into_place, temporary_name
+from ..core.characters import SHOWN, code_of, glyph_of
 from ..core.errors import LstmvizError
 from ..text.features import store_features
 
-PLACEHOLDERS = {"\n": "⏎", "\t": "⇥", " ": "·"}
+PLACEHOLDERS = {char: glyph for char, (_, glyph) in SHOWN.items()}  # the dashboard's glyphs (core/characters.py)
 UNSIGNED_KINDS = frozenset({"i", "f", "o", "r", "z"})  # sigmoid gates: their values lie in [0, 1]
 BLOCK_BYTES = 64 << 20  # float32 values transposed at a time, so a big store never sits in memory whole
 FILES = {"states": "states.h5", "words": "words.h5", "dict": "words.dict", "meta": "meta.h5"}
@@ -47,12 +48,11 @@ _GLYPHS = {glyph: char for char, glyph in PLACEHOLDERS.items()}
 
 
 def token_for(char: str) -> str:
-    """The dictionary token LSTMVis shows for one character."""
-    if char in PLACEHOLDERS:
-        return PLACEHOLDERS[char]
-    if char.isspace() or not char.isprintable() or char in _GLYPHS:
-        return f"\\u{ord(char):04x}" if ord(char) <= 0xFFFF else f"\\U{ord(char):08x}"
-    return char
+    """The dictionary token LSTMVis shows for one character: its glyph, as the dashboard's
+    labels show it, except that a glyph character in the text itself is written as its code.
+    The dashboard may show ``⏎`` for both; a token is read back (:func:`char_for`), so it
+    must stand for one character."""
+    return code_of(char) if char in _GLYPHS else glyph_of(char)
 
 
 def char_for(token: str) -> str:

@@ -30,6 +30,7 @@ from ..analysis.rankings import (
     ranks_from_counts,
     scores_from_products,
 )
+from ..core.runtime import use_torch_threads
 from ..store.open import open_store
 from ..store.reader import ActivationStore
 from ..store.sharded import ShardedStore
@@ -43,7 +44,7 @@ def shard_value_counts(path: str, rows: list[int], threads: int) -> list[tuple[n
     """Per row of the shard at ``path``: the value keys present and how often each occurs."""
     import torch
 
-    torch.set_num_threads(threads)
+    use_torch_threads(threads)  # a Ray worker: a process of its own
     store, out = open_store(path, verify_checkpoint=False), []
     for row in rows:
         counts = torch.bincount(torch.from_numpy(value_keys(store.activations[row]).astype(np.int32)), minlength=KEYS).numpy()
@@ -67,7 +68,7 @@ def shard_products(
     values, times the targets: ([rows, targets], [rows, features]) float64."""
     import torch
 
-    torch.set_num_threads(threads)
+    use_torch_threads(threads)  # a Ray worker: a process of its own
     store = open_store(path, verify_checkpoint=False)
     n = len(store)
     rank_targets, ys = mapped_tensor(rank_targets), mapped_tensor(ys)  # Ray's arrays are read-only; only read here

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from ..core.errors import CorpusError, LstmvizError, StoreError
+from ..core.runtime import use_torch_threads
 from ..model.checkpoint import load_checkpoint, shipped_path
 from ..store.format import DEFAULT_LANES
 from ..store.open import open_store
@@ -59,9 +60,7 @@ class ShardRecorder:
     """A Ray actor: the model loaded once, recording shard after shard."""
 
     def __init__(self, checkpoint: str, device: str, threads: int):
-        import torch
-
-        torch.set_num_threads(threads)
+        use_torch_threads(threads)  # a process of its own
         self.ckpt = load_checkpoint(checkpoint, device=device)
 
     def record(self, index: int, docs: list[Document], out: str, kinds, lanes: int, crash_once: str | None) -> dict:

@@ -13,6 +13,7 @@ from pathlib import Path
 from dash import Input, Output, State, dcc, html, no_update
 
 from ...analysis.evaluate import store_bpc
+from ...core.characters import name_of
 from ...core.errors import LstmvizError
 from ...model.checkpoint import HISTORY_FILE
 from ...render.colours import symmetric_of
@@ -82,11 +83,10 @@ def _summary(store) -> html.P:
 
 
 def _char_table(rows: list[dict], title: str) -> html.Div:
-    show = {"\n": "\\n", " ": "space", "\t": "\\t"}
     body = [
         html.Tr(
             [
-                html.Td(show.get(r["char"], r["char"])),
+                html.Td(name_of(r["char"])),
                 html.Td(f"{r['count']:,}"),
                 html.Td(f"{r['advantage']:+.3f}"),
                 html.Td(f"{r['lstm_bits']:.3f}"),

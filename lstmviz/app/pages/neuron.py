@@ -11,7 +11,9 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ...analysis.contexts import contexts_at
 from ...analysis.summaries import SUMMARY_WIDTH
+from ...core.characters import name_of
 from ...core.errors import LstmvizError
+from ...core.neurons import NeuronId
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
 from ..catalog import Catalog, SeriesPending
@@ -100,7 +102,7 @@ def effect_view(data: dict) -> html.Div:
     """A measured ablation effect (``Ablation.to_json``) as the panel shows it."""
     c = data["control"]
     neuron = data["neurons"][0]
-    series = neuron.rsplit(".", 1)[0]
+    series = NeuronId.parse(neuron).series
     summary = (
         f"Setting {neuron} to its mean on {data['chars']:,} characters: {data['bpc']:.4f} → {data['ablated_bpc']:.4f} "
         f"bits per character ({data['bits_lost']:+.4f}); one of {c['sets']} random {series} neurons instead: "
@@ -121,8 +123,7 @@ def effect_view(data: dict) -> html.Div:
         )
         for name, f in data["by_feature"].items()
     ]
-    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
-    chars = ", ".join(f"'{shown.get(t['char'], t['char'])}' {t['bits_lost']:+.3f}" for t in data["top_chars"])
+    chars = ", ".join(f"'{name_of(t['char'])}' {t['bits_lost']:+.3f}" for t in data["top_chars"])
     return html.Div(
         [
             html.P(summary),
@@ -137,10 +138,9 @@ def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
     if table is None:
         note = f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote."
         return html.P(note, className="hint")
-    shown = {"\n": "\\n", " ": "space", "\t": "\\t"}
 
     def listed(pairs) -> str:
-        return ", ".join(f"'{shown.get(ch, ch)}' {w:+.3f}" for ch, w in pairs)
+        return ", ".join(f"'{name_of(ch)}' {w:+.3f}" for ch, w in pairs)
 
     return html.Div(
         [
@@ -341,7 +341,8 @@ class NeuronPage(Page):
             store, name, neuron, _ = self.view_of(search)
             layers = store.meta["model"]["num_layers"]
             tagger = store.meta["model"].get("num_labels")  # a tagger's head is no next-character decoder
-            top_h = neuron.startswith(f"L{layers}.h.") and not tagger
+            n = NeuronId.parse(neuron)
+            top_h = (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
             ckpt = self.catalog.checkpoint(name) if top_h else None
             logits = logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron) if top_h else None, neuron, layers)
         except LstmvizError as exc:
