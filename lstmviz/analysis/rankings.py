@@ -21,7 +21,8 @@ import torch
 from scipy.stats import rankdata
 
 from ..core.errors import LstmvizError, StoreError
-from ..store.reader import ActivationStore, cached_json
+from ..store.cache import cached
+from ..store.reader import ActivationStore
 from ..text.features import Features
 from .distribution import KEY_FINITE, KEY_FINITE_VALUES, value_keys
 
@@ -293,4 +294,4 @@ def store_rankings(store: ActivationStore) -> dict:
         ranked = rank_neurons(store, store_features(store), ranked_kinds(store))
         return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
 
-    return cached_json(store, RANKINGS_CACHE, compute)
+    return cached(store, RANKINGS_CACHE, compute)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..core.errors import CorpusError, LstmvizError, StoreError
 from ..model.checkpoint import load_checkpoint, shipped_path
+from ..store.cache import cache_files
 from ..store.format import DEFAULT_LANES
 from ..store.open import open_store
 from ..store.reader import ActivationStore
@@ -167,7 +168,8 @@ def record_sharded(
         check_free_space(out, store_bytes(recorded_rows(cfg, kinds), sum(len(d.text) for i in todo for d in parts[i])))
         out.mkdir(parents=True, exist_ok=True)
         if todo:
-            for cache in out.glob("*.json"):  # rankings and summaries computed over the old shards
+            (out / MANIFEST).unlink(missing_ok=True)  # no manifest names a mix of old and new shards
+            for cache in cache_files(out):  # rankings and summaries computed over the old shards
                 cache.unlink()
             _record_on_actors(ray, plan, str(checkpoint), [(i, parts[i], str(out / shard_name(i))) for i in todo], kinds, lanes)
         write_manifest(out, [(shard_name(i), open_store(out / shard_name(i))) for i in range(len(parts))])
