@@ -48,6 +48,13 @@ def test_a_result_is_computed_once_then_read(store, name, data):
     assert cache_files(store.path) == [store.path / name]  # the store's own files are no caches
 
 
+def test_a_cache_is_named_json_or_npz(store):
+    with pytest.raises(ValueError, match="ending in .json or .npz"):
+        cached(store, "rankings.pickle", Counted(JSON))
+    with pytest.raises(ValueError, match="ending in"):
+        read_cached(store, "../elsewhere.json")
+
+
 def _truncated(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
@@ -62,7 +69,12 @@ def _garbage(path):
     path.write_bytes(b"\x00\xff\xfe not what was written")
 
 
-@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, lambda p: p.write_bytes(b"")])
+def _one_bare_array(path):
+    with open(path, "wb") as f:
+        np.save(f, np.arange(5))
+
+
+@pytest.mark.parametrize("damage", [_truncated, _flipped, _garbage, _one_bare_array, lambda p: p.write_bytes(b"")])
 @pytest.mark.parametrize(("name", "data"), [("rankings-v9.json", JSON), ("errors-v9.npz", ARRAYS)])
 def test_a_damaged_result_is_computed_again_with_a_warning_that_names_it(store, name, data, damage):
     compute = Counted(data)

@@ -42,7 +42,10 @@ def cache_files(directory: Path) -> list[Path]:
 
 def _decode(path: Path) -> Any:
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as saved:
+        saved = np.load(path, allow_pickle=False)
+        if not hasattr(saved, "files"):  # one bare array (.npy), no archive
+            raise ValueError("not an npz archive")
+        with saved:
             return {name: saved[name] for name in saved.files}  # every member read now: a damaged one fails here
     return json.loads(path.read_text(encoding="utf-8"))
 
@@ -67,15 +70,17 @@ def _read(path: Path) -> Any:
         return _ABSENT
 
 
-def _directory(store) -> Path | None:
+def _directory(store, name: str) -> Path | None:
     """Where ``store`` keeps its caches: None for a recording held in memory."""
+    if Path(name).suffix not in CACHE_SUFFIXES or Path(name).name != name:
+        raise ValueError(f"A cache is a file name ending in {' or '.join(CACHE_SUFFIXES)}, not {name!r}.")
     return None if isinstance(store, MemoryStore) else Path(store.path)
 
 
 def read_cached(store, name: str) -> Any | None:
     """The cache ``name`` of ``store`` (a ``.json`` name: its data; ``.npz``: a dict of
     arrays), or None where it was not computed yet or is damaged (warned)."""
-    directory = _directory(store)
+    directory = _directory(store, name)
     data = _ABSENT if directory is None else _read(directory / name)
     return None if data is _ABSENT else data
 
@@ -83,7 +88,7 @@ def read_cached(store, name: str) -> Any | None:
 def cached(store, name: str, compute: Callable[[], Any]) -> Any:
     """The cache ``name`` of ``store`` if it is there and whole, else ``compute()`` (JSON data
     for a ``.json`` name, a dict of arrays for ``.npz``), written for next time."""
-    directory = _directory(store)
+    directory = _directory(store, name)
     data = _ABSENT if directory is None else _read(directory / name)
     if data is _ABSENT:
         data = compute()
