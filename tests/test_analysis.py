@@ -66,6 +66,28 @@ def test_scores_match_scikit_learn_and_scipy(tmp_path):
         assert v.loc[nid, "pearson"] == pytest.approx(pearsonr(x, numeric).statistic, abs=1e-5)
 
 
+def test_scores_of_cells_tuned_over_a_long_text_match_scikit_learn_and_scipy(tmp_path):
+    """Cells tuned to their features over 60,000 characters: the sums behind the scores grow
+    far past each term, where one float32 sum drifts by 1e-5 (``rankings.summed_products``)."""
+    rng = np.random.default_rng(2)
+    n = 60_000
+    binary = (rng.random(n) < 0.3).astype(int)
+    numeric = np.cumsum(rng.integers(-1, 2, n)) % 40  # an indentation-like walk
+    tuned = [binary * 2 + rng.normal(scale=s, size=n) for s in (0.3, 0.8)]
+    tuned += [numeric / 10 + rng.normal(scale=s, size=n) for s in (0.2, 1.0)]
+    acts = np.stack(tuned).astype(np.float16)
+    store = write_store(tmp_path / "t.store", "x" * n, [("a", 0, n)], {(1, "h"): acts})
+    rankings = rank_neurons(store, Features({"b": binary, "v": numeric}, {"b"}))
+    b = rankings["b"].table.set_index("neuron")
+    v = rankings["v"].table.set_index("neuron")
+    for i, x in enumerate(acts.astype(np.float64)):
+        nid = f"L1.h.{i}"
+        assert b.loc[nid, "value"] == pytest.approx(roc_auc_score(binary, x), abs=1e-7)
+        assert b.loc[nid, "pearson"] == pytest.approx(pearsonr(x, binary).statistic, abs=1e-7)
+        assert v.loc[nid, "value"] == pytest.approx(spearmanr(x, numeric).statistic, abs=1e-7)
+        assert v.loc[nid, "pearson"] == pytest.approx(pearsonr(x, numeric).statistic, abs=1e-7)
+
+
 def test_neuron_summaries_are_computed_once_and_kept_in_the_store(planted, monkeypatch):
     from lstmviz.analysis import summaries as analysis
     from lstmviz.analysis.contexts import context_positions

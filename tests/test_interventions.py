@@ -260,3 +260,52 @@ def test_readers_see_whole_series_once_per_layer_and_may_not_replace():
     assert seen == [("layers.0.hook_f", (2, 11, HIDDEN), range(100, 111))]  # once, whole, after the step path
     with pytest.raises(LstmvizError, match="marked as a reader returned a value"):
         model.forward_instrumented(ids, hooks=[("layers.1.hook_h", reader(lambda x, hook: x))])
+
+
+@pytest.fixture
+def fresh_packing_check():
+    """The packed product's check asked again in this test, and again after it."""
+    from lstmviz.model import stepwise
+
+    stepwise.packing_agrees.cache_clear()
+    yield stepwise
+    stepwise.packing_agrees.cache_clear()
+
+
+def test_a_packed_product_that_disagrees_is_not_used_and_the_values_stay(fresh_packing_check, monkeypatch):
+    """The step path's private oneDNN product is held to torch.addmm at its first use; one
+    that computes otherwise is refused with a warning and addmm gives the same replaced run."""
+    stepwise = fresh_packing_check
+    if not stepwise.packing_agrees():
+        pytest.skip("this build of torch has no oneDNN packed product")
+    model = _model("lstm")
+    ids = torch.randint(0, VOCAB, (3, STEPS))
+    hooks = iv.clamp("L1.c.2", 1.5, positions=POSITIONS)
+    with torch.no_grad():
+        packed_run = model.forward_instrumented(ids, hooks=hooks)[0]
+    assert model.step_weights(0).w_hh_packed is not None
+    real = stepwise._packed_product
+    monkeypatch.setattr(stepwise, "_packed_product", lambda x, w, b: real(x, w, b) * 1.001)
+    stepwise.packing_agrees.cache_clear()
+    with pytest.warns(UserWarning, match="torch.addmm"):
+        assert stepwise.packed(torch.randn(8, 4)) is None
+    again = _model("lstm")  # the same weights, laid out for stepping anew
+    with torch.no_grad():
+        public_run = again.forward_instrumented(ids, hooks=hooks)[0]
+        plain = again(ids)[0]
+    assert again.step_weights(0).w_hh_packed is None
+    torch.testing.assert_close(public_run, packed_run, atol=1e-5, rtol=0)
+    assert not torch.allclose(public_run, plain, atol=1e-4)  # the clamp still acts
+
+
+def test_a_missing_packed_product_falls_back_quietly(fresh_packing_check, monkeypatch, recwarn):
+    stepwise = fresh_packing_check
+
+    def missing(weight):
+        raise RuntimeError("mkldnn::_reorder_linear_weight: no kernel for this build")
+
+    monkeypatch.setattr(stepwise, "_reorder", missing)
+    assert stepwise.packed(torch.randn(8, 4)) is None
+    assert not [w for w in recwarn if "addmm" in str(w.message)]
+    x, w, b = torch.randn(5, 4), torch.randn(8, 4), torch.randn(8)
+    torch.testing.assert_close(stepwise.linear(x, w, None, b), x @ w.T + b)

@@ -5,7 +5,9 @@ missing."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 
 import numpy as np
 import pytest
@@ -20,8 +22,9 @@ from lstmviz.cli.main import main  # noqa: E402
 from lstmviz.core.errors import StoreError  # noqa: E402
 from lstmviz.model.checkpoint import load_checkpoint  # noqa: E402
 from lstmviz.recording.recorder import record_activations  # noqa: E402
+from lstmviz.scale import sharding  # noqa: E402
 from lstmviz.scale.shard_rankings import rank_neurons_sharded  # noqa: E402
-from lstmviz.scale.sharding import CRASH_ONCE, plan_shards, record_sharded, shard_name  # noqa: E402
+from lstmviz.scale.sharding import plan_shards, record_sharded, shard_name  # noqa: E402
 from lstmviz.store.sharded import ShardedStore  # noqa: E402
 from lstmviz.text.corpus import load_corpus  # noqa: E402
 from lstmviz.text.features import store_features  # noqa: E402
@@ -121,11 +124,46 @@ def test_find_cells_command_takes_a_sharded_store(sharded):
     assert '"in_string"' in result.output
 
 
+def killed_once_midway(shard: int, marker):
+    """A recording actor whose process is killed (SIGKILL) halfway through ``shard`` the first
+    time, when ``marker`` does not exist yet; it writes its process id there first. Defined
+    here, so Ray sends it by value: the workers run the real ``ShardRecorder`` inside it."""
+
+    class KilledOnceMidway:
+        def __init__(self, *args):
+            from lstmviz.scale.sharding import ShardRecorder  # in the worker: the real one
+
+            self.recorder = ShardRecorder(*args)
+
+        def record(self, index, *args):
+            from lstmviz.recording import recorder
+
+            real = recorder.record_activations
+
+            def killed_halfway(*a, **options):
+                def progress(done, total):
+                    if done * 2 >= total:
+                        marker.write_text(str(os.getpid()))
+                        os.kill(os.getpid(), signal.SIGKILL)
+
+                return real(*a, **{**options, "on_progress": progress})
+
+            if index == shard and not marker.exists():
+                recorder.record_activations = killed_halfway
+            try:
+                return self.recorder.record(index, *args)
+            finally:
+                recorder.record_activations = real
+
+    return KilledOnceMidway
+
+
 def test_a_worker_killed_midway_is_retried(tiny_checkpoint, docs, sharded, tmp_path, monkeypatch):
-    marker = tmp_path / "crashed"
-    monkeypatch.setenv(CRASH_ONCE, f"1:{marker}")
+    marker = tmp_path / "killed"
+    monkeypatch.setattr(sharding, "ShardRecorder", killed_once_midway(1, marker))
     store = record_sharded(tiny_checkpoint, docs, tmp_path / "again", shards=SHARDS)
-    assert marker.exists()  # the first attempt at shard 1 died halfway
+    killed = int(marker.read_text())  # the first attempt at shard 1 was killed halfway
+    assert killed != os.getpid()
     np.testing.assert_array_equal(np.asarray(store.activations), np.asarray(sharded.activations))
     assert not list((tmp_path / "again").glob(".*writing*"))
 

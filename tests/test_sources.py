@@ -1,5 +1,6 @@
 """What commands are pointed at: stores, checkpoints, and the cache of recordings."""
 
+import numpy as np
 import pytest
 
 from lstmviz.cli.serve import open_for_dashboard
@@ -63,3 +64,57 @@ def test_a_whole_recording_replaces_the_h_and_c_one_in_the_cache(tiny_checkpoint
     np.testing.assert_array_equal(again.neuron("L1.c.3"), part.neuron("L1.c.3"))  # still mapped, same values
     served, _ = open_for_dashboard(str(tiny_checkpoint), progress=False)
     assert served.path == whole.path
+
+
+def test_the_ngram_comparison_survives_the_gates_recording(tiny_checkpoint, tmp_path, monkeypatch):
+    """Every cache of the h-and-c store moves into the whole one, arrays too: the n-gram
+    comparison (minutes on the shipped model) is read, not computed again."""
+    from lstmviz.analysis import evaluate
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.sources import COMPARED_KINDS, recorded
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    ckpt = load_checkpoint(tiny_checkpoint)
+    docs = evaluate.evaluation_documents(ckpt)
+    part = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=False)
+    first = evaluate.store_error_analysis(part)
+    whole = recorded(ckpt, docs, progress=False)
+    assert not part.path.exists() and (whole.path / evaluate.ERRORS_CACHE).is_file()
+
+    def not_again(*args):
+        raise AssertionError("the n-gram comparison was computed again")
+
+    monkeypatch.setattr(evaluate, "ngram_for_store", not_again)
+    kept = evaluate.store_error_analysis(whole)
+    assert kept["table"] == first["table"]
+    np.testing.assert_array_equal(kept["advantage"], first["advantage"])
+
+
+def test_a_cache_that_cannot_be_copied_keeps_the_h_and_c_recording_and_says_so(tiny_checkpoint, tmp_path, monkeypatch):
+    import shutil
+
+    from lstmviz.analysis.evaluate import evaluation_documents
+    from lstmviz.analysis.rankings import RANKINGS_CACHE, store_rankings
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.sources import COMPARED_KINDS, recorded
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    ckpt = load_checkpoint(tiny_checkpoint)
+    docs = evaluation_documents(ckpt)
+    part = recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=False)
+    rankings = store_rankings(part)
+    copy = shutil.copy2
+
+    def disk_full(source, destination, **options):
+        copy(source, destination)
+        with open(destination, "r+b") as f:
+            f.truncate(7)
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m, pytest.warns(UserWarning, match=f"{RANKINGS_CACHE} \\(No space left on device\\)"):
+        m.setattr(shutil, "copy2", disk_full)
+        whole = recorded(ckpt, docs, progress=False)
+    assert part.path.exists() and not (whole.path / RANKINGS_CACHE).exists()
+    assert not list(whole.path.glob(".*"))  # no partial copy left behind
+    recorded(ckpt, docs, progress=False)  # the next time, with room on the disk, it moves
+    assert not part.path.exists() and store_rankings(whole) == rankings

@@ -11,7 +11,6 @@ Losses are attributed to the character predicted: position p predicts p + 1.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..core.atomic import write_atomic
+from ..core.characters import name_of, one_line
 from ..core.errors import CorpusError, LstmvizError
 from ..core.neurons import NeuronId, parse_neurons
 from ..core.options import CONTROLS, TOP
-from ..core.characters import name_of, one_line
 from ..model.checkpoint import Checkpoint
 from ..model.hooks import HookCall, reader
 from ..model.interventions import Mode, Replace, constant
+from ..store.cache import cached, read_cached
 from ..store.format import DEFAULT_LANES
 from ..text.corpus import Document
 from ..text.features import BINARY, compute_features
@@ -323,37 +322,31 @@ def _layers_state(state, layers: range):
 EFFECT_MODE, EFFECT_CHARS, EFFECT_CONTROLS = "mean", 20_000, 10
 
 
-def _effect_path(store, neuron: NeuronId, chars: int, controls: int):
-    return store.path / f"effect-v1-{neuron}-{EFFECT_MODE}-{chars}x{controls}.json"
+def _effect_cache(neuron: NeuronId, chars: int, controls: int) -> str:
+    return f"effect-v1-{neuron}-{EFFECT_MODE}-{chars}x{controls}.json"
 
 
 def cached_effect(store, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS) -> dict | None:
     """A neuron's ablation effect on a store's text, if it was measured before."""
-    path = _effect_path(store, NeuronId.parse(neuron), chars, controls)
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+    return read_cached(store, _effect_cache(NeuronId.parse(neuron), chars, controls))
 
 
 def store_effect(
     store, ckpt: Checkpoint, neuron, chars: int = EFFECT_CHARS, controls: int = EFFECT_CONTROLS, on_progress=None
 ) -> dict:
     """Set ``neuron`` to its mean on the first ``chars`` characters of a store's text, beside
-    ``controls`` random neurons of its series; kept in the store directory (written under a
-    temporary name, then renamed), so it is measured once."""
+    ``controls`` random neurons of its series; kept in the store directory
+    (``store/cache.py``), so it is measured once."""
     from ..recording.sources import store_documents
     from ..text.lanes import limit_chars
 
     neuron = ckpt.model.check_neuron(neuron)
-    docs = limit_chars(store_documents(store), chars)
-    data = ablate(ckpt, docs, [neuron], EFFECT_MODE, controls, on_progress=on_progress).to_json(top=8)
-    path = _effect_path(store, neuron, chars, controls)
-    try:
-        write_atomic(path, json.dumps(data))
-    except OSError:
-        pass  # a read-only store: measured again next time
-    return data
+
+    def measure() -> dict:
+        docs = limit_chars(store_documents(store), chars)
+        return ablate(ckpt, docs, [neuron], EFFECT_MODE, controls, on_progress=on_progress).to_json(top=8)
+
+    return cached(store, _effect_cache(neuron, chars, controls), measure)
 
 
 def decoder_logits(model, vocab_chars: list[str], neuron, k: int = 8) -> dict | None:

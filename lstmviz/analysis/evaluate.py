@@ -4,7 +4,6 @@ bidirectional model), which predicts no character, the accuracy of its head agai
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,12 +13,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.atomic import write_atomic
+from ..core.characters import name_of
 from ..core.errors import CorpusError, LstmvizError
 from ..core.options import MAX_ORDER, TOP
-from ..core.characters import name_of
-from ..model.checkpoint import Checkpoint
+from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..recording.one_text import evaluation_documents
+from ..store.cache import cached
 from ..store.reader import predicted_log2p
 from ..text.corpus import Document, documents_from_description
 from ..text.lanes import LaidText, bits_per_character
@@ -244,7 +243,6 @@ class ModelVsNgram:
 
 def model_vs_ngram(store, max_order: int = DEFAULT_MAX_ORDER) -> ModelVsNgram:
     """The recorded model against the n-gram baseline of orders 1..``max_order`` on a store."""
-    from ..model.checkpoint import load_checkpoint
 
     MAX_ORDER.check(max_order)
     ckpt = load_checkpoint(store.checkpoint["path"])
@@ -261,23 +259,15 @@ def store_error_analysis(store, report=lambda fraction, message: None) -> dict:
     "baseline": the n-gram's result}``. The n-gram is trained on the checkpoint's training
     split (a minute or two), so the result is kept in the store directory (``ERRORS_CACHE``);
     ``report(fraction, message)`` follows the work."""
-    cache = store.path / ERRORS_CACHE
-    if cache.is_file():
-        with np.load(cache, allow_pickle=False) as saved:
-            return {"advantage": saved["advantage"], **json.loads(str(saved["summary"]))}
-    from ..model.checkpoint import load_checkpoint
 
-    report(0.05, "loading the checkpoint's training split")
-    ckpt = load_checkpoint(store.checkpoint["path"])
-    report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
-    ngram, result = ngram_for_store(store, ckpt)
-    advantage, table = error_analysis(store, ngram)
-    summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
-    advantage = advantage.astype(np.float32)
-    try:
-        buffer = io.BytesIO()
-        np.savez(buffer, advantage=advantage, summary=np.array(json.dumps(summary)))
-        write_atomic(cache, buffer.getvalue())
-    except OSError:
-        pass  # a read-only store: computed again next time
-    return {"advantage": advantage, **summary}
+    def compute() -> dict[str, np.ndarray]:
+        report(0.05, "loading the checkpoint's training split")
+        ckpt = load_checkpoint(store.checkpoint["path"])
+        report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
+        ngram, result = ngram_for_store(store, ckpt)
+        advantage, table = error_analysis(store, ngram)
+        summary = {"baseline": result.to_json(), "table": table.to_dict(orient="records")}
+        return {"advantage": advantage.astype(np.float32), "summary": np.array(json.dumps(summary))}
+
+    saved = cached(store, ERRORS_CACHE, compute)
+    return {"advantage": saved["advantage"], **json.loads(str(saved["summary"]))}

@@ -22,7 +22,8 @@ from scipy.stats import rankdata
 from ..core.errors import LstmvizError, StoreError
 from ..core.options import TOP
 from ..core.runtime import map_threads
-from ..store.reader import ActivationStore, cached_json
+from ..store.cache import cached
+from ..store.reader import ActivationStore
 from ..text.features import Features
 from .distribution import KEY_FINITE, KEY_FINITE_VALUES, value_keys
 
@@ -146,11 +147,11 @@ def mapped_tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(array)
 
 
-def ranks_from_counts(counts: np.ndarray, n: int) -> tuple[np.ndarray, float, float]:
+def ranks_from_counts(counts: np.ndarray, n: int) -> tuple[np.ndarray, float, float, float]:
     """From a neuron's count of each of the 65,536 value keys over ``n`` characters: the
     centred average rank of each key (ties averaged, as scipy's rankdata; -0 and +0 one
-    value), and the norms of the centred ranks and of the centred (finite) values. Counts
-    add over shards, so shards merged give exactly one store's ranks."""
+    value), the norms of the centred ranks and of the centred (finite) values, and the
+    values' mean. Counts add over shards, so shards merged give exactly one store's ranks."""
     counts = counts.copy()
     counts[_ZERO_KEY] += counts[_NEG_ZERO_KEY]
     counts[_NEG_ZERO_KEY] = 0
@@ -159,46 +160,67 @@ def ranks_from_counts(counts: np.ndarray, n: int) -> tuple[np.ndarray, float, fl
     rank_sd = float(np.sqrt((counts * avg_rank**2).sum()))
     mean = (counts * KEY_FINITE_VALUES).sum() / n
     value_sd = float(np.sqrt(max((counts * KEY_FINITE_VALUES**2).sum() - n * mean**2, 0.0)))
-    return avg_rank, rank_sd, value_sd
+    return avg_rank, rank_sd, value_sd, float(mean)
 
 
-def finite_values(row: np.ndarray, values_out: np.ndarray, keys_counted: np.ndarray) -> np.ndarray:
+def finite_values(row: np.ndarray, values_out: np.ndarray, keys_counted: np.ndarray, mean: float) -> np.ndarray:
     """float16 values ``row`` as float32 in ``values_out``, non-finite ones (which its key
-    counts ``keys_counted`` tell of) as 0."""
+    counts ``keys_counted`` tell of) as 0, less their ``mean``: the targets are centred, so
+    that changes no product, but the products then sum terms the size of the values'
+    spread, not of their level (a cell state far from 0 lost 1e-5 of its Pearson's r)."""
     values = torch.from_numpy(values_out).copy_(mapped_tensor(row))  # widening by copy_: no table needed
     if keys_counted[~KEY_FINITE].any():
         values.nan_to_num_(nan=0.0, posinf=0.0, neginf=0.0)
+    values.sub_(mean)
     return values_out
 
 
 def _row_ranks(keys: np.ndarray, row: np.ndarray, ranks_out: np.ndarray, values_out: np.ndarray) -> tuple[float, float]:
     """One neuron's exact centred average ranks (see :func:`ranks_from_counts`), by counting
     its 65,536 possible values (``keys``), written into ``ranks_out``, and its float16 values
-    ``row`` as float32 (non-finite ones as 0) into ``values_out``; returns the norms of its
-    centred ranks and values."""
+    ``row`` as float32, centred (non-finite ones as 0, then centred) into ``values_out``;
+    returns the norms of its centred ranks and values."""
     index = torch.from_numpy(keys.astype(np.int64))  # once: bincount and the gather share it
     counts = np.bincount(index.numpy(), minlength=65536)
-    avg_rank, rank_sd, value_sd = ranks_from_counts(counts, len(keys))
+    avg_rank, rank_sd, value_sd, mean = ranks_from_counts(counts, len(keys))
     # A table lookup (torch's index_select is the fastest gather here).
     torch.index_select(torch.from_numpy(avg_rank.astype(np.float32)), 0, index, out=torch.from_numpy(ranks_out))
-    finite_values(row, values_out, counts)
+    finite_values(row, values_out, counts, mean)
     return rank_sd, value_sd
+
+
+SUM_CHUNK = 128  # characters summed in float32 before the sum is taken on in float64
+
+
+def summed_products(rows: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """``rows`` [b, N] times ``targets`` [N, t] (float32), summed over the N characters:
+    [b, t] float64. One float32 product drifts from the exact sums by up to 2e-5 of a score
+    on 20,000 characters of cells tuned to a feature (its running sums grow far past the
+    terms, and each addition rounds to them). Summed in float32 over chunks of
+    ``SUM_CHUNK`` characters (one batched product), the chunks' sums added in float64, it
+    stays within about 1e-8 (the error grows with the chunk: 1,024 characters left 1e-7),
+    and is no slower (16 neurons x 1M characters, ranks and values: 61 ms, against 68 ms)."""
+    b, k = rows.shape[0], rows.shape[1] // SUM_CHUNK
+    whole = k * SUM_CHUNK
+    chunks = rows[:, :whole].reshape(b, k, SUM_CHUNK).transpose(0, 1)  # [k, b, SUM_CHUNK]
+    sums = torch.bmm(chunks, targets[:whole].reshape(k, SUM_CHUNK, targets.shape[1])).double().sum(0)
+    return (sums + (rows[:, whole:] @ targets[whole:]).double()).numpy()
 
 
 def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray, np.ndarray] | None = None):
     """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
     Pearson's r per numeric feature, and Pearson's r per binary feature.
 
-    Everything comes from the exact ranks (counted, see :func:`_row_ranks`) and two float32
-    matrix products: AUROC is the Mann-Whitney U of the ranks inside the feature, which with
+    Everything comes from the exact ranks (counted, see :func:`_row_ranks`) and two matrix
+    products (:func:`summed_products`): AUROC is the Mann-Whitney U of the ranks inside the feature, which with
     average ranks counts ties as halves, exactly as scikit-learn does."""
     b, n = block.shape
     if buffers is None or buffers[0].shape[0] < b:
         buffers = (np.empty((b, n), dtype=np.float32), np.empty((b, n), dtype=np.float32))
     ranks, values = buffers[0][:b], buffers[1][:b]
     sds = np.array([_row_ranks(k, block[i], ranks[i], values[i]) for i, k in enumerate(value_keys(block))]).reshape(b, 2)
-    by_rank = (torch.from_numpy(ranks) @ targets.rank_targets).double().numpy()  # [b, numeric + binary]
-    by_value = (torch.from_numpy(values) @ targets.ys).double().numpy()
+    by_rank = summed_products(torch.from_numpy(ranks), targets.rank_targets)  # [b, numeric + binary]
+    by_value = summed_products(torch.from_numpy(values), targets.ys)
     return scores_from_products(by_rank, by_value, sds[:, 0], sds[:, 1], targets, n)
 
 
@@ -214,7 +236,6 @@ def scores_from_products(by_rank, by_value, rank_sd, value_sd, targets: _Targets
     pairs = n_pos * (n - n_pos)
     with np.errstate(invalid="ignore", divide="ignore"):
         aurocs = np.where(pairs > 0, u / pairs, 0.5)
-    # ys is centred, so the values need no centring.
     pearson = by_value / (value_sd[:, None] * targets.ys_sd)
     return aurocs, rho, pearson
 
@@ -322,4 +343,4 @@ def store_rankings(store: ActivationStore) -> dict:
         ranked = rank_neurons(store, store_features(store), ranked_kinds(store))
         return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
 
-    return cached_json(store, RANKINGS_CACHE, compute)
+    return cached(store, RANKINGS_CACHE, compute)

@@ -10,7 +10,8 @@ import numpy as np
 
 from ..core.neurons import NeuronId
 from ..core.runtime import map_threads
-from ..store.reader import ActivationStore, cached_json
+from ..store.cache import cached
+from ..store.reader import ActivationStore
 from .contexts import context_positions
 from .distribution import histogram, value_stats
 from .rankings import RANKED_KINDS
@@ -49,4 +50,4 @@ def store_summaries(store: ActivationStore, progress: bool = True) -> dict[str, 
         )
         return dict(zip(ids, done, strict=True))
 
-    return cached_json(store, SUMMARIES_CACHE, compute)
+    return cached(store, SUMMARIES_CACHE, compute)

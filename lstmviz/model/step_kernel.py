@@ -6,7 +6,10 @@ the steps does it all: the input projection is one matrix product for the chunk 
 then per step the recurrent product ``h W_hh^T`` is added in place by MKL's ``sgemm``
 (the BLAS torch itself ships and calls for ``addmm``, with torch's thread count; numpy's
 and scipy's OpenBLAS measured 5x slower at these shapes) and the gates, c and h follow in
-vectorized loops, written straight into the output arrays.
+vectorized loops, written straight into the output arrays. ``sgemm_`` is no public torch
+API (it is bound from torch's library with ctypes, its integer size assumed), so the first
+use checks it against ``torch.addmm`` (:func:`checked_sgemm`); where it disagrees, or torch
+has no MKL, recording takes the fused module's path.
 
 numba compiles ``exp`` and ``tanh`` to scalar library calls, which alone cost more than
 the fused module's whole step, so sigmoid and tanh are written here as branch-free float32
@@ -19,7 +22,9 @@ torch's to a few float32 ulp (test_step_kernel.py).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -118,7 +123,7 @@ def _steps(sgemm, gates, w_hh, h, c, keep, hs, cs):
             _cell(gates[b, t], c[b], h[b], cs[b, t], hs[b, t])
 
 
-def _find_sgemm():
+def _bind_sgemm():
     """MKL's Fortran ``sgemm_`` from torch's own library, or None where torch has no MKL."""
     if not torch.backends.mkl.is_available():
         return None
@@ -132,12 +137,44 @@ def _find_sgemm():
     return None
 
 
-_SGEMM = _find_sgemm()
+def _sgemm_agrees(sgemm) -> bool:
+    """Whether ``sgemm`` does what :func:`_steps` asks of it, checked against ``torch.addmm``:
+    add h W_hh^T into one step's column of a [batch, time, gates] block (column-major
+    'T', 'N', beta 1, the block's stride). Each size is a 32-bit integer (the LP64
+    interface ``_steps`` assumes) in a 64-bit slot whose upper half is all ones, so an
+    ILP64 library reads every size as negative and computes nothing (MKL refuses
+    negative sizes), instead of reading past our arrays."""
+    g = torch.Generator().manual_seed(0)
+    B, T, H, t = 3, 2, 5, 1
+    w_hh, h = torch.randn(4 * H, H, generator=g), torch.randn(B, H, generator=g)
+    gates = torch.randn(B, T, 4 * H, generator=g)
+    expected = gates.clone()
+    expected[:, t] = torch.addmm(gates[:, t], h, w_hh.t())
+    sizes = np.array([4 * H, B, H, H, H, T * 4 * H], np.int64) | np.int64(-(1 << 32))  # m, n, k, lda, ldb, ldc
+    ops, scale = np.array([ord("T"), ord("N")], np.uint8), np.ones(2, np.float32)
+    size = [sizes.ctypes.data + 8 * j for j in range(6)]
+    sgemm(
+        ops.ctypes.data, ops.ctypes.data + 1, size[0], size[1], size[2], scale.ctypes.data, w_hh.data_ptr(), size[3],
+        h.data_ptr(), size[4], scale.ctypes.data + 4, gates[0, t].data_ptr(), size[5],
+    )  # fmt: skip
+    return torch.allclose(gates, expected, rtol=1e-5, atol=1e-5)
+
+
+@functools.cache
+def checked_sgemm():
+    """``sgemm_`` once it has computed what ``torch.addmm`` does here (:func:`_sgemm_agrees`,
+    asked at the first use); None where it is missing or disagrees (a warning says so),
+    and recording then takes the fused module's path."""
+    sgemm = _bind_sgemm()
+    if sgemm is None or _sgemm_agrees(sgemm):
+        return sgemm
+    warnings.warn("MKL's sgemm_ gave other values than torch.addmm here; recording uses the fused path.", stacklevel=3)
+    return None
 
 
 def usable(x: torch.Tensor) -> bool:
-    """Whether the kernel can run this layer: float32 on the CPU, with MKL found."""
-    return _SGEMM is not None and x.device.type == "cpu" and x.dtype == torch.float32
+    """Whether the kernel can run this layer: float32 on the CPU, with MKL's sgemm_ checked."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and checked_sgemm() is not None
 
 
 def lstm_layer(x: torch.Tensor, weights: dict[str, torch.Tensor], state, keep=None):
@@ -152,6 +189,6 @@ def lstm_layer(x: torch.Tensor, weights: dict[str, torch.Tensor], state, keep=No
         h, c = (s.detach().to(torch.float32, copy=True).contiguous() for s in state)
         hs, cs = x.new_empty(B, T, H), x.new_empty(B, T, H)
         k = torch.ones(B, T) if keep is None else keep.detach().to(torch.float32).contiguous()
-        _steps(_SGEMM, gates.numpy(), w_hh.contiguous().numpy(), h.numpy(), c.numpy(), k.numpy(), hs.numpy(), cs.numpy())
+        _steps(checked_sgemm(), gates.numpy(), w_hh.contiguous().numpy(), h.numpy(), c.numpy(), k.numpy(), hs.numpy(), cs.numpy())
     i, f, g, o = gates.split(H, dim=-1)
     return {"h": hs, "c": cs, "i": i, "f": f, "g": g, "o": o}, (h, c)

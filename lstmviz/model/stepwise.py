@@ -19,6 +19,8 @@ interventions, sampling) is these step functions:
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,16 +31,54 @@ from .hooks import HookCall, HookFn, apply_hooks
 PEEPHOLES = ("weight_ci", "weight_cf", "weight_co")  # a peephole layer's diagonal weights [hidden]: i, f, o
 
 
+def _reorder(weight: torch.Tensor) -> torch.Tensor:
+    return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), 16)
+
+
+def _packed_product(x: torch.Tensor, weight_packed: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight_packed, bias, "none", [], "")
+
+
+def _public_product(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.addmm(bias, x, weight.t()) if bias is not None else torch.mm(x, weight.t())
+
+
+@functools.cache
+def packing_agrees() -> bool:
+    """Whether oneDNN's packed product (two private ops, ``torch.ops.mkldnn``) is here and
+    gives the public product's values (``torch.addmm``) to float32 rounding, on one row and
+    on several, with a bias and without, at sizes that are no multiple of its blocks. Asked
+    once, at the first packing; where it disagrees a warning says so and the public product
+    is used."""
+    g = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(37, 21, generator=g), torch.randn(37, generator=g)
+    try:
+        with torch.no_grad():
+            weight_packed = _reorder(weight)
+            pairs = [
+                (_packed_product(x, weight_packed, b), _public_product(x, weight, b))
+                for x in (torch.randn(1, 21, generator=g), torch.randn(7, 21, generator=g))
+                for b in (bias, None)
+            ]
+    except (AttributeError, RuntimeError):  # not in this build of torch
+        return False
+    if all(a.shape == b.shape and torch.allclose(a, b, rtol=1e-5, atol=1e-5) for a, b in pairs):
+        return True
+    warnings.warn("oneDNN's packed product gave other values than torch.addmm here; the step path uses addmm.", stacklevel=3)
+    return False
+
+
 def packed(weight: torch.Tensor) -> torch.Tensor | None:
     """``weight`` [out, in] reordered once into oneDNN's blocked layout, when this build has
-    it (CPU): a product with a few rows then costs a third of MKL's addmm here (2.9 MFLOP,
-    the shipped model's recurrent product for 5 rows: 46 us against 140 us; ``bench
-    intervene``), since the weight is read in cache-sized blocks. Same float32 arithmetic,
-    another summation order. None where the layout is not available."""
-    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available():
+    it (CPU) and it computes what the public product does (:func:`packing_agrees`): a
+    product with a few rows then costs a third of MKL's addmm here (2.9 MFLOP, the shipped
+    model's recurrent product for 5 rows: 46 us against 140 us; ``bench intervene``), since
+    the weight is read in cache-sized blocks. Same float32 arithmetic, another summation
+    order. None where the layout is not available."""
+    if weight.device.type != "cpu" or not torch.backends.mkldnn.is_available() or not packing_agrees():
         return None
     try:
-        return torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), 16)
+        return _reorder(weight)
     except (AttributeError, RuntimeError):
         return None
 
@@ -46,8 +86,8 @@ def packed(weight: torch.Tensor) -> torch.Tensor | None:
 def linear(x: torch.Tensor, weight: torch.Tensor, weight_packed: torch.Tensor | None, bias: torch.Tensor | None):
     """x W^T (+ bias), x [rows, in]."""
     if weight_packed is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, weight_packed, bias, "none", [], "")
-    return torch.addmm(bias, x, weight.t()) if bias is not None else torch.mm(x, weight.t())
+        return _packed_product(x, weight_packed, bias)
+    return _public_product(x, weight, bias)
 
 
 @dataclass(frozen=True)

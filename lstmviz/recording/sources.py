@@ -9,6 +9,7 @@ import hashlib
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from ..core.atomic import lock_for, process_alive, writer_pid
 from ..core.errors import LstmvizError, StoreError
 from ..core.options import OLDER_THAN
 from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, Checkpoint, load_checkpoint, shipped_path
+from ..store.cache import copy_caches
 from ..store.open import open_store
 from ..store.reader import ActivationStore
 from ..text.corpus import Document
@@ -133,18 +135,22 @@ def _cached(path: Path) -> ActivationStore | None:
 def _drop_parts(ckpt: Checkpoint, docs: list[Document], whole: ActivationStore) -> None:
     """Once every series of a text is cached, the h-and-c recording of it (what ``serve``
     starts on) holds nothing more: its analysis caches move into the whole store and it is
-    removed, so the cache does not hold h and c twice. One in use by a writer is kept."""
+    removed, so the cache does not hold h and c twice. One in use by a writer is kept, and
+    so is one whose caches could not all be copied (a warning says which)."""
     part = cached_store_path(ckpt, docs, COMPARED_KINDS)
     if part == whole.path or not is_store(part):
         return
     try:
         with lock_for(part, timeout=0):
-            for kept in part.glob("*.json"):
-                if kept.name != "meta.json" and not (whole.path / kept.name).exists():
-                    shutil.copy2(kept, whole.path / kept.name)
+            failed = copy_caches(part, whole.path)
+            if failed:
+                warnings.warn(f"Kept {part}: could not copy its caches {', '.join(failed)} into {whole.path}.", stacklevel=3)
+                return
             shutil.rmtree(part)
-    except (Timeout, OSError):
-        pass
+    except Timeout:
+        pass  # a writer has it: removed another time
+    except OSError as exc:
+        warnings.warn(f"Could not remove {part}, which {whole.path} makes redundant: {exc}.", stacklevel=3)
 
 
 def uncached_bytes(ckpts: list[Checkpoint], docs: list[Document], kinds: tuple[str, ...] | None = None) -> int:

@@ -7,13 +7,14 @@ over shards (contiguous runs of characters):
 1. each shard counts its neurons' float16 values (at most 65,536 distinct, sent as the
    keys present and their counts); counts add, so the driver has every neuron's exact
    global distribution and from it (``rankings.ranks_from_counts``) the global average
-   rank of each value, and the rank and value norms;
-2. each shard is sent the global ranks of the values it holds and its slice of the targets,
-   and returns the sums of rank x target and value x target; sums add.
+   rank of each value, the rank and value norms, and the mean;
+2. each shard is sent the global ranks of the values it holds, the global means, and its
+   slice of the targets, and returns the sums of rank x target and (value - mean) x
+   target; sums add.
 
 The driver then applies ``rankings.scores_from_products``, the formulas a single store's
-ranking uses, so the rankings equal one store's to float rounding (float32 sums taken per
-shard instead of over the whole text).
+ranking uses, so the rankings equal one store's to float rounding (the same float32
+products, summed in other chunks: ``rankings.summed_products``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ..analysis.rankings import (
     ranking_tables,
     ranks_from_counts,
     scores_from_products,
+    summed_products,
 )
 from ..core.runtime import use_torch_threads
 from ..store.open import open_store
@@ -58,6 +60,7 @@ def shard_products(
     rows: list[int],
     present: list[np.ndarray],
     ranks: list[np.ndarray],
+    means: np.ndarray,
     rank_targets,
     ys,
     threads: int,
@@ -65,7 +68,8 @@ def shard_products(
 ):
     """Sums over the shard's characters of each row's global centred ranks (``ranks``: one
     per value key ``present`` in the row, as :func:`shard_value_counts` gave them) and of its
-    values, times the targets: ([rows, targets], [rows, features]) float64."""
+    values less their global ``means``, times the targets: ([rows, targets], [rows,
+    features]) float64."""
     import torch
 
     use_torch_threads(threads)  # a Ray worker: a process of its own
@@ -82,9 +86,9 @@ def shard_products(
             keys = value_keys(values)
             table[present[a + i]] = ranks[a + i]  # the keys pass 1 counted: no second count
             rank_buf[i] = table[keys]
-            finite_values(values, value_buf[i], _key_marks(present[a + i]))
-        by_rank.append((torch.from_numpy(rank_buf[: len(part)]) @ rank_targets).double().numpy())
-        by_value.append((torch.from_numpy(value_buf[: len(part)]) @ ys).double().numpy())
+            finite_values(values, value_buf[i], _key_marks(present[a + i]), means[a + i])
+        by_rank.append(summed_products(torch.from_numpy(rank_buf[: len(part)]), rank_targets))
+        by_value.append(summed_products(torch.from_numpy(value_buf[: len(part)]), ys))
     return np.concatenate(by_rank), np.concatenate(by_value)
 
 
@@ -97,17 +101,17 @@ def _key_marks(present: np.ndarray) -> np.ndarray:
 
 def _global_ranks(per_shard: list[list[tuple[np.ndarray, np.ndarray]]], n: int):
     """Merge the shards' value counts, neuron by neuron: each shard's ranks (at its keys, in
-    its order) and every neuron's rank and value norms."""
+    its order) and every neuron's rank and value norms and mean."""
     rows = len(per_shard[0])
     shard_ranks: list[list[np.ndarray]] = [[] for _ in per_shard]
-    norms = np.empty((rows, 2))
+    norms = np.empty((rows, 3))
     counts = np.zeros(KEYS, dtype=np.int64)
     for r in range(rows):
         counts[:] = 0
         for shard in per_shard:
             keys, c = shard[r]
             counts[keys] += c
-        avg_rank, norms[r, 0], norms[r, 1] = ranks_from_counts(counts, n)
+        avg_rank, norms[r, 0], norms[r, 1], norms[r, 2] = ranks_from_counts(counts, n)
         for k, shard in enumerate(per_shard):
             shard_ranks[k].append(avg_rank[shard[r][0]].astype(np.float32))
     return shard_ranks, norms
@@ -140,7 +144,14 @@ def rank_neurons_sharded(
         sums = ray.get(
             [
                 summing.remote(
-                    p, rows, [keys for keys, _ in per_shard[k]], shard_ranks[k], rank_targets[a:b], ys[a:b], cluster["threads"]
+                    p,
+                    rows,
+                    [keys for keys, _ in per_shard[k]],
+                    shard_ranks[k],
+                    norms[:, 2],
+                    rank_targets[a:b],
+                    ys[a:b],
+                    cluster["threads"],
                 )
                 for k, (p, a, b) in enumerate(zip(paths, starts[:-1], starts[1:], strict=True))
             ]

@@ -25,6 +25,7 @@ from pathlib import Path
 from ..core.errors import CorpusError, LstmvizError, StoreError
 from ..core.runtime import use_torch_threads
 from ..model.checkpoint import load_checkpoint, shipped_path
+from ..store.cache import cache_files
 from ..store.format import DEFAULT_LANES
 from ..store.open import open_store
 from ..store.reader import ActivationStore
@@ -33,7 +34,6 @@ from ..text.corpus import Document
 from ..text.lanes import document_runs
 
 RETRIES = 3  # times a shard is recorded again after its worker died
-CRASH_ONCE = "LSTMVIZ_TEST_CRASH_SHARD_ONCE"  # "INDEX:MARKER": tests kill the worker recording shard INDEX once
 
 
 def plan_shards(docs: list[Document], shards: int) -> list[list[Document]]:
@@ -63,32 +63,12 @@ class ShardRecorder:
         use_torch_threads(threads)  # a process of its own
         self.ckpt = load_checkpoint(checkpoint, device=device)
 
-    def record(self, index: int, docs: list[Document], out: str, kinds, lanes: int, crash_once: str | None) -> dict:
+    def record(self, index: int, docs: list[Document], out: str, kinds, lanes: int) -> dict:
         from ..recording.recorder import record_activations
 
-        on_progress = _crash_midway(index, crash_once)
         t0 = time.perf_counter()
-        store = record_activations(
-            self.ckpt, docs, out, overwrite=True, kinds=kinds, lanes=lanes, progress=False, on_progress=on_progress
-        )
+        store = record_activations(self.ckpt, docs, out, overwrite=True, kinds=kinds, lanes=lanes, progress=False)
         return {"index": index, "chars": len(store), "seconds": time.perf_counter() - t0, "pid": os.getpid()}
-
-
-def _crash_midway(index: int, crash_once: str | None):
-    """For tests of the retry: a progress callback that kills this worker process halfway
-    through shard ``INDEX`` the first time (while ``MARKER`` does not exist yet)."""
-    if not crash_once:
-        return None
-    wanted, marker = crash_once.split(":", 1)
-    if int(wanted) != index or Path(marker).exists():
-        return None
-
-    def crash(done: int, total: int) -> None:
-        if done * 2 >= total:
-            Path(marker).touch()
-            os._exit(1)
-
-    return crash
 
 
 def cluster_plan(workers: int | None, shards: int) -> dict:
@@ -166,7 +146,8 @@ def record_sharded(
         check_free_space(out, store_bytes(recorded_rows(cfg, kinds), sum(len(d.text) for i in todo for d in parts[i])))
         out.mkdir(parents=True, exist_ok=True)
         if todo:
-            for cache in out.glob("*.json"):  # rankings and summaries computed over the old shards
+            (out / MANIFEST).unlink(missing_ok=True)  # no manifest names a mix of old and new shards
+            for cache in cache_files(out):  # rankings and summaries computed over the old shards
                 cache.unlink()
             _record_on_actors(ray, plan, str(checkpoint), [(i, parts[i], str(out / shard_name(i))) for i in todo], kinds, lanes)
         write_manifest(out, [(shard_name(i), open_store(out / shard_name(i))) for i in range(len(parts))])
@@ -187,10 +168,9 @@ def _record_on_actors(ray, plan: dict, checkpoint: str, jobs: list, kinds, lanes
         num_cpus=plan["num_cpus"], num_gpus=plan["num_gpus"], max_restarts=RETRIES, max_task_retries=RETRIES
     )
     actors = [actor.remote(checkpoint, plan["device"], plan["threads"]) for _ in range(min(plan["workers"], len(jobs)))]
-    crash_once = os.environ.get(CRASH_ONCE)
     pool = ActorPool(actors)
     try:
-        return list(pool.map_unordered(lambda a, job: a.record.remote(*job, kinds, lanes, crash_once), jobs))
+        return list(pool.map_unordered(lambda a, job: a.record.remote(*job, kinds, lanes), jobs))
     except ray.exceptions.RayTaskError as exc:
         cause = exc.as_instanceof_cause()
         if isinstance(cause, LstmvizError):

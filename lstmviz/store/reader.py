@@ -9,27 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.atomic import write_atomic
 from ..core.errors import NeuronError, StoreError
 from ..core.neurons import NeuronId
 from .format import FILES, META_KEYS, STORE_FORMAT, STORE_VERSION, Series, StoredDocument, check_range, file_shape
-
-
-def cached_json(store: ActivationStore, name: str, compute):
-    """JSON data kept in the store directory: read if there, else ``compute()``d and
-    written atomically (a read-only store still works, only computing it again)."""
-    cache = store.path / name
-    if cache.is_file():
-        try:
-            return json.loads(cache.read_text())
-        except ValueError:  # not JSON, or not even text: computed again below
-            pass
-    data = compute()
-    try:
-        write_atomic(cache, json.dumps(data))
-    except OSError:
-        pass
-    return data
 
 
 def predicted_log2p(store) -> np.ndarray:
