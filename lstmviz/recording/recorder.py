@@ -170,6 +170,9 @@ class _Progress:
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)
 
+    def close(self) -> None:
+        self.bar.close()
+
 
 def _record_lanes(model, laid: LaidText, writer, series: list[Series], lanes: int, chunk_len: int, progress: _Progress) -> None:
     """Run the instrumented model over ``laid`` (``LaidText.run``), each chunk's series and
@@ -192,7 +195,7 @@ def _record_lanes(model, laid: LaidText, writer, series: list[Series], lanes: in
         if not model.config.bidirectional:
             _write_predictions(writer, logits, chunk)
         progress.add(int(chunk.valid.sum()))
-    progress.bar.close()
+    progress.close()
 
 
 def _write_series(stage: ColumnStage, series: list[Series], cache: dict, chunk: Chunk) -> None:
