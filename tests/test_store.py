@@ -132,7 +132,7 @@ def test_interrupted_recording_leaves_nothing(tiny_checkpoint, tmp_path, monkeyp
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("lstmviz.recording.recorder._write_chunk", interrupt)
+    monkeypatch.setattr("lstmviz.recording.recorder._write_series", interrupt)
     with pytest.raises(KeyboardInterrupt):
         record_activations(ckpt, [Document("a", "abc" * 50)], tmp_path / "s", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -16,21 +16,27 @@ def run(*args):
 
 def test_lanes_pad_documents_to_whole_chunks_and_reset_at_their_start():
     docs = [np.arange(1, 3), np.arange(10, 13)] + [np.arange(20, 24)] * 14  # all short: none is cut
-    lanes = build_lanes(docs, batch_size=2, seq_len=4)
-    assert lanes.inputs[:3, 0].tolist() == [[1, 2, 0, 0], [10, 11, 12, 0], [20, 21, 22, 23]]  # contiguous, in order
-    assert lanes.targets[:2, 0].tolist() == [[2, IGNORE, IGNORE, IGNORE], [11, 12, IGNORE, IGNORE]]  # within the document
-    assert lanes.inputs[0, 1].tolist() == [20, 21, 22, 23]
-    assert lanes.resets.all()  # every chunk starts a document here
-    assert abs(int((lanes.targets[:, 0] != IGNORE).any(1).sum()) - int((lanes.targets[:, 1] != IGNORE).any(1).sum())) <= 1
+    laid = build_lanes(docs, batch_size=2, seq_len=4)
+    chunks = list(laid.chunks(4, every_lane=True))  # as training runs them: every lane in every chunk
+    assert [c.ids[0].tolist() for c in chunks[:3]] == [[1, 2, 0, 0], [10, 11, 12, 0], [20, 21, 22, 23]]  # contiguous, in order
+    assert [c.targets[0].tolist() for c in chunks[:2]] == [
+        [2, IGNORE, IGNORE, IGNORE],
+        [11, 12, IGNORE, IGNORE],
+    ]  # within the document
+    assert chunks[0].ids[1].tolist() == [20, 21, 22, 23]
+    assert all((c.keep[c.valid[:, 0], 0] == 0).all() for c in chunks)  # every chunk with text starts a document here
+    scored = [sum(bool((c.targets[lane] != IGNORE).any()) for c in chunks) for lane in range(2)]
+    assert abs(scored[0] - scored[1]) <= 1
 
 
 def test_a_huge_document_does_not_leave_the_other_lanes_idle():
     docs = [np.ones(100_000, dtype=np.int32)] + [np.ones(1000, dtype=np.int32)] * 200
-    lanes = build_lanes(docs, batch_size=16, seq_len=50)
-    active = (lanes.targets != IGNORE).any(2).sum(1)
+    laid = build_lanes(docs, batch_size=16, seq_len=50)
+    chunks = list(laid.chunks(50, every_lane=True))
+    active = np.array([int((c.targets != IGNORE).any(1).sum()) for c in chunks])
     assert (active >= 14).mean() > 0.85  # without cutting, one lane would run alone for most steps
     # The pieces of a cut document continue each other: concatenated they are the document.
-    assert sum(int((lanes.inputs[:, b] == 1).sum()) for b in range(16)) == 100_000 + 200 * 1000
+    assert sum(int((c.ids == 1).sum()) for c in chunks) == 100_000 + 200 * 1000
 
 
 def test_evaluation_keeps_every_document_whole_in_one_lane():

@@ -29,7 +29,7 @@ from ..store.cache import cached, read_cached
 from ..store.format import DEFAULT_LANES
 from ..text.corpus import Document
 from ..text.features import BINARY, compute_features
-from ..text.lanes import LaidText, select_rows, update_rows
+from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
 
 TOP_LISTED = 10  # characters and positions listed
 MIN_CHAR_COUNT = 5  # a character is listed once it was predicted this often
@@ -234,15 +234,9 @@ def _replaced_points(sets: list[list[NeuronId]]) -> list[str]:
     return sorted({n.hook_name for s in sets for n in s})
 
 
-def _logp_of_next(logits: torch.Tensor, laid: LaidText, pos: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """log p(next character) at ``pos`` [rows, time] (NaN where nothing is predicted)."""
-    targets = laid.next_ids[np.where(valid, pos, 0)]
-    scored = valid & (targets >= 0)
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    out = np.full(pos.shape, np.nan)
-    rows, steps = np.nonzero(scored)
-    out[rows, steps] = logp[rows, steps, torch.from_numpy(targets[rows, steps])].cpu().numpy()
-    return out
+def _logp_of_next(logits: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
+    """log p(next character) at each position [rows, time] (NaN where nothing is predicted)."""
+    return logp_of_next(torch.log_softmax(logits.float(), dim=-1), targets).cpu().numpy()
 
 
 @torch.no_grad()
@@ -252,28 +246,28 @@ def _baseline(model, laid: LaidText, sets, mode: Mode, chunk_len: int, report):
     device = next(model.parameters()).device
     names = _replaced_points(sets) if mode.name == "mean" else []
     sums = {name: torch.zeros(model.config.hidden_size, dtype=torch.float64) for name in names}
-    logp = np.full(len(laid.text), np.nan)
-    state = model.initial_state(laid.lanes, device)
-    done = 0
-    for rows, pos, valid, x, keep in laid.chunks(chunk_len, device):
-        mask = torch.from_numpy(valid).to(device).unsqueeze(-1)
+
+    def forward(chunk: Chunk, state):
+        mask = torch.from_numpy(chunk.valid).to(device).unsqueeze(-1)
 
         @reader
-        def add(series: torch.Tensor, hook: HookCall, mask=mask) -> None:
+        def add(series: torch.Tensor, hook: HookCall) -> None:
             sums[hook.name] += (series * mask).sum((0, 1)).double().cpu()
 
-        part = select_rows(state, rows)
-        logits, part = model.forward_instrumented(x, part, keep, hooks=[(name, add) for name in names])
-        state = update_rows(state, rows, part)
-        logp[pos[valid]] = _logp_of_next(logits, laid, pos, valid)[valid]
-        done += int(valid.sum())
+        return model.forward_instrumented(chunk.ids, state, chunk.keep, hooks=[(name, add) for name in names])
+
+    logp, done = np.full(len(laid.text), np.nan), 0
+    for chunk, logits, _ in laid.run(laid.chunks(chunk_len, device), forward, model.initial_state(laid.lanes, device)):
+        logp[chunk.pos[chunk.valid]] = _logp_of_next(logits, chunk.targets)[chunk.valid]
+        done += int(chunk.valid.sum())
         report(done)
     return logp, {name: (s / len(laid.text)).float() for name, s in sums.items()}
 
 
 @torch.no_grad()
 def _ablated(model, laid: LaidText, sets, values: dict, chunk_len: int, report) -> np.ndarray:
-    """Every set's run at once, each a copy of the batch (row = set * lanes + lane)."""
+    """Every set's run at once, each a copy of the batch (row = set * lanes + lane): the
+    layers below the lowest replaced one once, shared by every copy."""
     device = next(model.parameters()).device
     cfg, R, lanes = model.config, len(sets), laid.lanes
     first = min(n.layer for s in sets for n in s) - 1  # the lowest replaced layer, from 0
@@ -284,26 +278,25 @@ def _ablated(model, laid: LaidText, sets, values: dict, chunk_len: int, report) 
             mask = masks.setdefault(n.hook_name, torch.zeros(R, lanes, cfg.hidden_size, dtype=torch.bool))
             mask[r, :, n.index] = True
     news = {name: constant(values[name]) for name in masks}
-    state_below = _layers_state(model.initial_state(lanes, device), below)
-    state_above = _layers_state(model.initial_state(R * lanes, device), above)
-    out = np.full((R, len(laid.text)), np.nan)
-    done = 0
-    for rows, pos, valid, x, keep in laid.chunks(chunk_len, device):
-        h = model.embedding(x)
+
+    def forward(chunk: Chunk, state):
+        (state_below, state_above), h = state, model.embedding(chunk.ids)
         if first:
-            part = select_rows(state_below, rows)
-            h, part = model.run_layers(h, part, keep, layers=below)
-            state_below = update_rows(state_below, rows, part)
-        replica_rows = (np.arange(R)[:, None] * lanes + rows[None, :]).reshape(-1)
-        hooks = {name: [Replace(news[name], mask=masks[name][:, rows].reshape(-1, cfg.hidden_size))] for name in masks}
-        part = select_rows(state_above, replica_rows)
-        top, part = model.run_layers(h.repeat(R, 1, 1), part, keep.repeat(R, 1), hooks, layers=above)
-        logits = model.decoder(top)
-        state_above = update_rows(state_above, replica_rows, part)
-        logp = _logp_of_next(logits, laid, np.tile(pos, (R, 1)), np.tile(valid, (R, 1))).reshape(R, len(rows), -1)
+            h, state_below = model.run_layers(h, state_below, chunk.keep, layers=below)
+        hooks = {name: [Replace(news[name], mask=masks[name][:, chunk.rows].reshape(-1, cfg.hidden_size))] for name in masks}
+        top, state_above = model.run_layers(h.repeat(R, 1, 1), state_above, chunk.keep.repeat(R, 1), hooks, layers=above)
+        return model.decoder(top), (state_below, state_above)
+
+    state = (
+        _layers_state(model.initial_state(lanes, device), below),
+        _layers_state(model.initial_state(R * lanes, device), above),
+    )
+    out, done = np.full((R, len(laid.text)), np.nan), 0
+    for chunk, logits, _ in laid.run(laid.chunks(chunk_len, device), forward, state):
+        logp = _logp_of_next(logits, chunk.targets.repeat(R, 1)).reshape(R, len(chunk.rows), -1)
         for r in range(R):
-            out[r, pos[valid]] = logp[r][valid]
-        done += int(valid.sum())
+            out[r, chunk.pos[chunk.valid]] = logp[r][chunk.valid]
+        done += int(chunk.valid.sum())
         report(done)
     return out
 
@@ -338,7 +331,6 @@ def store_effect(
     ``controls`` random neurons of its series; kept in the store directory
     (``store/cache.py``), so it is measured once."""
     from ..recording.sources import store_documents
-    from ..text.lanes import limit_chars
 
     neuron = ckpt.model.check_neuron(neuron)
 

@@ -2,9 +2,11 @@
 time with the state carried across consecutive chunks, gradient clipping, periodic
 validation bits-per-character, snapshots, and resumable checkpoints.
 
-Documents start from a zero state, as when they are recorded: each batch row ("lane") is a
-sequence of whole documents, each padded to a multiple of the chunk length (padding is not
-scored), and a row's state is zeroed at the chunk where a new document begins.
+Documents start from a zero state, as when they are recorded, and run through the same lanes
+(``lanes.LaidText``, ``LaidText.run``): each batch row ("lane") is a sequence of whole
+documents, shuffled each epoch and each padded to a multiple of the chunk length (padding is
+not scored), so a row's state is zeroed only where a chunk starts a new document and the
+fused module runs every chunk unbroken.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,7 @@ from tqdm.auto import tqdm
 
 from ..core.errors import CheckpointError, ConfigError, CorpusError, LstmvizError
 from ..text.corpus import Corpus, Document, Vocab
-from ..text.lanes import LaidText, bits_per_character, lane_bounds, limit_chars, next_characters
+from ..text.lanes import Chunk, LaidText, bits_per_character, limit_chars
 from .checkpoint import load_checkpoint, load_train_state, save_checkpoint
 from .rnn import CharRNN, ModelConfig, State, detach_state, mask_state
 
@@ -90,26 +94,6 @@ class TrainConfig:
         )
 
 
-@dataclass
-class Lanes:
-    """Chunked training data: ``inputs``/``targets`` [chunks, batch, seq_len] and ``resets``
-    [chunks, batch], True where a new document starts in that lane."""
-
-    inputs: np.ndarray
-    targets: np.ndarray
-    resets: np.ndarray
-
-    def __len__(self) -> int:
-        return self.inputs.shape[0]
-
-    def chunk(self, k: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return (
-            torch.from_numpy(self.inputs[k]).to(device, torch.long),
-            torch.from_numpy(self.targets[k]).to(device, torch.long),
-            torch.from_numpy(~self.resets[k]).to(device, torch.float32),
-        )
-
-
 def split_long(docs: list[np.ndarray], batch_size: int, seq_len: int) -> list[np.ndarray]:
     """Cut documents longer than an eighth of a lane into pieces (each then starts from a
     zero state, like a document), so that no lane runs on alone after the others finish:
@@ -120,31 +104,14 @@ def split_long(docs: list[np.ndarray], batch_size: int, seq_len: int) -> list[np
     return [d[a : a + piece] for d in docs for a in range(0, max(len(d), 1), piece)]
 
 
-def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> Lanes:
+def build_lanes(docs: list[np.ndarray], batch_size: int, seq_len: int, order: np.ndarray | None = None) -> LaidText:
     """Lay documents (encoded id arrays) into ``batch_size`` lanes for training: shuffled by
     ``order``, huge ones cut into pieces (:func:`split_long`), each padded to whole chunks
-    (so a state is reset only between chunks, and the fused multi-layer module with its
-    dropout runs unbroken), then split into lanes of about equal length as recording splits
-    text (``lanes.lane_bounds``: contiguous runs of whole documents)."""
+    (``LaidText.in_whole_chunks``: a state is zeroed only between chunks, and the fused
+    multi-layer module with its dropout runs unbroken), in lanes of about equal length cut
+    as recording cuts them (contiguous runs of whole documents)."""
     order = np.arange(len(docs)) if order is None else order
-    docs = split_long([docs[i] for i in order], batch_size, seq_len)
-    n_chunks = np.array([max(1, -(-len(d) // seq_len)) for d in docs])
-    starts = np.concatenate([[0], np.cumsum(n_chunks)[:-1]]).astype(np.int64)
-    flat_in = np.zeros((int(n_chunks.sum()), seq_len), dtype=np.int32)
-    flat_tg = np.full(flat_in.shape, IGNORE, dtype=np.int32)
-    flat_reset = np.zeros(len(flat_in), dtype=bool)
-    for ids, start in zip(docs, starts, strict=True):
-        flat_in.reshape(-1)[start * seq_len : start * seq_len + len(ids)] = ids
-        flat_tg.reshape(-1)[start * seq_len : start * seq_len + len(ids)] = next_characters(ids, [len(ids)])
-        flat_reset[start] = True
-    bounds = lane_bounds(starts, len(flat_in), batch_size)
-    total = max(b - a for a, b in bounds)
-    inputs = np.zeros((total, batch_size, seq_len), dtype=np.int32)
-    targets = np.full((total, batch_size, seq_len), IGNORE, dtype=np.int32)
-    resets = np.ones((total, batch_size), dtype=bool)  # empty tail chunks start from zero too
-    for lane, (a, b) in enumerate(bounds):
-        inputs[: b - a, lane], targets[: b - a, lane], resets[: b - a, lane] = flat_in[a:b], flat_tg[a:b], flat_reset[a:b]
-    return Lanes(inputs, targets, resets)
+    return LaidText.in_whole_chunks(split_long([docs[i] for i in order], batch_size, seq_len), batch_size, seq_len)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -225,17 +192,25 @@ class _EpochLanes:
 
     def __init__(self, encoded: list[np.ndarray], cfg: TrainConfig):
         self.encoded, self.cfg, self.cached = encoded, cfg, {}
-        self.steps_per_epoch = len(self.of(0))
+        self.steps_per_epoch = self.of(0).chunk_count(cfg.seq_len)
 
-    def of(self, epoch: int) -> Lanes:
+    def of(self, epoch: int) -> LaidText:
         if epoch not in self.cached:
             self.cached.clear()
             order = np.random.default_rng([self.cfg.seed, epoch]).permutation(len(self.encoded))
             self.cached[epoch] = build_lanes(self.encoded, self.cfg.batch_size, self.cfg.seq_len, order)
         return self.cached[epoch]
 
-    def chunk(self, step: int, device):
-        return self.of(step // self.steps_per_epoch).chunk(step % self.steps_per_epoch, device)
+    def run(self, step: int, train_step: _Trainer, state: State, device) -> Iterator[tuple[Chunk, tuple[float, float], State]]:
+        """``train_step`` on every chunk from step ``step`` on, epoch after epoch, every lane in
+        every chunk and each lane's state carried on (``LaidText.run``): (chunk, result, state)."""
+        while True:
+            epoch, first = divmod(step, self.steps_per_epoch)
+            laid = self.of(epoch)
+            run = laid.run(laid.chunks(self.cfg.seq_len, device, start=first, every_lane=True), train_step, state)
+            for chunk, result, state in run:
+                step += 1
+                yield chunk, result, state
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:
@@ -245,22 +220,32 @@ def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:
     return total, {round(k * total / (cfg.snapshots + 1)) for k in range(1, cfg.snapshots + 1)}
 
 
-def _optimizer_step(model: CharRNN, opt, lr: float, x, y, state, grad_clip: float):
-    """One step of truncated BPTT at learning rate ``lr``; returns the summed loss (for
-    logging) and the new state."""
-    for group in opt.param_groups:
-        group["lr"] = lr
-    logits, state = model(x, state)
-    loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), ignore_index=IGNORE, reduction="sum")
-    # Normalised by the batch's capacity, not its scored count: a chunk that is mostly
-    # padding moves the weights proportionally less.
-    loss = loss_sum / y.numel()
-    opt.zero_grad(set_to_none=True)
-    if torch.isfinite(loss):
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-        opt.step()
-    return loss_sum.item(), state
+class _Trainer:
+    """Truncated BPTT as a step of ``LaidText.run``: one optimizer step per chunk, from the
+    state given (zeroed in the lanes where the chunk starts a document), at the learning rate
+    of the steps done so far."""
+
+    def __init__(self, model: CharRNN, opt: torch.optim.Optimizer, cfg: TrainConfig, total: int, done: int):
+        self.model, self.opt, self.cfg, self.total, self.done = model, opt, cfg, total, done
+
+    def __call__(self, chunk: Chunk, state: State) -> tuple[tuple[float, float], State]:
+        """((the summed loss, for logging; the learning rate), the new state)."""
+        lr = _lr_at(self.done, self.total, self.cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        logits, state = self.model(chunk.ids, mask_state(detach_state(state), chunk.keep[:, 0]))
+        y = chunk.targets.reshape(-1)
+        loss_sum = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y, ignore_index=IGNORE, reduction="sum")
+        # Normalised by the batch's capacity, not its scored count: a chunk that is mostly
+        # padding moves the weights proportionally less.
+        loss = loss_sum / y.numel()
+        self.opt.zero_grad(set_to_none=True)
+        if torch.isfinite(loss):
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+            self.opt.step()
+        self.done += 1
+        return (loss_sum.item(), lr), state
 
 
 class _Log:
@@ -347,13 +332,11 @@ def train(
 
     bar = tqdm(total=total, initial=step, disable=not progress, unit="step", dynamic_ncols=True)
     log, last_save = _Log(history, bar), time.monotonic()
+    steps = islice(lanes.run(step, _Trainer(model, opt, cfg, total, step), state, device), total - step)
     try:
-        while step < total:
-            x, y, keep = lanes.chunk(step, device)
-            lr = _lr_at(step, total, cfg)
-            loss_sum, state = _optimizer_step(model, opt, lr, x, y, mask_state(detach_state(state), keep), cfg.grad_clip)
-            step += 1
-            log.add(loss_sum, y, x.numel())
+        for chunk, (loss_sum, lr), carried in steps:
+            step, state = step + 1, carried  # as save() keeps them
+            log.add(loss_sum, chunk.targets, chunk.ids.numel())
             if step % 10 == 0 or step == total:
                 log.write(step, lr)
             if step % cfg.eval_every == 0 or step == total:

@@ -2,11 +2,11 @@
 series of every layer, plus next-character predictions, into an activation store.
 
 Documents start from a zero state, as in training. They are laid in order into lanes
-(``lanes.LaidText``), so each lane writes one contiguous range of the store. The store is
-written under a temporary name and renamed when complete.
+(``lanes.LaidText``) and run by ``LaidText.run``, so each lane writes one contiguous range of
+the store. The store is written under a temporary name and renamed when complete.
 
 A bidirectional model (an imported tagger) reads each document from both ends, so its
-documents are run whole, several side by side (:func:`document_batches`): the forward
+documents are run whole, several side by side (``LaidText.whole_documents``): the forward
 direction from each start, the backward one from each end, both from a zero state. Its
 store has no next-character predictions.
 """
@@ -31,7 +31,7 @@ from ..store.format import DEFAULT_LANES, FILES, Series
 from ..store.reader import ActivationStore
 from ..store.writer import ColumnStage, MemoryWriter, StoreWriter
 from ..text.corpus import Document, source_files
-from ..text.lanes import LaidText, limit_chars, select_rows, update_rows
+from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
 
 STAGE_BYTES = 320 * 2**20  # activations collected in memory before they are written
 
@@ -46,32 +46,6 @@ def stage_span(rows: int, lanes: int, chunk_len: int) -> int:
 BIDIRECTIONAL_BATCH_CHARS = 16_384  # characters (padding included) run at once: whole documents, at least one
 
 
-def document_batches(laid: LaidText, lanes: int, device="cpu"):
-    """Whole documents, up to ``lanes`` side by side, about ``BIDIRECTIONAL_BATCH_CHARS`` in
-    all, each padded to the longest: (rows [rows], pos [rows, time], valid [rows, time], ids,
-    keep). ``keep`` is 0 at each document's start and where its padding starts, so the
-    backward direction starts from zero at the document's end."""
-    starts = laid.doc_starts
-    stops = np.append(starts[1:], len(laid.text))
-    batch: list[int] = []
-    for d in range(len(starts) + 1):
-        longest = max((int(stops[k] - starts[k]) for k in [*batch, d] if k < len(starts)), default=0)
-        if batch and (d == len(starts) or len(batch) == lanes or longest * (len(batch) + 1) > BIDIRECTIONAL_BATCH_CHARS):
-            lengths = stops[batch] - starts[batch]
-            steps = np.arange(int(lengths.max()))
-            pos = starts[batch, None] + steps[None, :]
-            valid = steps[None, :] < lengths[:, None]
-            keep = np.ones(pos.shape, dtype=np.float32)
-            keep[:, 0] = 0
-            short = np.flatnonzero(lengths < len(steps))
-            keep[short, lengths[short]] = 0
-            ids = torch.from_numpy(np.where(valid, laid.ids[np.where(valid, pos, 0)], 0)).to(device)
-            yield np.arange(len(batch)), pos, valid, ids, torch.from_numpy(keep).to(device)
-            batch = []
-        if d < len(starts):
-            batch.append(d)
-
-
 def checked_kinds(cfg, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     """The series kinds to record, in the model's order; an unknown one is an error."""
     if kinds is None:
@@ -82,9 +56,20 @@ def checked_kinds(cfg, kinds: tuple[str, ...] | None) -> tuple[str, ...]:
     return tuple(k for k in cfg.series_kinds if k in kinds)
 
 
+def recorded_series(cfg, kinds: tuple[str, ...] | None = None) -> list[Series]:
+    """The series a recording of ``kinds`` (default: all) of a model holds, each at its
+    first row of the store: layer by layer, direction by direction, in the model's order."""
+    kinds, series = checked_kinds(cfg, kinds), []
+    for layer in range(1, cfg.num_layers + 1):
+        for reverse in (False, True) if cfg.bidirectional else (False,):
+            for kind in kinds:
+                series.append(Series(layer, kind, cfg.hidden_size, len(series) * cfg.hidden_size, reverse))
+    return series
+
+
 def recorded_rows(cfg, kinds: tuple[str, ...] | None = None) -> int:
     """The neurons a recording of ``kinds`` (default: all) of a model holds."""
-    return len(checked_kinds(cfg, kinds)) * cfg.num_layers * cfg.directions * cfg.hidden_size
+    return sum(s.units for s in recorded_series(cfg, kinds))
 
 
 def store_bytes(rows: int, chars: int) -> int:
@@ -153,86 +138,86 @@ def record_activations(
     docs = limit_chars(docs, max_chars)
     if not docs:
         raise CorpusError("There is no text to record: every document is empty.")
-    model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
-    device = next(model.parameters()).device
-    laid = LaidText.of(docs, vocab, lanes)
-    total = len(laid.text)
-
-    kinds = checked_kinds(cfg, kinds)
-    series, row = [], 0
-    for layer in range(1, cfg.num_layers + 1):
-        for reverse in (False, True) if cfg.bidirectional else (False,):
-            for kind in kinds:
-                series.append(Series(layer, kind, cfg.hidden_size, row, reverse))
-                row += cfg.hidden_size
-    rows = row
+    laid = LaidText.of(docs, ckpt.vocab, lanes)
+    series = recorded_series(ckpt.model_config, kinds)
+    rows, total = sum(s.units for s in series), len(laid.text)
     if out is not None:
         check_free_space(out, store_bytes(rows, total))
-    wanted = [hook_name(s.layer - 1, s.kind, s.reverse) for s in series]
-
     t0 = time.perf_counter()
     with StoreWriter(out, rows, total) if out is not None else MemoryWriter(rows, total, docs[0].name) as writer:
         writer.maps["text.u32"][:] = np.frombuffer(laid.text.encode("utf-32-le"), dtype=np.uint32)
-        stage_lanes = lanes if cfg.bidirectional else laid.lanes  # bidirectional: a batch's rows, up to `lanes`
-        stage = writer.activation_columns(stage_lanes, stage_span(rows, stage_lanes, chunk_len))
-        state = model.initial_state(laid.lanes, device)
-        bar = tqdm(  # smoothing=0: the ETA from the average rate so far, steady as lanes finish
-            total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True, smoothing=0
-        )
-        if cfg.bidirectional:  # whole documents; a tagger predicts no next character
-            chunks, next_ids = document_batches(laid, lanes, device), None
-            writer.maps["logp.f32"][:] = np.nan
-        else:
-            chunks, next_ids = laid.chunks(chunk_len, device), laid.next_ids
-        done = 0  # counted here: a disabled bar (progress=False) counts nothing
-        for active, pos, valid, x, keep_t in chunks:
-            if cfg.bidirectional:
-                (logits, _), cache = model.run_with_cache(x, wanted, keep=keep_t)
-            else:
-                lanes_state = select_rows(state, active)
-                (logits, lanes_state), cache = model.run_with_cache(x, wanted, lanes_state, keep=keep_t)
-                state = update_rows(state, active, lanes_state)
-            _write_chunk(writer, stage, series, cache, logits, active, pos, valid, next_ids)
-            done += int(valid.sum())
-            bar.update(int(valid.sum()))
-            if on_progress is not None:
-                on_progress(done, total)
-        bar.close()
+        _record_lanes(ckpt.model, laid, writer, series, lanes, chunk_len, _Progress(total, progress, on_progress))
         return writer.finish(
             checkpoint=ckpt,
-            vocab=vocab.chars,
+            vocab=ckpt.vocab.chars,
             documents=laid.documents(docs),
             series=series,
             recording={"lanes": laid.lanes, "chunk_len": chunk_len, "seconds": round(time.perf_counter() - t0, 3)},
         )
 
 
-def _write_chunk(
-    writer: StoreWriter, stage: ColumnStage, series: list[Series], cache: dict, logits, lanes, pos, valid, next_ids
-) -> None:
-    lane_lens = valid.sum(1)
-    for k, (lane, n) in enumerate(zip(lanes, lane_lens, strict=True)):
+class _Progress:
+    """Characters recorded, to the progress bar and ``on_progress(done, total)``."""
+
+    def __init__(self, total: int, progress: bool, on_progress: Callable[[int, int], None] | None):
+        self.done, self.total, self.on_progress = 0, total, on_progress  # counted here: a disabled bar counts nothing
+        self.bar = tqdm(  # smoothing=0: the ETA from the average rate so far, steady as lanes finish
+            total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True, smoothing=0
+        )
+
+    def add(self, chars: int) -> None:
+        self.done += chars
+        self.bar.update(chars)
+        if self.on_progress is not None:
+            self.on_progress(self.done, self.total)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _record_lanes(model, laid: LaidText, writer, series: list[Series], lanes: int, chunk_len: int, progress: _Progress) -> None:
+    """Run the instrumented model over ``laid`` (``LaidText.run``), each chunk's series and
+    next-character predictions into ``writer``."""
+    device = next(model.parameters()).device
+    wanted = [hook_name(s.layer - 1, s.kind, s.reverse) for s in series]
+    if model.config.bidirectional:  # whole documents, each from a zero state; a tagger predicts no next character
+        chunks, state, stage_lanes = laid.whole_documents(lanes, BIDIRECTIONAL_BATCH_CHARS, device), None, lanes
+        writer.maps["logp.f32"][:] = np.nan
+    else:
+        chunks, state, stage_lanes = laid.chunks(chunk_len, device), model.initial_state(laid.lanes, device), laid.lanes
+    stage = writer.activation_columns(stage_lanes, stage_span(writer.rows, stage_lanes, chunk_len))
+
+    def forward(chunk: Chunk, state):
+        (logits, state), cache = model.run_with_cache(chunk.ids, wanted, state, keep=chunk.keep)
+        return (logits, cache), state
+
+    for chunk, (logits, cache), _ in laid.run(chunks, forward, state):
+        _write_series(stage, series, cache, chunk)
+        if not model.config.bidirectional:
+            _write_predictions(writer, logits, chunk)
+        progress.add(int(chunk.valid.sum()))
+    progress.close()
+
+
+def _write_series(stage: ColumnStage, series: list[Series], cache: dict, chunk: Chunk) -> None:
+    """Each lane's characters of every series, neuron-major, into the stage."""
+    for k, (lane, n) in enumerate(zip(chunk.rows, chunk.valid.sum(1), strict=True)):
         span = getattr(stage, "span", int(n))  # a whole document (bidirectional) goes in pieces of the stage's span
         for a in range(0, int(n), max(span, 1)):
             m = min(span, int(n) - a)
-            columns = torch.from_numpy(stage.columns(int(lane), int(pos[k, 0]) + a, m))  # [rows, m] float16
+            columns = torch.from_numpy(stage.columns(int(lane), int(chunk.pos[k, 0]) + a, m))  # [rows, m] float16
             for s in series:  # one kernel converts to float16 and transposes to neuron-major
                 columns[s.row : s.row + s.units].copy_(cache[hook_name(s.layer - 1, s.kind, s.reverse)][k, a : a + m].T)
-    if next_ids is None:
-        return
+
+
+def _write_predictions(writer, logits: torch.Tensor, chunk: Chunk) -> None:
+    """Per character: log p of the actual next character, and the top candidates."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     top_lp, top_ids = logp.topk(TOP_K, dim=-1)
-    flat_pos = pos[valid]
-    targets = next_ids[flat_pos]
-    lp = logp[torch.from_numpy(valid)]  # [valid, vocab]
-    scored = torch.from_numpy(targets >= 0)
-    actual = torch.full((len(flat_pos),), float("nan"))
-    if scored.any():
-        actual[scored] = lp[scored, torch.from_numpy(targets[targets >= 0])].cpu()
-    writer.maps["logp.f32"][flat_pos] = actual.numpy()
-    mask = torch.from_numpy(valid)
-    writer.maps["top_ids.u16"][flat_pos] = top_ids[mask].cpu().numpy().astype(np.uint16)
-    writer.maps["top_probs.f16"][flat_pos] = top_lp[mask].exp().cpu().numpy().astype(np.float16)
+    mask, at = torch.from_numpy(chunk.valid).to(logp.device), chunk.pos[chunk.valid]
+    writer.maps["logp.f32"][at] = logp_of_next(logp, chunk.targets)[mask].cpu().numpy()
+    writer.maps["top_ids.u16"][at] = top_ids[mask].cpu().numpy().astype(np.uint16)
+    writer.maps["top_probs.f16"][at] = top_lp[mask].exp().cpu().numpy().astype(np.float16)
 
 
 def record_text(ckpt: Checkpoint, text: str, kinds: tuple[str, ...] | None = None, name: str = "text") -> ActivationStore:
