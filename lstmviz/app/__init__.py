@@ -15,6 +15,7 @@ from ..analysis.rankings import keep_torch_threads
 from ..core.errors import LstmvizError
 from ..store.reader import ActivationStore
 from .catalog import Catalog
+from .components import message
 from .main_thread import one_thread_here
 from .pages.compare import ComparePage
 from .pages.discover import DiscoverPage
@@ -52,7 +53,7 @@ def create_app(stores: list[ActivationStore], names: list[str | None] | None = N
     def route(pathname):
         page = pages.get(pathname or "/")
         if page is None:
-            return html.Div(className="page", children=html.Div(f"No page at {pathname}.", className="error"))
+            return html.Div(className="page", children=message(f"No page at {pathname}."))
         return page.layout()
 
     for page in pages.values():
