@@ -6,10 +6,11 @@ import threading
 
 import numpy as np
 import pytest
+import test_dashboard
 from dash import no_update
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from test_dashboard import browser, downloads, severe_console_errors, text_of  # noqa: F401 (fixtures)
+from test_dashboard import severe_console_errors, text_of
 from waitress import create_server
 
 from lstmviz.app import create_app
@@ -22,6 +23,8 @@ from lstmviz.app.pages.neuron import NeuronView
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
 from lstmviz.store.writer import write_store
+
+browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
 
 # -- view states -------------------------------------------------------------------------------
 

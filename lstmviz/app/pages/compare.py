@@ -253,7 +253,7 @@ class ComparePage(Page):
         Input("url", "search"),
         Input("cmp-poll", "n_intervals"),
     )
-    def view(self, search, _tick) -> dict:
+    def url_to_view(self, search, _tick) -> dict:
         """A against B: polls the comparison job while it runs, then draws it once."""
         comparisons = self.catalog.comparisons
         names = list(comparisons.compare_sources())

@@ -51,7 +51,7 @@ class GatesPage(Page):
         Input("url", "search"),
         Input("gates-poll", "n_intervals"),
     )
-    def show(self, search, _tick) -> dict:
+    def url_to_view(self, search, _tick) -> dict:
         try:
             name = view_of(GatesView, search).resolve(self.catalog).store
             job = self.catalog.all_series(name)

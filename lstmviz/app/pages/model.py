@@ -173,7 +173,7 @@ class ModelPage(Page):
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
     )
-    def view(self, search, _tick) -> dict:
+    def url_to_view(self, search, _tick) -> dict:
         try:
             view = view_of(ModelView, search).resolve(self.catalog)
         except LstmvizError as exc:
