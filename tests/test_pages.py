@@ -175,6 +175,7 @@ def _model(browser, base):
     browser.get(base + "/model")
     _one_sentence(text_of(browser, "#model-error .hint"), "cannot draw its training curves or compare its model with the n-gram")
     assert "characters in" in text_of(browser, "#model-summary")
+    assert not browser.find_element(By.ID, "model-of-checkpoint").is_displayed()  # no empty curves or n-gram tables
 
 
 def _compare(browser, base):

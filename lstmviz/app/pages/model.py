@@ -48,33 +48,41 @@ def _layout(catalog: Catalog) -> html.Div:
         children=[
             html.Div(id="model-error"),
             html.Div(id="model-summary"),
-            dcc.Graph(id="model-curves", config={"displaylogo": False}, figure=EMPTY_FIGURE),
-            html.H3("Against the n-gram baseline"),
-            html.Div(id="model-progress"),
-            dcc.Interval(id="model-poll", interval=1000, disabled=True),
-            html.Div(id="model-bpc"),
-            html.Div(
-                className="columns",
-                children=[html.Div(id="model-best-chars"), html.Div(id="model-worst-chars")],
-            ),
-            html.H3("Bits saved over the n-gram, per character"),
-            html.P(
-                "Red: the recurrent model gave the character more probability than the n-gram "
-                "(log2 ratio, bits); blue: the n-gram did better.",
-                className="hint",
-            ),
-            html.Div(
-                className="controls",
+            html.Div(  # what needs the checkpoint: hidden for a store written without one
+                id="model-of-checkpoint",
                 children=[
-                    html.Label(
-                        ["position ", dcc.Input(id="model-pos", type="number", min=0, debounce=True, style={"width": "10em"})]
-                    )
+                    dcc.Graph(id="model-curves", config={"displaylogo": False}, figure=EMPTY_FIGURE),
+                    html.H3("Against the n-gram baseline"),
+                    html.Div(id="model-progress"),
+                    dcc.Interval(id="model-poll", interval=1000, disabled=True),
+                    html.Div(id="model-bpc"),
+                    html.Div(
+                        className="columns",
+                        children=[html.Div(id="model-best-chars"), html.Div(id="model-worst-chars")],
+                    ),
+                    html.H3("Bits saved over the n-gram, per character"),
+                    html.P(
+                        "Red: the recurrent model gave the character more probability than the n-gram "
+                        "(log2 ratio, bits); blue: the n-gram did better.",
+                        className="hint",
+                    ),
+                    html.Div(
+                        className="controls",
+                        children=[
+                            html.Label(
+                                [
+                                    "position ",
+                                    dcc.Input(id="model-pos", type="number", min=0, debounce=True, style={"width": "10em"}),
+                                ]
+                            )
+                        ],
+                    ),
+                    html.Div(id="model-hover"),
+                    html.Div(id="model-text-panel", className="text-panel", **{"data-hover": "model-hover"}),
+                    html.Div(id="model-painted", style={"display": "none"}),
+                    dcc.Store(id="model-text-data"),
                 ],
             ),
-            html.Div(id="model-hover"),
-            html.Div(id="model-text-panel", className="text-panel", **{"data-hover": "model-hover"}),
-            html.Div(id="model-painted", style={"display": "none"}),
-            dcc.Store(id="model-text-data"),
         ],
     )
 
@@ -169,6 +177,7 @@ class ModelPage(Page):
             "worst_chars": Output("model-worst-chars", "children"),
             "text": Output("model-text-data", "data"),
             "pos": Output("model-pos", "value"),
+            "checkpoint_style": Output("model-of-checkpoint", "style"),
         },
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
@@ -183,12 +192,12 @@ class ModelPage(Page):
         if not self.catalog.has_model(name):
             missing = NoModel(name, "draw its training curves or compare its model with the n-gram baseline")
             shown = {"message": message(missing), "summary": _activations_summary(store), "pos": view.pos}
-            return {**shown, **until_done, "curves": EMPTY_FIGURE, "poll_off": True}
+            return {**shown, **until_done, "curves": EMPTY_FIGURE, "poll_off": True, "checkpoint_style": {"display": "none"}}
         bpc = self.catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
         history = self.catalog.once(("history", name), lambda: _history(store))
         job = self.catalog.model_errors(name)
         reference = {"model on this store": bpc}
-        shown = {"message": None, "summary": _summary(store), "pos": view.pos}
+        shown = {"message": None, "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}}
         if job.state != "done":  # the n-gram comparison is queued, running or failed
             running = job.state in ("queued", "running")
             note = progress_bar(job) if running else message(f"The n-gram comparison failed: {job.error}")
