@@ -15,6 +15,7 @@ from ..core.errors import LstmvizError
 from ..core.runtime import one_thread_here
 from ..store.reader import ActivationStore
 from .catalog import Catalog
+from .components import message
 from .pages.compare import ComparePage
 from .pages.discover import DiscoverPage
 from .pages.gates import GatesPage
@@ -51,7 +52,7 @@ def create_app(stores: list[ActivationStore], names: list[str | None] | None = N
     def route(pathname):
         page = pages.get(pathname or "/")
         if page is None:
-            return html.Div(className="page", children=html.Div(f"No page at {pathname}.", className="error"))
+            return html.Div(className="page", children=message(f"No page at {pathname}."))
         return page.layout()
 
     for page in pages.values():

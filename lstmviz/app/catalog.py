@@ -31,6 +31,15 @@ from .jobs import Job, Jobs
 from .typed_texts import TypedTexts
 
 NAMED_PER_FEATURE = 5  # the picker names the feature of each feature's best few neurons
+EFFECT_NEEDS = "measure this neuron's effect"  # what a store without a model cannot do (NoModel)
+
+
+class NoModel(StoreError):
+    """What a page asked for needs the model that made the store's activations, and the
+    store was written without one (``write_store`` with no checkpoint)."""
+
+    def __init__(self, name: str, action: str):
+        super().__init__(f"{name} was written without the model that made its activations, so the dashboard cannot {action}.")
 
 
 class SeriesPending(StoreError):
@@ -74,12 +83,21 @@ class Catalog:
     def default(self) -> str:
         return next(iter(self.stores))
 
-    def store(self, name: str | None) -> ActivationStore:
-        if name in (None, ""):
-            return self.stores[self.default]
+    def named(self, name: str | None) -> tuple[str, ActivationStore]:
+        """The store a URL names, or the first one when it names none, with its name."""
+        name = name or self.default
         if name not in self.stores:
             raise StoreError(f"No store named {name!r} is open here; open ones: {', '.join(self.stores)}.")
-        return self.stores[name]
+        return name, self.stores[name]
+
+    def store(self, name: str | None) -> ActivationStore:
+        return self.named(name)[1]
+
+    def has_model(self, name: str) -> bool:
+        """Whether the store was recorded by a model (its meta.json holds the model's config),
+        rather than written from activations alone."""
+        store = self.store(name)
+        return bool(store.meta.get("model")) and bool(store.checkpoint.get("path"))
 
     def neuron(self, store: ActivationStore, text: str | None) -> NeuronId:
         n = NeuronId.parse(text or "")
@@ -114,19 +132,24 @@ class Catalog:
             store = self.store(name)
             options = [{"label": f"{n} · best at {best[n][2]} {-best[n][1]:.2f}", "value": n} for n in named]
             options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
-            model = store.meta["model"]
-            kinds = self.unrecorded_kinds(name)
-            directions = (False, True) if model.get("bidirectional") else (False,)
-            later = [
-                str(NeuronId(layer, k, i, reverse))
-                for layer in range(1, model["num_layers"] + 1)
-                for reverse in directions
-                for k in kinds
-                for i in range(model["hidden_size"])
-            ]
-            return options + [{"label": f"{n} (recorded when chosen)", "value": n} for n in later]
+            return options + [{"label": f"{n} (recorded when chosen)", "value": n} for n in self._unrecorded_neurons(name)]
 
         return self.once(("neurons", name), build)
+
+    def _unrecorded_neurons(self, name: str) -> list[str]:
+        """The ids of the neurons the store's model has and the store lacks (its gates)."""
+        kinds = self.unrecorded_kinds(name)
+        if not kinds:
+            return []
+        model = self.store(name).meta["model"]
+        directions = (False, True) if model.get("bidirectional") else (False,)
+        return [
+            str(NeuronId(layer, k, i, reverse))
+            for layer in range(1, model["num_layers"] + 1)
+            for reverse in directions
+            for k in kinds
+            for i in range(model["hidden_size"])
+        ]
 
     def document_options(self, name: str) -> list[dict]:
         return self.once(("documents", name), lambda: [{"label": d.name, "value": d.start} for d in self.store(name).documents])
@@ -158,7 +181,7 @@ class Catalog:
         """The model's series kinds the store ``name`` lacks (its gates, when the dashboard
         started on h and c only); empty when the store has them all, or its checkpoint is gone."""
         store = self.store(name)
-        if not (Path(store.checkpoint.get("path") or "") / CONFIG_FILE).is_file():
+        if not self.has_model(name) or not (Path(store.checkpoint["path"]) / CONFIG_FILE).is_file():
             return []
         recorded = {s.kind for s in store.series}
         return [k for k in SERIES_KINDS[store.meta["model"]["cell"]] if k not in recorded]
@@ -207,11 +230,16 @@ class Catalog:
         (:func:`lstmviz.analysis.evaluate.store_error_analysis`): a background job, since the n-gram is
         trained on the checkpoint's whole training split; cached in the store directory."""
         store = self.store(name)
+        if not self.has_model(name):
+            raise NoModel(name, "compare its model with the n-gram baseline")
         return self.jobs.start(f"errors:{name}", lambda job: store_error_analysis(store, job.report))
 
-    def checkpoint(self, name: str):
-        """The checkpoint a store was recorded from, loaded once (interventions need it)."""
+    def checkpoint(self, name: str, action: str):
+        """The checkpoint a store was recorded from, loaded once (interventions need it);
+        :class:`NoModel`, saying the dashboard cannot ``action``, for a store written without one."""
         store = self.store(name)
+        if not self.has_model(name):
+            raise NoModel(name, action)
 
         def load():
             from ..model.checkpoint import load_checkpoint
@@ -226,7 +254,7 @@ class Catalog:
         (:func:`lstmviz.analysis.ablation.store_effect`): a background job, cached in the store."""
         from ..analysis.ablation import store_effect
 
-        store, ckpt = self.store(name), self.checkpoint(name)
+        store, ckpt = self.store(name), self.checkpoint(name, EFFECT_NEEDS)
 
         def work(job: Job) -> dict:
             return store_effect(store, ckpt, neuron, on_progress=lambda done, total: job.report(done / total, "measuring"))

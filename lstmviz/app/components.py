@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from dash import dcc, html
+from dash import Output, dcc, html
 
 from ..render.colours import COLOUR_STOPS, SCALE_HELP, SCALES, ColourScale
+from .catalog import NoModel
+
+
+def message(what: str | Exception, *more, hint: bool = False) -> html.Div:
+    """A message in the page: what is wrong, in one sentence (red), or with ``hint`` a note
+    (grey), followed by ``more`` (a progress bar, say). That a store has no model is a
+    note, not an error: nothing the user did is wrong."""
+    note = hint or isinstance(what, NoModel)
+    return html.Div([str(what), *more] if more else str(what), className="hint" if note else "error")
 
 
 def colour_legend(prefix: str) -> html.Div:
@@ -22,13 +31,18 @@ def colour_legend(prefix: str) -> html.Div:
     )
 
 
-def legend_of(scale: ColourScale) -> tuple[str, str, str]:
-    """A legend's low end, high end and label for ``scale``. A sequential (gate) scale
-    starts at the bar's white middle, so its low end is said in the label."""
+def legend_outputs(prefix: str) -> dict[str, Output]:
+    """The outputs that set the legend ``colour_legend(prefix)``, named as :func:`legend_of` names them."""
+    return {f"legend_{part}": Output(f"{prefix}-{part}", "children") for part in ("low", "high", "label")}
+
+
+def legend_of(scale: ColourScale) -> dict[str, str]:
+    """A legend's low end, high end and label for ``scale`` (see :func:`legend_outputs`). A
+    sequential (gate) scale starts at the bar's white middle, so its low end is said in the label."""
     low, high = scale.ends()
     if scale.low >= scale.centre:  # the bar's left half is not used
-        return f"white {low}", f"red {high}", f"{scale.label}:"
-    return low, high, f"{scale.label}:"
+        low, high = f"white {low}", f"red {high}"
+    return {"legend_low": low, "legend_high": high, "legend_label": f"{scale.label}:"}
 
 
 def scale_picker(component_id: str) -> dcc.Dropdown:

@@ -15,8 +15,9 @@ from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
 from ..render.figures import painted_payload
 from .catalog import Catalog
+from .components import message
 from .page import CallbackSpec, clientside, register_callback, register_clientside
-from .view_state import parse_query
+from .view_state import ViewState, view_of
 
 MAX_CHARS = 20_000
 
@@ -57,18 +58,19 @@ def live_payload(catalog: Catalog, name: str, neuron: str, text: str, scale: str
 
 
 class LiveText:
-    """The box's callbacks, for the box with ids ``{prefix}-...`` on one page: the store
-    and neuron come from the page's URL."""
+    """The box's callbacks, for the box with ids ``{prefix}-...`` on one page: the store,
+    neuron and colour scale come from the page's view (``view_type``, a ViewState with
+    ``store``, ``neuron`` and ``scale``)."""
 
-    def __init__(self, catalog: Catalog, prefix: str):
+    def __init__(self, catalog: Catalog, prefix: str, view_type: type[ViewState]):
         self.catalog = catalog
         self.prefix = prefix
+        self.view_type = view_type
 
     def register(self, app: dash.Dash, path: str) -> None:
         p = self.prefix
-        paint = CallbackSpec(
-            (Output(f"{p}-data", "data"), Output(f"{p}-message", "children"), Input(f"{p}-text", "data"), Input("url", "search"))
-        )
+        outputs = {"data": Output(f"{p}-data", "data"), "message": Output(f"{p}-message", "children")}
+        paint = CallbackSpec(outputs, (Input(f"{p}-text", "data"), Input("url", "search")))
         register_callback(app, path, self.paint, paint)
         register_clientside(
             app,
@@ -84,27 +86,15 @@ class LiveText:
             ],
         )
 
-    def paint(self, text, search):
+    def paint(self, text, search) -> dict:
         if text is None:
-            return None, None
+            return {"data": None, "message": None}
         if not text:
-            return None, "Type or paste some text to see it coloured."
-        q = parse_query(search)
-        name = q.get("store") or self.catalog.default
+            return {"data": None, "message": "Type or paste some text to see it coloured."}
+        view = view_of(self.view_type, search)
         try:
-            neuron = q.get("neuron") or self.catalog.best_neuron(name)
-            payload, note = live_payload(self.catalog, name, neuron, text, q.get("scale"))
+            name, _ = self.catalog.named(view.store)
+            payload, note = live_payload(self.catalog, name, view.neuron or self.catalog.best_neuron(name), text, view.scale)
         except LstmvizError as exc:
-            return None, html.Div(str(exc), className="error")
-        return {**payload, "panel": f"{self.prefix}-panel"}, note
-
-
-def url_text(catalog: Catalog, search: str | None) -> str | None:
-    """The text a Text page URL holds: in it (``text=``), or kept in the catalog (``live=``)."""
-    q = parse_query(search)
-    if "live" in q:
-        text = catalog.typed.kept(q["live"])
-        if text is None:
-            raise LstmvizError("That text is no longer kept by the server (it keeps the latest ones); paste it again.")
-        return text
-    return q.get("text")
+            return {"data": None, "message": message(exc)}
+        return {"data": {**payload, "panel": f"{self.prefix}-panel"}, "message": note}

@@ -1,7 +1,12 @@
 """One way to write a dashboard page: a :class:`Page` subclass with a path, a title, a
 ``layout()`` and its callbacks as methods marked with :func:`callback` (browser-side ones
 listed in ``clientside``). ``create_app`` makes one instance per app, over that app's
-catalog, and registers it.
+catalog, and registers it. A page's view state (what its URL holds) is a
+``view_state.ViewState`` in the page's module.
+
+A callback that sets several outputs names them (a dict of Outputs) and returns a dict of
+the ones it sets; the others keep their value. So adding an output cannot shift another,
+and "leave it" is said by leaving it out, not by a ``no_update`` at the right place.
 
 Every server callback of a page runs only while that page is shown. The address bar
 (``url``) is shared by all pages, so a link that leaves the Neuron page for the Heatmap
@@ -20,7 +25,7 @@ import functools
 from dataclasses import dataclass, field
 
 import dash
-from dash import State
+from dash import Output, State
 from dash.exceptions import PreventUpdate
 
 from .catalog import Catalog
@@ -28,6 +33,7 @@ from .catalog import Catalog
 
 @dataclass(frozen=True)
 class CallbackSpec:
+    output: Output | dict[str, Output]
     deps: tuple
     options: dict = field(default_factory=dict)
 
@@ -42,12 +48,14 @@ class Clientside:
     options: dict = field(default_factory=dict)
 
 
-def callback(*deps, **options):
-    """Mark a page method as a Dash callback over ``deps`` (Outputs, Inputs, States, in the
-    order the method takes its arguments); ``options`` go to ``app.callback``."""
+def callback(output: Output | dict[str, Output], *deps, **options):
+    """Mark a page method as a Dash callback setting ``output`` from ``deps`` (Inputs and
+    States, in the order the method takes its arguments); ``options`` go to ``app.callback``.
+    ``output`` is one Output (the method returns its value) or several by name (the method
+    returns a dict of the ones it sets; those it leaves out keep their value)."""
 
     def mark(method):
-        method.callback_spec = CallbackSpec(deps, options)
+        method.callback_spec = CallbackSpec(output, deps, options)
         return method
 
     return mark
@@ -71,8 +79,26 @@ def only_on(path: str, method):
     return guarded
 
 
+def by_name(names: tuple[str, ...], method):
+    """``method``, which returns a dict of named outputs, as Dash calls it: every output in
+    order, ``no_update`` for those it leaves out."""
+
+    @functools.wraps(method)
+    def in_order(*args):
+        named = method(*args)
+        unknown = set(named) - set(names)
+        if unknown:
+            raise KeyError(f"{method.__qualname__} sets outputs it does not declare: {', '.join(sorted(unknown))}")
+        return [named.get(name, dash.no_update) for name in names]
+
+    return in_order
+
+
 def register_callback(app: dash.Dash, path: str, method, spec: CallbackSpec) -> None:
-    app.callback(*spec.deps, State("url", "pathname"), **spec.options)(only_on(path, method))
+    output = spec.output
+    if isinstance(output, dict):
+        method, output = by_name(tuple(output), method), list(output.values())
+    app.callback(*spec.deps, State("url", "pathname"), output=output, **spec.options)(only_on(path, method))
 
 
 def register_clientside(app: dash.Dash, callbacks) -> None:

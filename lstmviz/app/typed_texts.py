@@ -32,7 +32,7 @@ class TypedTexts:
                 return self._live[key]
         from ..recording.recorder import record_text
 
-        ckpt = self.catalog.checkpoint(name)
+        ckpt = self.catalog.checkpoint(name, "colour typed text")
         unknown = ckpt.vocab.unknown_chars(text)
         result = (self.catalog.main_thread.run(lambda: record_text(ckpt, text, kinds=(kind,), name="typed text")), unknown)
         with self._lock:

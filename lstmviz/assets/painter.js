@@ -72,7 +72,7 @@
       guesses.push("'" + shownChar(d.top[k]) + "' " + (d.probs[k] / 100).toFixed(1) + "%");
     }
     tip.textContent = "position " + (d.start + i) + "  char '" + shownChar(d.chars[i]) + "'  " + d.label + " = " +
-      d.values[i].toFixed(3) + "  |  next-char guesses: " + guesses.join(", ");
+      d.values[i].toFixed(3) + (d.k ? "  |  next-char guesses: " + guesses.join(", ") : "");
   }
   function paint(data, panelId) {
     var panel = document.getElementById(panelId);

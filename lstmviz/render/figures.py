@@ -97,6 +97,8 @@ def painted_payload(
     ids = np.asarray(top_ids, dtype=np.int64)
     codes = np.array([ord(c) for c in vocab] + [0xFFFD], dtype=np.uint32)
     probs = np.nan_to_num(np.asarray(top_probs, dtype=np.float32), nan=0.0)
+    if ids.ndim == 2 and not probs.any():  # no guesses recorded (a store written without a model): none shown
+        ids, probs = ids[:, :0], probs[:, :0]
     return {
         "start": start,
         "text": text,

@@ -10,25 +10,48 @@ The URL (``/compare?a=...&b=...&neuron=L2.c.90&pos=0``) holds the view."""
 from __future__ import annotations
 
 import uuid
-from urllib.parse import urlencode
+from dataclasses import dataclass, field
 
 import numpy as np
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 
 from ...core.errors import LstmvizError
 from ...core.neurons import NeuronId
 from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
-from ..catalog import Catalog
+from ..catalog import Catalog, NoModel
+from ..components import message
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import changed_search, parse_query
+from ..view_state import ViewState, url_for, view_of
 
 PATH = "/compare"
 WINDOW = 2000
 FORMATS = ("png", "svg", "pdf", "html")
-OUTPUTS = 18  # values the comparison view callback sets
+
+
+@dataclass(frozen=True)
+class CompareView(ViewState):
+    """``/compare?a=...&b=...&neuron=L2.c.90&pos=0``, and ``record=yes`` / ``emergence=yes``
+    once the user has agreed to what recording them costs."""
+
+    a: str | None = None  # model A; the first store's earliest snapshot when not given
+    b: str | None = None  # model B; the first store when not given
+    neuron: str | None = None  # a neuron of A; its best in_string cell when not given
+    pos: int = field(default=0, metadata={"label": "position"})  # the first character shown
+    record: bool = False  # record A and B (into the cache) when they are not yet
+    emergence: bool = False  # record the snapshots for the emergence plot
+
+    def pair(self, catalog: Catalog) -> tuple[str, str]:
+        """A and B, the defaults filled in."""
+        default_a, default_b = catalog.comparisons.default_pair()
+        return self.a or default_a, self.b or default_b
+
+    def resolve(self, catalog: Catalog) -> CompareView:
+        """The view with A and B filled in (whether they exist is the comparison's to say)."""
+        a, b = self.check().pair(catalog)
+        return self.replace(a=a, b=b)
 
 
 def _panel(key: str, title: str | None = None) -> list:
@@ -81,11 +104,6 @@ def _layout(catalog: Catalog) -> html.Div:
     )
 
 
-def _pair(catalog: Catalog, q: dict) -> tuple[str, str]:
-    default_a, default_b = catalog.comparisons.default_pair()
-    return q.get("a") or default_a, q.get("b") or default_b
-
-
 def _features_table(features: dict) -> html.Table:
     head = html.Tr([html.Th(h) for h in ("feature", "metric", "A neuron", "A score", "B neuron", "B score")])
     rows = [
@@ -125,8 +143,7 @@ def _neuron_payload(store, neuron: str, start: int) -> dict:
 
 
 def _figure(catalog: Catalog, search: str | None, which: str):
-    q = parse_query(search)
-    a, b = _pair(catalog, q)
+    a, b = view_of(CompareView, search).pair(catalog)
     if which == "cka":
         job = catalog.comparisons.comparison(a, b)
         if job.state != "done":
@@ -139,15 +156,43 @@ def _figure(catalog: Catalog, search: str | None, which: str):
     return emergence_figure(job.result), "emergence"
 
 
-def _ask_to_record(what: str, cost: int, q: dict, key: str) -> html.Div:
-    """What a recording will cost on disk, before it starts, and a link that starts it."""
+def _ask_to_record(what: str, cost: int, view: CompareView, agreed: str) -> html.Div:
+    """What a recording will cost on disk, before it starts, and a link that starts it (the
+    view with the flag ``agreed`` set)."""
     note = (
         f"{what}: about {cost / 1e9:.1f} GB in the cache, once (`lstmviz cache list` shows it, `lstmviz cache clear` frees it). "
     )
-    return html.Div(
-        [note, dcc.Link("Record and go on ▸", href=f"{PATH}?{urlencode({**q, key: 'yes'})}", id=f"cmp-go-{key}")],
-        className="hint",
-    )
+    link = dcc.Link("Record and go on ▸", href=PATH + view.replace(**{agreed: True}).search(), id=f"cmp-go-{agreed}")
+    return message(note, link, hint=True)
+
+
+def _drawn(c, view: CompareView) -> dict:
+    """A finished comparison ``c`` as the page draws it: the neuron of A the view names beside
+    its best match in B, from the view's position; the CKA, the features, the loss."""
+    best_string = c.features.get("in_string", {}).get("a", {}).get("neuron")
+    neuron = str(NeuronId.parse(view.neuron or best_string or c.ids_a[0]))
+    if neuron not in c.ids_a:
+        raise LstmvizError(f"{neuron} is not an h or c neuron of A ({view.a}).")
+    pos = int(np.clip(view.pos, 0, max(len(c.a) - 1, 0)))
+    match = c.best_match(neuron)
+    finite = c.loss_diff[np.isfinite(c.loss_diff)]
+    loss_payload = None
+    if finite.size:
+        scale = symmetric_of(finite, "bits B saves")
+        loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, scale)
+    return {
+        "summary": _summary(c),
+        "neuron_options": c.ids_a,
+        "neuron": neuron,
+        "pos": pos,
+        "title_a": f"A ({view.a}): {neuron}",
+        "data_a": _neuron_payload(c.a, neuron, pos),
+        "title_b": f"B ({view.b}): best match {match['b']}, r = {match['r']:+.3f}",
+        "data_b": _neuron_payload(c.b, match["b"], pos),
+        "cka": cka_figure(c.cka, c.layers_a, c.layers_b, view.a, view.b),
+        "features": _features_table(c.features),
+        "data_loss": loss_payload,
+    }
 
 
 class ComparePage(Page):
@@ -172,141 +217,114 @@ class ComparePage(Page):
         prevent_initial_call=True,
     )
     def controls_to_url(self, a, b, neuron, pos, search):
-        q = parse_query(search)
-        shown_a, shown_b = _pair(self.catalog, q)
+        view = view_of(CompareView, search)
+        shown_a, shown_b = view.pair(self.catalog)
         if a and a != shown_a:
-            q["a"] = a
-            q.pop("neuron", None)  # another model: its own neurons
-        elif neuron and neuron != q.get("neuron"):
-            q["neuron"] = neuron
+            view = view.replace(a=a, neuron=None)  # another model: its own neurons
+        elif neuron and neuron != view.neuron:
+            view = view.replace(neuron=neuron)
         if b and b != shown_b:
-            q["b"] = b
-        if pos is not None and str(int(pos)) != q.get("pos", "0"):
-            q["pos"] = str(int(pos))
-        return changed_search(q, search)
+            view = view.replace(b=b)
+        if pos is not None:
+            view = view.replace(pos=int(pos))
+        return url_for(view, search)
 
     @callback(
-        Output("cmp-error", "children"),
-        Output("cmp-a", "options"),
-        Output("cmp-a", "value"),
-        Output("cmp-b", "options"),
-        Output("cmp-b", "value"),
-        Output("cmp-progress", "children"),
-        Output("cmp-poll", "disabled"),
-        Output("cmp-summary", "children"),
-        Output("cmp-neuron", "options"),
-        Output("cmp-neuron", "value"),
-        Output("cmp-pos", "value"),
-        Output("cmp-title-a", "children"),
-        Output("cmp-data-a", "data"),
-        Output("cmp-title-b", "children"),
-        Output("cmp-data-b", "data"),
-        Output("cmp-cka", "figure"),
-        Output("cmp-features", "children"),
-        Output("cmp-data-loss", "data"),
+        {
+            "message": Output("cmp-error", "children"),
+            "a_options": Output("cmp-a", "options"),
+            "a": Output("cmp-a", "value"),
+            "b_options": Output("cmp-b", "options"),
+            "b": Output("cmp-b", "value"),
+            "progress": Output("cmp-progress", "children"),
+            "poll_off": Output("cmp-poll", "disabled"),
+            "summary": Output("cmp-summary", "children"),
+            "neuron_options": Output("cmp-neuron", "options"),
+            "neuron": Output("cmp-neuron", "value"),
+            "pos": Output("cmp-pos", "value"),
+            "title_a": Output("cmp-title-a", "children"),
+            "data_a": Output("cmp-data-a", "data"),
+            "title_b": Output("cmp-title-b", "children"),
+            "data_b": Output("cmp-data-b", "data"),
+            "cka": Output("cmp-cka", "figure"),
+            "features": Output("cmp-features", "children"),
+            "data_loss": Output("cmp-data-loss", "data"),
+        },
         Input("url", "search"),
         Input("cmp-poll", "n_intervals"),
     )
-    def view(self, search, _tick):
+    def url_to_view(self, search, _tick) -> dict:
         """A against B: polls the comparison job while it runs, then draws it once."""
-        q = parse_query(search)
-        names = list(self.catalog.comparisons.compare_sources())
-        a, b = _pair(self.catalog, q)
+        comparisons = self.catalog.comparisons
+        names = list(comparisons.compare_sources())
+        asked = view_of(CompareView, search)
         try:
-            if self.catalog.comparisons.comparison(a, b, start=False) is None and q.get("record") != "yes":
-                cost = self.catalog.comparisons.compare_cost(a, b) if a in names and b in names else 0
+            view = asked.resolve(self.catalog)
+            pickers = {"message": None, "a_options": names, "a": view.a, "b_options": names, "b": view.b}
+            if comparisons.comparison(view.a, view.b, start=False) is None and not view.record:
+                cost = comparisons.compare_cost(view.a, view.b) if view.a in names and view.b in names else 0
                 if cost:
-                    ask = _ask_to_record(f"Comparing {a} with {b} first records their h and c on the text", cost, q, "record")
-                    return (None, names, a, names, b, ask, True) + (no_update,) * (OUTPUTS - 7)
-            job = self.catalog.comparisons.comparison(a, b)
-            try:
-                pos = int(q.get("pos", 0))
-            except ValueError:
-                raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
+                    what = f"Comparing {view.a} with {view.b} first records their h and c on the text"
+                    return {**pickers, "progress": _ask_to_record(what, cost, asked, "record"), "poll_off": True}
+            job = comparisons.comparison(view.a, view.b)
         except LstmvizError as exc:
-            return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
-        head = (None, names, a, names, b)
+            return {"message": message(exc)}
         if job.state in ("queued", "running"):
-            return (*head, progress_bar(job), False) + (no_update,) * (OUTPUTS - 7)
+            return {**pickers, "progress": progress_bar(job), "poll_off": False}
         if job.state == "failed":
-            failed = html.Div(f"The comparison failed: {job.error}", className="error")
-            return (*head, failed, True) + (no_update,) * (OUTPUTS - 7)
-        c = job.result
+            return {**pickers, "progress": message(f"The comparison failed: {job.error}"), "poll_off": True}
         try:
-            best_string = c.features.get("in_string", {}).get("a", {}).get("neuron")
-            neuron = str(NeuronId.parse(q.get("neuron") or best_string or c.ids_a[0]))
-            if neuron not in c.ids_a:
-                raise LstmvizError(f"{neuron} is not an h or c neuron of A ({a}).")
+            drawn = _drawn(job.result, view)
         except LstmvizError as exc:
-            return (html.Div(str(exc), className="error"),) + (no_update,) * (OUTPUTS - 1)
-        pos = int(np.clip(pos, 0, max(len(c.a) - 1, 0)))
-        match = c.best_match(neuron)
-        finite = c.loss_diff[np.isfinite(c.loss_diff)]
-        loss_payload = None
-        if finite.size:
-            scale = symmetric_of(finite, "bits B saves")
-            loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, scale)
-        return (
-            *head,
-            None,
-            True,
-            _summary(c),
-            c.ids_a,
-            neuron,
-            pos,
-            f"A ({a}): {neuron}",
-            _neuron_payload(c.a, neuron, pos),
-            f"B ({b}): best match {match['b']}, r = {match['r']:+.3f}",
-            _neuron_payload(c.b, match["b"], pos),
-            cka_figure(c.cka, c.layers_a, c.layers_b, a, b),
-            _features_table(c.features),
-            loss_payload,
-        )
+            return {"message": message(exc)}
+        return {**pickers, "progress": None, "poll_off": True, **drawn}
 
     @callback(
-        Output("cmp-emergence-progress", "children"),
-        Output("cmp-emergence", "figure"),
-        Output("cmp-emergence-poll", "disabled"),
+        {
+            "progress": Output("cmp-emergence-progress", "children"),
+            "figure": Output("cmp-emergence", "figure"),
+            "poll_off": Output("cmp-emergence-poll", "disabled"),
+        },
         Input("url", "pathname"),
         Input("cmp-emergence-poll", "n_intervals"),
         Input("url", "search"),
     )
-    def emergence_view(self, _pathname, _tick, search):
-        q = parse_query(search)
-        if (
-            q.get("emergence") != "yes"
-            and self.catalog.comparisons.has_snapshots()
-            and self.catalog.comparisons.emergence(start=False) is None
-        ):
-            cost = self.catalog.comparisons.emergence_cost()
+    def emergence_view(self, _pathname, _tick, search) -> dict:
+        view = view_of(CompareView, search)
+        comparisons = self.catalog.comparisons
+        first = self.catalog.default
+        if not self.catalog.has_model(first):
+            missing = NoModel(first, "follow its cells through training snapshots")
+            return {"progress": message(missing), "figure": EMPTY_FIGURE, "poll_off": True}
+        if not view.emergence and comparisons.has_snapshots() and comparisons.emergence(start=False) is None:
+            cost = comparisons.emergence_cost()
             if cost:
                 what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
-                return _ask_to_record(what, cost, q, "emergence"), no_update, True
-        job = self.catalog.comparisons.emergence()
+                return {"progress": _ask_to_record(what, cost, view, "emergence"), "poll_off": True}
+        job = comparisons.emergence()
         if job is None:
-            return html.P("This model has no snapshots.", className="hint"), {}, True
+            return {"progress": message("This model has no snapshots.", hint=True), "figure": {}, "poll_off": True}
         if job.state in ("queued", "running"):
-            return progress_bar(job), no_update, False
+            return {"progress": progress_bar(job), "poll_off": False}
         if job.state == "failed":
-            return html.Div(job.error, className="error"), {}, True
-        return None, emergence_figure(job.result), True
+            return {"progress": message(job.error), "figure": {}, "poll_off": True}
+        return {"progress": None, "figure": emergence_figure(job.result), "poll_off": True}
 
     @callback(
-        Output("cmp-download", "data"),
-        Output("cmp-error", "children", allow_duplicate=True),
+        {"download": Output("cmp-download", "data"), "message": Output("cmp-error", "children", allow_duplicate=True)},
         Input("cmp-export-cka", "n_clicks"),
         Input("cmp-export-emergence", "n_clicks"),
         State("cmp-format", "value"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def export(self, cka_clicks, emergence_clicks, fmt, search):
+    def export(self, cka_clicks, emergence_clicks, fmt, search) -> dict:
         if not (cka_clicks or emergence_clicks) or fmt not in FORMATS:
-            return no_update, no_update
+            return {}
         which = "cka" if ctx.triggered_id == "cmp-export-cka" else "emergence"
         try:
             fig, name = _figure(self.catalog, search, which)
             data = self.catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(fig, fmt))
         except LstmvizError as exc:
-            return no_update, html.Div(str(exc), className="error")
-        return dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), None
+            return {"message": message(exc)}
+        return {"download": dcc.send_bytes(data, f"{name}.{fmt}".replace("/", "_")), "message": None}

@@ -7,18 +7,20 @@ row's neuron is a link that opens it on the Neuron page."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from dataclasses import dataclass, field
 
 import numpy as np
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html
 
 from ...analysis.hypotheses import range_hypotheses, ranges_mask
 from ...core.errors import LstmvizError
 from ...render.figures import parse_range
 from ...text.features import regex_feature
 from ..catalog import Catalog
+from ..components import message
 from ..page import Page, callback, clientside
-from ..view_state import changed_search, parse_query
+from ..view_state import ViewState, url_for, view_of
+from .neuron import NeuronView
 
 PATH = "/discover"
 TOP = 25
@@ -29,6 +31,26 @@ SIGNED_HELP = (
     "for numbers; 0.5 and 0 are chance). signed: the same with its direction: an AUROC below 0.5 or a negative rho "
     "means the neuron is low where the feature is on or high."
 )
+
+
+@dataclass(frozen=True)
+class DiscoverView(ViewState):
+    """``/discover?store=...&feature=in_string&range=120:180`` (or ``&regex=...``)"""
+
+    store: str | None = None  # the first store when not given
+    feature: str | None = None  # the ranking shown; the first feature when not given
+    marks: str | None = field(default=None, metadata={"key": "range"})  # characters START:END marked
+    regex: str | None = None  # or every match of a regular expression marked
+
+    def resolve(self, catalog: Catalog) -> DiscoverView:
+        """The view with the store's defaults filled in; a store or feature it does not have is an error."""
+        self.check()
+        name, _ = catalog.named(self.store)
+        features = list(catalog.rankings(name))
+        feature = self.feature or features[0]
+        if feature not in features:
+            raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
+        return self.replace(store=name, feature=feature)
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -72,7 +94,7 @@ def _layout(catalog: Catalog) -> html.Div:
 
 
 def _neuron_link(name: str, neuron: str) -> dcc.Link:
-    return dcc.Link(neuron, href="/?" + urlencode({"store": name, "neuron": neuron}), className="neuron-link")
+    return dcc.Link(neuron, href="/" + NeuronView(store=name, neuron=neuron).search(), className="neuron-link")
 
 
 def _table(header: list[str], rows: list[list], titles: dict[str, str] | None = None) -> html.Table:
@@ -170,44 +192,48 @@ class DiscoverPage(Page):
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(self, feature, char_range, regex, search):
-        q = parse_query(search)
+    def controls_to_url(self, feature, marks, regex, search):
+        view = view_of(DiscoverView, search)
         if feature:
-            q["feature"] = feature
-        for key, value, other in (("range", char_range, "regex"), ("regex", regex, "range")):
-            if value and value != q.get(key):
-                q[key] = value
-                q.pop(other, None)
-        return changed_search(q, search)
+            view = view.replace(feature=feature)
+        if marks and marks != view.marks:  # a range and a regex mark in turn: the latest one counts
+            view = view.replace(marks=marks, regex=None)
+        if regex and regex != view.regex:
+            view = view.replace(regex=regex, marks=None)
+        return url_for(view, search)
 
     @callback(
-        Output("discover-error", "children"),
-        Output("discover-summary", "children"),
-        Output("discover-feature", "options"),
-        Output("discover-feature", "value"),
-        Output("discover-table", "children"),
-        Output("discover-range", "value"),
-        Output("discover-regex", "value"),
-        Output("discover-hypotheses", "children"),
+        {
+            "message": Output("discover-error", "children"),
+            "summary": Output("discover-summary", "children"),
+            "features": Output("discover-feature", "options"),
+            "feature": Output("discover-feature", "value"),
+            "ranking": Output("discover-table", "children"),
+            "marks": Output("discover-range", "value"),
+            "regex": Output("discover-regex", "value"),
+            "hypotheses": Output("discover-hypotheses", "children"),
+        },
         Input("url", "search"),
     )
-    def url_to_view(self, search):
-        q = parse_query(search)
+    def url_to_view(self, search) -> dict:
         try:
-            name = q.get("store") or self.catalog.default
-            self.catalog.store(name)  # validates the name
-            features = list(self.catalog.rankings(name))
-            feature = q.get("feature") or features[0]
-            if feature not in features:
-                raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
-            summary, ranking = _summary(self.catalog, name), _ranking(self.catalog, name, feature)
+            view = view_of(DiscoverView, search).resolve(self.catalog)
+            summary, ranking = _summary(self.catalog, view.store), _ranking(self.catalog, view.store, view.feature)
         except LstmvizError as exc:
-            return (html.Div(str(exc), className="error"),) + (no_update,) * 7
-        char_range, regex = q.get("range"), q.get("regex")
-        hypotheses = html.P("Give a range or a regex to rank neurons for it.", className="hint")
-        if char_range or regex:
+            return {"message": message(exc)}
+        hypotheses = message("Give a range or a regex to rank neurons for it.", hint=True)
+        if view.marks or view.regex:
             try:
-                hypotheses = _hypotheses(self.catalog, name, char_range, regex)
+                hypotheses = _hypotheses(self.catalog, view.store, view.marks, view.regex)
             except LstmvizError as exc:
-                hypotheses = html.Div(str(exc), className="error")
-        return None, summary, features, feature, ranking, char_range or "", regex or "", hypotheses
+                hypotheses = message(exc)
+        return {
+            "message": None,
+            "summary": summary,
+            "features": list(self.catalog.rankings(view.store)),
+            "feature": view.feature,
+            "ranking": ranking,
+            "marks": view.marks or "",
+            "regex": view.regex or "",
+            "hypotheses": hypotheses,
+        }

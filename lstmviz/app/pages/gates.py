@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from dash import Input, Output, dcc, html
 
+from ...analysis.saturation import GATE_KINDS
 from ...core.errors import LstmvizError
 from ...render.figures import EMPTY_FIGURE, saturation_figure
+from ..catalog import Catalog, NoModel
+from ..components import message
 from ..jobs import progress_bar
 from ..page import Page, callback
-from ..view_state import parse_query
+from ..view_state import ViewState, view_of
+
+
+@dataclass(frozen=True)
+class GatesView(ViewState):
+    """``/gates?store=...``"""
+
+    store: str | None = None  # the first store when not given
+
+    def resolve(self, catalog: Catalog) -> GatesView:
+        self.check()
+        return self.replace(store=catalog.named(self.store)[0])
 
 
 class GatesPage(Page):
@@ -27,23 +43,25 @@ class GatesPage(Page):
         )
 
     @callback(
-        Output("gates-figure", "figure"),
-        Output("gates-error", "children"),
-        Output("gates-poll", "disabled"),
+        {
+            "figure": Output("gates-figure", "figure"),
+            "message": Output("gates-error", "children"),
+            "poll_off": Output("gates-poll", "disabled"),
+        },
         Input("url", "search"),
         Input("gates-poll", "n_intervals"),
     )
-    def show(self, search, _tick):
-        q = parse_query(search)
+    def url_to_view(self, search, _tick) -> dict:
         try:
-            name = q.get("store") or self.catalog.default
-            self.catalog.store(name)  # validates the name
+            name = view_of(GatesView, search).resolve(self.catalog).store
             job = self.catalog.all_series(name)
             if job is not None and job.state != "failed":
                 note = "The dashboard started on h and c only; the gates are recorded now, once."
-                return EMPTY_FIGURE, html.Div([note, progress_bar(job)], className="hint"), False
+                return {"figure": EMPTY_FIGURE, "message": message(note, progress_bar(job), hint=True), "poll_off": False}
             if job is not None:
                 raise LstmvizError(f"Recording the gates failed: {job.error}")
-            return saturation_figure(self.catalog.saturation(name)), None, True
+            if not self.catalog.has_model(name) and not any(s.kind in GATE_KINDS for s in self.catalog.store(name).series):
+                raise NoModel(name, "record its gates")
+            return {"figure": saturation_figure(self.catalog.saturation(name)), "message": None, "poll_off": True}
         except LstmvizError as exc:
-            return {}, html.Div(str(exc), className="error"), True
+            return {"figure": EMPTY_FIGURE, "message": message(exc), "poll_off": True}

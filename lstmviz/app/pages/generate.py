@@ -5,6 +5,8 @@ text the same seed gives with nothing held. The URL holds the whole experiment:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, fields
+
 from dash import Input, Output, State, dcc, html, no_update
 
 from ...core.errors import LstmvizError
@@ -14,16 +16,39 @@ from ...model.sampling import sample
 from ...render.colours import ColourScale
 from ...render.figures import painted_payload
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of
+from ..components import colour_legend, legend_of, legend_outputs, message
 from ..page import Page, callback, clientside
-from ..view_state import changed_search, parse_query
+from ..view_state import ViewState, url_for, view_of
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
 MAX_PRIME = 2000
-DEFAULTS = {"prime": "def ", "n": "400", "t": "0.8", "seed": "1"}
-INPUTS = {"prime": "gen-prime", "clamp": "gen-clamp", "ablate": "gen-ablate", "color": "gen-color"}  # query key: control
-INPUTS |= {"seed": "gen-seed", "t": "gen-t", "n": "gen-n"}
+
+
+@dataclass(frozen=True)
+class GenerateView(ViewState):
+    """The experiment as typed in the controls (``/generate?prime=...&clamp=L2.c.90:20&color=L2.c.90&seed=1&t=0.8&n=400``):
+    each field is the control's text, read when the experiment runs (:func:`generations`)."""
+
+    store: str | None = None  # the first store when not given
+    prime: str = "def "  # the text the generation starts from
+    clamp: str | None = None  # neurons held at a value: "L2.c.90:20, L1.c.5:-1"
+    ablate: str | None = None  # neurons held at 0: "L1.c.5, ..."
+    color: str | None = None  # the neuron colouring the text; the first held one (or the best in_string) when not given
+    seed: str = "1"
+    temperature: str = field(default="0.8", metadata={"key": "t"})
+    length: str = field(default="400", metadata={"key": "n"})  # characters generated after the prime
+
+
+CONTROLS = {  # the view's fields and the controls that hold them
+    "prime": "gen-prime",
+    "clamp": "gen-clamp",
+    "ablate": "gen-ablate",
+    "color": "gen-color",
+    "seed": "gen-seed",
+    "temperature": "gen-t",
+    "length": "gen-n",
+}
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -75,41 +100,39 @@ def _layout(catalog: Catalog) -> html.Div:
     )
 
 
-def _number(q: dict, key: str, kind, what: str):
+def _number(text: str, kind, what: str):
     try:
-        return kind(q.get(key) or DEFAULTS[key])
+        return kind(text)
     except ValueError:
-        raise LstmvizError(f"The {what} {q.get(key)!r} is not a number.") from None
+        raise LstmvizError(f"The {what} {text!r} is not a number.") from None
 
 
-def generations(catalog: Catalog, search: str | None) -> dict:
-    """The experiment a URL asks for, run: {"held", "plain"}: two samples, and the settings."""
-    q = parse_query(search)
-    name = q.get("store") or catalog.default
-    catalog.store(name)
-    ckpt = catalog.checkpoint(name)
-    prime = q.get("prime", DEFAULTS["prime"])
-    length = _number(q, "n", int, "number of characters")
+def generations(catalog: Catalog, view: GenerateView) -> dict:
+    """The experiment a view asks for, run: {"held", "plain"}: two samples, and the settings."""
+    view.check()
+    name, _ = catalog.named(view.store)
+    ckpt = catalog.checkpoint(name, "generate text")
+    length = _number(view.length, int, "number of characters")
     if length > MAX_LENGTH:
         raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use `lstmviz sample` for more.")
-    if len(prime) > MAX_PRIME:
-        raise LstmvizError(f"The prime is {len(prime):,} characters; the page takes at most {MAX_PRIME:,}.")
+    if len(view.prime) > MAX_PRIME:
+        raise LstmvizError(f"The prime is {len(view.prime):,} characters; the page takes at most {MAX_PRIME:,}.")
     settings = {
-        "prime": prime,
+        "prime": view.prime,
         "length": length,
-        "temperature": _number(q, "t", float, "temperature"),
-        "seed": _number(q, "seed", int, "seed"),
+        "temperature": _number(view.temperature, float, "temperature"),
+        "seed": _number(view.seed, int, "seed"),
     }
-    clamp = parse_assignments([q["clamp"]], "hold") if q.get("clamp") else {}
-    ablate = parse_neurons(q["ablate"]) if q.get("ablate") else []
+    clamp = parse_assignments([view.clamp], "hold") if view.clamp else {}
+    ablate = parse_neurons(view.ablate) if view.ablate else []
     held = [*clamp, *ablate]
-    color = q.get("color") or (str(held[0]) if held else catalog.best_neuron(name))
+    color = view.color or (str(held[0]) if held else catalog.best_neuron(name))
     run = catalog.main_thread.run
     return {
         "held": run(lambda: sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings)),
         "plain": run(lambda: sample(ckpt, color=color, **settings)),
         "store": name,
-        "query": {"clamp": q.get("clamp", ""), "ablate": q.get("ablate", ""), "color": color, **settings},
+        "view": view.replace(color=color),
     }
 
 
@@ -135,40 +158,39 @@ class GeneratePage(Page):
     @callback(
         Output("url", "search", allow_duplicate=True),
         Input("gen-run", "n_clicks"),
-        *[State(i, "value") for i in INPUTS.values()],
+        *[State(control, "value") for control in CONTROLS.values()],
         State("url", "search"),
         prevent_initial_call=True,
     )
     def controls_to_url(self, clicks, *args):
-        """The Generate button: the experiment in the controls becomes the URL."""
+        """The Generate button: the experiment in the controls becomes the URL (an empty
+        control: its default)."""
         *values, search = args
         if not clicks:
             return no_update
-        q = parse_query(search)
-        for key, value in zip(INPUTS, values, strict=True):
-            if value in (None, "") and key != "prime":
-                q.pop(key, None)
-            else:
-                q[key] = str(value or "")
-        return changed_search(q, search)
+        defaults = {f.name: f.default for f in fields(GenerateView)}
+        typed = {
+            name: defaults[name] if value in (None, "") else str(value) for name, value in zip(CONTROLS, values, strict=True)
+        }
+        return url_for(view_of(GenerateView, search).replace(**typed), search)
 
     @callback(
-        Output("gen-data", "data"),
-        Output("gen-error", "children"),
-        Output("gen-summary", "children"),
-        Output("gen-title-held", "children"),
-        Output("gen-legend-low", "children"),
-        Output("gen-legend-high", "children"),
-        Output("gen-legend-label", "children"),
-        *[Output(i, "value") for i in INPUTS.values()],
+        {
+            "data": Output("gen-data", "data"),
+            "message": Output("gen-error", "children"),
+            "summary": Output("gen-summary", "children"),
+            "title": Output("gen-title-held", "children"),
+            **legend_outputs("gen-legend"),
+            **{name: Output(control, "value") for name, control in CONTROLS.items()},
+        },
         Input("url", "search"),
     )
-    def url_to_view(self, search):
+    def url_to_view(self, search) -> dict:
         try:
-            run = generations(self.catalog, search)
+            run = generations(self.catalog, view_of(GenerateView, search))
         except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * (5 + len(INPUTS))))
-        held, plain, query = run["held"], run["plain"], run["query"]
+            return {"data": None, "message": message(exc)}
+        held, plain, view = run["held"], run["plain"], run["view"]
         scale = self.catalog.scale(run["store"], held.neuron)
         holding = ", ".join(
             [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
@@ -176,13 +198,11 @@ class GeneratePage(Page):
         notes = [f"Coloured by {held.neuron}; the first {len(held.prime):,} characters are the prime."]
         if held.unknown:
             notes.append(f"The prime's {''.join(held.unknown)!r} are not in the model's vocabulary and were read as unknown.")
-        title = f"Holding {holding}" if holding else "Nothing held (add a neuron to hold)"
-        controls = [query[k] for k in ("prime", "clamp", "ablate", "color", "seed", "temperature", "length")]
-        return (
-            {"held": _payload(held, scale), "plain": _payload(plain, scale)},
-            None,
-            " ".join(notes),
-            title,
-            *legend_of(scale),
-            *controls,
-        )
+        return {
+            "data": {"held": _payload(held, scale), "plain": _payload(plain, scale)},
+            "message": None,
+            "summary": " ".join(notes),
+            "title": f"Holding {holding}" if holding else "Nothing held (add a neuron to hold)",
+            **legend_of(scale),
+            **{name: getattr(view, name) or "" for name in CONTROLS},
+        }

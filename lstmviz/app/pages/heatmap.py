@@ -5,35 +5,56 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass, field
 
-from dash import Input, Output, State, ctx, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html
 
 from ...core.errors import LstmvizError
 from ...render.colours import neuron_scales
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
 from ..catalog import Catalog, SeriesPending
+from ..components import message
 from ..jobs import progress_bar
 from ..page import Page, callback
-from ..view_state import changed_search, parse_query
+from ..view_state import ViewState, url_for, view_of
 
 PATH = "/heatmap"
 FORMATS = ("png", "svg", "pdf", "html")
+DEFAULT_RANGE = "0:120"
 
 
-def _view(catalog: Catalog, search: str | None):
-    q = parse_query(search)
-    store = catalog.store(q.get("store"))
-    name = q.get("store") or catalog.default
-    default = catalog.best_neuron(name)
-    neurons = [n for n in q.get("neurons", default).split(",") if n]
-    if len(neurons) > MAX_HEATMAP_NEURONS:  # before any of them is looked up
-        raise LstmvizError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
-    for n in neurons:
-        catalog.neuron_or_wait(store, name, n)
-    start, stop = parse_range(q.get("range", "0:120"), len(store))
-    scales = None if q.get("scale") == "shared" else neuron_scales(store, neurons)
-    return store, name, neurons, start, stop, scales
+@dataclass(frozen=True)
+class HeatmapView(ViewState):
+    """``/heatmap?store=...&neurons=L1.h.0,L2.c.3&range=0:300&scale=shared``"""
+
+    store: str | None = None  # the first store when not given
+    neurons: tuple[str, ...] = ()  # the rows; the store's best in_string neuron when none is given
+    marks: str | None = field(default=None, metadata={"key": "range"})  # the characters START:END shown
+    scale: str | None = None  # "shared": one colour scale for every row; else each row its own
+
+    def resolve(self, catalog: Catalog) -> HeatmapView:
+        """The view with the store's defaults filled in and checked against it: too many
+        neurons, one the store does not have, or a range outside it is an error; a gate it
+        lacks is recorded (SeriesPending)."""
+        self.check()
+        name, store = catalog.named(self.store)
+        neurons = self.neurons or (catalog.best_neuron(name),)
+        if len(neurons) > MAX_HEATMAP_NEURONS:  # before any of them is looked up
+            raise LstmvizError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
+        neurons = tuple(str(catalog.neuron_or_wait(store, name, n)) for n in neurons)
+        start, stop = parse_range(self.marks or DEFAULT_RANGE, len(store))
+        return self.replace(store=name, neurons=neurons, marks=f"{start}:{stop}")
+
+
+def _view(catalog: Catalog, search: str | None) -> tuple[HeatmapView, object, int, int, list | None]:
+    """The heatmap a URL asks for: its view, resolved, the store, the range, and the rows'
+    colour scales (None: one for all)."""
+    view = view_of(HeatmapView, search).resolve(catalog)
+    store = catalog.store(view.store)
+    start, stop = parse_range(view.marks, len(store))
+    scales = None if view.scale == "shared" else neuron_scales(store, list(view.neurons))
+    return view, store, start, stop, scales
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -72,61 +93,65 @@ class HeatmapPage(Page):
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def controls_to_url(self, neurons, char_range, shared, search):
-        q = parse_query(search)
+    def controls_to_url(self, neurons, marks, shared, search):
+        view = view_of(HeatmapView, search)
         if neurons:
-            q["neurons"] = ",".join(neurons)
-        if char_range:
-            q["range"] = char_range
-        q.pop("scale", None)
-        if shared:
-            q["scale"] = "shared"
-        return changed_search(q, search)
+            view = view.replace(neurons=tuple(neurons))
+        if marks:
+            view = view.replace(marks=marks)
+        return url_for(view.replace(scale="shared" if shared else None), search)
 
     @callback(
-        Output("hm-figure", "figure"),
-        Output("hm-error", "children"),
-        Output("hm-neurons", "options"),
-        Output("hm-neurons", "value"),
-        Output("hm-range", "value"),
-        Output("hm-shared", "value"),
-        Output("hm-poll", "disabled"),
+        {
+            "figure": Output("hm-figure", "figure"),
+            "message": Output("hm-error", "children"),
+            "neuron_options": Output("hm-neurons", "options"),
+            "neurons": Output("hm-neurons", "value"),
+            "marks": Output("hm-range", "value"),
+            "shared": Output("hm-shared", "value"),
+            "poll_off": Output("hm-poll", "disabled"),
+        },
         Input("url", "search"),
         Input("hm-poll", "n_intervals"),
     )
-    def url_to_view(self, search, _tick):
-        q = parse_query(search)
-        asked = [n for n in q.get("neurons", "").split(",") if n] or no_update
+    def url_to_view(self, search, _tick) -> dict:
+        asked = view_of(HeatmapView, search)
+        kept = {"neurons": list(asked.neurons)} if asked.neurons else {}  # the inputs keep what was asked for, to be corrected
+        kept |= {"marks": asked.marks} if asked.marks else {}
         try:
-            store, name, neurons, start, stop, scales = _view(self.catalog, search)
-            fig = heatmap_figure(store, neurons, start, stop, scales)
+            view, store, start, stop, scales = _view(self.catalog, search)
+            figure = heatmap_figure(store, list(view.neurons), start, stop, scales)
         except SeriesPending as exc:
-            note = html.Div([str(exc), progress_bar(exc.job)], className="hint")
-            return EMPTY_FIGURE, note, no_update, asked, q.get("range", no_update), no_update, False
-        except LstmvizError as exc:  # the inputs keep what was asked for, to be corrected
-            error = html.Div(str(exc), className="error")
-            return EMPTY_FIGURE, error, no_update, asked, q.get("range", no_update), no_update, True
-        shared = [] if scales is not None else ["shared"]
-        return fig, None, self.catalog.neuron_options(name), neurons, f"{start}:{stop}", shared, True
+            return {"figure": EMPTY_FIGURE, "message": message(exc, progress_bar(exc.job), hint=True), **kept, "poll_off": False}
+        except LstmvizError as exc:
+            return {"figure": EMPTY_FIGURE, "message": message(exc), **kept, "poll_off": True}
+        return {
+            "figure": figure,
+            "message": None,
+            "neuron_options": self.catalog.neuron_options(view.store),
+            "neurons": list(view.neurons),
+            "marks": view.marks,
+            "shared": [] if scales is not None else ["shared"],
+            "poll_off": True,
+        }
 
     @callback(
-        Output("hm-download", "data"),
-        Output("hm-error", "children", allow_duplicate=True),
+        {"download": Output("hm-download", "data"), "message": Output("hm-error", "children", allow_duplicate=True)},
         *[Input(f"hm-export-{f}", "n_clicks") for f in FORMATS],
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def export(self, *args):
+    def export(self, *args) -> dict:
         search = args[-1]
         pressed = ctx.triggered_id
         if not pressed or not any(args[:-1]):
-            return no_update, no_update
+            return {}
         fmt = pressed.rsplit("-", 1)[1]
         try:
-            store, name, neurons, start, stop, scales = _view(self.catalog, search)
-            figure = heatmap_figure(store, neurons, start, stop, scales, width=export_width(stop - start))
-            data = self.catalog.jobs.run(f"export:{name}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
+            view, store, start, stop, scales = _view(self.catalog, search)
+            figure = heatmap_figure(store, list(view.neurons), start, stop, scales, width=export_width(stop - start))
+            data = self.catalog.jobs.run(f"export:{view.store}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
         except LstmvizError as exc:
-            return no_update, html.Div(str(exc), className="error")
-        filename = re.sub(r"[^\w.+-]+", "_", f"{name}-{'_'.join(neurons)}-{start}-{stop}") + f".{fmt}"
-        return dcc.send_bytes(data, filename), None
+            return {"message": message(exc)}
+        filename = re.sub(r"[^\w.+-]+", "_", f"{view.store}-{'_'.join(view.neurons)}-{start}-{stop}") + f".{fmt}"
+        return {"download": dcc.send_bytes(data, filename), "message": None}

@@ -8,9 +8,10 @@ job the first time (progress shown in the page) and is cached in the store direc
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html
 
 from ...analysis.evaluate import store_bpc
 from ...core.characters import name_of
@@ -18,14 +19,28 @@ from ...core.errors import LstmvizError
 from ...model.checkpoint import HISTORY_FILE
 from ...render.colours import symmetric_of
 from ...render.figures import EMPTY_FIGURE, training_figure, values_payload
-from ..catalog import Catalog
+from ..catalog import Catalog, NoModel
+from ..components import message
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import changed_search, clamp_position, parse_query
+from ..view_state import ViewState, clamp_position, url_for, view_of
 
 PATH = "/model"
 WINDOW = 3000
 SHOWN_CHARS = 12  # characters at each end of the by-character table
+
+
+@dataclass(frozen=True)
+class ModelView(ViewState):
+    """``/model?store=...&pos=1200``"""
+
+    store: str | None = None  # the first store when not given
+    pos: int = field(default=0, metadata={"label": "position"})  # the first character of the bits-saved text
+
+    def resolve(self, catalog: Catalog) -> ModelView:
+        self.check()
+        name, store = catalog.named(self.store)
+        return self.replace(store=name, pos=clamp_position(store, self.pos))
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -34,33 +49,41 @@ def _layout(catalog: Catalog) -> html.Div:
         children=[
             html.Div(id="model-error"),
             html.Div(id="model-summary"),
-            dcc.Graph(id="model-curves", config={"displaylogo": False}, figure=EMPTY_FIGURE),
-            html.H3("Against the n-gram baseline"),
-            html.Div(id="model-progress"),
-            dcc.Interval(id="model-poll", interval=1000, disabled=True),
-            html.Div(id="model-bpc"),
-            html.Div(
-                className="columns",
-                children=[html.Div(id="model-best-chars"), html.Div(id="model-worst-chars")],
-            ),
-            html.H3("Bits saved over the n-gram, per character"),
-            html.P(
-                "Red: the recurrent model gave the character more probability than the n-gram "
-                "(log2 ratio, bits); blue: the n-gram did better.",
-                className="hint",
-            ),
-            html.Div(
-                className="controls",
+            html.Div(  # what needs the checkpoint: hidden for a store written without one
+                id="model-of-checkpoint",
                 children=[
-                    html.Label(
-                        ["position ", dcc.Input(id="model-pos", type="number", min=0, debounce=True, style={"width": "10em"})]
-                    )
+                    dcc.Graph(id="model-curves", config={"displaylogo": False}, figure=EMPTY_FIGURE),
+                    html.H3("Against the n-gram baseline"),
+                    html.Div(id="model-progress"),
+                    dcc.Interval(id="model-poll", interval=1000, disabled=True),
+                    html.Div(id="model-bpc"),
+                    html.Div(
+                        className="columns",
+                        children=[html.Div(id="model-best-chars"), html.Div(id="model-worst-chars")],
+                    ),
+                    html.H3("Bits saved over the n-gram, per character"),
+                    html.P(
+                        "Red: the recurrent model gave the character more probability than the n-gram "
+                        "(log2 ratio, bits); blue: the n-gram did better.",
+                        className="hint",
+                    ),
+                    html.Div(
+                        className="controls",
+                        children=[
+                            html.Label(
+                                [
+                                    "position ",
+                                    dcc.Input(id="model-pos", type="number", min=0, debounce=True, style={"width": "10em"}),
+                                ]
+                            )
+                        ],
+                    ),
+                    html.Div(id="model-hover"),
+                    html.Div(id="model-text-panel", className="text-panel", **{"data-hover": "model-hover"}),
+                    html.Div(id="model-painted", style={"display": "none"}),
+                    dcc.Store(id="model-text-data"),
                 ],
             ),
-            html.Div(id="model-hover"),
-            html.Div(id="model-text-panel", className="text-panel", **{"data-hover": "model-hover"}),
-            html.Div(id="model-painted", style={"display": "none"}),
-            dcc.Store(id="model-text-data"),
         ],
     )
 
@@ -80,6 +103,12 @@ def _summary(store) -> html.P:
         f"with {m['hidden_size']} units per layer, "
         f"{m['vocab_size']} characters; recorded on {len(store):,} characters in {len(store.documents)} documents ({store.name})."
     )
+
+
+def _activations_summary(store) -> html.P:
+    """What a store written without a model holds."""
+    series = ", ".join(f"{s.neuron(0).series} ({s.units} units)" for s in store.series)
+    return html.P(f"{store.name}: {len(store):,} characters in {len(store.documents)} documents; activations of {series}.")
 
 
 def _char_table(rows: list[dict], title: str) -> html.Div:
@@ -133,63 +162,60 @@ class ModelPage(Page):
         prevent_initial_call=True,
     )
     def position_to_url(self, pos, search):
-        q = parse_query(search)
-        if pos is None or str(pos) == q.get("pos", "0"):
-            return no_update
-        q["pos"] = str(int(pos))
-        return changed_search(q, search)
+        view = view_of(ModelView, search)
+        return url_for(view if pos is None else view.replace(pos=int(pos)), search)
 
     @callback(
-        Output("model-error", "children"),
-        Output("model-summary", "children"),
-        Output("model-curves", "figure"),
-        Output("model-progress", "children"),
-        Output("model-poll", "disabled"),
-        Output("model-bpc", "children"),
-        Output("model-best-chars", "children"),
-        Output("model-worst-chars", "children"),
-        Output("model-text-data", "data"),
-        Output("model-pos", "value"),
+        {
+            "message": Output("model-error", "children"),
+            "summary": Output("model-summary", "children"),
+            "curves": Output("model-curves", "figure"),
+            "progress": Output("model-progress", "children"),
+            "poll_off": Output("model-poll", "disabled"),
+            "bpc": Output("model-bpc", "children"),
+            "best_chars": Output("model-best-chars", "children"),
+            "worst_chars": Output("model-worst-chars", "children"),
+            "text": Output("model-text-data", "data"),
+            "pos": Output("model-pos", "value"),
+            "checkpoint_style": Output("model-of-checkpoint", "style"),
+        },
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
     )
-    def view(self, search, _tick):
-        q = parse_query(search)
+    def url_to_view(self, search, _tick) -> dict:
         try:
-            name = q.get("store") or self.catalog.default
-            store = self.catalog.store(name)
-            try:
-                pos = clamp_position(store, int(q.get("pos", 0)))
-            except ValueError:
-                raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
+            view = view_of(ModelView, search).resolve(self.catalog)
         except LstmvizError as exc:
-            return (html.Div(str(exc), className="error"),) + (no_update,) * 9
+            return {"message": message(exc)}
+        name, store = self.catalog.named(view.store)
+        until_done = dict.fromkeys(("progress", "bpc", "best_chars", "worst_chars", "text"))  # empty until the n-gram is done
+        if not self.catalog.has_model(name):
+            missing = NoModel(name, "draw its training curves or compare its model with the n-gram baseline")
+            shown = {"message": message(missing), "summary": _activations_summary(store), "pos": view.pos}
+            return {**shown, **until_done, "curves": EMPTY_FIGURE, "poll_off": True, "checkpoint_style": {"display": "none"}}
         bpc = self.catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
         history = self.catalog.once(("history", name), lambda: _history(store))
         job = self.catalog.model_errors(name)
         reference = {"model on this store": bpc}
+        shown = {"message": None, "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}}
         if job.state != "done":  # the n-gram comparison is queued, running or failed
             running = job.state in ("queued", "running")
-            note = progress_bar(job) if running else html.Div(f"The n-gram comparison failed: {job.error}", className="error")
+            note = progress_bar(job) if running else message(f"The n-gram comparison failed: {job.error}")
             model_bpc = html.P(f"Model: {bpc:.4f} bits per character.")
             curves = training_figure(history, reference)
-            return None, _summary(store), curves, note, not running, model_bpc, None, None, None, pos
+            return {**shown, **until_done, "curves": curves, "progress": note, "poll_off": not running, "bpc": model_bpc}
         base = job.result["baseline"]
         reference[f"{base['order']}-gram on this store"] = base["bpc"]
         table, advantage = job.result["table"], job.result["advantage"]
-        stop = min(len(store), pos + WINDOW)
-        payload = values_payload(
-            store, advantage[pos:stop], "bits saved", pos, symmetric_of(advantage, "bits saved over the n-gram")
-        )
-        return (
-            None,
-            _summary(store),
-            training_figure(history, reference),
-            None,
-            True,
-            _bpc_table(bpc, base),
-            _char_table(table[:SHOWN_CHARS], "Where the model beats the n-gram most"),
-            _char_table(table[::-1][:SHOWN_CHARS], "Where the n-gram does better"),
-            payload,
-            pos,
-        )
+        stop = min(len(store), view.pos + WINDOW)
+        scale = symmetric_of(advantage, "bits saved over the n-gram")
+        return {
+            **shown,
+            "curves": training_figure(history, reference),
+            "progress": None,
+            "poll_off": True,
+            "bpc": _bpc_table(bpc, base),
+            "best_chars": _char_table(table[:SHOWN_CHARS], "Where the model beats the n-gram most"),
+            "worst_chars": _char_table(table[::-1][:SHOWN_CHARS], "Where the n-gram does better"),
+            "text": values_payload(store, advantage[view.pos : stop], "bits saved", view.pos, scale),
+        }

@@ -4,7 +4,7 @@ shared and reloaded. The server sends numbers; ``assets/painter.js`` paints them
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from dataclasses import dataclass, field
 
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
@@ -16,15 +16,33 @@ from ...core.errors import LstmvizError
 from ...core.neurons import NeuronId
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
-from ..catalog import Catalog, SeriesPending
-from ..components import colour_legend, legend_of, scale_picker
+from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import changed_search, clamp_position, neighbour, parse_query
+from ..view_state import ViewState, clamp_position, neighbour, url_for, view_of
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"
 WINDOW = 5000  # characters painted at once
+
+
+@dataclass(frozen=True)
+class NeuronView(ViewState):
+    """``/?store=...&neuron=L2.c.117&pos=1200&scale=split``"""
+
+    store: str | None = None  # the first store when not given
+    neuron: str | None = None  # the store's best in_string neuron when not given
+    pos: int = field(default=0, metadata={"label": "position"})  # the first character painted
+    scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
+
+    def resolve(self, catalog: Catalog) -> NeuronView:
+        """The view with the store's defaults filled in and checked against it: a name or
+        neuron it does not have is an error; a gate it lacks is recorded (SeriesPending)."""
+        self.check()
+        name, store = catalog.named(self.store)
+        neuron = catalog.neuron_or_wait(store, name, self.neuron or catalog.best_neuron(name))
+        return self.replace(store=name, neuron=str(neuron), pos=clamp_position(store, self.pos))
 
 
 def _controls(catalog: Catalog) -> html.Div:
@@ -136,8 +154,9 @@ def effect_view(data: dict) -> html.Div:
 def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
     """The next characters a top-layer h neuron promotes and suppresses through the decoder."""
     if table is None:
-        note = f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote."
-        return html.P(note, className="hint")
+        return message(
+            f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote.", hint=True
+        )
 
     def listed(pairs) -> str:
         return ", ".join(f"'{name_of(ch)}' {w:+.3f}" for ch, w in pairs)
@@ -208,7 +227,7 @@ class NeuronPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, LIVE)]
+        return [live_text.LiveText(self.catalog, LIVE, NeuronView)]
 
     @callback(
         Output("url", "search", allow_duplicate=True),
@@ -224,156 +243,166 @@ class NeuronPage(Page):
     )
     def controls_to_url(self, store_name, neuron, _prev, _next, doc_start, pos, scale, search):
         """Apply what the user changed; values the view itself just set change nothing."""
-        q = parse_query(search)
+        asked = view_of(NeuronView, search)
+        view = asked
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
-            store = self.catalog.store(q.get("store"))
-            if "store-pick" in triggered and store_name and store_name != (q.get("store") or self.catalog.default):
-                return "?" + urlencode({"store": store_name})
-            current_pos = clamp_position(store, int(q.get("pos", 0) or 0))
+            name, store = self.catalog.named(asked.store)
+            if "store-pick" in triggered and store_name and store_name != name:
+                return NeuronView(store=store_name).search()
+            current_pos = clamp_position(store, asked.pos)
             # A page's first call lists every input as triggered: a button counts only when it
             # alone was pressed.
             pressed = triggered & {"prev-neuron", "next-neuron"}
             if len(pressed) == 1 and (_prev if "prev-neuron" in pressed else _next):
-                current = self.catalog.neuron(store, q.get("neuron") or neuron)
-                q["neuron"] = str(neighbour(store, current, -1 if "prev-neuron" in pressed else 1))
-            elif "neuron-pick" in triggered and neuron and neuron != q.get("neuron"):
-                q["neuron"] = neuron
+                current = self.catalog.neuron(store, asked.neuron or neuron)
+                view = view.replace(neuron=str(neighbour(store, current, -1 if "prev-neuron" in pressed else 1)))
+            elif "neuron-pick" in triggered and neuron and neuron != asked.neuron:
+                view = view.replace(neuron=neuron)
             if "doc-pick" in triggered and doc_start is not None and doc_start != store.document_at(current_pos).start:
-                q["pos"] = str(doc_start)
+                view = view.replace(pos=doc_start)
             elif "pos-input" in triggered and pos is not None and int(pos) != current_pos:
-                q["pos"] = str(int(pos))
-            if "scale-pick" in triggered and scale and scale != q.get("scale", "default"):
-                q.pop("scale", None) if scale == "default" else q.update(scale=scale)
-        except (LstmvizError, ValueError):
+                view = view.replace(pos=int(pos))
+            if "scale-pick" in triggered and scale and scale != (asked.scale or "default"):
+                view = view.replace(scale=None if scale == "default" else scale)
+        except LstmvizError:
             return no_update  # the view callback shows what is wrong with the URL
-        return changed_search(q, search)
-
-    def view_of(self, search):
-        """The store, its name, the neuron and the position a URL asks for; a bad one is an error."""
-        q = parse_query(search)
-        store = self.catalog.store(q.get("store"))
-        name = q.get("store") or self.catalog.default
-        neuron = str(self.catalog.neuron_or_wait(store, name, q.get("neuron") or self.catalog.best_neuron(name)))
-        try:
-            pos = clamp_position(store, int(q.get("pos", 0)))
-        except ValueError:
-            raise LstmvizError(f"Position {q.get('pos')!r} is not a number.") from None
-        return store, name, neuron, pos
+        return url_for(view, search)
 
     @callback(
-        Output("text-data", "data"),
-        Output("neuron-error", "children"),
-        Output("store-pick", "value"),
-        Output("neuron-pick", "options"),
-        Output("neuron-pick", "value"),
-        Output("doc-pick", "options"),
-        Output("doc-pick", "value"),
-        Output("pos-input", "value"),
-        Output("legend-low", "children"),
-        Output("legend-high", "children"),
-        Output("legend-label", "children"),
-        Output("scale-pick", "value"),
-        Output("options-of", "data"),
-        Output("series-poll", "disabled"),
+        {
+            "text": Output("text-data", "data"),
+            "message": Output("neuron-error", "children"),
+            "store": Output("store-pick", "value"),
+            "neuron_options": Output("neuron-pick", "options"),
+            "neuron": Output("neuron-pick", "value"),
+            "document_options": Output("doc-pick", "options"),
+            "document": Output("doc-pick", "value"),
+            "pos": Output("pos-input", "value"),
+            **legend_outputs("legend"),
+            "scale": Output("scale-pick", "value"),
+            "options_of": Output("options-of", "data"),
+            "poll_off": Output("series-poll", "disabled"),
+        },
         Input("url", "search"),
         Input("series-poll", "n_intervals"),
         State("options-of", "data"),
     )
-    def url_to_text(self, search, _tick, options_of):
+    def url_to_text(self, search, _tick, options_of) -> dict:
         """The neuron switch: the painted window and the controls (the fast part). The
         pickers' option lists are sent only when the store changes."""
         try:
-            store, name, neuron, pos = self.view_of(search)
+            view = view_of(NeuronView, search).resolve(self.catalog)
+            store = self.catalog.store(view.store)
+            scale = self.catalog.scale(view.store, view.neuron, view.scale)
         except SeriesPending as exc:
-            return (None, html.Div([str(exc), progress_bar(exc.job)], className="hint"), *([no_update] * 11), False)
+            return {"text": None, "message": message(exc, progress_bar(exc.job), hint=True), "poll_off": False}
         except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
-        stop = min(len(store), pos + WINDOW)
-        scale_name = parse_query(search).get("scale")
-        try:
-            scale = self.catalog.scale(name, neuron, scale_name)
-        except LstmvizError as exc:
-            return (None, html.Div(str(exc), className="error"), *([no_update] * 12))
-        fresh = options_of != name
-        return (
-            text_payload(store, neuron, pos, stop, scale),
-            None,
-            name,
-            self.catalog.neuron_options(name) if fresh else no_update,
-            neuron,
-            self.catalog.document_options(name) if fresh else no_update,
-            store.document_at(pos).start,
-            pos,
-            *legend_of(scale),
-            scale_name or "default",
-            name if fresh else no_update,
-            True,
-        )
+            return {"text": None, "message": message(exc)}
+        fresh = options_of != view.store
+        lists = {
+            "neuron_options": self.catalog.neuron_options(view.store),
+            "document_options": self.catalog.document_options(view.store),
+        }
+        return {
+            "text": text_payload(store, view.neuron, view.pos, min(len(store), view.pos + WINDOW), scale),
+            "message": None,
+            "store": view.store,
+            "neuron": view.neuron,
+            "document": store.document_at(view.pos).start,
+            "pos": view.pos,
+            **legend_of(scale),
+            "scale": view.scale or "default",
+            "poll_off": True,
+            **({**lists, "options_of": view.store} if fresh else {}),
+        }
 
     @callback(
-        Output("details-data", "data"),
-        Output("histogram", "figure"),
+        {"details": Output("details-data", "data"), "histogram": Output("histogram", "figure")},
         Input("url", "search"),
     )
-    def url_to_details(self, search):
+    def url_to_details(self, search) -> dict:
         """What is known of the neuron over the whole store: scores, histogram, contexts."""
         try:
-            store, name, neuron, _ = self.view_of(search)
+            view = view_of(NeuronView, search).resolve(self.catalog)
         except LstmvizError:
-            return no_update, no_update  # url_to_text shows the message
-        figure = histogram_figure(self.catalog.summary(name, neuron)["histogram"], neuron)
-        return details_data(self.catalog, store, name, neuron), figure
+            return {}  # url_to_text shows the message
+        store, neuron = self.catalog.store(view.store), view.neuron
+        return {
+            "details": details_data(self.catalog, store, view.store, neuron),
+            "histogram": histogram_figure(self.catalog.summary(view.store, neuron)["histogram"], neuron),
+        }
 
     @callback(
-        Output("effect-logits", "children"),
-        Output("effect-ablation", "children"),
-        Output("effect-run", "style"),
-        Output("effect-poll", "disabled"),
+        {
+            "logits": Output("effect-logits", "children"),
+            "ablation": Output("effect-ablation", "children"),
+            "run_style": Output("effect-run", "style"),
+            "poll_off": Output("effect-poll", "disabled"),
+        },
         Input("url", "search"),
         Input("effect-poll", "n_intervals"),
     )
-    def url_to_effect(self, search, _tick):
+    def url_to_effect(self, search, _tick) -> dict:
         """The neuron's effect: its decoder logits (top layer's h) and, once measured, its
-        ablation effect against random controls; a running measurement shows its progress."""
-        hidden, shown = {"display": "none"}, {}
+        ablation effect against random controls; a running measurement shows its progress.
+        A store without a model says so instead."""
+        hidden = {"display": "none"}
         try:
-            store, name, neuron, _ = self.view_of(search)
-            layers = store.meta["model"]["num_layers"]
-            tagger = store.meta["model"].get("num_labels")  # a tagger's head is no next-character decoder
-            n = NeuronId.parse(neuron)
-            top_h = (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
-            ckpt = self.catalog.checkpoint(name) if top_h else None
-            logits = logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron) if top_h else None, neuron, layers)
+            view = view_of(NeuronView, search).resolve(self.catalog)
+            name, neuron = view.store, view.neuron
+            logits = self._logits(name, neuron)
         except LstmvizError as exc:
-            return html.Div(str(exc), className="error"), None, hidden, True
-        measured = cached_effect(store, neuron)
+            return {"logits": message(exc), "ablation": None, "run_style": hidden, "poll_off": True}
+        measured = cached_effect(self.catalog.store(name), neuron)
         if measured is not None:
-            return logits, effect_view(measured), hidden, True
+            return {"logits": logits, "ablation": effect_view(measured), "run_style": hidden, "poll_off": True}
         job = self.catalog.jobs.get(f"effect:{name}:{neuron}")
         if job is not None and job.state in ("queued", "running"):
-            return logits, progress_bar(job), hidden, False
+            return {"logits": logits, "ablation": progress_bar(job), "run_style": hidden, "poll_off": False}
         if job is not None and job.state == "failed":
-            return logits, html.Div(f"The measurement failed: {job.error}", className="error"), shown, True
+            return {
+                "logits": logits,
+                "ablation": message(f"The measurement failed: {job.error}"),
+                "run_style": {},
+                "poll_off": True,
+            }
         note = (
             f"Not measured yet: set {neuron} to its mean on the first {EFFECT_CHARS:,} characters and compare the bits lost with "
             f"{EFFECT_CONTROLS} random neurons of the same layer and kind (a few seconds; kept in the store)."
         )
-        return logits, html.P(note, className="hint"), shown, True
+        return {"logits": logits, "ablation": message(note, hint=True), "run_style": {}, "poll_off": True}
+
+    def _logits(self, name: str, neuron: str) -> html.Div:
+        """What a top-layer h neuron does to the next character through the decoder; for a
+        store without a model, NoModel."""
+        if not self.catalog.has_model(name):
+            raise NoModel(name, EFFECT_NEEDS)
+        model = self.catalog.store(name).meta["model"]
+        layers = model["num_layers"]
+        n = NeuronId.parse(neuron)
+        tagger = model.get("num_labels")  # a tagger's head predicts no character
+        top_h = (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
+        if not top_h:
+            return logits_view(None, neuron, layers)
+        ckpt = self.catalog.checkpoint(name, EFFECT_NEEDS)
+        return logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron), neuron, layers)
 
     @callback(
-        Output("effect-poll", "disabled", allow_duplicate=True),
-        Output("effect-ablation", "children", allow_duplicate=True),
+        {
+            "poll_off": Output("effect-poll", "disabled", allow_duplicate=True),
+            "ablation": Output("effect-ablation", "children", allow_duplicate=True),
+        },
         Input("effect-run", "n_clicks"),
         State("url", "search"),
         prevent_initial_call=True,
     )
-    def measure_effect(self, clicks, search):
+    def measure_effect(self, clicks, search) -> dict:
         if not clicks:
-            return no_update, no_update
+            return {}
         try:
-            _, name, neuron, _ = self.view_of(search)
-            job = self.catalog.effect(name, neuron)
+            view = view_of(NeuronView, search).resolve(self.catalog)
+            job = self.catalog.effect(view.store, view.neuron)
         except LstmvizError as exc:
-            return True, html.Div(str(exc), className="error")
-        return False, progress_bar(job)
+            return {"poll_off": True, "ablation": message(exc)}
+        return {"poll_off": False, "ablation": progress_bar(job)}

@@ -4,19 +4,51 @@ by the server for a while and named by a key, ``&live=...``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from dash import Input, Output, State, dcc, html, no_update
 
 from ...core.errors import LstmvizError
 from .. import live_text
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of, scale_picker
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker
 from ..page import Page, callback
-from ..view_state import changed_search, parse_query
+from ..view_state import ViewState, url_for, view_of
 
 LIVE = "typed"  # the ids of this page's typed-text box: typed-input, ...
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
 EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{name!r} done")\n'
+
+
+@dataclass(frozen=True)
+class TextView(ViewState):
+    """``/text?store=...&neuron=L2.c.90&text=...`` (or ``&live=KEY`` for a long text)"""
+
+    store: str | None = None  # the first store when not given
+    neuron: str | None = None  # the store's best in_string neuron when not given
+    scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
+    text: str | None = None  # the typed text, when short enough for a URL
+    kept: str | None = field(default=None, metadata={"key": "live"})  # else its key on the server (TypedTexts.keep)
+
+    def resolve(self, catalog: Catalog) -> TextView:
+        """The view with the store's defaults filled in and checked against it, and the text
+        a key names read back (a key the server no longer keeps is an error)."""
+        self.check()
+        name, store = catalog.named(self.store)
+        neuron = str(catalog.neuron(store, self.neuron or catalog.best_neuron(name)))
+        text = self.text
+        if self.kept is not None:
+            text = catalog.typed.kept(self.kept)
+            if text is None:
+                raise LstmvizError("That text is no longer kept by the server (it keeps the latest ones); paste it again.")
+        return self.replace(store=name, neuron=neuron, text=text)
+
+    def with_text(self, catalog: Catalog, text: str) -> TextView:
+        """This view holding ``text``: in the URL when short, else kept by the server under a key."""
+        if len(text) <= URL_CHARS:
+            return self.replace(text=text, kept=None)
+        return self.replace(text=None, kept=catalog.typed.keep(text))
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -45,35 +77,38 @@ class TextPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, LIVE)]
+        return [live_text.LiveText(self.catalog, LIVE, TextView)]
 
     @callback(
-        Output("typed-neuron", "options"),
-        Output("typed-neuron", "value"),
-        Output("typed-input", "value"),
-        Output("typed-text", "data"),
-        Output("typed-legend-low", "children"),
-        Output("typed-legend-high", "children"),
-        Output("typed-legend-label", "children"),
-        Output("typed-scale", "value"),
-        Output("typed-error", "children"),
+        {
+            "neuron_options": Output("typed-neuron", "options"),
+            "neuron": Output("typed-neuron", "value"),
+            "box": Output("typed-input", "value"),
+            "text": Output("typed-text", "data"),
+            **legend_outputs("typed-legend"),
+            "scale": Output("typed-scale", "value"),
+            "message": Output("typed-error", "children"),
+        },
         Input("url", "search"),
         State("typed-text", "data"),
     )
-    def url_to_view(self, search, current):
+    def url_to_view(self, search, current) -> dict:
         """The neuron and the text the URL names (the box is filled only when they differ)."""
-        q = parse_query(search)
         try:
-            name = q.get("store") or self.catalog.default
-            store = self.catalog.store(name)
-            neuron = str(self.catalog.neuron(store, q.get("neuron") or self.catalog.best_neuron(name)))
-            text = live_text.url_text(self.catalog, search)
-            scale = self.catalog.scale(name, neuron, q.get("scale"))
+            view = view_of(TextView, search).resolve(self.catalog)
+            scale = self.catalog.scale(view.store, view.neuron, view.scale)
         except LstmvizError as exc:
-            return (no_update,) * 8 + (html.Div(str(exc), className="error"),)
-        text = EXAMPLE if text is None and not current else text
-        fill = no_update if text is None or text == current else text
-        return self.catalog.neuron_options(name), neuron, fill, fill, *legend_of(scale), q.get("scale") or "default", None
+            return {"message": message(exc)}
+        text = EXAMPLE if view.text is None and not current else view.text
+        fill = {} if text is None or text == current else {"box": text, "text": text}
+        return {
+            "neuron_options": self.catalog.neuron_options(view.store),
+            "neuron": view.neuron,
+            **fill,
+            **legend_of(scale),
+            "scale": view.scale or "default",
+            "message": None,
+        }
 
     @callback(
         Output("url", "search", allow_duplicate=True),
@@ -87,13 +122,9 @@ class TextPage(Page):
         """What is typed and shown, in the URL: short texts in it, long ones by key."""
         if text is None:
             return no_update
-        q = {k: v for k, v in parse_query(search).items() if k not in ("text", "live")}
+        view = view_of(TextView, search).with_text(self.catalog, text)
         if neuron:
-            q["neuron"] = neuron
+            view = view.replace(neuron=neuron)
         if scale:  # None until the page has set it from the URL
-            q.pop("scale", None) if scale == "default" else q.update(scale=scale)
-        if len(text) <= URL_CHARS:
-            q["text"] = text
-        else:
-            q["live"] = self.catalog.typed.keep(text)
-        return changed_search(q, search)
+            view = view.replace(scale=None if scale == "default" else scale)
+        return url_for(view, search)

@@ -1,0 +1,203 @@
+"""The pages' view states (what a URL holds), and every page on a store written from
+activations alone (``write_store`` with no model): what needs the model says so in one
+sentence, and no page fails, in a real headless Chromium (the set-up of test_dashboard.py)."""
+
+import threading
+
+import numpy as np
+import pytest
+import test_dashboard
+from dash import no_update
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+from test_dashboard import severe_console_errors, text_of
+from waitress import create_server
+
+from lstmviz.app import create_app
+from lstmviz.app.catalog import Catalog, NoModel
+from lstmviz.app.page import by_name
+from lstmviz.app.pages.compare import CompareView
+from lstmviz.app.pages.generate import GenerateView
+from lstmviz.app.pages.heatmap import HeatmapView
+from lstmviz.app.pages.neuron import NeuronView
+from lstmviz.app.pages.text import TextView
+from lstmviz.app.view_state import parse_query, url_for
+from lstmviz.store.writer import write_store
+
+browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
+
+# -- view states -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        NeuronView(store="tiny · test split", neuron="L2.c.3", pos=40, scale="split"),
+        NeuronView(pos=0),
+        HeatmapView(neurons=("L1.h.0", "L2.c.3"), marks="0:300", scale="shared"),
+        CompareView(a="tiny/snapshots/step-000010", neuron="L1.c.2", pos=7, record=True),
+        GenerateView(prime="class ", clamp="L2.c.90:20, L1.c.5:-1", temperature="0.5", length="40"),
+        TextView(neuron="L1.h.0", text="x = 'a'  # b\n"),
+    ],
+)
+def test_a_view_reads_back_from_its_url(view):
+    assert type(view).from_query(parse_query(view.search())) == view
+
+
+def test_a_url_says_only_what_differs_from_the_defaults():
+    assert NeuronView(neuron="L1.h.0", pos=0).search() == "?neuron=L1.h.0"
+    assert GenerateView(temperature="0.5", length="40").to_query() == {"t": "0.5", "n": "40"}
+    assert CompareView(record=True, emergence=False).to_query() == {"record": "yes"}
+    assert HeatmapView.from_query({"neurons": "L1.h.0, ,L2.c.3,"}).neurons == ("L1.h.0", "L2.c.3")
+
+
+def test_a_value_that_cannot_be_read_is_said_in_one_sentence_and_left_at_its_default():
+    view = NeuronView.from_query({"neuron": "L1.h.0", "pos": "abc"})
+    assert view.problems == ("The position 'abc' is not a number.",)
+    assert view.neuron == "L1.h.0" and view.pos == 0
+    with pytest.raises(Exception, match="not a number"):
+        view.check()
+
+
+def test_the_url_is_left_alone_when_it_already_holds_the_view():
+    search = "?store=tiny.store&neuron=L2.h.7&pos=0"  # the same view as without pos=0
+    assert url_for(NeuronView(store="tiny.store", neuron="L2.h.7"), search) is no_update
+    assert url_for(NeuronView(store="tiny.store", neuron="L2.h.8"), search) == "?store=tiny.store&neuron=L2.h.8"
+
+
+def test_outputs_left_out_keep_their_value_and_an_unknown_one_is_refused():
+    def shown(search):
+        return {"message": "oops"} if search else {"figure": 1, "message": None}
+
+    in_order = by_name(("figure", "message", "poll_off"), shown)
+    assert in_order("?bad") == [no_update, "oops", no_update]
+    assert in_order("") == [1, None, no_update]
+    with pytest.raises(KeyError, match="polloff"):
+        by_name(("figure",), lambda: {"polloff": True})()
+
+
+# -- a store written from activations alone ----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_store(tiny_store, tmp_path_factory):
+    """The tiny model's h and c on its text, written as a user writes activations of their
+    own: no model config, no checkpoint, no predictions."""
+    docs = [(d.name, d.start, d.stop) for d in tiny_store.documents]
+    series = {
+        (s.layer, s.kind): np.asarray(tiny_store.series_block(s.layer, s.kind)) for s in tiny_store.series if s.kind in "hc"
+    }
+    out = tmp_path_factory.mktemp("own") / "own.store"
+    return write_store(out, tiny_store.text(), docs, series, vocab=tiny_store.vocab_chars)
+
+
+def test_a_store_without_a_model_lists_its_neurons_and_says_what_it_cannot_do(own_store):
+    catalog = Catalog.of([own_store])
+    assert own_store.meta["model"] == {} and not catalog.has_model("own.store")
+    assert catalog.unrecorded_kinds("own.store") == []
+    values = [o["value"] for o in catalog.neuron_options("own.store")]
+    assert sorted(values) == sorted(str(n) for n in own_store.neuron_ids())  # no gates offered to record
+    with pytest.raises(NoModel, match=r"^own.store was written without the model .*, so the dashboard cannot generate text\.$"):
+        catalog.checkpoint("own.store", "generate text")
+
+
+@pytest.fixture(scope="module")
+def own_server(own_store, tmp_path_factory):
+    """A dashboard on ``own_store``, and the requests it answered with a server error."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("own-cache")))
+    app = create_app([own_store])
+    app.catalog.prepare(own_store.name)
+    failed: list[str] = []
+    wsgi = app.server.wsgi_app
+
+    def noting_failures(environ, start_response):
+        def start(status, headers, *exc_info):
+            if status.startswith("5"):
+                failed.append(f"{environ.get('PATH_INFO')}: {status}")
+            return start_response(status, headers, *exc_info)
+
+        return wsgi(environ, start)
+
+    app.server.wsgi_app = noting_failures
+    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=srv.run, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.effective_port}", app, failed
+    srv.close()
+    mp.undo()
+
+
+def _painted_label(browser, panel: str):
+    return browser.execute_script(f"var p=document.getElementById('{panel}'); return p && p.lstmvizData && p.dataset.label")
+
+
+def _settled(browser) -> bool:
+    return not browser.find_elements(By.CSS_SELECTOR, "[data-dash-is-loading='true']")
+
+
+def _one_sentence(text: str, says: str) -> None:
+    assert says in text and text.startswith("own.store was written without the model that made its activations")
+    assert text.endswith(".") and ". " not in text
+
+
+def _neuron(browser, base):
+    browser.get(base + "/")
+    WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel"))
+    _one_sentence(text_of(browser, "#effect-logits .hint"), "cannot measure this neuron's effect")
+    assert not browser.find_element(By.ID, "effect-run").is_displayed()
+    browser.execute_script(
+        "document.querySelector('#text-panel .ch[data-i=\"3\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
+    )
+    tip = browser.find_element(By.ID, "hover-info").text
+    assert tip.startswith("position 3 ") and "guesses" not in tip  # no model, so no guesses to show
+    browser.find_element(By.CSS_SELECTOR, "#neuron-live summary").click()
+    browser.find_element(By.ID, "nlive-input").send_keys("name = 'x'\n")
+    _one_sentence(text_of(browser, "#nlive-message .hint"), "cannot colour typed text")
+
+
+def _discover(browser, base):
+    browser.get(base + "/discover?range=100:140")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#discover-table a.neuron-link"))
+    assert "Ranked by F1" in text_of(browser, "#discover-hypotheses-note")
+
+
+def _heatmap(browser, base):
+    browser.get(base + "/heatmap?neurons=L1.h.0,L2.c.3&range=0:80")
+    WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hm-figure .heatmaplayer, #hm-figure .hm"))
+
+
+def _gates(browser, base):
+    browser.get(base + "/gates")
+    _one_sentence(text_of(browser, "#gates-error .hint"), "cannot record its gates")
+
+
+def _model(browser, base):
+    browser.get(base + "/model")
+    _one_sentence(text_of(browser, "#model-error .hint"), "cannot draw its training curves or compare its model with the n-gram")
+    assert "characters in" in text_of(browser, "#model-summary")
+    assert not browser.find_element(By.ID, "model-of-checkpoint").is_displayed()  # no empty curves or n-gram tables
+
+
+def _compare(browser, base):
+    browser.get(base + "/compare")  # the store beside itself: nothing to record
+    WebDriverWait(browser, 60).until(lambda d: _painted_label(d, "cmp-text-b"))
+    _one_sentence(text_of(browser, "#cmp-emergence-progress .hint"), "cannot follow its cells through training snapshots")
+
+
+def _generate(browser, base):
+    browser.get(base + "/generate")
+    _one_sentence(text_of(browser, "#gen-error .hint"), "cannot generate text")
+
+
+def _text(browser, base):
+    browser.get(base + "/text")
+    _one_sentence(text_of(browser, "#typed-message .hint"), "cannot colour typed text")
+
+
+@pytest.mark.parametrize("page", [_neuron, _discover, _heatmap, _gates, _model, _compare, _generate, _text])
+def test_every_page_works_on_a_store_without_a_model(own_server, browser, page):
+    base, _, failed = own_server
+    page(browser, base)
+    WebDriverWait(browser, 30).until(_settled)
+    assert severe_console_errors(browser) == []
+    assert failed == []
