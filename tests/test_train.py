@@ -78,6 +78,12 @@ def test_training_errors_are_one_sentence(corpus_dir, tmp_path):
     assert result.exit_code == 2 and "No checkpoint" in result.output
     result = run("evaluate", tmp_path / "nope")
     assert result.exit_code == 2 and "does not exist" in result.output
+    result = run("train", "--corpus", "war-and-peace", "--out", tmp_path / "m", "--steps", 1)
+    assert result.exit_code == 2
+    assert result.output == "lstmviz: Unknown corpus 'war-and-peace'; the named corpora are python-stdlib, stdlib-prose.\n"
+    assert not (tmp_path / "m").exists()
+    result = run("train", corpus_dir, "--corpus", "stdlib-prose", "--out", tmp_path / "m", "--steps", 1)
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "not both" in result.output
 
 
 def test_kill_stops_training_as_ctrl_c_does(corpus_dir, tmp_path):

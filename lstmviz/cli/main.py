@@ -58,6 +58,7 @@ def main() -> None:
 @main.command()
 @click.argument("paths", nargs=-1)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--corpus", "corpus_name", default=None, help="Instead of PATHS: python-stdlib (the default) or stdlib-prose.")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn", "peephole", "cifg"]), default="lstm", show_default=True)
 @click.option("--layers", "num_layers", default=2, show_default=True, help="Stacked recurrent layers.")
 @click.option("--hidden", "hidden_size", default=256, show_default=True, help="Units per layer.")
@@ -77,15 +78,18 @@ def main() -> None:
 @click.option("--save-every", "save_every_s", default=300.0, show_default=True, help="Seconds between resumable saves.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --out.")
 @_user_errors
-def train(paths, out, resume, **options) -> None:
-    """Train a character model on PATHS (files, folders, globs; default: the Python stdlib)."""
+def train(paths, out, corpus_name, resume, **options) -> None:
+    """Train a character model on PATHS (files, folders, globs) or a named --corpus (default:
+    the Python stdlib's code)."""
     from ..model.train import TrainConfig
     from ..model.train import train as run_training
-    from ..text.corpus import load_corpus
+    from ..text.corpus import load_corpus, named_corpus
 
     if options["steps"] is None and options["epochs"] is None:
         raise LstmvizError("Give the length of training: --steps N or --epochs E.")
-    corpus = load_corpus(paths)
+    if paths and corpus_name is not None:
+        raise LstmvizError("Give the text as PATHS or as --corpus NAME, not both.")
+    corpus = named_corpus(corpus_name) if corpus_name is not None else load_corpus(paths)
     if corpus.replaced_chars:
         click.echo(f"lstmviz: {corpus.replaced_chars} invalid UTF-8 byte sequence(s) were replaced.", err=True)
     cfg = TrainConfig(**options)
@@ -216,21 +220,26 @@ def find_cells(store, extra, only, kinds, top_k, ray_address, as_json) -> None:
 
         rankings = rank_neurons_sharded(opened, feats, kind_list, ray_address or None)
     methods = sorted(set(feats.methods.values()))
+    absent = [name for name, r in rankings.items() if r.absent]
+    ranked = {name: r for name, r in rankings.items() if not r.absent}
     if as_json:
         _print_json(
             {
                 "store": str(opened.path),
                 "chars": len(opened),
-                "neurons": sum(len(r.table) for r in rankings.values()) // max(len(rankings), 1),
+                "neurons": sum(len(r.table) for r in ranked.values()) // max(len(ranked), 1),
                 "feature_methods": {m: sum(v == m for v in feats.methods.values()) for m in methods},
-                "features": {name: r.to_json(top_k) for name, r in rankings.items()},
+                "features": {name: r.to_json(top_k) for name, r in ranked.items()},
+                "absent": absent,
             }
         )
         return
     click.echo(f"{opened.name}: {len(opened):,} characters; features by {', '.join(methods)}")
-    for name, r in rankings.items():
+    for name, r in ranked.items():
         click.echo(f"\n{name} ({r.metric}; score = strength, value = signed)")
         click.echo(r.top(top_k).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if absent:
+        click.echo(f"\nnot ranked, absent from this text (one value throughout): {', '.join(absent)}")
 
 
 @main.command("vs-ngram")
