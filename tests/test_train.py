@@ -33,6 +33,22 @@ def test_a_huge_document_does_not_leave_the_other_lanes_idle():
     assert sum(int((lanes.inputs[:, b] == 1).sum()) for b in range(16)) == 100_000 + 200 * 1000
 
 
+def test_an_epoch_laid_out_shorter_than_the_first_repeats_its_first_chunks():
+    from lstmviz.model.train import TrainConfig, _EpochLanes
+
+    rng = np.random.default_rng(0)
+    docs = [np.full(int(n), k + 1, dtype=np.int32) for k, n in enumerate(rng.integers(5, 60, 40))]
+    epochs = _EpochLanes(docs, TrainConfig(batch_size=4, seq_len=8, steps=1, seed=1))
+    first = epochs.steps_per_epoch
+    shorter = next(e for e in range(1, 50) if len(epochs.of(e)) < first)  # whole documents per lane: lengths vary
+    laid = epochs.of(shorter)
+    for k in range(first):  # every step of that epoch has a chunk (it used to run off the end)
+        x, y, keep = epochs.chunk(shorter * first + k, "cpu")
+        expected = k if k < len(laid) else k - len(laid)
+        assert x.tolist() == laid.inputs[expected].tolist()
+    assert not laid.chunk(0, "cpu")[2].any()  # the repeated first chunk starts every lane from a zero state
+
+
 def test_evaluation_keeps_every_document_whole_in_one_lane():
     from lstmviz.text.corpus import Document, Vocab
     from lstmviz.text.lanes import LaidText

@@ -230,7 +230,10 @@ class _EpochLanes:
         return self.cached[epoch]
 
     def chunk(self, step: int, device):
-        return self.of(step // self.steps_per_epoch).chunk(step % self.steps_per_epoch, device)
+        lanes = self.of(step // self.steps_per_epoch)
+        # A reshuffled epoch can lay out a few chunks shorter than the first (documents are
+        # whole in a lane): its first chunks, which start every lane afresh, fill the gap.
+        return lanes.chunk(step % self.steps_per_epoch % len(lanes), device)
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:
