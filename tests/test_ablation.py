@@ -60,8 +60,33 @@ def test_ablated_log_probabilities_equal_a_step_by_step_reference(tiny_checkpoin
     data = result.to_json()
     assert data["chars"] == sum(len(t) - 1 for t in TEXTS)
     assert data["bits_lost"] == pytest.approx(np.nanmean(plain - result.ablated_logp[0]) / math.log(2), abs=1e-5)
-    assert set(data["by_feature"]) == {"in_string", "in_docstring", "in_comment"}
+    assert set(data["by_feature"]) == {"in_string", "in_docstring", "in_comment", "newline", "before_newline"}
     assert data["by_feature"]["in_string"]["chars_inside"] > 0
+
+
+def test_bits_lost_on_newlines_and_on_the_characters_before_them(tiny_checkpoint):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    docs = [Document(f"d{i}.py", t) for i, t in enumerate(TEXTS)]
+    result = ablate(ckpt, docs, "L1.c.3", "zero", controls=4, seed=2)
+    lost = (result.base_logp - result.ablated_logp) / math.log(2)  # [sets, position predicting the next character]
+    # Independently: walk each document's lines, marking the newline and the ten characters before it.
+    on_newline, before, offset = [], [], 0
+    for doc in TEXTS:
+        line_start = 0
+        for k, ch in enumerate(doc):
+            if ch == "\n":
+                on_newline.append(offset + k)
+                before += [offset + j for j in range(max(line_start, k - 10), k)]
+                line_start = k + 1
+        offset += len(doc)
+    by_feature = result.to_json()["by_feature"]
+    for name, positions in (("newline", on_newline), ("before_newline", before)):
+        scored = [p - 1 for p in positions if p > 0 and np.isfinite(result.base_logp[p - 1])]  # p - 1 predicts p
+        row = by_feature[name]
+        assert row["chars_inside"] == len(scored)
+        assert row["inside_bits"] == pytest.approx(lost[0, scored].mean(), abs=1e-4)
+        assert row["control_inside_mean"] == pytest.approx(lost[1:, scored].mean(axis=1).mean(), abs=1e-4)
+        assert row["control_inside_as_large"] == int((lost[1:, scored].mean(axis=1) >= lost[0, scored].mean()).sum())
 
 
 def test_mean_ablation_uses_the_mean_over_the_text(tiny_checkpoint):

@@ -156,6 +156,40 @@ def test_find_cells_cli(planted):
     assert bad.exit_code == 2 and "no series of kind z" in bad.output
 
 
+PROSE = "The quick brown fox jumps over the lazy dog, then it runs\naway (far away) into the wood.\n" * 60
+
+
+def test_features_the_text_lacks_are_reported_absent_not_ranked(tmp_path):
+    from lstmviz.analysis.rankings import store_rankings
+
+    n = len(PROSE)
+    feats = compute_features(PROSE, [("fox.txt", 0, n)])
+    rng = np.random.default_rng(3)
+    h = rng.normal(size=(3, n))
+    h[1] = feats["column"] + rng.normal(scale=2.0, size=n)
+    store = write_store(tmp_path / "prose.store", PROSE, [("fox.txt", 0, n)], {(1, "h"): h})
+    rankings = rank_neurons(store, feats)
+    # Unindented prose without quotes, comments or docstrings: those tracks hold one value throughout.
+    lacking = [name for name in feats.names() if len(np.unique(feats[name])) == 1]
+    assert set(lacking) == {"in_string", "in_docstring", "in_comment", "indent"}
+    assert [name for name, r in rankings.items() if r.absent] == lacking
+    assert all(rankings[name].table.empty and rankings[name].to_json() == [] for name in lacking)
+    assert rankings["column"].table.neuron[0] == "L1.h.1" and not rankings["column"].absent
+    present = [name for name in feats.names() if name not in lacking]
+    alone = rank_neurons(store, Features({k: feats[k] for k in present}, feats.binary & set(present)))
+    for name in present:  # the features the text has are ranked as if the others were never asked for
+        assert rankings[name].to_json() == alone[name].to_json()
+    assert list(store_rankings(store)) == present  # the dashboard's rankings hold the ranked features only
+
+    result = CliRunner().invoke(main, ["find-cells", str(store.path), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["absent"] == lacking and list(data["features"]) == present
+    text = CliRunner().invoke(main, ["find-cells", str(store.path)]).output
+    assert "not ranked, absent from this text (one value throughout): in_string, in_docstring, in_comment, indent" in text
+    assert "\nin_docstring (" not in text
+
+
 def test_error_analysis_aligns_the_ngram_with_the_stored_predictions(tiny_store, tiny_checkpoint):
     import math
 

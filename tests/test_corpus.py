@@ -1,10 +1,16 @@
+import hashlib
+import inspect
+import json
+import os
 import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
 
 from lstmviz.core.errors import CorpusError
-from lstmviz.text.corpus import UNKNOWN_CHAR, Vocab, load_corpus, split_of
+from lstmviz.text.corpus import STDLIB_PROSE, UNKNOWN_CHAR, Vocab, documents_from_description, load_corpus, named_corpus, split_of
 
 
 def test_split_depends_only_on_relative_path(corpus_dir, tmp_path):
@@ -75,3 +81,50 @@ def test_missing_path_is_a_clear_error(tmp_path):
 def test_globs(corpus_dir):
     corpus = load_corpus([str(corpus_dir / "module_1*.py")])
     assert len(corpus.documents) == 11  # module_1 and module_10..19
+
+
+DIGEST = """
+import hashlib, json
+from lstmviz.text.corpus import named_corpus
+h = hashlib.sha256()
+for d in named_corpus("stdlib-prose").documents:
+    h.update(json.dumps([d.name, d.split, d.text]).encode())
+print(h.hexdigest())
+"""
+
+
+@pytest.fixture(scope="module")
+def prose():
+    return named_corpus(STDLIB_PROSE)
+
+
+def test_the_prose_corpus_is_the_same_in_every_run_of_this_python(prose):
+    h = hashlib.sha256()
+    for d in prose.documents:
+        h.update(json.dumps([d.name, d.split, d.text]).encode())
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}  # sets and dicts iterate otherwise: the order must not
+    done = subprocess.run([sys.executable, "-c", DIGEST], capture_output=True, text=True, check=True, env=env)
+    assert done.stdout.strip() == h.hexdigest()
+
+
+def test_the_prose_corpus_is_pydoc_topics_and_dedented_docstrings(prose):
+    import json.decoder
+    from pydoc_data.topics import topics
+
+    docs = {d.name: d.text for d in prose.documents}
+    assert docs["topics/if"] == topics["if"]
+    assert len([n for n in docs if n.startswith("topics/")]) == len(topics)
+    decoder = docs["docstrings/json.decoder"]
+    assert inspect.cleandoc(json.decoder.JSONDecoder.__doc__) in decoder  # dedented as help() shows it
+    assert inspect.cleandoc(json.decoder.JSONDecoder.raw_decode.__doc__) in decoder
+    assert "docstrings/json" in docs  # a package's __init__.py
+    assert not any(n.startswith(("docstrings/test.", "docstrings/idlelib.idle_test")) for n in docs)
+    assert {d.split for d in prose.documents} == {"train", "val", "test"}
+    assert prose.describe()["sources"] == ["stdlib-prose"]
+
+
+def test_a_prose_checkpoint_reads_its_test_split_back(prose):
+    description = prose.describe()
+    test = documents_from_description(description, "test")
+    assert sorted(d.name for d in test) == description["splits"]["test"] == sorted(d.name for d in prose.split("test"))
+    assert [d.text for d in test] == [d.text for d in prose.split("test")]

@@ -39,6 +39,27 @@ def test_a_huge_document_does_not_leave_the_other_lanes_idle():
     assert sum(int((c.ids == 1).sum()) for c in chunks) == 100_000 + 200 * 1000
 
 
+def test_an_epoch_laid_out_shorter_than_the_first_repeats_its_first_chunks():
+    from itertools import islice
+
+    from lstmviz.model.train import TrainConfig, _EpochLanes
+
+    rng = np.random.default_rng(0)
+    docs = [np.full(int(n), k + 1, dtype=np.int32) for k, n in enumerate(rng.integers(5, 60, 40))]
+    epochs = _EpochLanes(docs, TrainConfig(batch_size=4, seq_len=8, steps=1, seed=1))
+    first = epochs.steps_per_epoch
+    shorter = next(e for e in range(1, 50) if epochs.of(e).chunk_count(8) < first)  # whole documents per lane: lengths vary
+    laid = epochs.of(shorter)
+    own = [c.ids.tolist() for c in laid.chunks(8, every_lane=True)]
+    start = shorter * first
+    run = epochs.run(start, lambda chunk, state: (None, state), None, "cpu")
+    ran = [c for c, _, _ in islice(run, first + 1)]  # every step of that epoch has a chunk (it used to run off the end)
+    for k, chunk in enumerate(ran[:first]):
+        assert chunk.ids.tolist() == own[k if k < len(own) else k - len(own)]
+    assert not ran[len(own)].keep[:, 0].any()  # the repeated first chunk starts every lane from a zero state
+    assert ran[first].ids.tolist() == next(epochs.of(shorter + 1).chunks(8, every_lane=True)).ids.tolist()  # then the next epoch
+
+
 def test_evaluation_keeps_every_document_whole_in_one_lane():
     from lstmviz.text.corpus import Document, Vocab
     from lstmviz.text.lanes import LaidText
@@ -84,6 +105,12 @@ def test_training_errors_are_one_sentence(corpus_dir, tmp_path):
     assert result.exit_code == 2 and "No checkpoint" in result.output
     result = run("evaluate", tmp_path / "nope")
     assert result.exit_code == 2 and "does not exist" in result.output
+    result = run("train", "--corpus", "war-and-peace", "--out", tmp_path / "m", "--steps", 1)
+    assert result.exit_code == 2
+    assert result.output == "lstmviz: Unknown corpus 'war-and-peace'; the named corpora are python-stdlib, stdlib-prose.\n"
+    assert not (tmp_path / "m").exists()
+    result = run("train", corpus_dir, "--corpus", "stdlib-prose", "--out", tmp_path / "m", "--steps", 1)
+    assert result.exit_code == 2 and result.output.count("\n") == 1 and "not both" in result.output
 
 
 def test_kill_stops_training_as_ctrl_c_does(corpus_dir, tmp_path):

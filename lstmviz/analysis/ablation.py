@@ -32,6 +32,7 @@ from ..text.features import BINARY, compute_features
 from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
 
 TOP_LISTED = 10  # characters and positions listed
+BEFORE_NEWLINE = 10  # "before a newline": a line's last characters, this many (where the line-length cell is needed)
 MIN_CHAR_COUNT = 5  # a character is listed once it was predicted this often
 
 
@@ -46,7 +47,7 @@ class Ablation:
     text: str
     base_logp: np.ndarray  # [chars] natural log, NaN where nothing is predicted
     ablated_logp: np.ndarray  # [1 + controls, chars]
-    features: dict[str, np.ndarray]  # binary tracks over the text
+    features: dict[str, np.ndarray]  # binary tracks over the text (``BINARY`` and :func:`line_end_tracks`)
 
     @property
     def scored(self) -> np.ndarray:
@@ -165,7 +166,20 @@ def _inside_outside(lost: np.ndarray, inside: np.ndarray) -> dict:
         controls = per_set[1:]
         out[f"control_{where}_mean"] = _round(controls.mean()) if len(controls) and mask.any() else None
         out[f"control_{where}_sd"] = _round(controls.std(ddof=1)) if len(controls) > 1 and mask.any() else None
+    on_inside = lost[:, inside].mean(axis=1) if inside.any() and len(lost) > 1 else None
+    out["control_inside_as_large"] = None if on_inside is None else int((on_inside[1:] >= on_inside[0]).sum())
     return out
+
+
+def line_end_tracks(text: str, to_eol: np.ndarray) -> dict[str, np.ndarray]:
+    """Where lines end, as binary tracks: ``newline`` (the character is one) and
+    ``before_newline`` (one of the ``BEFORE_NEWLINE`` characters before one); ``to_eol`` is
+    each character's distance to the end of its line (``features.line_features``)."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    newline = codes == ord("\n")
+    end = np.minimum(np.arange(len(text)) + to_eol, len(text) - 1)
+    before = (to_eol >= 1) & (to_eol <= BEFORE_NEWLINE) & newline[end]  # a line that ends in a newline
+    return {"newline": newline.astype(np.int64), "before_newline": before.astype(np.int64)}
 
 
 def control_sets(model, neurons: list[NeuronId], count: int, seed: int = 0) -> list[list[NeuronId]]:
@@ -226,8 +240,9 @@ def ablate(
     base_logp, means = _baseline(model, laid, sets, mode, chunk_len, report)
     values = {name: (means[name] if mode.name == "mean" else mode.value) for name in _replaced_points(sets)}
     ablated_logp = _ablated(model, laid, sets, values, chunk_len, lambda done: report(len(laid.text) + done))
-    feats = compute_features(laid.text, laid.documents(docs), names=list(BINARY))
-    return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, {n: feats[n] for n in BINARY})
+    feats = compute_features(laid.text, laid.documents(docs), names=[*BINARY, "to_eol"])
+    tracks = {n: feats[n] for n in BINARY} | line_end_tracks(laid.text, feats["to_eol"])
+    return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, tracks)
 
 
 def _replaced_points(sets: list[list[NeuronId]]) -> list[str]:

@@ -35,6 +35,7 @@ class Ranking:
     feature: str
     metric: str  # auroc | spearman
     table: pd.DataFrame  # neuron, score (folded strength), value (signed), pearson
+    absent: bool = False  # the text lacks the feature (one value throughout): nothing ranked, the table is empty
 
     def top(self, k: int) -> pd.DataFrame:
         return self.table.head(TOP.check(k))
@@ -87,21 +88,31 @@ class CellRankings:
     def _methods(self) -> list[str]:
         return sorted(set(self.methods.values()))
 
+    def ranked(self) -> dict[str, Ranking]:
+        return {name: r for name, r in self.rankings.items() if not r.absent}
+
+    def absent(self) -> list[str]:
+        """The features the text lacks (one value throughout): reported, not ranked."""
+        return [name for name, r in self.rankings.items() if r.absent]
+
     def to_json(self, top: int = 5) -> dict:
         TOP.check(top)
         return {
             "store": str(self.store.path),
             "chars": len(self.store),
-            "neurons": sum(len(r.table) for r in self.rankings.values()) // max(len(self.rankings), 1),
+            "neurons": sum(len(r.table) for r in self.ranked().values()) // max(len(self.ranked()), 1),
             "feature_methods": {m: sum(v == m for v in self.methods.values()) for m in self._methods()},
-            "features": {name: r.to_json(top) for name, r in self.rankings.items()},
+            "features": {name: r.to_json(top) for name, r in self.ranked().items()},
+            "absent": self.absent(),
         }
 
     def to_text(self, top: int = 5) -> str:
         TOP.check(top)
         lines = [f"{self.store.name}: {len(self.store):,} characters; features by {', '.join(self._methods())}"]
-        for ranking in self.rankings.values():
+        for ranking in self.ranked().values():
             lines += ["", ranking.to_text(top)]
+        if self.absent():
+            lines += ["", f"not ranked, absent from this text (one value throughout): {', '.join(self.absent())}"]
         return "\n".join(lines)
 
 
@@ -246,10 +257,11 @@ class RankingPlan:
     read: the features split into binary and numeric, their targets, and the neuron blocks."""
 
     names: list[str]
-    binary_names: list[str]
+    binary_names: list[str]  # of the features present in the text
     numeric_names: list[str]
     targets: _Targets
     jobs: list[tuple]  # (series, first unit, end unit)
+    absent: dict[str, str]  # the features the text lacks, with their metric: not ranked
 
     @property
     def neurons(self) -> list[str]:
@@ -259,11 +271,13 @@ class RankingPlan:
 def ranking_plan(store: ActivationStore, features: Features, kinds: tuple[str, ...] | None, block_size: int) -> RankingPlan:
     """Check the features and kinds against the store, and prepare the targets."""
     names = features.names()
-    binary_names = [k for k in names if features.is_binary(k)]
-    numeric_names = [k for k in names if not features.is_binary(k)]
     for k in names:
         if len(features[k]) != len(store):
             raise LstmvizError(f"Feature {k!r} has {len(features[k])} values for a store of {len(store)} characters.")
+    absent = {k: "auroc" if features.is_binary(k) else "spearman" for k in features.absent()}
+    present = [k for k in names if k not in absent]
+    binary_names = [k for k in present if features.is_binary(k)]
+    numeric_names = [k for k in present if not features.is_binary(k)]
     binaries = [features[k].astype(bool) for k in binary_names]
     numeric = np.stack([features[k].astype(np.float64) for k in numeric_names], 1) if numeric_names else np.zeros((len(store), 0))
     numeric_c = numeric - numeric.mean(0)
@@ -275,7 +289,8 @@ def ranking_plan(store: ActivationStore, features: Features, kinds: tuple[str, .
         raise StoreError(f"This store has no series of kind {', '.join(unknown)}.")
     ranked = [s for s in store.series if s.kind in kinds]
     jobs = [(s, lo, min(lo + block_size, s.units)) for s in ranked for lo in range(0, s.units, block_size)]
-    return RankingPlan(names, binary_names, numeric_names, _Targets.of(binaries, numeric_c, numeric_rank_c), jobs)
+    targets = _Targets.of(binaries, numeric_c, numeric_rank_c)
+    return RankingPlan(names, binary_names, numeric_names, targets, jobs, absent)
 
 
 def ranking_tables(plan: RankingPlan, auroc: np.ndarray, rho: np.ndarray, pearson: np.ndarray) -> dict[str, Ranking]:
@@ -291,6 +306,9 @@ def ranking_tables(plan: RankingPlan, auroc: np.ndarray, rho: np.ndarray, pearso
             {"neuron": neurons, "score": np.maximum(a, 1 - a), "value": a, "pearson": pearson[:, len(numeric_names) + j]}
         )
         out[name] = Ranking(name, "auroc", table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True))
+    empty = pd.DataFrame({"neuron": [], "score": [], "value": [], "pearson": []})
+    for name, metric in plan.absent.items():
+        out[name] = Ranking(name, metric, empty, absent=True)
     return {name: out[name] for name in plan.names}
 
 
@@ -322,7 +340,7 @@ def rank_neurons(
     return ranking_tables(plan, auroc, rho, pearson)
 
 
-RANKINGS_CACHE = "rankings-v1.json"  # written inside the store directory
+RANKINGS_CACHE = "rankings-v2.json"  # written inside the store directory (v1 ranked absent features too)
 
 
 RANKED_KINDS = ("h", "c")  # "the best cell" of a feature: the best of these, in every command and page
@@ -334,13 +352,13 @@ def ranked_kinds(store: ActivationStore) -> tuple[str, ...]:
 
 
 def store_rankings(store: ActivationStore) -> dict:
-    """Every h and c neuron of a store against the built-in features, as JSON-ready
+    """Every h and c neuron of a store against the built-in features its text has, as JSON-ready
     ``{feature: {"metric", "rows": [{"neuron", "score", "value", "pearson"}]}}`` best first;
     read from the store's cache file or computed once and cached there."""
     from ..text.features import store_features
 
     def compute():
         ranked = rank_neurons(store, store_features(store), ranked_kinds(store))
-        return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items()}
+        return {f: {"metric": r.metric, "rows": r.to_json()} for f, r in ranked.items() if not r.absent}
 
     return cached(store, RANKINGS_CACHE, compute)

@@ -25,7 +25,7 @@ from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..model.instrument import FUSED_MODULES
 from ..recording.sources import DEFAULT_CHECKPOINT
 from ..store.format import DEFAULT_LANES
-from ..text.corpus import Document, Vocab, load_corpus
+from ..text.corpus import Document, Vocab, described_corpus, load_corpus
 
 
 def machine() -> str:
@@ -77,7 +77,7 @@ def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3
     cfg = TrainConfig(
         **{**cfg.__dict__, "steps": steps, "eval_every": 10**9, "snapshots": 0, "save_every_s": 1e9, "device": "cpu"}
     )
-    corpus = load_corpus(None if ckpt.config["corpus"]["sources"] == ["python-stdlib"] else ckpt.config["corpus"]["sources"])
+    corpus = described_corpus(ckpt.config["corpus"])
     chars_per_step = cfg.batch_size * cfg.seq_len
     ids = ckpt.vocab.encode_array("".join(d.text for d in corpus.split("train")[:200]))
 

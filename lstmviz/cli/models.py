@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..analysis.ngram import DEFAULT_MAX_ORDER
+from ..core.errors import LstmvizError
 from ..core.options import MAX_ORDER
 from .common import checked, print_json
 
@@ -12,6 +13,7 @@ from .common import checked, print_json
 @click.command()
 @click.argument("paths", nargs=-1)
 @click.option("--out", required=True, type=click.Path(), help="Checkpoint directory to write.")
+@click.option("--corpus", "corpus_name", default=None, help="Instead of PATHS: python-stdlib (the default) or stdlib-prose.")
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn", "peephole", "cifg"]), default="lstm", show_default=True)
 @click.option("--layers", "num_layers", default=2, show_default=True, help="Stacked recurrent layers.")
 @click.option("--hidden", "hidden_size", default=256, show_default=True, help="Units per layer.")
@@ -30,15 +32,18 @@ from .common import checked, print_json
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--save-every", "save_every_s", default=300.0, show_default=True, help="Seconds between resumable saves.")
 @click.option("--resume", is_flag=True, help="Continue the unfinished run saved in --out.")
-def train(paths, out, resume, **options) -> None:
-    """Train a character model on PATHS (files, folders, globs; default: the Python stdlib)."""
+def train(paths, out, corpus_name, resume, **options) -> None:
+    """Train a character model on PATHS (files, folders, globs) or a named --corpus (default:
+    the Python stdlib's code)."""
     from ..model.train import TrainConfig
     from ..model.train import train as run_training
-    from ..text.corpus import load_corpus
+    from ..text.corpus import load_corpus, named_corpus
 
     cfg = TrainConfig(**options)
     cfg.check_length()  # before the text is read
-    corpus = load_corpus(paths)
+    if paths and corpus_name is not None:
+        raise LstmvizError("Give the text as PATHS or as --corpus NAME, not both.")
+    corpus = named_corpus(corpus_name) if corpus_name is not None else load_corpus(paths)
     if corpus.replaced_chars:
         click.echo(f"lstmviz: {corpus.replaced_chars} invalid UTF-8 byte sequence(s) were replaced.", err=True)
     sizes = corpus.describe()["chars"]

@@ -203,14 +203,19 @@ class _EpochLanes:
 
     def run(self, step: int, train_step: _Trainer, state: State, device) -> Iterator[tuple[Chunk, tuple[float, float], State]]:
         """``train_step`` on every chunk from step ``step`` on, epoch after epoch, every lane in
-        every chunk and each lane's state carried on (``LaidText.run``): (chunk, result, state)."""
+        every chunk and each lane's state carried on (``LaidText.run``): (chunk, result, state).
+        A reshuffled epoch can lay out a few chunks fewer than the first (documents are whole
+        in a lane): its first chunks, which start every lane afresh, fill the gap, so a step
+        names the same chunk however the run was resumed."""
         while True:
             epoch, first = divmod(step, self.steps_per_epoch)
             laid = self.of(epoch)
-            run = laid.run(laid.chunks(self.cfg.seq_len, device, start=first, every_lane=True), train_step, state)
-            for chunk, result, state in run:
-                step += 1
-                yield chunk, result, state
+            first %= laid.chunk_count(self.cfg.seq_len)
+            left = self.steps_per_epoch * (epoch + 1) - step
+            chunks = islice(laid.chunks(self.cfg.seq_len, device, start=first, every_lane=True), left)
+            for chunk, result, carried in laid.run(chunks, train_step, state):
+                step, state = step + 1, carried
+                yield chunk, result, carried
 
 
 def _schedule(cfg: TrainConfig, steps_per_epoch: int) -> tuple[int, set[int]]:

@@ -1,9 +1,10 @@
 """Text in, documents and a character vocabulary out.
 
-A corpus is any set of files, folders or globs; the default is the Python standard library
-of the running interpreter (its non-test ``.py`` files). Each document is assigned to the
-train, validation or test split by a hash of its relative path, so the split is the same on
-every machine.
+A corpus is any set of files, folders or globs, or one of the named corpora built from the
+running interpreter (``CORPORA``): the default is the Python standard library's code (its
+non-test ``.py`` files), and ``stdlib-prose`` its hard-wrapped prose (``prose.py``). Each
+document is assigned to the train, validation or test split by a hash of its name (a
+file's relative path), so the split is the same on every machine.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import CorpusError
+from .prose import docstring_documents, topic_documents
 
 SPLITS = ("train", "val", "test")
 # Fractions of documents (by path hash) in the validation and test splits; the rest trains.
 VAL_FRACTION = 0.05
 TEST_FRACTION = 0.05
-STDLIB = "python-stdlib"
+STDLIB = "python-stdlib"  # the code corpus, the default
+STDLIB_PROSE = "stdlib-prose"
+CORPORA = {
+    STDLIB: "the non-test .py files of the running Python's standard library",
+    STDLIB_PROSE: "the pydoc topics and the dedented docstrings of the running Python's standard library",
+}
 UNKNOWN_CHAR = "\ufffd"
 _BINARY_PROBE_BYTES = 8192
 _SKIPPED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "node_modules", "site-packages"}
@@ -177,6 +184,40 @@ def load_corpus(sources: Sequence[str] | None = None, max_chars: int | None = No
     return corpus
 
 
+def _prose_corpus(wanted: set[str] | None) -> Corpus:
+    replaced = 0
+
+    def read(path: Path) -> str | None:
+        nonlocal replaced
+        text, count = read_text(path)
+        replaced += count
+        return text
+
+    named = topic_documents() + docstring_documents(_stdlib_files(), read, wanted)
+    documents = [Document(name, text) for name, text in named if wanted is None or name in wanted]
+    return Corpus(sources=[STDLIB_PROSE], documents=documents, replaced_chars=replaced)
+
+
+def named_corpus(name: str, wanted: set[str] | None = None) -> Corpus:
+    """One of the corpora built from the running interpreter (``CORPORA``), the same on every
+    machine with that Python. ``wanted`` names the documents needed (one split), where
+    reading only those saves work; the corpus may hold more."""
+    if name == STDLIB:
+        return load_corpus()
+    if name == STDLIB_PROSE:
+        return _prose_corpus(wanted)
+    raise CorpusError(f"Unknown corpus {name!r}; the named corpora are {', '.join(CORPORA)}.")
+
+
+def described_corpus(description: dict, wanted: set[str] | None = None) -> Corpus:
+    """The corpus a checkpoint's config describes, read again on this machine (``wanted``:
+    as for :func:`named_corpus`)."""
+    sources = description["sources"]
+    if len(sources) == 1 and sources[0] in CORPORA:
+        return named_corpus(sources[0], wanted)
+    return load_corpus(sources)
+
+
 def documents_from_description(description: dict, split: str) -> list[Document]:
     """Re-read one split of the corpus a checkpoint was trained on (as recorded in its config)."""
     names = set(description["splits"][split])
@@ -185,7 +226,7 @@ def documents_from_description(description: dict, split: str) -> list[Document]:
         raise CorpusError(
             f"This checkpoint records no {split} split (it was imported, or its corpus was too small); give the text explicitly."
         )
-    corpus = load_corpus(None if sources == [STDLIB] else sources)
+    corpus = described_corpus(description, names)
     docs = [d for d in corpus.documents if d.name in names]
     if not docs:
         raise CorpusError(

@@ -47,6 +47,11 @@ class Features:
     def is_binary(self, name: str) -> bool:
         return name in self.binary
 
+    def absent(self) -> list[str]:
+        """The features this text lacks: one value throughout (prose has no docstring, no
+        comment), so no neuron can be ranked against them."""
+        return [k for k, v in self.values.items() if len(v) == 0 or bool((v == v[0]).all())]
+
 
 def line_features(text: str) -> dict[str, np.ndarray]:
     """indent, column and to_eol for every character (vectorised)."""

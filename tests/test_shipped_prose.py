@@ -1,0 +1,67 @@
+"""The shipped model of hard-wrapped prose, ``checkpoints/stdlib-prose``: it loads by name,
+reads its test split back from its config, records and ranks, and its line-position cell
+counts the characters into a line (the line-length cell of Karpathy et al., 2015)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import spearmanr
+
+from lstmviz.analysis.evaluate import evaluation_documents
+from lstmviz.analysis.rankings import rank_neurons
+from lstmviz.model.checkpoint import SHIPPED_DIR, load_checkpoint
+from lstmviz.recording.recorder import record_activations
+from lstmviz.recording.sources import open_source
+from lstmviz.text.features import store_features
+from lstmviz.text.lanes import limit_chars
+
+COLUMN_CELL = "L2.c.48"  # checkpoints/README.md: |Spearman| 0.842 with the column on the whole test split
+SLICE = 20_000  # the test split's first characters: the pydoc topics on comparisons, dicts, identifiers...
+
+
+@pytest.fixture(scope="module")
+def prose_model():
+    return load_checkpoint("stdlib-prose")
+
+
+@pytest.fixture(scope="module")
+def test_slice(prose_model):
+    return limit_chars(evaluation_documents(prose_model), SLICE)
+
+
+def test_the_prose_model_is_shipped_and_opens_by_name(prose_model):
+    assert prose_model.path == SHIPPED_DIR / "stdlib-prose"
+    assert prose_model.config["corpus"]["sources"] == ["stdlib-prose"]
+    assert open_source("stdlib-prose").content_hash == prose_model.content_hash  # as serve and compare open it
+    snapshots = [p.name for p in prose_model.snapshots()]
+    assert snapshots == ["step-001667", "step-003333"]
+
+
+def test_its_test_split_comes_back_from_its_config(prose_model):
+    docs = evaluation_documents(prose_model)
+    assert sorted(d.name for d in docs) == prose_model.config["corpus"]["splits"]["test"]
+    assert sum(len(d.text) for d in docs) == prose_model.config["corpus"]["chars"]["test"]
+
+
+def test_it_records_and_ranks_its_column_cell_first(prose_model, test_slice, tmp_path):
+    store = record_activations(prose_model, test_slice, tmp_path / "prose.store", kinds=("h", "c"), progress=False)
+    assert len(store) == SLICE
+    rankings = rank_neurons(store, store_features(store), ("h", "c"))
+    assert rankings["column"].table.neuron[0] == COLUMN_CELL
+
+
+def test_its_column_cell_counts_the_characters_into_a_line(prose_model, test_slice):
+    """Checked apart from the recorder and the rankings: the fused model's c of layer 2, and
+    the column counted by hand."""
+    layer, unit = 1, int(COLUMN_CELL.rsplit(".", 1)[1])
+    values, columns = [], []
+    for doc in test_slice:
+        ids = torch.tensor([prose_model.vocab.encode(doc.text)])
+        _, cache = prose_model.model.run_with_cache(ids, names_filter=[f"layers.{layer}.hook_c"])
+        values.append(cache[f"layers.{layer}.hook_c"][0, :, unit].numpy())
+        column = 0
+        for ch in doc.text:
+            columns.append(column)
+            column = 0 if ch == "\n" else column + 1
+    rho = spearmanr(np.concatenate(values), columns).statistic
+    assert rho >= 0.9
