@@ -116,6 +116,8 @@ class Catalog:
             options += [{"label": str(n), "value": str(n)} for n in store.neuron_ids() if str(n) not in best]
             model = store.meta["model"]
             kinds = self.unrecorded_kinds(name)
+            if not kinds:  # all recorded, or no model to record more with (a store a user wrote)
+                return options
             directions = ("", "r") if model.get("bidirectional") else ("",)
             later = [
                 f"L{layer}{d}.{k}.{i}"

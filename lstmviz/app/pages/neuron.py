@@ -339,6 +339,9 @@ class NeuronPage(Page):
         hidden, shown = {"display": "none"}, {}
         try:
             store, name, neuron, _ = self.view_of(search)
+            if not store.meta.get("model"):  # activations a user wrote: no model to run
+                note = "The effect needs the model that recorded this store; this store was written without one."
+                return html.P(note, className="hint"), None, hidden, True
             layers = store.meta["model"]["num_layers"]
             tagger = store.meta["model"].get("num_labels")  # a tagger's head is no next-character decoder
             top_h = neuron.startswith(f"L{layers}.h.") and not tagger
