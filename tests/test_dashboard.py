@@ -7,15 +7,15 @@ import time
 
 import numpy as np
 import pytest
-from selenium import webdriver
+from browser import severe_console_errors, text_of, texts_of
 from selenium.common.exceptions import StaleElementReferenceException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
 from lstmviz.app import create_app
+from lstmviz.bench.browser import chrome
 
 
 @pytest.fixture(scope="module")
@@ -42,23 +42,7 @@ def downloads(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(downloads):
-    opts = webdriver.ChromeOptions()
-    opts.add_experimental_option("prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False})
-    for flag in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ]:
-        opts.add_argument(flag)
-    opts.binary_location = "/usr/bin/chromium"
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = chrome(downloads=downloads, logs=["browser"])
     yield driver
     driver.quit()
 
@@ -75,13 +59,6 @@ def open_view(browser, url, neuron_expected=None, timeout=30):
     return wait
 
 
-def text_of(browser, css: str, timeout: float = 30) -> str:
-    """The text of the first element matching ``css`` once it has some; an element drawn
-    again while it is read is looked up again (a callback may draw a message twice)."""
-    wait = WebDriverWait(browser, timeout, ignored_exceptions=[StaleElementReferenceException])
-    return wait.until(lambda d: d.find_element(By.CSS_SELECTOR, css).text)
-
-
 def painted_colour(browser, index):
     selector = f'#text-panel .ch[data-i="{index}"]'
     return browser.execute_script(f"return getComputedStyle(document.querySelector('{selector}')).backgroundColor;")
@@ -89,10 +66,6 @@ def painted_colour(browser, index):
 
 def panel_value(browser, index):
     return browser.execute_script(f"return document.getElementById('text-panel').lstmvizData.values[{index}]")
-
-
-def severe_console_errors(browser):
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def test_landing_page_shows_coloured_text_without_console_errors(server, browser, tiny_store):
@@ -120,7 +93,7 @@ def test_hovering_a_character_shows_its_value_and_the_models_guesses(server, bro
     browser.execute_script(
         "document.querySelector('#text-panel .ch[data-i=\"3\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
     )
-    tip = browser.find_element(By.ID, "hover-info").text
+    tip = text_of(browser, "#hover-info", until=lambda t: t.startswith("position"))
     value = float(tiny_store.neuron("L1.h.2", 13, 14)[0])
     assert tip.startswith("position 13 ") and f"L1.h.2 = {value:.3f}" in tip
     guesses = tip.split("next-char guesses: ")[1].split(", ")
@@ -135,11 +108,9 @@ def test_a_neuron_shows_its_contexts_and_scores(server, browser, neuron):
     open_view(browser, base + f"/?neuron={neuron}", neuron_expected=neuron)
     wait = WebDriverWait(browser, 30)
     wait.until(lambda d: d.find_element(By.ID, "details-rendered").get_attribute("textContent") == neuron)
-    high = browser.find_element(By.ID, "contexts-high")
-    assert "Highest activations" in high.text
-    rows = high.find_elements(By.CSS_SELECTOR, ".context")
-    assert rows and rows[0].find_element(By.TAG_NAME, "b").text  # the context's own character, marked
-    scores = browser.find_element(By.ID, "scores").text
+    assert "Highest activations" in text_of(browser, "#contexts-high")
+    assert texts_of(browser, "#contexts-high .context b")[0]  # the context's own character, marked
+    scores = text_of(browser, "#scores")
     assert ("in_string" in scores) if ".c." in neuron else ("computed for h and c" in scores)
     assert severe_console_errors(browser) == []
 
@@ -211,7 +182,7 @@ def test_discover_row_opens_that_neuron(server, browser, tiny_store):
     browser.get(base + "/discover?feature=in_comment")
     link = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#discover-table a.neuron-link"))
     expected = app.catalog.rankings(tiny_store.name)["in_comment"]["rows"][0]["neuron"]
-    assert link.text == expected
+    assert text_of(browser, "#discover-table a.neuron-link") == expected
     link.click()
     WebDriverWait(browser, 30).until(
         lambda d: d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == expected
@@ -231,7 +202,7 @@ def test_selected_text_ranks_neurons_on_discover(server, browser, tiny_store):
     browser.find_element(By.ID, "select-to-discover").click()
     WebDriverWait(browser, 30).until(lambda d: "/discover" in d.current_url and "range=10%3A31" in d.current_url)
     table = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "#discover-hypotheses table"))
-    assert "characters 10:31 (21)" in browser.find_element(By.ID, "discover-hypotheses").text
+    assert "characters 10:31 (21)" in text_of(browser, "#discover-hypotheses")
     assert len(table.find_elements(By.CSS_SELECTOR, "a.neuron-link")) > 0
 
 
@@ -240,7 +211,7 @@ def test_selection_button_without_a_selection_says_so(server, browser):
     open_view(browser, base + "/?neuron=L1.h.0", neuron_expected="L1.h.0")
     browser.execute_script("window.getSelection().removeAllRanges();")
     browser.find_element(By.ID, "select-to-discover").click()
-    message = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "selection-message").text)
+    message = text_of(browser, "#selection-message")
     assert "Select some characters" in message
 
 
@@ -258,8 +229,7 @@ def test_discover_bad_inputs_show_a_message(server, browser, query, message):
 def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, browser, tiny_store):
     base, _ = server
     browser.get(base + "/model")
-    WebDriverWait(browser, 120).until(lambda d: "n-gram" in d.find_element(By.ID, "model-bpc").text)
-    assert "recurrent model" in browser.find_element(By.ID, "model-bpc").text
+    assert "recurrent model" in text_of(browser, "#model-bpc", until=lambda t: "n-gram" in t, timeout=120)
     WebDriverWait(browser, 30).until(
         lambda d: (
             d.execute_script("var p=document.getElementById('model-text-panel'); return p && p.dataset.label") == "bits saved"
@@ -273,12 +243,12 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     base, app = server
     browser.get(base + "/compare")
     wait = WebDriverWait(browser, 120)
-    asked = wait.until(lambda d: d.find_element(By.ID, "cmp-progress").text)  # the disk it takes, before it starts
+    asked = text_of(browser, "#cmp-progress", timeout=120)  # the disk it takes, before it starts
     assert "GB in the cache, once" in asked and "records their h and c" in asked
     cost = app.catalog.comparisons.compare_cost(*app.catalog.comparisons.default_pair())
     assert f"about {cost / 1e9:.1f} GB" in asked and cost > 0
     assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair(), start=False) is None  # nothing started yet
-    emergence = wait.until(lambda d: d.find_element(By.ID, "cmp-emergence-progress").text)
+    emergence = text_of(browser, "#cmp-emergence-progress", timeout=120)
     assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
     browser.find_element(By.ID, "cmp-go-record").click()
     wait.until(lambda d: "record=yes" in d.current_url)
@@ -289,8 +259,7 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-b'); return p && p.dataset.label"))
     a_label = browser.execute_script("return document.getElementById('cmp-text-a').dataset.label")
     b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")
-    title_b = browser.find_element(By.ID, "cmp-title-b").text
-    assert f"best match {b_label}" in title_b and "step-000010" in browser.find_element(By.ID, "cmp-title-a").text
+    assert f"best match {b_label}" in text_of(browser, "#cmp-title-b") and "step-000010" in text_of(browser, "#cmp-title-a")
     job = app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair())
     assert job.result.best_match(a_label)["b"] == b_label
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-cka .heatmaplayer, #cmp-cka .hm"))
@@ -341,11 +310,11 @@ def test_generate_page_paints_the_held_and_the_plain_generation(server, browser,
     assert held["text"] == expected_held.text and plain["text"] == expected_plain.text
     assert all(v == 2.5 for v in held["values"]) and len(held["values"]) == 154
     assert plain["values"] == pytest.approx(expected_plain.values.tolist(), abs=1e-5)
-    assert "Holding L1.c.3 at 2.5" in browser.find_element(By.ID, "gen-title-held").text
+    assert "Holding L1.c.3 at 2.5" in text_of(browser, "#gen-title-held")
     browser.execute_script(
         "document.querySelector('#gen-text-held .ch[data-i=\"10\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
     )
-    tip = browser.find_element(By.ID, "gen-hover-held").text
+    tip = text_of(browser, "#gen-hover-held", until=lambda t: t.startswith("position"))
     assert tip.startswith("position 10 ") and "L1.c.3 = 2.500" in tip and "next-char guesses" in tip
     assert severe_console_errors(browser) == []
 
@@ -357,7 +326,7 @@ def test_generate_button_puts_the_experiment_in_the_url(server, browser):
     browser.find_element(By.ID, "gen-clamp").send_keys("L2.h.1:-0.9")
     browser.find_element(By.ID, "gen-run").click()
     WebDriverWait(browser, 60).until(lambda d: "clamp=L2.h.1%3A-0.9" in d.current_url)
-    WebDriverWait(browser, 60).until(lambda d: "L2.h.1 at -0.9" in d.find_element(By.ID, "gen-title-held").text)
+    text_of(browser, "#gen-title-held", until=lambda t: "L2.h.1 at -0.9" in t, timeout=60)
 
 
 @pytest.mark.parametrize(
@@ -391,12 +360,11 @@ def test_effect_panel_measures_an_ablation_against_controls(server, browser, tin
     assert cached_effect(tiny_store, "L2.h.1") is None
     wait.until(lambda d: d.find_element(By.ID, "effect-run").is_displayed())
     browser.find_element(By.ID, "effect-run").click()
-    table = WebDriverWait(browser, 120).until(lambda d: d.find_element(By.ID, "effect-table"))
+    features = texts_of(browser, "#effect-table tr td:first-child", timeout=120)
     data = cached_effect(tiny_store, "L2.h.1")
     assert data is not None and data["control"]["sets"] == 10
-    rows = table.find_elements(By.TAG_NAME, "tr")
-    assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in rows[1:]] == list(data["by_feature"])
-    assert f"{data['bpc']:.4f} → {data['ablated_bpc']:.4f}" in browser.find_element(By.ID, "effect-ablation").text
+    assert features == list(data["by_feature"])
+    assert f"{data['bpc']:.4f} → {data['ablated_bpc']:.4f}" in text_of(browser, "#effect-ablation")
     open_view(browser, base + "/?neuron=L2.h.1", neuron_expected="L2.h.1")  # measured once, shown at once
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "effect-table"))
     assert not browser.find_element(By.ID, "effect-run").is_displayed()
@@ -406,8 +374,31 @@ def test_effect_panel_measures_an_ablation_against_controls(server, browser, tin
 def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, browser):
     base, _ = server
     open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
-    hint = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "effect-logits").text)
+    hint = text_of(browser, "#effect-logits")
     assert "Only layer 2's h feeds the decoder directly" in hint
+
+
+def test_the_neuron_page_of_a_store_without_a_model_says_the_effect_needs_one(tmp_path):
+    """A store a user wrote from activations of their own records no model: the Neuron page
+    paints it, and its Effect panel says what it needs instead of failing."""
+    from lstmviz.bench.loadtest import DashClient
+    from lstmviz.store.writer import write_store
+
+    text = "def f(x):\n    return x  # the same\n" * 5
+    rng = np.random.default_rng(0)
+    series = {(1, "h"): np.tanh(rng.normal(size=(4, len(text)))), (1, "c"): rng.normal(size=(4, len(text)))}
+    store = write_store(tmp_path / "own.store", text, [("own.py", 0, len(text))], series, vocab=sorted(set(text)))
+    server = create_app([store]).server.test_client()
+    calls = DashClient("http://127.0.0.1:9", server.get("/_dash-dependencies").get_json())  # builds the bodies only
+    inputs = {"url.search": "?neuron=L1.c.2", "url.pathname": "/"}
+    answers = {}
+    for output in ("text-data", "effect-logits"):
+        answer = server.post("/_dash-update-component", data=calls.body(output, inputs), content_type="application/json")
+        assert answer.status_code == 200, answer.text
+        answers[output] = answer.get_json()["response"]
+    assert answers["text-data"]["text-data"]["data"]["label"] == "L1.c.2"  # painted
+    effect = answers["effect-logits"]["effect-logits"]["children"]["props"]
+    assert effect["className"] == "hint" and "needs the model that recorded this store" in effect["children"]
 
 
 def _painted(browser, panel):
@@ -438,7 +429,7 @@ def test_text_page_colours_typed_text_by_the_neuron(server, browser, tiny_store,
     browser.execute_script(
         "document.querySelector('#typed-panel .ch[data-i=\"4\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
     )
-    assert "L2.c.3 = " in browser.find_element(By.ID, "typed-hover").text
+    assert "L2.c.3 = " in text_of(browser, "#typed-hover", until=lambda t: t.startswith("position"))
     assert severe_console_errors(browser) == []
 
 
@@ -507,7 +498,7 @@ def test_the_neuron_page_box_paints_typed_text(server, browser):
     box = browser.find_element(By.ID, "nlive-input")
     box.send_keys("name('ψ')\n")
     WebDriverWait(browser, 30).until(lambda d: (_painted(d, "nlive-panel") or {}).get("label") == "L1.c.2")
-    assert "read as unknown: 'ψ' (1)" in browser.find_element(By.ID, "nlive-message").text
+    assert "read as unknown: 'ψ' (1)" in text_of(browser, "#nlive-message")
     assert severe_console_errors(browser) == []
 
 
@@ -531,11 +522,11 @@ def test_the_colour_scale_is_chosen_in_the_page_and_kept_in_the_url(server, brow
     s = app.catalog.scale(tiny_store.name, "L2.c.3", "split")
     value = float(tiny_store.neuron("L2.c.3", 47, 48)[0])
     WebDriverWait(browser, 30).until(lambda d: painted_colour(d, 7) == reference_colour(value, s.low, s.centre, s.high))
-    legend = browser.find_element(By.CSS_SELECTOR, ".legend").text
+    legend = text_of(browser, ".legend")
     assert "each side its own range" in legend and f"{s.high:+.2f}" in legend
     gate = "L1.f.2"
     open_view(browser, base + f"/?neuron={gate}&pos=0", neuron_expected=gate)  # a gate: white at 0 to red at 1
-    legend = browser.find_element(By.CSS_SELECTOR, ".legend").text
+    legend = text_of(browser, ".legend", until=lambda t: "white" in t)
     assert "white +0.00" in legend and "red +1.00" in legend
     value = float(tiny_store.neuron(gate, 3, 4)[0])
     assert painted_colour(browser, 3) == reference_colour(value, 0.0, 0.0, 1.0)
@@ -547,7 +538,7 @@ def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser,
     base, _ = server
     browser.get(base + "/heatmap?neurons=L1.h.0,L2.c.3,L1.f.1&range=0:300")
     WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#hm-figure .heatmaplayer, #hm-figure .hm"))
-    labels = browser.find_element(By.ID, "hm-figure").text
+    labels = text_of(browser, "#hm-figure")
     assert "L1.f.1 (0..1)" in labels and "each row" in labels  # rows say their scale; the colour bar is there
     fits = browser.execute_script(
         "var f = document.querySelector('#hm-figure .main-svg'), bar = document.querySelector('#hm-figure .colorbar');"
@@ -557,7 +548,7 @@ def test_the_heatmap_gives_each_row_its_range_and_fits_the_page(server, browser,
     assert fits == [True, True, True]
     browser.find_element(By.CSS_SELECTOR, "#hm-shared input").click()  # one scale for all rows, on request
     WebDriverWait(browser, 30).until(lambda d: "scale=shared" in d.current_url)
-    WebDriverWait(browser, 30).until(lambda d: "one scale for all rows" in d.find_element(By.ID, "hm-figure").text)
+    text_of(browser, "#hm-figure", until=lambda t: "one scale for all rows" in t)
 
 
 def test_a_reversed_range_says_so_and_keeps_the_inputs(server, browser):
@@ -573,12 +564,11 @@ def test_a_selection_ranks_by_f1_in_the_selection_and_scrolls_into_view(server, 
     browser.get(base + "/discover?range=100:140")
     note = text_of(browser, "#discover-hypotheses-note")
     assert "Ranked by F1" in note and "within the selection" in note
-    rows = browser.find_elements(By.CSS_SELECTOR, "#discover-hypotheses tr")[1:]
-    f1 = [float(r.find_elements(By.TAG_NAME, "td")[6].text) for r in rows]
+    f1 = [float(t) for t in texts_of(browser, "#discover-hypotheses tr td:nth-child(7)")]
     assert f1 == sorted(f1, reverse=True) and f1[0] > 0.3  # usable numbers, not 0.000 for every row
     top = browser.execute_script("return document.getElementById('discover-hypotheses').getBoundingClientRect().top")
     assert 0 <= top < browser.execute_script("return window.innerHeight")  # in view, not below the fold
-    assert "low where the feature is on" in browser.find_element(By.TAG_NAME, "body").text  # "signed" explained
+    assert "low where the feature is on" in text_of(browser, "body")  # "signed" explained
 
 
 def test_the_picker_finds_a_neuron_by_its_feature(server, browser, tiny_store):
@@ -588,21 +578,19 @@ def test_the_picker_finds_a_neuron_by_its_feature(server, browser, tiny_store):
     browser.find_element(By.ID, "neuron-pick").click()
     box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search"))
     box.send_keys("in_string")
-    WebDriverWait(browser, 30).until(lambda d: "in_string" in d.find_element(By.CSS_SELECTOR, "[role=option]").text)
-    options = browser.find_elements(By.CSS_SELECTOR, "[role=option]")
-    assert all("in_string" in o.text for o in options)  # only neurons good at it are offered, the best first
-    option = options[0]
-    assert option.text.startswith(f"{best} · best at in_string")
-    option.click()
+    options = texts_of(browser, "[role=option]", until=lambda texts: texts and "in_string" in texts[0])
+    assert all("in_string" in o for o in options)  # only neurons good at it are offered, the best first
+    assert options[0].startswith(f"{best} · best at in_string")
+    browser.find_element(By.CSS_SELECTOR, "[role=option]").click()
     WebDriverWait(browser, 30).until(lambda d: f"neuron={best}" in d.current_url)
 
 
 def test_the_model_page_axis_shows_where_training_ends(server, browser, tiny_store):
     base, _ = server
     browser.get(base + "/model")
-    WebDriverWait(browser, 120).until(lambda d: "n-gram" in d.find_element(By.ID, "model-bpc").text)
+    bpc_text = text_of(browser, "#model-bpc", until=lambda t: "n-gram" in t, timeout=120)
     y_range = browser.execute_script("return document.querySelector('#model-curves .js-plotly-plot').layout.yaxis.range")
-    bpc = float(browser.find_element(By.ID, "model-bpc").text.split("recurrent model (recorded)")[1].split()[0])
+    bpc = float(bpc_text.split("recurrent model (recorded)")[1].split()[0])
     assert y_range[0] < bpc < y_range[1]  # set from the references (the rule: test_the_training_axis_...)
     boxes = browser.execute_script(
         "return Array.from(document.querySelectorAll('#model-curves .annotation')).map(a => a.getBoundingClientRect())"
@@ -668,12 +656,12 @@ def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_ch
     threading.Thread(target=srv.run, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{srv.effective_port}/gates")
-        note = WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, "gates-error").text)
+        note = text_of(browser, "#gates-error", timeout=60)
         assert "the gates are recorded now" in note
         assert browser.find_elements(By.CSS_SELECTOR, "#gates-error progress") or "queue" in note
         go_on.set()
         WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
-        assert browser.find_element(By.ID, "gates-error").text == ""
+        assert text_of(browser, "#gates-error", until=lambda t: t == "") == ""
     finally:
         go_on.set()
         srv.close()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from browser import severe_console_errors, text_of, texts_of
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lstmviz.analysis.rankings import store_rankings
+from lstmviz.bench.browser import chrome
 from lstmviz.core.errors import LstmvizError
 from lstmviz.render.colours import neuron_scale
 from lstmviz.render.report import write_report
@@ -29,23 +29,8 @@ def report(tiny_store, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser():
-    opts = webdriver.ChromeOptions()
-    for flag in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ]:
-        opts.add_argument(flag)
-    opts.binary_location = "/usr/bin/chromium"
     # The console, and the DevTools network events: Resource Timing lists nothing for file:// pages.
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+    driver = chrome(logs=["browser", "performance"])
     yield driver
     driver.quit()
 
@@ -72,10 +57,6 @@ def requested_urls(browser) -> list[str]:
     return [e["params"]["request"]["url"] for e in events if e["method"] == "Network.requestWillBeSent"]
 
 
-def severe_console_errors(browser):
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-
-
 def test_the_folder_holds_an_index_plotly_and_a_page_per_best_neuron(report, tiny_store):
     best = best_neurons(tiny_store)
     pages = {p.name for p in (report / "neurons").iterdir()}
@@ -88,11 +69,10 @@ def test_index_lists_each_features_best_cells_with_their_scores(report, tiny_sto
     open_page(browser, report / "index.html")
     rankings = store_rankings(tiny_store)
     for feature, neurons in best_neurons(tiny_store).items():
-        section = browser.find_element(By.CSS_SELECTOR, f'section[data-feature="{feature}"]')
-        rows = section.find_elements(By.CSS_SELECTOR, "tr")[1:]
-        assert [r.find_element(By.CSS_SELECTOR, "a").text for r in rows] == neurons
+        section = f'section[data-feature="{feature}"]'
+        assert texts_of(browser, f"{section} tr a") == neurons
         best = rankings[feature]["rows"][0]
-        cells = [td.text for td in rows[0].find_elements(By.CSS_SELECTOR, "td")]
+        cells = texts_of(browser, f"{section} tr:nth-child(2) td")  # the first row under the header
         metric, value = rankings[feature]["metric"], best["value"]
         # an AUROC reads as its strength and its direction (0.076: "0.924 (low inside)"); a rho keeps its sign
         reads = (
@@ -107,7 +87,7 @@ def test_links_from_the_index_open_the_neuron_pages(report, tiny_store, browser)
     open_page(browser, report / "index.html")
     first = best_neurons(tiny_store)["in_string"][0]
     browser.find_element(By.LINK_TEXT, first).click()
-    WebDriverWait(browser, 30).until(lambda d: d.find_element(By.TAG_NAME, "h1").text == first)
+    text_of(browser, "h1", until=lambda t: t == first)
     assert browser.current_url == (report / "neurons" / f"{first}.html").as_uri()
     open_page(browser, report / "index.html")
     for link in browser.find_elements(By.CSS_SELECTOR, "a.neuron-link"):
@@ -154,7 +134,7 @@ def test_neuron_page_draws_its_figures_offline_without_console_errors(report, ti
     rendered_figures(browser)
     assert browser.find_elements(By.CSS_SELECTOR, "#histogram .bars path")  # the histogram's bars
     assert browser.find_elements(By.CSS_SELECTOR, "#heatmap .hm image")  # the heatmap's cells, as one image
-    assert neuron in browser.find_element(By.CSS_SELECTOR, "#histogram .gtitle").text
+    assert neuron in text_of(browser, "#histogram .gtitle")
     urls = requested_urls(browser)
     assert (report / "assets" / "plotly.min.js").as_uri() in urls
     # plotly paints the heatmap as an inline data: image, which is no request

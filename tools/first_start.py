@@ -11,8 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from lstmviz.bench.browser import chrome
 
 cache = Path(sys.argv[1])
 port = int(sys.argv[2])
@@ -36,11 +35,7 @@ def du():
 
 
 print(f"cache after the first start: {du():.2f} GB", flush=True)
-opts = webdriver.ChromeOptions()
-for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1500,1000"]:
-    opts.add_argument(flag)
-opts.binary_location = "/usr/bin/chromium"
-d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+d = chrome(window=(1500, 1000))
 try:
     for page in ["/", "/discover", "/heatmap", "/gates", "/model", "/compare", "/generate", "/text"]:
         t = time.perf_counter()

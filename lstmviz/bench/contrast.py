@@ -12,6 +12,8 @@ from ..analysis.rankings import RANKED_KINDS, store_rankings
 from ..render.colours import SCALES, contrast, default_scale, scale_for
 from ..store.reader import ActivationStore
 from ..text.features import store_features
+from .fixtures import default_checkpoint
+from .harness import result
 
 BEFORE = "symmetric"  # the scale every neuron was painted on before per-neuron scales
 
@@ -44,15 +46,13 @@ def contrast_rows(store: ActivationStore, top: int = 3) -> list[dict]:
 def bench_contrast(checkpoint: str | None = None, top: int = 3) -> dict:
     """:func:`contrast_rows` on the checkpoint's test split (h and c recorded, from the cache)."""
     from ..analysis.evaluate import evaluation_documents
-    from ..model.checkpoint import load_checkpoint
-    from ..recording.sources import DEFAULT_CHECKPOINT, recorded
+    from ..recording.sources import recorded
 
-    ckpt = load_checkpoint(checkpoint or DEFAULT_CHECKPOINT)
+    ckpt = default_checkpoint(checkpoint)
     store = recorded(ckpt, evaluation_documents(ckpt), kinds=RANKED_KINDS)
     rows = contrast_rows(store, top)
     best = [r for r in rows if r["neuron"] == next(x["neuron"] for x in rows if x["feature"] == r["feature"])]
-    return {
-        "benchmark": "contrast",
+    figures = {
         "store": store.name,
         "cells": rows,
         "best_cells_before": {r["feature"]: r[BEFORE] for r in best},
@@ -61,3 +61,5 @@ def bench_contrast(checkpoint: str | None = None, top: int = 3) -> dict:
         "mean_default": round(float(np.mean([r[r["default"]] for r in rows])), 1),
         "unit": "CIELAB Delta E between the mean colours inside and outside the feature",
     }
+    measures = f"how plainly the {top} best cells of each binary feature show as painted, under every colour scale"
+    return result("contrast", measures, figures)

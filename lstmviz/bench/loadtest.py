@@ -119,38 +119,72 @@ def stress(base_url: str, stop: threading.Event) -> dict:
     return answers
 
 
+class _Tally:
+    """The latencies (ms) and errors of concurrent clients."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+
+    def add(self, latency: float | None = None, error: str | None = None) -> None:
+        with self._lock:
+            self.latencies += [latency] if latency is not None else []
+            self.errors += [error] if error is not None else []
+
+
+def _switching_client(
+    base_url: str, dependencies: list[dict], store: str, neurons: list[str], switches: int, rng, start, tally: _Tally
+) -> None:
+    """One client: waits at ``start``, then ``switches`` neuron switches on ``store``, no think
+    time, each one's latency or error tallied."""
+    dash_client = DashClient(base_url, dependencies)
+    start.wait()
+    for _ in range(switches):
+        text_body, details_body = dash_client.switch_bodies(rng.choice(neurons), rng.randrange(0, 100_000), store)
+        t0 = time.perf_counter()
+        try:
+            for body in (text_body, details_body):
+                dash_client.call_raw(body)
+            tally.add(latency=1000 * (time.perf_counter() - t0))
+        except Exception as exc:  # counted, never raised: the test is of the server
+            tally.add(error=f"{type(exc).__name__}: {exc}")
+            dash_client.close()
+            dash_client = DashClient(base_url, dependencies)
+    dash_client.close()
+
+
+def _summary(latencies: list[float], errors: list[str], wall: float) -> dict:
+    """Switches, errors and latency percentiles (ms) of a load test."""
+    ordered = sorted(latencies)
+    pct = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")  # noqa: E731
+    return {
+        "load_switches": len(latencies),
+        "load_errors": len(errors),
+        "load_first_error": errors[0] if errors else None,
+        "load_median_ms": round(statistics.median(ordered), 1) if ordered else float("nan"),
+        "load_p95_ms": pct(0.95),
+        "load_max_ms": round(ordered[-1], 1) if ordered else float("nan"),
+        "load_switches_per_s": round(len(latencies) / wall, 1),
+    }
+
+
 def run_load(
     base_url: str, store: str, neurons: list[str], clients: int = 20, switches: int = 50, seed: int = 0, stressed: bool = False
 ) -> dict:
     """``clients`` concurrent clients, ``switches`` neuron switches each on ``store``, no
     think time; with ``stressed``, while :func:`stress` runs."""
     dependencies = DashClient.fetch_dependencies(base_url)
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
+    tally = _Tally()
     start = threading.Barrier(clients)
-
-    def client(k: int) -> None:
-        rng = random.Random(seed * 1000 + k)
-        dash_client = DashClient(base_url, dependencies)
-        start.wait()
-        for _ in range(switches):
-            text_body, details_body = dash_client.switch_bodies(rng.choice(neurons), rng.randrange(0, 100_000), store)
-            t0 = time.perf_counter()
-            try:
-                for body in (text_body, details_body):
-                    dash_client.call_raw(body)
-                ms = 1000 * (time.perf_counter() - t0)
-                with lock:
-                    latencies.append(ms)
-            except Exception as exc:  # counted, never raised: the test is of the server
-                with lock:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                dash_client.close()
-                dash_client = DashClient(base_url, dependencies)
-        dash_client.close()
-
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
+    threads = [
+        threading.Thread(
+            target=_switching_client,
+            args=(base_url, dependencies, store, neurons, switches, random.Random(seed * 1000 + k), start, tally),
+            daemon=True,
+        )
+        for k in range(clients)
+    ]
     stop, stressing = threading.Event(), {}
     if stressed:
         heavy = threading.Thread(target=lambda: stressing.update(stress(base_url, stop)), daemon=True)
@@ -165,20 +199,7 @@ def run_load(
     if stressed:
         stop.set()
         heavy.join()
-    ordered = sorted(latencies)
-    pct = lambda q: round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")  # noqa: E731
-    return {
-        "clients": clients,
-        "switches_per_client": switches,
-        "load_switches": len(latencies),
-        "load_errors": len(errors),
-        "load_first_error": errors[0] if errors else None,
-        "load_median_ms": round(statistics.median(ordered), 1) if ordered else float("nan"),
-        "load_p95_ms": pct(0.95),
-        "load_max_ms": round(ordered[-1], 1) if ordered else float("nan"),
-        "load_switches_per_s": round(len(latencies) / wall, 1),
-        **stressing,
-    }
+    return {"clients": clients, "switches_per_client": switches, **_summary(tally.latencies, tally.errors, wall), **stressing}
 
 
 def main() -> None:

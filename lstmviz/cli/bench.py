@@ -26,7 +26,7 @@ def _at_least(**options: int) -> None:
 
 
 def _report(result: dict, as_json: bool) -> None:
-    from ..bench.scenarios import format_table
+    from ..bench.harness import format_table
 
     click.echo(json.dumps(result, indent=1) if as_json else format_table(result))
 
@@ -41,7 +41,8 @@ def bench_train_command(checkpoint, steps, repeats, cells, as_json) -> None:
     """Training characters/s against a plain nn.LSTM loop (target ratio >= 0.95), or, with
     --cells, of each cell type beside the LSTM."""
     _at_least(steps=steps, repeats=repeats)
-    from ..bench.scenarios import bench_cells, bench_train
+    from ..bench.cells import bench_cells
+    from ..bench.train import bench_train
 
     if cells is not None:
         _report(bench_cells("train", list(comma_list(cells)), steps, repeats=repeats), as_json)
@@ -60,7 +61,8 @@ def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> N
     """Full recording against the fused forward (ceiling) and an nn.LSTMCell loop with the input projection hoisted, or, with
     --cells, of each cell type beside the LSTM."""
     _at_least(chars=chars, repeats=repeats)
-    from ..bench.scenarios import bench_cells, bench_record
+    from ..bench.cells import bench_cells
+    from ..bench.record import bench_record
 
     if cells is not None:
         _report(bench_cells("record", list(comma_list(cells)), chars=chars, repeats=repeats), as_json)
@@ -78,7 +80,7 @@ def bench_record_command(checkpoint, chars, lanes, repeats, cells, as_json) -> N
 def bench_scale_command(checkpoint, chars, repeats, as_json) -> None:
     """Recording and find-cells in one process against a local Ray cluster with one and two workers."""
     _at_least(chars=chars, repeats=repeats)
-    from ..bench.scenarios import bench_scale
+    from ..bench.scale import bench_scale
 
     _report(bench_scale(checkpoint, chars, repeats), as_json)
 
@@ -92,7 +94,7 @@ def bench_scale_command(checkpoint, chars, repeats, as_json) -> None:
 def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
     """The exact intervention pass against a careful hand-written clamp loop, the fused forward and sampling."""
     _at_least(chars=chars, repeats=repeats)
-    from ..bench.scenarios import bench_intervene
+    from ..bench.intervene import bench_intervene
 
     _report(bench_intervene(checkpoint, chars, lanes, repeats), as_json)
 
@@ -105,7 +107,7 @@ def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
 def bench_analysis_command(store, chars, repeats, as_json) -> None:
     """Ranking h and c of every layer against all features, beside scipy's rankdata and one matrix product per block."""
     _at_least(chars=chars, repeats=repeats)
-    from ..bench.scenarios import bench_analysis
+    from ..bench.analysis import bench_analysis
 
     _report(bench_analysis(store, chars, repeats=repeats), as_json)
 
@@ -122,7 +124,7 @@ def bench_analysis_command(store, chars, repeats, as_json) -> None:
 def bench_dashboard_command(store, chars, switches, clients, per_client, no_browser, no_stress, as_json) -> None:
     """Neuron-switch and contexts server time against the raw read, paint time, and a load test."""
     _at_least(chars=chars, switches=switches, clients=clients, per_client=per_client)
-    from ..bench.scenarios import bench_dashboard
+    from ..bench.dashboard import bench_dashboard
 
     _report(bench_dashboard(store, chars, switches, clients, per_client, browser=not no_browser, stress=not no_stress), as_json)
 
@@ -135,7 +137,7 @@ def bench_dashboard_command(store, chars, switches, clients, per_client, no_brow
 def bench_compare_command(chars, units, repeats, as_json) -> None:
     """The whole comparison beside the correlations a careful user writes: standardised series, one float32 product."""
     _at_least(chars=chars, units=units, repeats=repeats)
-    from ..bench.scenarios import bench_compare
+    from ..bench.compare import bench_compare
 
     _report(bench_compare(chars, units, repeats), as_json)
 

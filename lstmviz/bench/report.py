@@ -1,0 +1,155 @@
+"""``docs/performance.md`` from the benchmarks' results, so the performance tables are never
+typed by hand: each figure beside its target, with the machine and the time it was measured.
+
+    lstmviz bench NAME --json > docs/bench/NAME.json    # each benchmark, on a quiet machine
+    python -m lstmviz.bench.report                      # docs/bench/*.json -> docs/performance.md
+
+A result is what ``lstmviz bench NAME --json`` prints (``docs/bench-result.schema.json``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from ..core.atomic import write_atomic
+from ..core.errors import LstmvizError
+from .harness import machine_text, target_met, target_text
+
+RESULTS = Path("docs/bench")
+PAGE = Path("docs/performance.md")
+REQUIRED = ("benchmark", "measures", "targets", "machine", "recorded")
+ABOUT = ("benchmark", "measures", "targets", "machine", "recorded", "cells")  # not figures
+ORDER = [
+    "train",
+    "train --cells",
+    "record",
+    "record --cells",
+    "intervene",
+    "analysis",
+    "dashboard",
+    "compare",
+    "scale",
+    "contrast",
+]
+
+
+def load_results(folder: Path) -> list[dict]:
+    """Every result in ``folder`` (``*.json``), in the order of the pipeline: train, record, ..."""
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise LstmvizError(
+                f"{path} is not a benchmark result ({exc}); write it with `lstmviz bench NAME --json > {path}`."
+            ) from None
+        missing = [k for k in REQUIRED if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise LstmvizError(f"{path} is not a benchmark result: it has no {', '.join(missing)}.")
+        results.append(data)
+    rank = {name: k for k, name in enumerate(ORDER)}
+    return sorted(results, key=lambda r: (rank.get(r["benchmark"], len(ORDER)), r["benchmark"]))
+
+
+def shown(value) -> str:
+    """A figure as the page shows it: thousands grouped, lists joined, nothing measured n/a."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    if isinstance(value, list):
+        return " / ".join(shown(v) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{k} {shown(v)}" for k, v in value.items())
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _met(value, target: dict) -> str:
+    met = target_met(value, target)
+    return "n/a" if met is None else "yes" if met else "**no**"
+
+
+def _when(result: dict) -> str:
+    return result["recorded"].replace("T", " ")
+
+
+def _table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head), *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+def _summary(results: list[dict]) -> list[str]:
+    """Every figure that has a target, beside it; then which machine measured what."""
+    rows = [
+        [f"`{r['benchmark']}`", name, shown(r.get(name)), target_text(t), _met(r.get(name), t), _when(r)]
+        for r in results
+        for name, t in r["targets"].items()
+    ]
+    lines = ["## Targets", "", *_table(["benchmark", "figure", "measured", "target", "met", "recorded"], rows), ""]
+    machines: dict[str, list[str]] = {}
+    for r in results:
+        machines.setdefault(machine_text(r["machine"]), []).append(f"`{r['benchmark']}`")
+    lines += [f"Measured on {machine}: {', '.join(names)}." for machine, names in machines.items()]
+    return [*lines, ""]
+
+
+def _section(r: dict) -> list[str]:
+    """One benchmark: what it measures, where and when, its descriptions, then every figure
+    (beside its target where it has one) and its per-row table, if any."""
+    lines = [f"## `lstmviz bench {r['benchmark']}`", "", f"{r['measures'][0].upper()}{r['measures'][1:]}.", ""]
+    lines += [f"Recorded {_when(r)} on {machine_text(r['machine'])}.", ""]
+    figures = {k: v for k, v in r.items() if k not in ABOUT}
+    lines += [f"- {k}: {shown(v)}" for k, v in figures.items() if isinstance(v, str)]
+    rows = []
+    for k, v in figures.items():
+        if not isinstance(v, str):
+            t = r["targets"].get(k)
+            rows.append([k, shown(v), target_text(t) if t else "", _met(v, t) if t else ""])
+    lines += ["", *_table(["figure", "measured", "target", "met"], rows), ""]
+    if r.get("cells"):
+        head = list(r["cells"][0])
+        lines += [*_table(head, [[shown(row.get(k)) for k in head] for row in r["cells"]]), ""]
+    return lines
+
+
+def performance_page(results: list[dict]) -> str:
+    """The page: how it was made, the targets table, then one section per benchmark."""
+    lines = [
+        "# Performance",
+        "",
+        "Generated by `python -m lstmviz.bench.report` from the benchmarks' results in `docs/bench/`:",
+        "do not edit it by hand. Each benchmark measures our code beside its reference in the same run",
+        "(medians of repeats). To measure one again, on a quiet machine:",
+        "`lstmviz bench NAME --json > docs/bench/NAME.json`, then run the generator.",
+        "",
+    ]
+    if not results:
+        return "\n".join([*lines, "No benchmark results are recorded yet.", ""])
+    lines += _summary(results)
+    for r in results:
+        lines += _section(r)
+    return "\n".join(lines)
+
+
+def write_performance(results: Path = RESULTS, out: Path = PAGE) -> Path:
+    """Write ``out`` from the results in ``results``."""
+    write_atomic(out, performance_page(load_results(results)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0].strip("`"))
+    parser.add_argument("--results", type=Path, default=RESULTS, help=f"folder of results (default: {RESULTS})")
+    parser.add_argument("--out", type=Path, default=PAGE, help=f"the page to write (default: {PAGE})")
+    args = parser.parse_args(argv)
+    try:
+        print(f"wrote {write_performance(args.results, args.out)}")
+    except LstmvizError as exc:
+        parser.exit(2, f"error: {exc}\n")
+
+
+if __name__ == "__main__":
+    main()
