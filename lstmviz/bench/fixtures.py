@@ -20,6 +20,22 @@ def default_checkpoint(path: str | Path | None) -> Checkpoint:
     return load_checkpoint(path or DEFAULT_CHECKPOINT)
 
 
+def model_shape(cfg) -> str:
+    """A model's size as the benchmarks' results name it, e.g. ``2x384 lstm`` (layers x units,
+    cell), from its model or training config."""
+    return f"{cfg.num_layers}x{cfg.hidden_size} {cfg.cell}"
+
+
+def bench_store(folder: Path, store_path: str | None, chars: int, units: int | None, seed: int) -> tuple[ActivationStore, str]:
+    """The store at ``store_path`` if given, else a synthetic one of ``chars`` characters in
+    ``folder`` (:func:`synthetic_store`); and a description."""
+    if store_path:
+        from ..store.open import open_store
+
+        return open_store(store_path), f"store {store_path}"
+    return synthetic_store(folder / "bench.store", chars, units=units, seed=seed)
+
+
 def synthetic_store(out: Path, chars: int, units: int | None = None, seed: int = 0) -> tuple[ActivationStore, str]:
     """A store over ``chars`` characters of real text (the stdlib) with synthetic h and c of
     the shipped model's shape (or ``units`` per layer): for benchmarks that need more text

@@ -13,7 +13,7 @@ from ..core.errors import LstmvizError
 from ..model.checkpoint import Checkpoint
 from ..store.format import DEFAULT_LANES
 from ..text.lanes import Chunk, LaidText
-from .fixtures import default_checkpoint, laid_chunks, user_batches
+from .fixtures import default_checkpoint, laid_chunks, model_shape, user_batches
 from .harness import at_least, result, timed
 from .references import clamped_loop, forward_seconds
 
@@ -77,7 +77,7 @@ def bench_intervene(
     runs, n = _runs(ckpt, laid, chunks, unit, repeats, sample_chars), len(laid.text)
     exact, loop, fused = (n / statistics.median(runs[k]) for k in ("ours", "loop", "fused"))
     figures = {
-        "model": f"{cfg.num_layers}x{cfg.hidden_size} {cfg.cell}",
+        "model": model_shape(cfg),
         "intervention": f"L1.c.{unit} clamped to {VALUE:g} at every character",
         "chars": n,
         "lanes": laid.lanes,

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store.format import DEFAULT_LANES
-from .fixtures import default_checkpoint, laid_chunks, user_batches
+from .fixtures import default_checkpoint, laid_chunks, model_shape, user_batches
 from .harness import at_least, at_most, result, run_module
 from .references import forward_seconds, hoisted_cell_loop
 
@@ -90,7 +90,7 @@ def bench_record(
     ours, fused, loop, model = (n / statistics.median(runs[k]) for k in ("ours", "fused", "loop", "model"))
     bytes_per_value, n_series = runs["stored"]
     figures = {
-        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "model": model_shape(ckpt.model_config),
         "chars": n,
         "lanes": laid.lanes,
         "series": n_series,
