@@ -384,7 +384,7 @@ def test_the_neuron_page_of_a_store_without_a_model_says_the_effect_needs_one(tm
         answers[output] = answer.get_json()["response"]
     assert answers["text-data"]["text-data"]["data"]["label"] == "L1.c.2"  # painted
     effect = answers["effect-logits"]["effect-logits"]["children"]["props"]
-    assert effect["className"] == "hint" and "needs the model that recorded this store" in effect["children"]
+    assert effect["className"] == "hint" and "without the model that made its activations" in effect["children"]
 
 
 def _painted(browser, panel):
