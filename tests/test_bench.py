@@ -82,7 +82,7 @@ def test_the_compare_reference_correlates_as_we_do(tmp_path, monkeypatch):
 def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
     import torch
 
-    from lstmviz.bench.fixtures import lane_batches
+    from lstmviz.bench.fixtures import laid_chunks, user_batches
     from lstmviz.bench.references import hoisted_cell_loop
     from lstmviz.model.checkpoint import load_checkpoint
     from lstmviz.recording.recorder import record_activations
@@ -92,7 +92,8 @@ def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
     ckpt = load_checkpoint(tiny_checkpoint)
     docs = [Document(f"d{k}", CODE[k * 70 : k * 70 + 70]) for k in range(3)]  # one lane each: no state resets inside
     ours = record_activations(ckpt, docs, None, progress=False)
-    batches, n = lane_batches(ckpt, docs, 3, 32)
+    laid, chunks = laid_chunks(ckpt, docs, 3, 32)
+    batches, n = user_batches(chunks), len(laid.text)
     _, kept = hoisted_cell_loop(ckpt, batches)
     cfg = ckpt.model_config
     h = torch.zeros(cfg.num_layers, n, cfg.hidden_size)
@@ -107,6 +108,19 @@ def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
         for kind, series in (("h", h), ("c", c)):
             recorded = np.asarray(ours.series_block(layer + 1, kind), dtype=np.float32)  # float16 as stored
             np.testing.assert_allclose(series[layer].T.numpy(), recorded, rtol=2e-3, atol=2e-3)
+
+
+def test_the_synthetic_store_holds_the_first_characters_of_the_stdlib(tmp_path):
+    from lstmviz.bench.fixtures import synthetic_store
+    from lstmviz.text.corpus import load_corpus
+
+    store, source = synthetic_store(tmp_path / "s.store", 5000, units=2)
+    documents = load_corpus(max_chars=5000).documents
+    assert store.text() == "".join(d.text for d in documents)[:5000] and "over 5,000 stdlib characters" in source
+    cut = [(d.name, d.start, d.stop) for d in store.documents]
+    assert [start for _, start, _ in cut] == [0, *(stop for _, _, stop in cut[:-1])] and cut[-1][2] == 5000
+    assert [name for name, _, _ in cut] == [d.name for d in documents][: len(cut)]
+    assert store.series_block(1, "h").shape == (2, 5000)
 
 
 # -- smoke runs ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-from browser import severe_console_errors, text_of, texts_of
 from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -15,7 +14,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
 from lstmviz.app import create_app
-from lstmviz.bench.browser import chrome
+from lstmviz.bench.browser import chromium, panel_label, severe_console_errors, text_of, texts_of
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +41,15 @@ def downloads(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser(downloads):
-    driver = chrome(downloads=downloads, logs=["browser"])
-    yield driver
-    driver.quit()
+    with chromium(downloads=downloads, logs=["browser"]) as driver:
+        yield driver
 
 
 def open_view(browser, url, neuron_expected=None, timeout=30):
     browser.get(url)
     wait = WebDriverWait(browser, timeout)
     if neuron_expected:
-        wait.until(
-            lambda d: (
-                d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == neuron_expected
-            )
-        )
+        wait.until(lambda d: panel_label(d) == neuron_expected)
     return wait
 
 
@@ -121,9 +115,7 @@ def test_next_button_recolours_and_updates_the_url(server, browser, tiny_store):
     before = [painted_colour(browser, i) for i in range(40)]
     browser.find_element(By.ID, "next-neuron").click()
     WebDriverWait(browser, 30).until(lambda d: "neuron=L1.h.5" in d.current_url)
-    WebDriverWait(browser, 30).until(
-        lambda d: d.execute_script("return document.getElementById('text-panel').dataset.label") == "L1.h.5"
-    )
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d) == "L1.h.5")
     after = [painted_colour(browser, i) for i in range(40)]
     assert before != after
 
@@ -184,9 +176,7 @@ def test_discover_row_opens_that_neuron(server, browser, tiny_store):
     expected = app.catalog.rankings(tiny_store.name)["in_comment"]["rows"][0]["neuron"]
     assert text_of(browser, "#discover-table a.neuron-link") == expected
     link.click()
-    WebDriverWait(browser, 30).until(
-        lambda d: d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == expected
-    )
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d) == expected)
     assert f"neuron={expected}" in browser.current_url
     assert severe_console_errors(browser) == []
 
@@ -230,11 +220,7 @@ def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, br
     base, _ = server
     browser.get(base + "/model")
     assert "recurrent model" in text_of(browser, "#model-bpc", until=lambda t: "n-gram" in t, timeout=120)
-    WebDriverWait(browser, 30).until(
-        lambda d: (
-            d.execute_script("var p=document.getElementById('model-text-panel'); return p && p.dataset.label") == "bits saved"
-        )
-    )
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d, "model-text-panel") == "bits saved")
     assert browser.find_elements(By.CSS_SELECTOR, "#model-curves .scatterlayer .trace")  # training curves drawn
     assert severe_console_errors(browser) == []
 
@@ -256,14 +242,14 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     WebDriverWait(browser, 120, ignored_exceptions=[StaleElementReferenceException]).until(
         lambda d: d.find_element(By.ID, "cmp-go-emergence").click() or True
     )
-    wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-b'); return p && p.dataset.label"))
-    a_label = browser.execute_script("return document.getElementById('cmp-text-a').dataset.label")
-    b_label = browser.execute_script("return document.getElementById('cmp-text-b').dataset.label")
+    wait.until(lambda d: panel_label(d, "cmp-text-b"))
+    a_label = panel_label(browser, "cmp-text-a")
+    b_label = panel_label(browser, "cmp-text-b")
     assert f"best match {b_label}" in text_of(browser, "#cmp-title-b") and "step-000010" in text_of(browser, "#cmp-title-a")
     job = app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair())
     assert job.result.best_match(a_label)["b"] == b_label
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-cka .heatmaplayer, #cmp-cka .hm"))
-    wait.until(lambda d: d.execute_script("var p=document.getElementById('cmp-text-loss'); return p && p.dataset.label"))
+    wait.until(lambda d: panel_label(d, "cmp-text-loss"))
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cmp-emergence .scatterlayer .trace"))
     assert len(browser.find_elements(By.CSS_SELECTOR, "#cmp-features tr")) == 1 + 7  # header + features
     browser.find_element(By.ID, "cmp-export-cka").click()
@@ -398,7 +384,7 @@ def test_the_neuron_page_of_a_store_without_a_model_says_the_effect_needs_one(tm
         answers[output] = answer.get_json()["response"]
     assert answers["text-data"]["text-data"]["data"]["label"] == "L1.c.2"  # painted
     effect = answers["effect-logits"]["effect-logits"]["children"]["props"]
-    assert effect["className"] == "hint" and "cannot measure this neuron's effect" in effect["children"]
+    assert effect["className"] == "hint" and "without the model that made its activations" in effect["children"]
 
 
 def _painted(browser, panel):
@@ -631,7 +617,7 @@ def test_gates_are_recorded_when_a_page_first_asks_for_them(hc_server, browser):
     assert app.catalog.unrecorded_kinds(name) == ["i", "f", "g", "o"]
     browser.get(base + "/?neuron=L1.f.2")
     WebDriverWait(browser, 60).until(
-        lambda d: d.execute_script("var p=document.getElementById('text-panel'); return p && p.dataset.label") == "L1.f.2"
+        lambda d: panel_label(d) == "L1.f.2"
     )  # said to be recording, then painted once recorded (the page polls)
     assert app.catalog.unrecorded_kinds(name) == [] and {s.kind for s in app.catalog.store(name).series} >= {"i", "f"}
     assert app.catalog.scale(name, "L2.c.1").label  # the h and c summaries carried over to the whole recording

@@ -52,6 +52,16 @@ def test_show_and_heatmap_bad_input(tiny_checkpoint, tiny_store):
     assert lstmviz.heatmap(tiny_store, "L1.c.2,L2.h.0", range="0:50").data[0].z.shape == (2, 50)
 
 
+def test_heatmap_reads_neurons_as_every_command_does(tiny_store):
+    """A comma list as the CLI's ``export heatmap`` reads it: spaces and empty items dropped,
+    repeats once; a list of ids too; an id that is not one gets the one sentence."""
+    figure = lstmviz.heatmap(tiny_store, " L1.c.2, L2.h.0,,L1.c.2 ", range="0:50")
+    assert figure.data[0].z.shape == (2, 50)
+    assert figure.data[0].z.tolist() == lstmviz.heatmap(tiny_store, ["L1.c.2", "L2.h.0"], range="0:50").data[0].z.tolist()
+    with pytest.raises(LstmvizError, match="'L1-c-2' is not a neuron id"):
+        lstmviz.heatmap(tiny_store, "L1-c-2", range="0:50")
+
+
 def test_the_example_notebook_runs_without_an_error():
     notebook = nbformat.read(EXAMPLE, as_version=4)
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(EXAMPLE.parent)}}).execute()

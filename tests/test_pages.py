@@ -10,7 +10,6 @@ import test_dashboard
 from dash import no_update
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from test_dashboard import severe_console_errors, text_of
 from waitress import create_server
 
 from lstmviz.app import create_app
@@ -22,6 +21,7 @@ from lstmviz.app.pages.heatmap import HeatmapView
 from lstmviz.app.pages.neuron import NeuronView
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
+from lstmviz.bench.browser import panel_label, severe_console_errors, text_of
 from lstmviz.store.writer import write_store
 
 browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
@@ -127,10 +127,6 @@ def own_server(own_store, tmp_path_factory):
     mp.undo()
 
 
-def _painted_label(browser, panel: str):
-    return browser.execute_script(f"var p=document.getElementById('{panel}'); return p && p.lstmvizData && p.dataset.label")
-
-
 def _settled(browser) -> bool:
     return not browser.find_elements(By.CSS_SELECTOR, "[data-dash-is-loading='true']")
 
@@ -142,13 +138,13 @@ def _one_sentence(text: str, says: str) -> None:
 
 def _neuron(browser, base):
     browser.get(base + "/")
-    WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel"))
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d))
     _one_sentence(text_of(browser, "#effect-logits .hint"), "cannot measure this neuron's effect")
     assert not browser.find_element(By.ID, "effect-run").is_displayed()
     browser.execute_script(
         "document.querySelector('#text-panel .ch[data-i=\"3\"]').dispatchEvent(new MouseEvent('mouseover', {bubbles: true}))"
     )
-    tip = browser.find_element(By.ID, "hover-info").text
+    tip = text_of(browser, "#hover-info", until=lambda text: text.startswith("position "))
     assert tip.startswith("position 3 ") and "guesses" not in tip  # no model, so no guesses to show
     browser.find_element(By.CSS_SELECTOR, "#neuron-live summary").click()
     browser.find_element(By.ID, "nlive-input").send_keys("name = 'x'\n")
@@ -180,7 +176,7 @@ def _model(browser, base):
 
 def _compare(browser, base):
     browser.get(base + "/compare")  # the store beside itself: nothing to record
-    WebDriverWait(browser, 60).until(lambda d: _painted_label(d, "cmp-text-b"))
+    WebDriverWait(browser, 60).until(lambda d: panel_label(d, "cmp-text-b"))
     _one_sentence(text_of(browser, "#cmp-emergence-progress .hint"), "cannot follow its cells through training snapshots")
 
 

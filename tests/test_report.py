@@ -8,12 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser import severe_console_errors, text_of, texts_of
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from lstmviz.analysis.rankings import store_rankings
-from lstmviz.bench.browser import chrome
+from lstmviz.bench.browser import chromium, severe_console_errors, text_of, texts_of
 from lstmviz.core.errors import LstmvizError
 from lstmviz.render.colours import neuron_scale
 from lstmviz.render.report import write_report
@@ -30,9 +29,8 @@ def report(tiny_store, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     # The console, and the DevTools network events: Resource Timing lists nothing for file:// pages.
-    driver = chrome(logs=["browser", "performance"])
-    yield driver
-    driver.quit()
+    with chromium(logs=["browser", "performance"]) as driver:
+        yield driver
 
 
 def best_neurons(store, top: int = TOP) -> dict[str, list[str]]:

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from lstmviz.bench.browser import chrome
+from lstmviz.bench.browser import chromium
 
 cache = Path(sys.argv[1])
 port = int(sys.argv[2])
@@ -35,21 +35,20 @@ def du():
 
 
 print(f"cache after the first start: {du():.2f} GB", flush=True)
-d = chrome(window=(1500, 1000))
 try:
-    for page in ["/", "/discover", "/heatmap", "/gates", "/model", "/compare", "/generate", "/text"]:
-        t = time.perf_counter()
-        d.get(f"http://127.0.0.1:{port}{page}")
-        # wait until no progress bar is shown for 5 s in a row (jobs done), at most 15 min
-        quiet = 0
-        while quiet < 5 and time.perf_counter() - t < 900:
-            waiting = "document.body.innerText.includes('Waiting in the queue') ? 1 : 0"
-            busy = d.execute_script(f"return document.querySelectorAll('progress').length + ({waiting})")
-            quiet = 0 if busy else quiet + 1
-            time.sleep(1)
-        print(f"{page}: settled after {time.perf_counter() - t:.1f} s; cache {du():.2f} GB", flush=True)
+    with chromium(window=(1500, 1000)) as d:
+        for page in ["/", "/discover", "/heatmap", "/gates", "/model", "/compare", "/generate", "/text"]:
+            t = time.perf_counter()
+            d.get(f"http://127.0.0.1:{port}{page}")
+            # wait until no progress bar is shown for 5 s in a row (jobs done), at most 15 min
+            quiet = 0
+            while quiet < 5 and time.perf_counter() - t < 900:
+                waiting = "document.body.innerText.includes('Waiting in the queue') ? 1 : 0"
+                busy = d.execute_script(f"return document.querySelectorAll('progress').length + ({waiting})")
+                quiet = 0 if busy else quiet + 1
+                time.sleep(1)
+            print(f"{page}: settled after {time.perf_counter() - t:.1f} s; cache {du():.2f} GB", flush=True)
 finally:
-    d.quit()
     server.terminate()
     server.wait()
 print(f"cache after every page once: {du():.2f} GB")

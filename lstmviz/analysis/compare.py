@@ -173,6 +173,54 @@ def _read_chunk(store: ActivationStore, block: Block, buf: torch.Tensor, start: 
     return x
 
 
+class _Sums:
+    """The running sums of :func:`cross_moments`. The products accumulate in float32 in place
+    (no product matrix per chunk) and are moved into the float64 totals every FLUSH_EVERY
+    chunks; the sample's characters are kept, and their products summed apart."""
+
+    def __init__(self, na: int, nb: int, room: int):
+        self.sq_a, self.sq_b = torch.zeros(na, dtype=torch.float64), torch.zeros(nb, dtype=torch.float64)
+        self.cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
+        self.sample_cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
+        self.acc_sample, self.acc_rest, self.flushed = torch.zeros(na + 1, nb + 1), torch.zeros(na + 1, nb + 1), 0
+        self.sample_a, self.sample_b, self.sampled = torch.empty(na + 1, room), torch.empty(nb + 1, room), 0
+
+    def add(self, xa: torch.Tensor, xb: torch.Tensor, take: int) -> None:
+        """One chunk: both sides' shifted series above a row of ones, [na + 1, width] and
+        [nb + 1, width]; its first ``take`` characters join the sample."""
+        na, nb = len(self.sq_a), len(self.sq_b)
+        self.sq_a += torch.linalg.vector_norm(xa[:na], dim=1).double() ** 2
+        self.sq_b += torch.linalg.vector_norm(xb[:nb], dim=1).double() ** 2
+        self.acc_sample.addmm_(xa[:, :take], xb[:, :take].T)
+        if take < xa.shape[1]:
+            self.acc_rest.addmm_(xa[:, take:], xb[:, take:].T)
+        self.flushed += 1
+        if self.flushed == FLUSH_EVERY:
+            self._flush()
+        at = slice(self.sampled, self.sampled + take)
+        self.sample_a[:, at], self.sample_b[:, at] = xa[:, :take], xb[:, :take]
+        self.sampled += take
+
+    def _flush(self) -> None:
+        self.sample_cross.add_(self.acc_sample)
+        self.cross.add_(self.acc_rest)
+        self.acc_sample.zero_()
+        self.acc_rest.zero_()
+        self.flushed = 0
+
+    def moments(self) -> CrossMoments:
+        self._flush()
+        self.cross += self.sample_cross  # the sample's characters are part of the whole
+        return CrossMoments(
+            self.cross.numpy(),
+            self.sq_a.numpy(),
+            self.sq_b.numpy(),
+            self.sample_cross.numpy(),
+            self.sample_a[:, : self.sampled],
+            self.sample_b[:, : self.sampled],
+        )
+
+
 def cross_moments(
     a: ActivationStore, b: ActivationStore, block_a: Block, block_b: Block, mask: np.ndarray | None = None
 ) -> CrossMoments:
@@ -185,27 +233,11 @@ def cross_moments(
     squares are one more pass; totals are float64."""
     n = len(a)
     na, nb = len(block_a.rows), len(block_b.rows)
-    shift_a = shift_b = None
-    sq_a, sq_b = torch.zeros(na, dtype=torch.float64), torch.zeros(nb, dtype=torch.float64)
-    cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
-    sample_cross = torch.zeros((na + 1, nb + 1), dtype=torch.float64)
     buf_a, buf_b = torch.empty(na + 1, CHUNK), torch.empty(nb + 1, CHUNK)
-    # The products accumulate in float32 in place (no product matrix per chunk) and are
-    # moved into the float64 totals every FLUSH_EVERY chunks.
-    acc_sample, acc_rest, flushed = torch.zeros(na + 1, nb + 1), torch.zeros(na + 1, nb + 1), 0
-
-    def flush() -> None:
-        nonlocal flushed
-        sample_cross.add_(acc_sample)
-        cross.add_(acc_rest)
-        acc_sample.zero_()
-        acc_rest.zero_()
-        flushed = 0
-
     chunks = -(-n // CHUNK)
     per_chunk = -(-CKA_CHARS // chunks)  # sample characters taken from each chunk
-    room = min(n, per_chunk * chunks)
-    sample_a, sample_b, sampled = torch.empty(na + 1, room), torch.empty(nb + 1, room), 0
+    sums = _Sums(na, nb, room=min(n, per_chunk * chunks))
+    shift_a = shift_b = None
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         xa, xb = _read_chunk(a, block_a, buf_a, start, stop, mask), _read_chunk(b, block_b, buf_b, start, stop, mask)
@@ -216,22 +248,8 @@ def cross_moments(
         xa[:na].sub_(shift_a)
         xb[:nb].sub_(shift_b)
         xa[na], xb[nb] = 1.0, 1.0
-        sq_a += torch.linalg.vector_norm(xa[:na], dim=1).double() ** 2
-        sq_b += torch.linalg.vector_norm(xb[:nb], dim=1).double() ** 2
-        take = min(per_chunk, width)
-        acc_sample.addmm_(xa[:, :take], xb[:, :take].T)
-        if take < width:
-            acc_rest.addmm_(xa[:, take:], xb[:, take:].T)
-        flushed += 1
-        if flushed == FLUSH_EVERY:
-            flush()
-        sample_a[:, sampled : sampled + take], sample_b[:, sampled : sampled + take] = xa[:, :take], xb[:, :take]
-        sampled += take
-    flush()
-    cross += sample_cross  # the sample's characters are part of the whole
-    return CrossMoments(
-        cross.numpy(), sq_a.numpy(), sq_b.numpy(), sample_cross.numpy(), sample_a[:, :sampled], sample_b[:, :sampled]
-    )
+        sums.add(xa, xb, min(per_chunk, width))
+    return sums.moments()
 
 
 def match_neurons(r: np.ndarray, ids_a: list[str], ids_b: list[str]) -> tuple[list[dict], list[dict], float]:

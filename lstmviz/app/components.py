@@ -16,6 +16,15 @@ def message(what: str | Exception, *more, hint: bool = False) -> html.Div:
     return html.Div([str(what), *more] if more else str(what), className="hint" if note else "error")
 
 
+def text_panel(panel_id: str, hover_id: str, className: str = "text-panel") -> list[html.Div]:
+    """A text the painter (``assets/painter.js``) draws in ``panel_id``, below the line
+    ``hover_id`` where it writes what it knows of the character under the pointer."""
+    return [
+        html.Div(id=hover_id, className="hover-line"),
+        html.Div(id=panel_id, className=className, **{"data-hover": hover_id}),
+    ]
+
+
 def colour_legend(prefix: str) -> html.Div:
     """The colour scale as a bar with what it shows (``{prefix}-label``) and the values at
     its ends (``{prefix}-low``, ``{prefix}-high``), all set by the page: see :func:`legend_of`."""

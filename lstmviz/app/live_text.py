@@ -15,7 +15,7 @@ from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
 from ..render.figures import painted_payload
 from .catalog import Catalog
-from .components import message
+from .components import message, text_panel
 from .page import CallbackSpec, clientside, register_callback, register_clientside
 from .view_state import ViewState, view_of
 
@@ -29,8 +29,7 @@ def layout(prefix: str, placeholder: str = "Type or paste some text (up to 20,00
         children=[
             dcc.Textarea(id=f"{prefix}-input", maxLength=MAX_CHARS, rows=6, placeholder=placeholder, className="live-input"),
             html.Div(id=f"{prefix}-message", className="hint"),
-            html.Div(id=f"{prefix}-hover", className="hover-line"),
-            html.Div(id=f"{prefix}-panel", className="text-panel", **{"data-hover": f"{prefix}-hover"}),
+            *text_panel(f"{prefix}-panel", f"{prefix}-hover"),
             html.Div(id=f"{prefix}-painted", style={"display": "none"}),
             html.Div(id=f"{prefix}-waiting", style={"display": "none"}),
             dcc.Store(id=f"{prefix}-text"),  # the text once typing pauses

@@ -20,7 +20,7 @@ import numpy as np
 from ..analysis.distribution import stats_of
 from ..core.characters import name_of
 from ..core.errors import LstmvizError
-from ..core.neurons import NeuronId
+from ..core.neurons import NeuronId, parse_neurons
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..recording.recorder import record_text
 from ..render.colours import ColourScale, scale_for
@@ -122,7 +122,7 @@ def heatmap(source, neurons, range: str = "0:120", shared_scale: bool = False):
     store = _opened(source)
     if not isinstance(store, ActivationStore):
         raise LstmvizError("heatmap() draws a recorded store; record one first (lstmviz.record).")
-    ids = [n.strip() for n in neurons.split(",")] if isinstance(neurons, str) else [str(n) for n in neurons]
+    ids = [str(n) for n in parse_neurons(neurons)]
     scales = None if shared_scale else neuron_scales(store, ids)
     return heatmap_figure(store, ids, *parse_range(range, len(store)), scales=scales)
 

@@ -29,17 +29,14 @@ import numpy as np
 
 from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
+from ..core.options import comma_list
 from ..store.reader import ActivationStore
 
 Self = typing.TypeVar("Self", bound="ViewState")
 
 
-def _read_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
 # How a field of each type is read from the URL and written back. A flag is "yes" or absent.
-_READERS = {str: str, int: int, bool: lambda text: text == "yes", tuple: _read_list}
+_READERS = {str: str, int: int, bool: lambda text: text == "yes", tuple: comma_list}
 _WRITERS = {str: str, int: str, bool: lambda flag: "yes", tuple: ",".join}
 
 

@@ -3,10 +3,12 @@ write, in the same run (``lstmviz bench NAME``).
 
 - ``harness``: timing, child processes (``python -m``), the result every benchmark returns
   (its figures beside their targets, the machine, the time) and its table;
-- ``fixtures``: the checkpoint, a synthetic store, text laid out in lanes;
+- ``fixtures``: the checkpoint, the store (given or synthetic), text laid out in lanes and
+  its chunks (ours run them by ``LaidText.run``; the references read them as plain batches);
 - ``references``: what a careful user would write, measured beside ours;
 - one module per scenario: ``train``, ``cells`` (train|record --cells), ``record``,
   ``intervene``, ``analysis``, ``dashboard`` (with ``loadtest``), ``compare``, ``scale``,
   ``contrast``;
-- ``browser``: headless Chromium, shared with the browser tests and tools;
+- ``browser``: headless Chromium and the reads of a page (``text_of``...), shared with the
+  browser tests and tools;
 - ``report``: ``docs/performance.md`` from the results (``python -m lstmviz.bench.report``)."""

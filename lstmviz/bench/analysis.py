@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .fixtures import synthetic_store
+from .fixtures import bench_store
 from .harness import at_least, at_most, result, timed
 from .references import REFERENCE_BLOCK, reference_rankings
 
@@ -20,14 +20,10 @@ def bench_analysis(
     our runs, on the store at ``store_path`` or a synthetic one of ``chars`` characters (the
     shipped model's shape, or ``units`` per layer)."""
     from ..analysis.rankings import rank_neurons
-    from ..store.open import open_store
     from ..text.features import store_features
 
     with tempfile.TemporaryDirectory() as tmp:
-        if store_path:
-            store, source = open_store(store_path), f"store {store_path}"
-        else:
-            store, source = synthetic_store(Path(tmp) / "bench.store", chars, units=units, seed=seed)
+        store, source = bench_store(Path(tmp), store_path, chars, units, seed)
         t0 = time.perf_counter()
         feats = store_features(store)
         feature_s = time.perf_counter() - t0

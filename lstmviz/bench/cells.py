@@ -13,6 +13,7 @@ from ..core.errors import LstmvizError
 from ..model.train import TrainConfig
 from ..store.format import DEFAULT_LANES
 from ..text.corpus import Corpus, Document, Vocab, load_corpus
+from ..text.lanes import limit_chars
 from .harness import result, timed
 from .references import WARM_UP_STEPS
 from .train import training_speed
@@ -66,7 +67,7 @@ def bench_cells(stage: str, cells: list[str], steps: int = 20, chars: int = 20_0
             f"bench train --cells needs at least {2 * first} steps (speed is measured from step {first} to the last)."
         )
     corpus = load_corpus(None, max_chars=max(chars, 400_000))
-    text = "".join(d.text for d in corpus.documents)[:chars]
+    text = "".join(d.text for d in limit_chars(corpus.documents, chars))
     piece = -(-len(text) // DEFAULT_LANES)  # one document per lane, so every lane runs
     docs = [Document(f"piece-{k}", text[a : a + piece]) for k, a in enumerate(range(0, len(text), piece))]
     if stage == "train":

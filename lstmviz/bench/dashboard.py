@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import LstmvizError
-from .fixtures import default_checkpoint, synthetic_store
+from .fixtures import bench_store, default_checkpoint
 from .harness import at_most, result, served
 from .loadtest import DashClient, run_load
 
@@ -59,22 +59,18 @@ def _browser_paint_ms(base_url: str, first: str, presses: int, pos: int) -> list
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from .browser import chrome
+    from .browser import chromium, panel_label
 
-    driver = chrome()
-    label = "var p = document.getElementById('text-panel'); return p && p.dataset.label"
-    try:
+    with chromium() as driver:
         driver.get(f"{base_url}/?neuron={first}&pos={pos}")
-        WebDriverWait(driver, 60).until(lambda d: d.execute_script(label) == first)
+        WebDriverWait(driver, 60).until(lambda d: panel_label(d) == first)
         times = []
         for _ in range(presses):
-            before = driver.execute_script(label)
+            before = panel_label(driver)
             driver.find_element(By.ID, "next-neuron").click()
-            WebDriverWait(driver, 60).until(lambda d, b=before: d.execute_script(label) not in (b, None))
+            WebDriverWait(driver, 60).until(lambda d, b=before: panel_label(d) not in (b, None))
             times.append(float(driver.execute_script("return document.getElementById('text-panel').dataset.paintMs")))
         return times
-    finally:
-        driver.quit()
 
 
 def _live_text_ms(base: str, store, chars: int = 2000, repeats: int = 9) -> dict:
@@ -179,13 +175,8 @@ def bench_dashboard(
     model recorded, as a user's own); with ``stress``, the load test again on a recording
     of ``stress_chars`` characters by ``checkpoint`` while a recording and a catastrophic
     regex run in the same server."""
-    from ..store.open import open_store
-
     with tempfile.TemporaryDirectory() as tmp:
-        if store_path:
-            store, source = open_store(store_path), f"store {store_path}"
-        else:
-            store, source = synthetic_store(Path(tmp) / "bench.store", chars, units=units, seed=seed)
+        store, source = bench_store(Path(tmp), store_path, chars, units, seed)
         summaries_s = _prepared(store)
         served_figures = _served_figures(store, switches, clients, per_client, browser, seed)
         stressed = _stressed_load(Path(tmp), clients, per_client, seed, checkpoint, stress_chars) if stress else {}

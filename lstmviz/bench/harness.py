@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..core.errors import LstmvizError
+from ..core.runtime import cores
 
 PEAK_MARK = "lstmviz-peak-mb"  # the line on a child's stderr that gives its peak memory
 
@@ -61,7 +62,7 @@ def machine() -> dict:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return {
         "cpu": _cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": cores(),
         "memory_gb": round(memory / 2**30, 1),
         "system": f"{platform.system()} {platform.machine()}",
         "python": platform.python_version(),

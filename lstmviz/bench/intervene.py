@@ -12,38 +12,41 @@ import torch
 from ..core.errors import LstmvizError
 from ..model.checkpoint import Checkpoint
 from ..store.format import DEFAULT_LANES
-from ..text.lanes import select_rows, update_rows
-from .fixtures import default_checkpoint, lane_batches
+from ..text.lanes import Chunk, LaidText
+from .fixtures import default_checkpoint, laid_chunks, model_shape, user_batches
 from .harness import at_least, result, timed
 from .references import clamped_loop, forward_seconds
 
 UNIT, VALUE = 52, 0.0  # L1.c.52, a comment cell of the shipped model, clamped to 0
 
 
-def clamped_exact(ckpt: Checkpoint, batches, neuron: str, value: float) -> tuple[float, list[torch.Tensor]]:
-    """Ours: the model's forward with a ready-made clamp hook (the exact step path).
-    Returns seconds and the logits."""
+def clamped_exact(
+    ckpt: Checkpoint, laid: LaidText, chunks: list[Chunk], neuron: str, value: float
+) -> tuple[float, list[torch.Tensor]]:
+    """Ours: the model's forward with a ready-made clamp hook (the exact step path), run by
+    ``LaidText.run``. Returns seconds and the logits per chunk."""
     from ..model.interventions import clamp
 
-    model, hooks, logits = ckpt.model, clamp(neuron, value), []
+    model, hooks = ckpt.model, clamp(neuron, value)
+
+    def forward(chunk: Chunk, state):
+        return model.forward_instrumented(chunk.ids, state, hooks=hooks)
+
     t0 = time.perf_counter()
     with torch.inference_mode():
-        state = model.initial_state(len(batches[0][0]))
-        for rows, x in batches:
-            out, part = model.forward_instrumented(x, select_rows(state, rows), hooks=hooks)
-            logits.append(out)
-            state = update_rows(state, rows, part)
+        logits = [out for _, out, _ in laid.run(chunks, forward, model.initial_state(laid.lanes))]
     return time.perf_counter() - t0, logits
 
 
-def _runs(ckpt: Checkpoint, batches, unit: int, repeats: int, sample_chars: int) -> dict:
+def _runs(ckpt: Checkpoint, laid: LaidText, chunks: list[Chunk], unit: int, repeats: int, sample_chars: int) -> dict:
     """Seconds of each way, alternating, ``repeats`` times; and the largest logit difference
     between ours and the loop."""
     from ..model.sampling import sample
 
     neuron, runs = f"L1.c.{unit}", {"ours": [], "loop": [], "fused": [], "sample": []}
+    batches = user_batches(chunks)
     for _ in range(repeats):
-        seconds, ours = clamped_exact(ckpt, batches, neuron, VALUE)
+        seconds, ours = clamped_exact(ckpt, laid, chunks, neuron, VALUE)
         runs["ours"].append(seconds)
         seconds, loop = clamped_loop(ckpt, batches, unit, VALUE)
         runs["loop"].append(seconds)
@@ -70,14 +73,14 @@ def bench_intervene(
     cfg = ckpt.model_config
     if cfg.cell != "lstm" or cfg.num_layers < 2:
         raise LstmvizError("bench intervene clamps an LSTM's layer-1 c: it needs an LSTM checkpoint of two or more layers.")
-    batches, n = lane_batches(ckpt, limit_chars(evaluation_documents(ckpt), chars), lanes, 256)
-    runs = _runs(ckpt, batches, unit, repeats, sample_chars)
+    laid, chunks = laid_chunks(ckpt, limit_chars(evaluation_documents(ckpt), chars), lanes, 256)
+    runs, n = _runs(ckpt, laid, chunks, unit, repeats, sample_chars), len(laid.text)
     exact, loop, fused = (n / statistics.median(runs[k]) for k in ("ours", "loop", "fused"))
     figures = {
-        "model": f"{cfg.num_layers}x{cfg.hidden_size} {cfg.cell}",
+        "model": model_shape(cfg),
         "intervention": f"L1.c.{unit} clamped to {VALUE:g} at every character",
         "chars": n,
-        "lanes": len(batches[0][0]),
+        "lanes": laid.lanes,
         "exact_chars_per_s": round(exact),
         "loop_chars_per_s": round(loop),
         "ratio_vs_loop": round(exact / loop, 3),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..store.format import DEFAULT_LANES
-from .fixtures import default_checkpoint, lane_batches
+from .fixtures import default_checkpoint, laid_chunks, model_shape, user_batches
 from .harness import at_least, at_most, result, run_module
 from .references import forward_seconds, hoisted_cell_loop
 
@@ -82,16 +82,17 @@ def bench_record(
     from ..text.lanes import limit_chars
 
     ckpt = default_checkpoint(checkpoint)
-    batches, n = lane_batches(ckpt, limit_chars(evaluation_documents(ckpt), chars), lanes, 256)
+    laid, chunks = laid_chunks(ckpt, limit_chars(evaluation_documents(ckpt), chars), lanes, 256)
+    batches, n = user_batches(chunks), len(laid.text)
     with tempfile.TemporaryDirectory() as tmp:
         runs = _runs(ckpt, batches, n, lanes, repeats, Path(tmp))
         read_ms = neuron_read_ms(Path(tmp), read_chars)
     ours, fused, loop, model = (n / statistics.median(runs[k]) for k in ("ours", "fused", "loop", "model"))
     bytes_per_value, n_series = runs["stored"]
     figures = {
-        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "model": model_shape(ckpt.model_config),
         "chars": n,
-        "lanes": len(batches[0][0]),
+        "lanes": laid.lanes,
         "series": n_series,
         "chars_per_s": round(ours),
         "fused_chars_per_s": round(fused),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..model.checkpoint import Checkpoint
 from ..text.corpus import Document
-from .fixtures import default_checkpoint
+from .fixtures import default_checkpoint, model_shape
 from .harness import at_most, result
 
 WAYS = (("single", None), ("ray1", 1), ("ray2", 2))  # name, Ray workers (None: this process)
@@ -78,7 +78,7 @@ def bench_scale(checkpoint: str | None = None, chars: int = 475_222, repeats: in
     total = {k: statistics.median(a + b for a, b in v) for k, v in runs.items()}
     record_s = {k: statistics.median(a for a, _ in v) for k, v in runs.items()}
     figures = {
-        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "model": model_shape(ckpt.model_config),
         "chars": n,
         "documents": len(docs),
         "single_s": round(total["single"], 2),

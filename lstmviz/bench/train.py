@@ -10,7 +10,7 @@ from pathlib import Path
 from ..core.errors import LstmvizError
 from ..model.train import TrainConfig
 from ..text.corpus import Corpus, described_corpus
-from .fixtures import default_checkpoint
+from .fixtures import default_checkpoint, model_shape
 from .harness import at_least, result
 from .references import WARM_UP_STEPS, plain_training_loop
 
@@ -53,7 +53,7 @@ def bench_train(checkpoint: str | None = None, steps: int = 12, repeats: int = 3
         ours_runs.append(training_speed(corpus, cfg))
     a, b = statistics.median(ours_runs), statistics.median(plain_runs)
     figures = {
-        "model": f"{cfg.num_layers}x{cfg.hidden_size} {cfg.cell}, batch {cfg.batch_size} x {cfg.seq_len}",
+        "model": f"{model_shape(cfg)}, batch {cfg.batch_size} x {cfg.seq_len}",
         "steps": steps,
         "chars_per_s": round(a),
         "plain_chars_per_s": round(b),

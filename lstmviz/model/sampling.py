@@ -100,41 +100,17 @@ def sample(
 
 
 def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks) -> Sample:
-    model, vocab, cfg = ckpt.model, ckpt.vocab, ckpt.model_config
+    model, vocab = ckpt.model, ckpt.vocab
     model.require_next_character("generate text")
     _checked_settings(length, temperature, top_k)
     held = held_neurons(model, clamp, ablate)
     shown = color if color is not None else next(iter([*(clamp or {}), *(ablate or [])]), None)
     shown = None if shown is None else model.check_neuron(shown)
-    device = next(model.parameters()).device
-
     feed = vocab.encode(prime) if prime else vocab.encode(START)
-    unknown = vocab.unknown_chars(prime)
     steps = len(feed) + length
-    all_hooks = active_hooks(model, [*held, *(hooks or [])])
-    weights = [model.step_weights(layer) for layer in range(cfg.num_layers)]
-    like = torch.zeros(1, cfg.hidden_size, device=device)
-    at = []
-    for layer in range(cfg.num_layers):
-        names = {kind: hook_name(layer, kind) for kind in cfg.series_kinds}
-        kept = {shown.kind} if shown is not None and shown.layer == layer + 1 else set()
-        layer_hooks = {kind: all_hooks[name] for kind, name in names.items() if name in all_hooks}
-        at.append(StepHooks(layer_hooks, names, kept, steps, like))
-    state = [(like.clone(), like.clone()) if cfg.has_c else like.clone() for _ in range(cfg.num_layers)]
-
-    ids = torch.zeros(steps, dtype=torch.long, device=device)
-    ids[: len(feed)] = torch.tensor(feed, device=device)
-    logits = torch.empty(steps, len(vocab), device=device)
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    step, embedding, decoder = STEP[cfg.cell], model.embedding.weight, model.decoder
-    for t in range(steps):
-        x = embedding[ids[t : t + 1]]  # [1, embed]
-        for layer, w in enumerate(weights):
-            state[layer] = step(w.project(x), state[layer], w, at[layer], t)
-            x = state[layer][0] if cfg.has_c else state[layer]
-        torch.addmm(decoder.bias, x, decoder.weight.t(), out=logits[t : t + 1])
-        if len(feed) - 1 <= t < steps - 1:
-            ids[t + 1] = _draw(logits[t], temperature, top_k, generator)
+    at = _step_hooks(model, active_hooks(model, [*held, *(hooks or [])]), shown, steps)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(int(seed))
+    ids, logits = _run_steps(model, feed, steps, at, lambda logits: _draw(logits, temperature, top_k, generator))
 
     probs = torch.softmax(logits, -1)
     top_probs, top_ids = probs.topk(min(TOP_K, len(vocab)), dim=-1)
@@ -156,8 +132,45 @@ def _generate(ckpt: Checkpoint, prime, length, temperature, top_k, seed, clamp, 
             "clamp": {str(NeuronId.parse(n)): float(v) for n, v in (clamp or {}).items()},
             "ablate": [str(NeuronId.parse(n)) for n in ablate or []],
         },
-        unknown=unknown,
+        unknown=vocab.unknown_chars(prime),
     )
+
+
+def _step_hooks(model, hooks: dict, shown: NeuronId | None, steps: int) -> list[StepHooks]:
+    """Per layer, the active ``hooks`` of its series, and a buffer of ``steps`` values for the
+    series of the ``shown`` neuron."""
+    cfg = model.config
+    like = torch.zeros(1, cfg.hidden_size, device=next(model.parameters()).device)
+    at = []
+    for layer in range(cfg.num_layers):
+        names = {kind: hook_name(layer, kind) for kind in cfg.series_kinds}
+        kept = {shown.kind} if shown is not None and shown.layer == layer + 1 else set()
+        layer_hooks = {kind: hooks[name] for kind, name in names.items() if name in hooks}
+        at.append(StepHooks(layer_hooks, names, kept, steps, like))
+    return at
+
+
+def _run_steps(model, feed: list[int], steps: int, at: list[StepHooks], draw) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read ``feed``, then each character ``draw(logits)`` picks, one step at a time through
+    every layer, for ``steps`` steps: the ids read [steps] and the logits after each [steps, vocab]."""
+    cfg = model.config
+    device = next(model.parameters()).device
+    weights = [model.step_weights(layer) for layer in range(cfg.num_layers)]
+    like = torch.zeros(1, cfg.hidden_size, device=device)
+    state = [(like.clone(), like.clone()) if cfg.has_c else like.clone() for _ in range(cfg.num_layers)]
+    ids = torch.zeros(steps, dtype=torch.long, device=device)
+    ids[: len(feed)] = torch.tensor(feed, device=device)
+    logits = torch.empty(steps, cfg.vocab_size, device=device)
+    step, embedding, decoder = STEP[cfg.cell], model.embedding.weight, model.decoder
+    for t in range(steps):
+        x = embedding[ids[t : t + 1]]  # [1, embed]
+        for layer, w in enumerate(weights):
+            state[layer] = step(w.project(x), state[layer], w, at[layer], t)
+            x = state[layer][0] if cfg.has_c else state[layer]
+        torch.addmm(decoder.bias, x, decoder.weight.t(), out=logits[t : t + 1])
+        if len(feed) - 1 <= t < steps - 1:
+            ids[t + 1] = draw(logits[t])
+    return ids, logits
 
 
 def _draw(logits: torch.Tensor, temperature: float, top_k: int | None, generator: torch.Generator) -> torch.Tensor:

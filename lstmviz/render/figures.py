@@ -158,6 +158,20 @@ def parse_range(text: str, length: int) -> tuple[int, int]:
     return check_range(start, stop, length)
 
 
+def _heatmap_window(store: ActivationStore, neurons: list, start: int, stop: int) -> tuple[list[NeuronId], int, int]:
+    """The neurons and the range a heatmap can show, or the sentence that says why not."""
+    if not neurons:
+        raise StoreError("Give at least one neuron.")
+    if len(neurons) > MAX_HEATMAP_NEURONS:
+        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
+    start, stop = check_range(start, stop, len(store))
+    if stop - start > MAX_HEATMAP_CHARS:
+        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")
+    if stop == start:
+        raise StoreError("The character range is empty.")
+    return [NeuronId.parse(n) for n in neurons], start, stop
+
+
 def heatmap_figure(
     store: ActivationStore,
     neurons: list[str | NeuronId],
@@ -171,16 +185,7 @@ def heatmap_figure(
     a -27..+6 cell beside a -4..+4 one both read), or, without ``scales``, all rows on one
     scale (+-99th percentile of |value| in the window). Without ``width`` the figure fits
     its container."""
-    if not neurons:
-        raise StoreError("Give at least one neuron.")
-    if len(neurons) > MAX_HEATMAP_NEURONS:
-        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
-    start, stop = check_range(start, stop, len(store))
-    if stop - start > MAX_HEATMAP_CHARS:
-        raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")
-    if stop == start:
-        raise StoreError("The character range is empty.")
-    ids = [NeuronId.parse(n) for n in neurons]
+    ids, start, stop = _heatmap_window(store, neurons, start, stop)
     values = store.window(ids, start, stop)
     labels = [glyph_of(c) for c in store.text(start, stop)]
     shared = symmetric_of(values, "all rows: ±99th percentile of |value|")

@@ -128,68 +128,90 @@ def _python_tracks(text: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
-    """in_string (quote parity within a line), in_docstring (triple quotes), in_comment
-    (``#`` or ``//`` outside strings, to the end of the line), bracket_depth outside both."""
-    n = len(text)
-    s_, d_, c_, b_ = (np.zeros(n, dtype=np.int64) for _ in range(4))
-    quote = None  # the open single-line quote character
-    triple = None  # the open triple quote
-    comment = False
-    depth = 0
-    i = 0
-    while i < n:
-        ch = text[i]
-        b_[i] = depth  # strings and comments inside brackets are inside them too
-        if comment:
-            if ch == "\n":
-                comment = False
+class _Scanner:
+    """The small scanner for text that ``tokenize`` cannot read, one character at a time:
+    quote parity within a line, triple quotes, ``#`` and ``//`` comments to the end of the
+    line, and bracket depth outside all of them. Each ``_in_*`` reads the character at ``i``
+    in one state and returns where the next read starts."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self.tracks = {name: np.zeros(len(text), dtype=np.int64) for name in (*BINARY, "bracket_depth")}
+        self.quote: str | None = None  # the open single-line quote character
+        self.triple: str | None = None  # the open triple quote
+        self.comment = False
+        self.depth = 0
+
+    def scan(self) -> dict[str, np.ndarray]:
+        i = 0
+        while i < len(self.text):
+            self.tracks["bracket_depth"][i] = self.depth  # strings and comments inside brackets are inside them too
+            if self.comment:
+                i = self._in_comment(i)
+            elif self.triple:
+                i = self._in_triple(i)
+            elif self.quote:
+                i = self._in_quote(i)
             else:
-                c_[i] = 1
-                i += 1
-                continue
-        if triple:
-            d_[i] = 1
-            if text.startswith(triple, i):
-                d_[i : i + 3] = 1
-                b_[i : i + 3] = depth
-                i += 3
-                triple = None
-                continue
-            i += 1
-            continue
-        if quote:
-            s_[i] = 1
-            if ch == "\\" and i + 1 < n and text[i + 1] != "\n":
-                s_[i + 1] = 1
-                b_[i + 1] = depth
-                i += 2
-                continue
-            if ch == quote or ch == "\n":
-                if ch == "\n":
-                    s_[i] = 0
-                quote = None
-            i += 1
-            continue
-        if text.startswith('"""', i) or text.startswith("'''", i):
-            triple = text[i : i + 3]
-            d_[i : i + 3] = 1
-            b_[i : i + 3] = depth
-            i += 3
-            continue
+                i = self._in_code(i)
+        return self.tracks
+
+    def _mark(self, track: str, a: int, b: int) -> None:
+        """Characters a..b belong to ``track``, at the current bracket depth."""
+        self.tracks[track][a:b] = 1
+        self.tracks["bracket_depth"][a:b] = self.depth
+
+    def _in_comment(self, i: int) -> int:
+        if self.text[i] == "\n":
+            self.comment = False
+        else:
+            self.tracks["in_comment"][i] = 1
+        return i + 1
+
+    def _in_triple(self, i: int) -> int:
+        if self.text.startswith(self.triple, i):
+            self._mark("in_docstring", i, i + 3)
+            self.triple = None
+            return i + 3
+        self.tracks["in_docstring"][i] = 1
+        return i + 1
+
+    def _in_quote(self, i: int) -> int:
+        ch, text = self.text[i], self.text
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] != "\n":  # an escaped character stays in the string
+            self._mark("in_string", i, i + 2)
+            return i + 2
+        if ch == "\n":  # a line ends an unclosed quote; the newline is outside it
+            self.quote = None
+            return i + 1
+        self.tracks["in_string"][i] = 1
+        if ch == self.quote:
+            self.quote = None
+        return i + 1
+
+    def _in_code(self, i: int) -> int:
+        ch, text = self.text[i], self.text
+        if text.startswith(('"""', "'''"), i):
+            self.triple = text[i : i + 3]
+            self._mark("in_docstring", i, i + 3)
+            return i + 3
         if ch in "\"'":
-            quote = ch
-            s_[i] = 1
+            self.quote = ch
+            self.tracks["in_string"][i] = 1
         elif ch == "#" or text.startswith("//", i):
-            comment = True
-            c_[i] = 1
+            self.comment = True
+            self.tracks["in_comment"][i] = 1
         elif ch in _OPEN:
-            depth += 1
+            self.depth += 1
         elif ch in _CLOSE:
-            depth = max(depth - 1, 0)
-            b_[i] = depth  # a bracket sits at the depth outside it, as with tokenize
-        i += 1
-    return {"in_string": s_, "in_docstring": d_, "in_comment": c_, "bracket_depth": b_}
+            self.depth = max(self.depth - 1, 0)
+            self.tracks["bracket_depth"][i] = self.depth  # a bracket sits at the depth outside it, as with tokenize
+        return i + 1
+
+
+def _heuristic_tracks(text: str) -> dict[str, np.ndarray]:
+    """in_string, in_docstring, in_comment and bracket_depth by :class:`_Scanner`."""
+    return _Scanner(text).scan()
 
 
 def document_tracks(text: str, name: str = "") -> tuple[dict[str, np.ndarray], str]:

@@ -104,11 +104,6 @@ class Chunk:
     keep: torch.Tensor  # [rows, time] float32, 0 where a document starts: the state is zeroed before that step
     targets: torch.Tensor  # [rows, time] int64 the character each step predicts; -1: none (a document's end, padding)
 
-    def __iter__(self):
-        """(rows, pos, valid, ids, keep), as ``bench.scenarios`` unpacks a chunk: kept until the
-        benchmarks run their loops by ``LaidText.run``."""
-        return iter((self.rows, self.pos, self.valid, self.ids, self.keep))
-
 
 def _row_index(rows: np.ndarray, batch: int, lanes: int | None, device) -> torch.Tensor:
     """The batch rows of lanes ``rows`` in a state of ``batch`` rows: ``batch // lanes``

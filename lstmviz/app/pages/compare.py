@@ -21,7 +21,7 @@ from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import message
+from ..components import message, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
@@ -57,8 +57,7 @@ class CompareView(ViewState):
 def _panel(key: str, title: str | None = None) -> list:
     return [
         html.H4(title, id=f"cmp-title-{key}", className="panel-title"),  # one line, so A and B align
-        html.Div(id=f"cmp-hover-{key}", className="hover-line"),
-        html.Div(id=f"cmp-text-{key}", className="text-panel compare-panel", **{"data-hover": f"cmp-hover-{key}"}),
+        *text_panel(f"cmp-text-{key}", f"cmp-hover-{key}", className="text-panel compare-panel"),
         html.Div(id=f"cmp-painted-{key}", style={"display": "none"}),
         dcc.Store(id=f"cmp-data-{key}"),
     ]

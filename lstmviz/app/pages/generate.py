@@ -16,7 +16,7 @@ from ...model.sampling import sample
 from ...render.colours import ColourScale
 from ...render.figures import painted_payload
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of, legend_outputs, message
+from ..components import colour_legend, legend_of, legend_outputs, message, text_panel
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
 
@@ -81,15 +81,13 @@ def _layout(catalog: Catalog) -> html.Div:
                     html.Div(
                         [
                             html.H4(id="gen-title-held", className="panel-title"),
-                            html.Div(id="gen-hover-held", className="hover-line"),
-                            html.Div(id="gen-text-held", className="text-panel", **{"data-hover": "gen-hover-held"}),
+                            *text_panel("gen-text-held", "gen-hover-held"),
                         ]
                     ),
                     html.Div(
                         [
                             html.H4("The same seed, nothing held", className="panel-title"),
-                            html.Div(id="gen-hover-plain", className="hover-line"),
-                            html.Div(id="gen-text-plain", className="text-panel", **{"data-hover": "gen-hover-plain"}),
+                            *text_panel("gen-text-plain", "gen-hover-plain"),
                         ]
                     ),
                 ],

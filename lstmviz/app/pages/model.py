@@ -20,7 +20,7 @@ from ...model.checkpoint import HISTORY_FILE
 from ...render.colours import symmetric_of
 from ...render.figures import EMPTY_FIGURE, training_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import message
+from ..components import message, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, clamp_position, url_for, view_of
@@ -78,8 +78,7 @@ def _layout(catalog: Catalog) -> html.Div:
                             )
                         ],
                     ),
-                    html.Div(id="model-hover"),
-                    html.Div(id="model-text-panel", className="text-panel", **{"data-hover": "model-hover"}),
+                    *text_panel("model-text-panel", "model-hover"),
                     html.Div(id="model-painted", style={"display": "none"}),
                     dcc.Store(id="model-text-data"),
                 ],

@@ -17,7 +17,7 @@ from ...core.neurons import NeuronId
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
-from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, clamp_position, neighbour, url_for, view_of
@@ -73,8 +73,7 @@ def _layout(catalog: Catalog) -> html.Div:
             _controls(catalog),
             html.Div(id="neuron-error"),
             html.Div(id="selection-message", className="hint"),
-            html.Div(id="hover-info"),
-            html.Div(id="text-panel", className="text-panel", **{"data-hover": "hover-info"}),
+            *text_panel("text-panel", "hover-info"),
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
             dcc.Interval(id="series-poll", interval=2000, disabled=True),  # while a gate is being recorded
