@@ -156,3 +156,20 @@ def test_an_empty_store_is_one_sentence(tmp_path):
         explain(empty)
     result = CliRunner().invoke(main, ["explain", str(empty.path)])
     assert result.exit_code == 2 and "empty" in result.output
+
+
+def test_the_api_takes_a_path_and_answers_a_search(planted):
+    import lstmviz
+
+    found = lstmviz.explain(str(planted.path), "L1.h.2")
+    assert [u.neuron for u in found.units] == ["L1.h.2"] and found.search("column")[0].neuron == "L1.h.2"
+
+
+def test_find_cells_json_gains_each_units_cached_explanation(planted):
+    explain(planted)
+    result = CliRunner().invoke(main, ["find-cells", str(planted.path), "--json", "--top", "1"])
+    assert result.exit_code == 0, result.output
+    best = json.loads(result.output)["features"]["in_comment"][0]
+    assert best["neuron"] == "L1.h.1"
+    assert best["explanation"] == explain(planted, "L1.h.1").units[0].explanation
+    assert best["explanation_score"] == pytest.approx(explain(planted, "L1.h.1").units[0].score, abs=1e-4)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 from ...core.errors import StoreError
 from ...core.neurons import parse_neurons
 from ...store.cache import cached, read_cached
+from ...store.open import open_store
 from ...store.reader import ActivationStore
 from ...text.features import regex_feature
 from .results import Explanations, UnitExplanation
@@ -49,7 +51,7 @@ def _explain_kinds(store: ActivationStore, kinds: tuple[str, ...], features: dic
 
 
 def explain(
-    store: ActivationStore,
+    store: ActivationStore | str | Path,
     neurons: str | list | None = None,
     kinds: tuple[str, ...] | None = None,
     features: dict[str, str] | None = None,
@@ -57,6 +59,8 @@ def explain(
     """Every unit of ``kinds`` (default h and c) of ``store`` explained in words and scored on
     held-out documents; ``neurons`` keeps only those (their kinds explained); ``features``
     (name -> regex) adds the user's hypotheses to the grammar."""
+    if not isinstance(store, ActivationStore):
+        store = open_store(store)
     if len(store) == 0:
         raise StoreError("This store is empty: it has no characters to explain units on.")
     chosen = None
@@ -79,3 +83,14 @@ def cached_explanations(store: ActivationStore) -> dict[str, dict]:
         for u in read_cached(store, cache_name(kind)) or []:
             out[u["neuron"]] = u
     return out
+
+
+def with_explanations(found_cells: dict, store: ActivationStore) -> dict:
+    """``find-cells --json`` with each listed unit's cached explanation and score beside it."""
+    known = cached_explanations(store)
+    for rows in found_cells.get("features", {}).values():
+        for row in rows:
+            if row["neuron"] in known:
+                row["explanation"] = known[row["neuron"]]["explanation"]
+                row["explanation_score"] = known[row["neuron"]]["score"]
+    return found_cells
