@@ -5,6 +5,7 @@ store = lstmviz.record(ckpt, out="stdlib-test.store")          # the checkpoint'
 store = lstmviz.open_store("stdlib-test.store")
 store.neuron("L2.c.117", 0, 1000)
 lstmviz.rank_neurons(store, lstmviz.store_features(store))     # every neuron against every feature
+lstmviz.explain(store).search("digit")                         # every unit explained in words, scored
 lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
 
@@ -21,6 +22,7 @@ from .core.errors import CheckpointError, CorpusError, LstmvizError, StoreError
 if TYPE_CHECKING:
     from .analysis.compare import Comparison, compare_stores
     from .analysis.contexts import top_contexts
+    from .analysis.explain.explainer import explain
     from .analysis.hypotheses import range_hypotheses
     from .analysis.rankings import Ranking, rank_neurons
     from .analysis.saturation import gate_saturation
@@ -56,6 +58,7 @@ _LAZY = {
     "Ranking": "analysis.rankings",
     "rank_neurons": "analysis.rankings",
     "top_contexts": "analysis.contexts",
+    "explain": "analysis.explain.explainer",
     "gate_saturation": "analysis.saturation",
     "range_hypotheses": "analysis.hypotheses",
     "Comparison": "analysis.compare",
@@ -106,6 +109,7 @@ __all__ = [
     "Ranking",
     "rank_neurons",
     "top_contexts",
+    "explain",
     "gate_saturation",
     "range_hypotheses",
     "Comparison",

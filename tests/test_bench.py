@@ -201,6 +201,12 @@ def test_bench_analysis_smoke(tmp_path):
     assert result["chars"] == 2000 and result["neurons"] == 1536
 
 
+def test_bench_explain_smoke(tmp_path):
+    result = bench_cli("explain", "--chars", "20000", "--units", "4")
+    check_result(result, ["seconds", "search_ms", "units", "at_least_0.5", "at_least_0.8"], tmp_path)
+    assert result["chars"] == 20000 and result["units"] == 16 and result["forms"] > 100
+
+
 def test_bench_dashboard_smoke(tiny_checkpoint, cache, tmp_path):
     """On a synthetic store (no model recorded, as a user's own), in headless Chromium, then
     under stress on a recording of the tiny model."""

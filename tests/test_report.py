@@ -176,3 +176,15 @@ def test_a_folder_with_files_in_it_is_not_overwritten(tiny_store, tmp_path):
     with pytest.raises(LstmvizError, match="not an empty folder"):
         write_report(tiny_store, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_a_neuron_page_shows_its_explanation_and_score_above_the_examples(report, tiny_store):
+    from html import escape
+
+    from lstmviz.analysis.explain.explainer import explain
+
+    neuron = next(n for ns in best_neurons(tiny_store).values() for n in ns)
+    page = (report / "neurons" / f"{neuron}.html").read_text()
+    unit = explain(tiny_store, neuron).units[0]
+    assert f"Explanation: <b>{escape(unit.explanation)}</b> (held-out score {unit.score:.2f}" in page
+    assert page.index("Explanation:") < page.index("<h2>Contexts</h2>")

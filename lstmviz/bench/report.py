@@ -28,6 +28,7 @@ ORDER = [
     "record --cells",
     "intervene",
     "analysis",
+    "explain",
     "dashboard",
     "compare",
     "scale",

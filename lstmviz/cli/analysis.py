@@ -36,7 +36,9 @@ def find_cells(store, extra, only, kinds, top_k, ray_address, as_json) -> None:
         rankings = rank_neurons_sharded(opened, feats, kind_list, ray_address or None)
     found = CellRankings(opened, feats.methods, rankings)
     if as_json:
-        print_json(found.to_json(top_k))
+        from ..analysis.explain.explainer import with_explanations
+
+        print_json(with_explanations(found.to_json(top_k), opened))
     else:
         click.echo(found.to_text(top_k))
 

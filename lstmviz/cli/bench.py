@@ -112,6 +112,19 @@ def bench_analysis_command(store, chars, repeats, as_json) -> None:
     _report(bench_analysis(store, chars, repeats=repeats), as_json)
 
 
+@bench.command("explain")
+@click.option("--store", default=None, help="A recorded store (default: the shipped model's h and c over its test split).")
+@click.option("--chars", default=None, type=int, help="Instead: synthetic activations over this many stdlib characters.")
+@click.option("--units", default=None, type=int, help="With --chars: units per layer (default: the shipped model's).")
+@click.option("--json", "as_json", is_flag=True)
+def bench_explain_command(store, chars, units, as_json) -> None:
+    """Every h and c unit explained and scored (target: 5 minutes), and the search over the explanations (target: 100 ms)."""
+    _at_least(chars=chars, units=units)
+    from ..bench.explain import bench_explain
+
+    _report(bench_explain(store, chars, units), as_json)
+
+
 @bench.command("dashboard")
 @click.option("--store", default=None, help="A recorded store (default: synthetic h, c over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)

@@ -23,6 +23,7 @@ import plotly
 import plotly.io as pio
 
 from ..analysis.contexts import Context, contexts_at
+from ..analysis.explain.explainer import explain
 from ..analysis.rankings import signed_reading, store_rankings
 from ..analysis.summaries import SUMMARY_WIDTH, neuron_summary
 from ..core.atomic import temporary_name
@@ -170,6 +171,18 @@ def _heatmap(store: ActivationStore, neuron: str, position: int):
     return heatmap_figure(store, [neuron], start, stop, [neuron_scale(store, neuron)], width=1100)
 
 
+def _explanation(store: ActivationStore, neuron: str) -> str:
+    """The unit's explanation in words and its held-out score (computed once, cached in the store)."""
+    try:
+        unit = explain(store, neuron).units[0]
+    except LstmvizError as exc:
+        return f'<p class="explanation">No explanation: {escape(str(exc))}</p>'
+    return (
+        f'<p class="explanation">Explanation: <b>{escape(unit.explanation)}</b> '
+        f"(held-out score {unit.score:.2f}; on shuffled text {unit.baseline_score:+.2f})</p>"
+    )
+
+
 def _neuron_page(store: ActivationStore, neuron: str, rankings: dict) -> str:
     summary = neuron_summary(store, neuron)
     scale = neuron_scale(store, neuron)
@@ -177,6 +190,7 @@ def _neuron_page(store: ActivationStore, neuron: str, rankings: dict) -> str:
     body = (
         f'<p><a href="../index.html">← all features</a></p><h1>{escape(neuron)}</h1>'
         f"<p>{escape(store.name)}; colours: {escape(scale.label)}, blue {low}, white {scale.centre:+.2f}, red {high}.</p>"
+        f"{_explanation(store, neuron)}"
         f"<h2>Feature scores</h2>{_scores_table(rankings, neuron)}"
         f"<h2>Activations</h2>{_figure(histogram_figure(summary['histogram'], neuron), 'histogram')}"
         f"<h2>Around its top activation</h2>{_figure(_heatmap(store, neuron, summary['contexts']['high'][0]), 'heatmap')}"
