@@ -21,6 +21,7 @@ from .core.errors import CheckpointError, CorpusError, LstmvizError, StoreError
 if TYPE_CHECKING:
     from .analysis.compare import Comparison, compare_stores
     from .analysis.contexts import top_contexts
+    from .analysis.dictionary import dictionary
     from .analysis.hypotheses import range_hypotheses
     from .analysis.rankings import Ranking, rank_neurons
     from .analysis.saturation import gate_saturation
@@ -60,6 +61,7 @@ _LAZY = {
     "range_hypotheses": "analysis.hypotheses",
     "Comparison": "analysis.compare",
     "compare_stores": "analysis.compare",
+    "dictionary": "analysis.dictionary",
     "write_report": "render.report",
     "export_lstmvis": "render.lstmvis",
 }
@@ -110,6 +112,7 @@ __all__ = [
     "range_hypotheses",
     "Comparison",
     "compare_stores",
+    "dictionary",
     "write_report",
     "export_lstmvis",
     "hooks",

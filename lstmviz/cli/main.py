@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, interventions, models, outputs, recording, serve
+from . import analysis, dictionary, interventions, models, outputs, recording, serve
 from .bench import bench
 
 
@@ -48,6 +48,7 @@ for _command in [
     *models.COMMANDS,
     *recording.COMMANDS,
     *analysis.COMMANDS,
+    *dictionary.COMMANDS,
     *interventions.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,
