@@ -34,7 +34,7 @@ from ..core.errors import StoreError
 from ..model.sparse_dictionary import SparseDictionary
 from .dictionary_options import DictionaryOptions
 
-HELD_OUT_BLOCK = 4096  # characters: every tenth block of this many is held out
+HELD_OUT_BLOCK = 4096  # characters: every tenth block of this many (at most) is held out
 HELD_OUT_EVERY = 10
 READ_BLOCK = 65_536  # characters read from the neuron-major store at once
 DEAD_AFTER = 200_000  # characters a feature may stay silent before it counts as dead (and the aux loss revives it)
@@ -42,8 +42,10 @@ AUX_COEFFICIENT = 1 / 32  # Gao et al.'s alpha
 
 
 def held_out(chars: int) -> np.ndarray:
-    """[chars] bool: the characters kept out of training (every tenth block of ``HELD_OUT_BLOCK``)."""
-    return (np.arange(chars) // HELD_OUT_BLOCK) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
+    """[chars] bool: the characters kept out of training, every tenth block of
+    ``HELD_OUT_BLOCK`` characters (of fewer in a short text, so it has 20 such blocks)."""
+    block = max(1, min(HELD_OUT_BLOCK, chars // (HELD_OUT_EVERY * 20)))
+    return (np.arange(chars) // block) % HELD_OUT_EVERY == HELD_OUT_EVERY - 1
 
 
 def character_major(block: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
