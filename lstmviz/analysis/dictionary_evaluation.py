@@ -94,6 +94,16 @@ def best_by_feature(store, dictionary: SparseDictionary, codes: FeatureCodes) ->
     return out
 
 
+def _finite(value: float) -> float | None:
+    """A figure for JSON: None where the run diverged (a spliced state that grows without
+    bound, step after step, ends in inf or NaN)."""
+    return round(value, 5) if np.isfinite(value) else None
+
+
+def _shown(value: float) -> str:
+    return f"{value:.4f}" if np.isfinite(value) else "diverged (the state grew without bound)"
+
+
 @dataclass
 class DictionaryReport:
     """What ``lstmviz dictionary`` reports of a trained dictionary."""
@@ -119,7 +129,7 @@ class DictionaryReport:
             "k": self.k,
             "path": self.path,
             "variance_explained": round(self.variance_explained, 5),
-            **{name: round(value, 5) for name, value in self.bits.items()},
+            **{name: _finite(value) for name, value in self.bits.items()},
             "splice_chars": self.splice_chars,
             "dead": self.dead,
             "dense": self.dense,
@@ -133,8 +143,8 @@ class DictionaryReport:
             f"{self.series}: {self.size:,} features, k = {self.k}, saved in {self.path}",
             f"variance explained on held-out characters: {self.variance_explained:.4f}",
             f"dead features: {self.dead:,}; dense (active on > {DENSE:.0%} of characters): {self.dense:,}",
-            f"bits per character on {self.splice_chars:,} characters: clean {b['clean_bpc']:.4f}, "
-            f"spliced {b['spliced_bpc']:.4f}, {self.series} zeroed {b['zero_ablated_bpc']:.4f}",
+            f"bits per character on {self.splice_chars:,} characters: clean {_shown(b['clean_bpc'])}, "
+            f"spliced {_shown(b['spliced_bpc'])}, {self.series} zeroed {_shown(b['zero_ablated_bpc'])}",
             "",
             f"  {'text feature':<14}{'best feature':>16}{'score':>8}{'best neuron':>14}{'score':>8}",
         ]
