@@ -22,6 +22,7 @@ from .core.errors import CheckpointError, CorpusError, LstmvizError, StoreError
 if TYPE_CHECKING:
     from .analysis.compare import Comparison, compare_stores
     from .analysis.contexts import top_contexts
+    from .analysis.dictionary import dictionary
     from .analysis.explain.explainer import explain
     from .analysis.hypotheses import range_hypotheses
     from .analysis.rankings import Ranking, rank_neurons
@@ -63,6 +64,7 @@ _LAZY = {
     "range_hypotheses": "analysis.hypotheses",
     "Comparison": "analysis.compare",
     "compare_stores": "analysis.compare",
+    "dictionary": "analysis.dictionary",
     "write_report": "render.report",
     "export_lstmvis": "render.lstmvis",
 }
@@ -114,6 +116,7 @@ __all__ = [
     "range_hypotheses",
     "Comparison",
     "compare_stores",
+    "dictionary",
     "write_report",
     "export_lstmvis",
     "hooks",

@@ -195,6 +195,14 @@ def test_bench_intervene_smoke(tiny_checkpoint, tmp_path):
     assert result["intervention"].startswith("L1.c.5 ") and result["max_logit_difference"] < 1e-3
 
 
+def test_bench_dictionary_smoke(tiny_checkpoint, cache, tmp_path):
+    result = bench_cli("dictionary", "--checkpoint", str(tiny_checkpoint), "--steps", "10")
+    check_result(result, ["train_seconds", "step_ms", "sae_lens_step_ms", "variance_explained", "dead", "dense"], tmp_path)
+    assert (
+        result["features"] == 8 * 24 and result["train_seconds"] > 0 and result["variance_explained"] <= 1
+    )  # 10 steps: far from fit
+
+
 def test_bench_analysis_smoke(tmp_path):
     result = bench_cli("analysis", "--chars", "2000", "--repeats", "1")
     check_result(result, ["seconds", "reference_seconds", "ratio", "neurons", "features"], tmp_path)

@@ -218,7 +218,7 @@ def summed_products(rows: torch.Tensor, targets: torch.Tensor) -> np.ndarray:
     return (sums + (rows[:, whole:] @ targets[whole:]).double()).numpy()
 
 
-def _block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray, np.ndarray] | None = None):
+def block_stats(block: np.ndarray, targets: _Targets, buffers: tuple[np.ndarray, np.ndarray] | None = None):
     """For a block of neurons [b, N] float16: AUROC per binary feature, Spearman's rho and
     Pearson's r per numeric feature, and Pearson's r per binary feature.
 
@@ -331,7 +331,7 @@ def rank_neurons(
         s, lo, hi = job
         if not hasattr(local, "buffers"):
             local.buffers = tuple(np.empty((block_size, len(store)), dtype=np.float32) for _ in range(2))
-        return _block_stats(np.asarray(store.activations[s.row + lo : s.row + hi]), plan.targets, local.buffers)
+        return block_stats(np.asarray(store.activations[s.row + lo : s.row + hi]), plan.targets, local.buffers)
 
     results = list(map_threads(run, plan.jobs, workers))
     auroc = np.concatenate([r[0] for r in results]) if results else np.zeros((0, len(plan.binary_names)))

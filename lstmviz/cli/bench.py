@@ -99,6 +99,20 @@ def bench_intervene_command(checkpoint, chars, lanes, repeats, as_json) -> None:
     _report(bench_intervene(checkpoint, chars, lanes, repeats), as_json)
 
 
+@bench.command("dictionary")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--chars", default=None, type=int, help="Characters of the test split (default: all of it).")
+@click.option("--steps", default=1500, show_default=True)
+@click.option("--layer", default=1, show_default=True, help="The layer whose c the dictionary reads.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_dictionary_command(checkpoint, chars, steps, layer, as_json) -> None:
+    """Training a sparse dictionary of 8 x 384 features on one series, beside SAELens's training step."""
+    _at_least(chars=chars, steps=steps)
+    from ..bench.dictionary import bench_dictionary
+
+    _report(bench_dictionary(checkpoint, chars, steps, layer), as_json)
+
+
 @bench.command("analysis")
 @click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)

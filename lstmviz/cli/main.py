@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, explanations, interventions, models, outputs, recording, serve
+from . import analysis, dictionary, explanations, interventions, models, outputs, recording, serve
 from .bench import bench
 
 
@@ -49,6 +49,7 @@ for _command in [
     *recording.COMMANDS,
     *analysis.COMMANDS,
     *explanations.COMMANDS,
+    *dictionary.COMMANDS,
     *interventions.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,

@@ -1,7 +1,10 @@
 """Ready-made hooks that replace values, as TransformerLens's hook functions do: ``zero``,
 ``mean`` (a neuron's mean over a store), ``clamp`` (a fixed value), ``scale`` (by a factor)
 and ``patch`` (the values of another run, from its cache), each on chosen neurons and,
-if given, only at chosen positions (steps of the call, ``hook.positions``).
+if given, only at chosen positions (steps of the call, ``hook.positions``); and, through a
+sparse dictionary of a series (``sparse_dictionary.py``), ``splice`` (the series replaced by
+its reconstruction) and ``edit_features`` (chosen features ablated or set, the reconstruction
+error kept).
 
     from lstmviz import interventions as iv
     with model.hooks(iv.clamp("L2.c.90", 20.0) + iv.zero("L1.c.5", positions=range(10, 50))):
@@ -23,6 +26,7 @@ from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId, parse_neurons
 from ..core.options import comma_list
 from .hooks import HookCall
+from .sparse_dictionary import SparseDictionary
 
 # new(x [batch, time, units], steps) -> values broadcastable to x
 NewValues = Callable[[torch.Tensor, range], torch.Tensor]
@@ -214,3 +218,58 @@ def parse_assignments(items: Iterable[str], what: str = "--clamp") -> dict[Neuro
                 raise LstmvizError(f"{what} takes ID=VALUE, e.g. L2.c.90=20, not {part!r}.")
             out[NeuronId.parse(neuron)] = _number(value.strip(), f"The value for {neuron.strip()} in {what}")
     return out
+
+
+# -- through a sparse dictionary of a series ---------------------------------------------------
+
+
+def _series_hook(dictionary: SparseDictionary) -> str:
+    return NeuronId.parse(f"{dictionary.series}.0").hook_name
+
+
+def splice(dictionary: SparseDictionary, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Replace the dictionary's series by its reconstruction x^(x) = f(x) W_dec + b_dec: the
+    model then runs on what the dictionary keeps, and loses what it misses."""
+    dictionary = dictionary.to("cpu")
+    units = range(dictionary.units)
+    return [(_series_hook(dictionary), Replace(lambda x, steps: dictionary.reconstruct(x), units, positions=positions))]
+
+
+@dataclass(frozen=True)
+class FeatureEdit:
+    """Set features of a dictionary to new values inside the series it reads, keeping what
+    the dictionary does not explain: x' = x + sum_k (value_k - f_k(x)) W_dec[k]. A value of
+    0 ablates feature k (x' = x - f_k(x) W_dec[k]); any other holds it there (steering)."""
+
+    dictionary: SparseDictionary
+    values: dict[int, float]  # feature -> the value it is set to
+
+    def __call__(self, x: torch.Tensor, steps: range) -> torch.Tensor:
+        features = list(self.values)
+        now = self.dictionary.encode(x)[..., features]  # [..., edited]
+        wanted = torch.tensor(list(self.values.values()), dtype=x.dtype, device=x.device)
+        return x + (wanted - now) @ self.dictionary.W_dec[features].to(x.dtype)
+
+
+def edit_features(
+    dictionary: SparseDictionary, values: dict[int, float], positions: Positions = None
+) -> list[tuple[str, Replace]]:
+    """Set the dictionary's features ``{feature: value}`` (0: ablate) in its series, through
+    the hooks (:class:`FeatureEdit`)."""
+    dictionary = dictionary.to("cpu")
+    checked = {}
+    for feature, value in values.items():
+        if not 0 <= int(feature) < dictionary.size:
+            raise LstmvizError(
+                f"No feature {feature} in this dictionary of {dictionary.series}: it has features 0-{dictionary.size - 1}."
+            )
+        checked[int(feature)] = _number(value, f"The value for feature {feature}")
+    if not checked:
+        raise LstmvizError("Give at least one feature to edit.")
+    edit = FeatureEdit(dictionary, checked)
+    return [(_series_hook(dictionary), Replace(edit, range(dictionary.units), positions=positions))]
+
+
+def ablate_features(dictionary: SparseDictionary, features, positions: Positions = None) -> list[tuple[str, Replace]]:
+    """Remove the dictionary's ``features`` from its series: x' = x - sum_k f_k(x) W_dec[k]."""
+    return edit_features(dictionary, {int(f): 0.0 for f in features}, positions)

@@ -248,16 +248,17 @@ def _keep(chars: int, doc_starts: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def bits_per_character(model, laid: LaidText, chunk_len: int = 256) -> tuple[float, int]:
+def bits_per_character(model, laid: LaidText, chunk_len: int = 256, hooks=None) -> tuple[float, int]:
     """A character model's bits per character over every scored position of ``laid`` (each
-    character of a document but its first), and their count."""
+    character of a document but its first), and their count; with ``hooks`` (hook name, fn)
+    pairs, as they change it."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     total, count = 0.0, 0
 
     def forward(chunk: Chunk, state):
-        return model.forward_instrumented(chunk.ids, state, chunk.keep)
+        return model.forward_instrumented(chunk.ids, state, chunk.keep, hooks=hooks)
 
     for chunk, logits, _ in laid.run(laid.chunks(chunk_len, device), forward, model.initial_state(laid.lanes, device)):
         scored = chunk.targets >= 0
