@@ -8,6 +8,7 @@ import torch
 from scipy.stats import spearmanr
 
 from lstmviz.analysis.evaluate import evaluation_documents
+from lstmviz.analysis.line_lengths import line_lengths
 from lstmviz.analysis.rankings import rank_neurons
 from lstmviz.model.checkpoint import SHIPPED_DIR, load_checkpoint
 from lstmviz.recording.recorder import record_activations
@@ -71,3 +72,14 @@ def test_its_column_cell_counts_the_characters_into_a_line(prose_model, test_sli
     values = np.concatenate(values)
     assert spearmanr(values, columns).statistic >= COLUMN_BAR
     assert spearmanr(values, to_eol).statistic <= -TO_EOL_BAR  # high near the line's end
+
+
+def test_held_low_it_writes_longer_lines_and_held_high_shorter_ones(prose_model):
+    """The cell read as the model reads it: held at its value where a line starts (-3) the
+    model never comes to the end of a line; held where one ends (-0.5), it ends them early."""
+    seeds, length = [0, 1, 2], 1000
+    free = line_lengths(prose_model, seeds, length=length)
+    low = line_lengths(prose_model, seeds, {COLUMN_CELL: -3.0}, length=length)
+    high = line_lengths(prose_model, seeds, {COLUMN_CELL: -0.5}, length=length)
+    assert max(high.seed_means) < min(free.seed_means)
+    assert max(free.seed_means) < min(m for m in low.seed_means if m is not None)
