@@ -18,6 +18,7 @@ from lstmviz.app.page import by_name
 from lstmviz.app.pages.compare import CompareView
 from lstmviz.app.pages.generate import GenerateView
 from lstmviz.app.pages.heatmap import HeatmapView
+from lstmviz.app.pages.model import best_cells
 from lstmviz.app.pages.neuron import NeuronView
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
@@ -101,6 +102,22 @@ def test_a_store_without_a_model_lists_its_neurons_and_says_what_it_cannot_do(ow
         catalog.checkpoint("own.store", "generate text")
 
 
+def test_the_model_page_sets_each_store_s_best_cells_beside_the_others(tiny_store, own_store):
+    catalog = Catalog.of([tiny_store, own_store])
+    table = best_cells(catalog, "own.store")  # the store shown comes first
+    head, *rows = table.children
+    names = [th.children for th in head.children]
+    assert names == ["feature", "own.store", tiny_store.name]
+    by_feature = {row.children[0].children: row.children[1:] for row in rows}
+    assert set(by_feature) == set(catalog.rankings(tiny_store.name))
+    for column, name in enumerate(names[1:]):
+        link, reading = by_feature["column"][column].children
+        best = catalog.rankings(name)["column"]["rows"][0]
+        assert link.children == catalog.best_neuron(name, "column") == best["neuron"]
+        assert link.href == f"/?store={name.replace(' ', '+')}&neuron={best['neuron']}"
+        assert reading == f" {best['value']:+.3f}"
+
+
 @pytest.fixture(scope="module")
 def own_server(own_store, tmp_path_factory):
     """A dashboard on ``own_store``, and the requests it answered with a server error."""
@@ -172,6 +189,7 @@ def _model(browser, base):
     _one_sentence(text_of(browser, "#model-error .hint"), "cannot draw its training curves or compare its model with the n-gram")
     assert "characters in" in text_of(browser, "#model-summary")
     assert not browser.find_element(By.ID, "model-of-checkpoint").is_displayed()  # no empty curves or n-gram tables
+    assert "in_string" in text_of(browser, "#model-cells-table")  # its best cells need no model
 
 
 def _compare(browser, base):

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from ..core.options import CONTROLS, MAX_CHARS, TOP
+from ..core.options import CONTROLS, LINE_LENGTH_SEEDS, MAX_CHARS, TOP
 from .common import checked, print_json
 
 
@@ -76,8 +76,17 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
 @click.option("--clamp", "clamps", multiple=True, metavar="ID=VALUE", help="Hold a neuron at VALUE throughout (repeatable).")
 @click.option("--ablate", "ablates", multiple=True, metavar="ID", help="Hold a neuron at 0 throughout (repeatable).")
 @click.option("--color", default=None, metavar="ID", help="Colour the output by this neuron (default: the first held one).")
+@click.option(
+    "--line-lengths",
+    "seeds",
+    type=int,
+    default=None,
+    metavar="N",
+    callback=checked(LINE_LENGTH_SEEDS),
+    help="Instead of a text: the mean line length over N seeds from --seed, held and with nothing held.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, as_json) -> None:
+def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, seeds, as_json) -> None:
     """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held throughout."""
     from ..core.neurons import parse_neurons
     from ..model.checkpoint import load_checkpoint
@@ -86,6 +95,11 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
 
     clamp = parse_assignments(clamps)
     ablate = [n for item in ablates for n in parse_neurons(item)]
+    if seeds is not None:
+        _line_lengths(
+            load_checkpoint(checkpoint), prime, length, temperature, top_k, range(seed, seed + seeds), clamp, ablate, as_json
+        )
+        return
     result = generate(load_checkpoint(checkpoint), prime, length, temperature, top_k, seed, clamp, ablate, color)
     if result.unknown:
         chars = "".join(result.unknown)
@@ -101,6 +115,18 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
         click.echo(f"(coloured by {result.neuron})", err=True)
     else:
         click.echo(result.text)
+
+
+def _line_lengths(ckpt, prime, length, temperature, top_k, seeds, clamp, ablate, as_json) -> None:
+    """``sample --line-lengths``: the lines written with nothing held, then with the holds."""
+    from ..analysis.line_lengths import line_lengths, line_lengths_text
+
+    settings = [({}, [])] + ([(clamp, ablate)] if clamp or ablate else [])
+    rows = [line_lengths(ckpt, list(seeds), c, a, prime, length, temperature, top_k) for c, a in settings]
+    if as_json:
+        print_json({"length": length, "temperature": temperature, "settings": [r.to_json() for r in rows]})
+    else:
+        click.echo(line_lengths_text(rows, length))
 
 
 COMMANDS = [ablate, sample]

@@ -40,6 +40,7 @@ MAX_ORDER = Bounded("--max-order", low=1, high=20)  # the n-gram baseline's high
 LANES = Bounded("--lanes", low=1)  # documents run side by side
 CONTROLS = Bounded("--controls", low=0, high=200)  # random neuron sets beside an ablation
 SHARDS = Bounded("--shards", low=1)
+LINE_LENGTH_SEEDS = Bounded("--line-lengths", low=2, high=1000)  # seeds per setting: two at least, for a spread
 OLDER_THAN = Bounded("--older-than", low=0)  # days since a cached recording was used
 
 

@@ -20,7 +20,7 @@ from ..catalog import Catalog
 from ..components import message
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
-from .neuron import NeuronView
+from .neuron import neuron_link
 
 PATH = "/discover"
 TOP = 25
@@ -93,10 +93,6 @@ def _layout(catalog: Catalog) -> html.Div:
     )
 
 
-def _neuron_link(name: str, neuron: str) -> dcc.Link:
-    return dcc.Link(neuron, href="/" + NeuronView(store=name, neuron=neuron).search(), className="neuron-link")
-
-
 def _table(header: list[str], rows: list[list], titles: dict[str, str] | None = None) -> html.Table:
     titles = titles or {}
     return html.Table(
@@ -109,14 +105,14 @@ def _summary(catalog: Catalog, name: str) -> html.Table:
     rows = []
     for feature, r in catalog.rankings(name).items():
         best = r["rows"][0]
-        rows.append([feature, r["metric"], _neuron_link(name, best["neuron"]), f"{best['score']:.3f}", f"{best['value']:+.3f}"])
+        rows.append([feature, r["metric"], neuron_link(name, best["neuron"]), f"{best['score']:.3f}", f"{best['value']:+.3f}"])
     return _table(["feature", "metric", "best neuron", "score", "signed"], rows, {"signed": SIGNED_HELP})
 
 
 def _ranking(catalog: Catalog, name: str, feature: str) -> html.Table:
     r = catalog.rankings(name)[feature]
     rows = [
-        [k, _neuron_link(name, row["neuron"]), f"{row['score']:.3f}", f"{row['value']:+.3f}", f"{row['pearson']:+.3f}"]
+        [k, neuron_link(name, row["neuron"]), f"{row['score']:.3f}", f"{row['value']:+.3f}", f"{row['pearson']:+.3f}"]
         for k, row in enumerate(r["rows"][:TOP], 1)
     ]
     return _table(["rank", "neuron", f"score ({r['metric']})", "signed", "pearson"], rows, {"signed": SIGNED_HELP})
@@ -141,7 +137,7 @@ def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str 
     table = range_hypotheses(store, marked, kinds=HYPOTHESIS_KINDS, top=TOP)
     rows = [
         [
-            _neuron_link(name, r.neuron),
+            neuron_link(name, r.neuron),
             r.direction,
             f"{r.contrast:.2f}",
             f"{r.threshold:+.3f}",

@@ -1,6 +1,8 @@
-"""The Model page: the recorded checkpoint's training curves, its bits per character on the
-store beside the n-gram baseline's, and the error analysis of Karpathy et al. (2015, sec. 5):
-the text coloured by the bits the recurrent model saves over the n-gram on each character.
+"""The Model page: the store's best cell per feature beside those of the other stores open
+here (the code model's quote cell beside the prose model's line cell), the recorded
+checkpoint's training curves, its bits per character on the store beside the n-gram
+baseline's, and the error analysis of Karpathy et al. (2015, sec. 5): the text coloured by
+the bits the recurrent model saves over the n-gram on each character.
 
 The n-gram is trained on the checkpoint's whole training split, so it runs as a background
 job the first time (progress shown in the page) and is cached in the store directory."""
@@ -14,6 +16,7 @@ from pathlib import Path
 from dash import Input, Output, State, dcc, html
 
 from ...analysis.evaluate import store_bpc
+from ...analysis.rankings import signed_reading
 from ...core.characters import name_of
 from ...core.errors import LstmvizError
 from ...model.checkpoint import HISTORY_FILE
@@ -24,6 +27,7 @@ from ..components import message, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, clamp_position, url_for, view_of
+from .neuron import neuron_link
 
 PATH = "/model"
 WINDOW = 3000
@@ -49,6 +53,13 @@ def _layout(catalog: Catalog) -> html.Div:
         children=[
             html.Div(id="model-error"),
             html.Div(id="model-summary"),
+            html.H3("Best cells"),
+            html.P(
+                "Each feature's best h or c neuron in this store and in the others open here "
+                "(AUROC for yes/no features, Spearman's rho for numbers; find-cells ranks them all).",
+                className="hint",
+            ),
+            html.Div(id="model-cells"),
             html.Div(  # what needs the checkpoint: hidden for a store written without one
                 id="model-of-checkpoint",
                 children=[
@@ -108,6 +119,25 @@ def _activations_summary(store) -> html.P:
     """What a store written without a model holds."""
     series = ", ".join(f"{s.neuron(0).series} ({s.units} units)" for s in store.series)
     return html.P(f"{store.name}: {len(store):,} characters in {len(store.documents)} documents; activations of {series}.")
+
+
+def best_cells(catalog: Catalog, name: str) -> html.Table:
+    """Each feature's best cell in store ``name``, then in every other open store, side by
+    side; a feature a store's text lacks (or that was not ranked) shows a dash."""
+    names = [name, *(n for n in catalog.stores if n != name)]
+    rankings = {n: catalog.rankings(n) for n in names}
+    features = list(dict.fromkeys(f for n in names for f in rankings[n]))
+
+    def cell(store: str, feature: str) -> list | str:
+        ranking = rankings[store].get(feature)
+        if not ranking or not ranking["rows"]:
+            return "-"
+        best = ranking["rows"][0]
+        return [neuron_link(store, best["neuron"]), f" {signed_reading(ranking['metric'], best['value'])}"]
+
+    head = html.Tr([html.Th("feature"), *(html.Th(n) for n in names)])
+    rows = [html.Tr([html.Td(f), *(html.Td(cell(n, f)) for n in names)]) for f in features]
+    return html.Table([head, *rows], className="scores", id="model-cells-table")
 
 
 def _char_table(rows: list[dict], title: str) -> html.Div:
@@ -177,6 +207,7 @@ class ModelPage(Page):
             "text": Output("model-text-data", "data"),
             "pos": Output("model-pos", "value"),
             "checkpoint_style": Output("model-of-checkpoint", "style"),
+            "cells": Output("model-cells", "children"),
         },
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
@@ -188,15 +219,16 @@ class ModelPage(Page):
             return {"message": message(exc)}
         name, store = self.catalog.named(view.store)
         until_done = dict.fromkeys(("progress", "bpc", "best_chars", "worst_chars", "text"))  # empty until the n-gram is done
+        cells = self.catalog.once(("best cells", name), lambda: best_cells(self.catalog, name))  # the page polls: build once
         if not self.catalog.has_model(name):
             missing = NoModel(name, "draw its training curves or compare its model with the n-gram baseline")
-            shown = {"message": message(missing), "summary": _activations_summary(store), "pos": view.pos}
+            shown = {"message": message(missing), "summary": _activations_summary(store), "pos": view.pos, "cells": cells}
             return {**shown, **until_done, "curves": EMPTY_FIGURE, "poll_off": True, "checkpoint_style": {"display": "none"}}
         bpc = self.catalog.once(("bpc", name), lambda: store_bpc(store))  # the page polls: read once
         history = self.catalog.once(("history", name), lambda: _history(store))
         job = self.catalog.model_errors(name)
         reference = {"model on this store": bpc}
-        shown = {"message": None, "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}}
+        shown = {"message": None, "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}, "cells": cells}
         if job.state != "done":  # the n-gram comparison is queued, running or failed
             running = job.state in ("queued", "running")
             note = progress_bar(job) if running else message(f"The n-gram comparison failed: {job.error}")

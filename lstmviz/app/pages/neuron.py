@@ -45,6 +45,11 @@ class NeuronView(ViewState):
         return self.replace(store=name, neuron=str(neuron), pos=clamp_position(store, self.pos))
 
 
+def neuron_link(name: str, neuron: str) -> dcc.Link:
+    """A neuron's id, linked to its Neuron page on store ``name``."""
+    return dcc.Link(neuron, href="/" + NeuronView(store=name, neuron=neuron).search(), className="neuron-link")
+
+
 def _controls(catalog: Catalog) -> html.Div:
     return html.Div(
         className="controls",
