@@ -173,3 +173,18 @@ def test_find_cells_json_gains_each_units_cached_explanation(planted):
     assert best["neuron"] == "L1.h.1"
     assert best["explanation"] == explain(planted, "L1.h.1").units[0].explanation
     assert best["explanation_score"] == pytest.approx(explain(planted, "L1.h.1").units[0].score, abs=1e-4)
+
+
+def test_the_neuron_page_shows_the_cached_explanation_and_says_when_there_is_none(planted, tmp_path):
+    from lstmviz.app.pages.neuron import explanation_line
+
+    fresh = write_store(
+        tmp_path / "fresh.store",
+        planted.text(),
+        [(d.name, d.start, d.stop) for d in planted.documents],
+        {(1, "h"): planted.window(["L1.h.0"])},
+    )
+    assert "Not explained yet: run `lstmviz explain" in str(explanation_line(fresh, "L1.h.0"))
+    unit = explain(planted, "L1.h.0").units[0]
+    shown = str(explanation_line(planted, "L1.h.0"))
+    assert unit.explanation in shown and f"held-out score {unit.score:.2f}" in shown

@@ -10,6 +10,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ...analysis.contexts import contexts_at
+from ...analysis.explain.explainer import cached_explanations
 from ...analysis.summaries import SUMMARY_WIDTH
 from ...core.characters import name_of
 from ...core.errors import LstmvizError
@@ -78,6 +79,7 @@ def _layout(catalog: Catalog) -> html.Div:
             _controls(catalog),
             html.Div(id="neuron-error"),
             html.Div(id="selection-message", className="hint"),
+            html.Div(id="neuron-explanation"),
             *text_panel("text-panel", "hover-info"),
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
@@ -177,6 +179,27 @@ def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
 def _context_rows(items) -> list[list]:
     """Contexts as [value, text before, the character, text after], for assets/details.js."""
     return [[round(c.value, 3), c.text[: c.offset], c.text[c.offset], c.text[c.offset + 1 :]] for c in items]
+
+
+def explanation_line(store, neuron: str) -> html.Div:
+    """The unit's explanation in words with its held-out score and the candidates that came
+    close, where ``lstmviz explain`` has cached them (the page never waits for the search)."""
+    unit = cached_explanations(store).get(str(neuron))
+    if unit is None:
+        return message(f"Not explained yet: run `lstmviz explain {store.path}` to explain every unit in words.", hint=True)
+    close = "; ".join(f"{c['explanation']} ({c['score']:.2f})" for c in unit["candidates"][1:4])
+    return html.Div(
+        [
+            html.P(
+                [
+                    html.B(unit["explanation"]),
+                    f" (held-out score {unit['score']:.2f}; shuffled text {unit['baseline_score']:+.2f})",
+                ]
+            ),
+            html.P(f"Close: {close}", className="hint") if close else None,
+        ],
+        className="explanation",
+    )
 
 
 def details_data(catalog: Catalog, store, name: str, neuron: str) -> dict:
@@ -320,6 +343,14 @@ class NeuronPage(Page):
             "poll_off": True,
             **({**lists, "options_of": view.store} if fresh else {}),
         }
+
+    @callback(Output("neuron-explanation", "children"), Input("url", "search"))
+    def url_to_explanation(self, search):
+        try:
+            view = view_of(NeuronView, search).resolve(self.catalog)
+        except LstmvizError:
+            return None  # url_to_text shows the message
+        return explanation_line(self.catalog.store(view.store), view.neuron)
 
     @callback(
         {"details": Output("details-data", "data"), "histogram": Output("histogram", "figure")},
