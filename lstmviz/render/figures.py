@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from ..core.characters import NEWLINE_GLYPH, glyph_of
 from ..core.errors import StoreError
-from ..core.neurons import NeuronId
+from ..core.neurons import UnitId, parse_unit
 from ..store.format import check_range
 from ..store.reader import ActivationStore
 from .colours import COLOUR_STOPS, ColourScale, level_table, symmetric_of
@@ -65,11 +65,11 @@ def ansi_coloured(text: str, values: np.ndarray, scale: ColourScale | None = Non
     return "".join(out)
 
 
-def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, scale: ColourScale) -> dict:
+def text_payload(store: ActivationStore, neuron: str | UnitId, start: int, stop: int, scale: ColourScale) -> dict:
     """What the browser needs to paint a window of text by one neuron: characters, values,
     their colours on ``scale``, and the model's top-5 guesses for the next character."""
     start, stop = check_range(start, stop, len(store))
-    return values_payload(store, store.neuron(neuron, start, stop), str(NeuronId.parse(neuron)), start, scale)
+    return values_payload(store, store.neuron(neuron, start, stop), str(parse_unit(neuron)), start, scale)
 
 
 def _base64(array: np.ndarray) -> str:
@@ -160,7 +160,7 @@ def parse_range(text: str, length: int) -> tuple[int, int]:
 
 def heatmap_figure(
     store: ActivationStore,
-    neurons: list[str | NeuronId],
+    neurons: list[str | UnitId],
     start: int,
     stop: int,
     scales: list[ColourScale] | None = None,
@@ -180,7 +180,7 @@ def heatmap_figure(
         raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")
     if stop == start:
         raise StoreError("The character range is empty.")
-    ids = [NeuronId.parse(n) for n in neurons]
+    ids = [parse_unit(n) for n in neurons]
     values = store.window(ids, start, stop)
     labels = [glyph_of(c) for c in store.text(start, stop)]
     shared = symmetric_of(values, "all rows: ±99th percentile of |value|")
