@@ -29,6 +29,7 @@ from scipy.stats import rankdata
 
 from ..core.errors import LstmvizError, StoreError
 from ..core.neurons import DirectionId
+from ..core.options import comma_list
 from ..store.reader import ActivationStore
 from ..store.units import save_direction
 from ..text.features import FeatureFn, Features, store_features
@@ -217,6 +218,16 @@ def document_halves(store: ActivationStore) -> tuple[np.ndarray, np.ndarray]:
     for d in docs[1::2]:
         held_out[d.start : d.stop] = True
     return train, held_out
+
+
+def parse_layers(text: str | None) -> list[int] | None:
+    """``--layers 1,2``: layer numbers from 1 (None for all)."""
+    items = comma_list(text)
+    if not items:
+        return None
+    if not all(item.isdigit() for item in items):
+        raise LstmvizError(f"--layers takes layer numbers from 1, e.g. 1,2, not {text!r}.")
+    return [int(item) for item in items]
 
 
 def probed_series(store: ActivationStore, layers=None, kinds=None) -> list:

@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, interventions, models, outputs, recording, serve
+from . import analysis, interventions, models, outputs, probes, recording, serve
 from .bench import bench
 
 
@@ -49,6 +49,7 @@ for _command in [
     *recording.COMMANDS,
     *analysis.COMMANDS,
     *interventions.COMMANDS,
+    *probes.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,
     bench,
