@@ -4,21 +4,29 @@ held-out documents, a direction spread over many units found by the probe alone.
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
+from test_interventions import HIDDEN, POSITIONS, STEPS, VOCAB, _chunked, _model, _random_state, reference_logits
 
+from lstmviz import interventions as iv
+from lstmviz.analysis.ablation import ablate, direction_vectors
 from lstmviz.analysis.contexts import top_contexts
 from lstmviz.analysis.distribution import histogram, value_stats
 from lstmviz.analysis.probes import auroc, document_halves, probe_features, spearman
 from lstmviz.cli.main import main
 from lstmviz.core.errors import LstmvizError, NeuronError
 from lstmviz.core.neurons import DirectionId, FeatureId, NeuronId, parse_unit, parse_units
+from lstmviz.model.checkpoint import load_checkpoint
+from lstmviz.recording.sources import store_documents
+from lstmviz.store.open import open_store
 from lstmviz.store.units import direction_vector, save_direction
 from lstmviz.store.writer import write_store
 from lstmviz.text.features import store_features
@@ -212,3 +220,87 @@ def test_bad_probe_input_is_one_sentence_and_exit_2(tmp_path, args, message):
     planted_store(tmp_path)
     result = CliRunner().invoke(main, ["probe", str(tmp_path / "planted.store"), *args])
     assert result.exit_code == 2 and message in result.output and result.output.count("\n") == 1
+
+
+# -- directions in the interventions ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["zero", "clamp", "add"])
+@pytest.mark.parametrize("kind", ["h", "c"])
+@pytest.mark.parametrize("layer", [0, 1])
+@pytest.mark.parametrize("chunk", [1, 7, STEPS])
+def test_a_direction_edited_through_the_hooks_equals_a_step_loop(how, kind, layer, chunk):
+    """Projecting out (zero), clamping the projection, and steering, through the exact
+    hooks, against PyTorch's own cells stepped by hand with the edit done by hand."""
+    model = _model("lstm", layers=2)
+    ids, state = torch.randint(0, VOCAB, (3, STEPS)), _random_state(model, 3)
+    d = torch.randn(HIDDEN, generator=torch.Generator().manual_seed(7))
+    d = d / d.norm()
+    by_hand = {
+        "zero": lambda v: v - (v @ d)[:, None] * d,
+        "clamp": lambda v: v + (1.5 - v @ d)[:, None] * d,
+        "add": lambda v: v + 0.7 * d,
+    }[how]
+    hooks = {
+        "zero": iv.project_out(f"L{layer + 1}.{kind}~x", d * 3, positions=POSITIONS),  # any length: made unit
+        "clamp": iv.clamp_along(f"L{layer + 1}.{kind}~x", d, 1.5, positions=POSITIONS),
+        "add": iv.steer(f"L{layer + 1}.{kind}~x", d, 0.7, positions=POSITIONS),
+    }[how]
+    with torch.no_grad():
+        expected = reference_logits(model, ids, state, {(layer, kind): lambda t, v: by_hand(v) if t in POSITIONS else v})
+        plain = model(ids, state)[0]
+    got = _chunked(model, ids, state, hooks, chunk)
+    torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
+    assert not torch.allclose(got, plain, atol=1e-3)  # the edit did change the run
+
+
+def _probed_copy(tiny_store, tmp_path):
+    """A copy of the tiny store (one document: too few to probe) with a direction saved in
+    it, as lstmviz probe saves one (kept in the copy, not the shared store)."""
+    copy = tmp_path / "tiny.store"
+    shutil.copytree(tiny_store.path, copy)
+    store = open_store(copy)
+    save_direction(store, "L1.c~in_string", np.random.default_rng(3).normal(size=24))
+    return store
+
+
+def test_ablating_a_direction_loses_what_a_run_with_it_projected_out_loses(tiny_checkpoint, tiny_store, tmp_path):
+    ckpt = load_checkpoint(tiny_checkpoint)
+    store = _probed_copy(tiny_store, tmp_path)
+    vectors = direction_vectors(store, ckpt, [DirectionId(1, "c", "in_string")])
+    docs = store_documents(store)[:3]
+    result = ablate(ckpt, docs, "L1.c~in_string", "zero", controls=3, lanes=2, vectors=vectors)
+    # Independently: each document alone from a zero state, the direction projected out by hand-made hooks.
+    expected = []
+    for doc in docs:
+        ids = torch.tensor([ckpt.vocab.encode(doc.text)])
+        with torch.no_grad():
+            logits, _ = ckpt.model.forward_instrumented(
+                ids, hooks=iv.project_out("L1.c~in_string", vectors[DirectionId(1, "c", "in_string")])
+            )
+        logp = torch.log_softmax(logits[0, :-1], -1).gather(1, ids[0, 1:, None])[:, 0].numpy()
+        expected.append(np.concatenate([logp, [np.nan]]))
+    np.testing.assert_allclose(result.ablated_logp[0], np.concatenate(expected), atol=1e-4)
+    data = result.to_json()
+    assert data["neurons"] == ["L1.c~in_string"] and data["control"]["neurons"][2] == ["L1.c~random3"]
+    assert data["control"]["sets"] == 3 and "in_string" in data["by_feature"]
+
+
+def test_lstmviz_ablate_takes_a_direction_from_a_store(tiny_checkpoint, tiny_store, tmp_path):
+    store = _probed_copy(tiny_store, tmp_path)
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "a.py").write_text('x = "a string"\ny = 2\n' * 20)
+    args = ["ablate", str(tiny_checkpoint), str(text), "--neurons", "L1.c~in_string", "--controls", "2", "--json"]
+    result = CliRunner().invoke(main, [*args, "--store", str(store.path)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["neurons"] == ["L1.c~in_string"] and data["by_feature"]["in_string"]["chars_inside"] > 0
+    for extra, message in [
+        ([], "L1.c~in_string is a direction: give --store"),
+        (["--store", str(tmp_path / "nowhere")], "No activation store"),
+    ]:
+        refused = CliRunner().invoke(main, [*args, *extra])
+        assert refused.exit_code == 2 and message in refused.output
+    mixed = CliRunner().invoke(main, ["ablate", str(tiny_checkpoint), "--neurons", "L1.c.1,L1.c~in_string"])
+    assert mixed.exit_code == 2 and "not both" in mixed.output

@@ -13,8 +13,15 @@ from .common import checked, print_json
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("paths", nargs=-1)
-@click.option("--neurons", required=True, help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7.")
+@click.option(
+    "--neurons",
+    required=True,
+    help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7; or directions, e.g. L2.c~in_string.",
+)
 @click.option("--mode", default="zero", show_default=True, help="zero, mean (over the text) or clamp=VALUE.")
+@click.option(
+    "--store", "store_path", default=None, help="The store whose directions --neurons names (lstmviz probe saved them)."
+)
 @click.option(
     "--max-chars",
     type=int,
@@ -33,15 +40,18 @@ from .common import checked, print_json
 @click.option("--seed", default=0, show_default=True, help="Seed for drawing the control sets.")
 @click.option("--top", "top_k", default=10, show_default=True, callback=checked(TOP), help="Characters and positions to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, as_json) -> None:
+def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, seed, top_k, as_json) -> None:
     """Bits the model loses when NEURONS are replaced, per text feature, beside random control sets.
 
     Text: PATHS, else the checkpoint's test split. Teacher-forced: every character is predicted
-    from the true text before it."""
+    from the true text before it. A direction (L2.c~in_string) has its projection replaced
+    (zero: projected out), beside random directions of its series."""
     from tqdm.auto import tqdm
 
     from ..analysis.ablation import ablate as run_ablation
-    from ..analysis.ablation import ablation_targets
+    from ..analysis.ablation import ablation_targets, direction_vectors
+    from ..core.errors import LstmvizError
+    from ..core.neurons import DirectionId
     from ..model.checkpoint import load_checkpoint
     from ..model.interventions import Mode
     from ..recording.one_text import evaluation_documents
@@ -50,6 +60,13 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     mode = Mode.parse(mode)
     ckpt = load_checkpoint(checkpoint)
     targets = ablation_targets(ckpt, neurons)  # a bad id is an error before any text is read
+    vectors = None
+    if isinstance(targets[0], DirectionId):
+        if store_path is None:
+            raise LstmvizError(f"{targets[0]} is a direction: give --store, the store lstmviz probe kept it in.")
+        from ..store.open import open_store
+
+        vectors = direction_vectors(open_store(store_path), ckpt, targets)
     docs = limit_chars(evaluation_documents(ckpt, paths, max_chars), max_chars)
     # The bar stays once done (as record's): a cleared one leaves a line of spaces before
     # the output wherever stderr and stdout meet (a notebook, a log).
@@ -59,7 +76,7 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
             bar.total = total
             bar.update(done - bar.n)
 
-        result = run_ablation(ckpt, docs, targets, mode, controls, seed, on_progress=report)
+        result = run_ablation(ckpt, docs, targets, mode, controls, seed, on_progress=report, vectors=vectors)
     if as_json:
         print_json(result.to_json(top_k))
     else:
