@@ -134,7 +134,7 @@ def spearman(scores: np.ndarray, target_ranks: np.ndarray) -> float:
 
 
 @dataclass
-class _Target:
+class Target:
     """One feature over the training sample and over the held-out characters."""
 
     name: str
@@ -220,6 +220,14 @@ def document_halves(store: ActivationStore) -> tuple[np.ndarray, np.ndarray]:
     return train, held_out
 
 
+def sampled_halves(store: ActivationStore, train_chars: int = TRAIN_CHARS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The training sample (``train_chars`` characters of the training half, sorted) and the
+    held-out half (a mask): what every probe of ``store`` is fitted and scored on."""
+    train, held_out = document_halves(store)
+    train_at = np.flatnonzero(train)
+    return np.sort(np.random.default_rng(seed).choice(train_at, min(train_chars, len(train_at)), replace=False)), held_out
+
+
 def parse_layers(text: str | None) -> list[int] | None:
     """``--layers 1,2``: layer numbers from 1 (None for all)."""
     items = comma_list(text)
@@ -247,7 +255,7 @@ def probed_series(store: ActivationStore, layers=None, kinds=None) -> list:
     return [s for s in store.series if s.layer in layers and s.kind in kinds]
 
 
-def _targets(features: Features, train_at: np.ndarray, held_out: np.ndarray) -> tuple[list[_Target], list[str]]:
+def feature_targets(features: Features, train_at: np.ndarray, held_out: np.ndarray) -> tuple[list[Target], list[str]]:
     targets, absent = [], []
     for name in features.names():
         values = features[name].astype(np.float64)
@@ -256,12 +264,12 @@ def _targets(features: Features, train_at: np.ndarray, held_out: np.ndarray) -> 
             absent.append(name)
             continue
         binary = features.is_binary(name)
-        targets.append(_Target(name, binary, train, test.astype(bool) if binary else rankdata(test)))
+        targets.append(Target(name, binary, train, test.astype(bool) if binary else rankdata(test)))
     return targets, absent
 
 
 @dataclass
-class _Series:
+class SeriesData:
     """One series as the probes see it: its training sample, standardised, with its Gram
     matrix; and its values at every held-out character."""
 
@@ -272,7 +280,7 @@ class _Series:
     products: dict[str, torch.Tensor] = field(default_factory=dict)  # feature -> X'y/n (y centred), float64
 
     @classmethod
-    def of(cls, block, train_at: np.ndarray, held_out: np.ndarray) -> _Series:
+    def of(cls, block, train_at: np.ndarray, held_out: np.ndarray) -> SeriesData:
         x = np.asarray(block[:, train_at], dtype=np.float32).T
         mean, sd = x.mean(0), x.std(0)
         sd[sd == 0] = 1.0
@@ -287,13 +295,13 @@ class _Series:
                 done += int(part.sum())
         return cls(xs, sd, x64.T @ x64 / len(x), torch.from_numpy(values))
 
-    def xy(self, target: _Target) -> torch.Tensor:
+    def xy(self, target: Target) -> torch.Tensor:
         if target.name not in self.products:
             y = torch.from_numpy(target.train)
             self.products[target.name] = (self.x.T @ (y - y.mean()).float()).double() / len(y)
         return self.products[target.name]
 
-    def fit(self, target: _Target, support: np.ndarray | None = None) -> np.ndarray:
+    def fit(self, target: Target, support: np.ndarray | None = None) -> np.ndarray:
         """The probe's weights on the raw units (0 outside ``support``, if given)."""
         units = np.arange(len(self.sd)) if support is None else support
         w = np.zeros(len(self.sd))
@@ -304,12 +312,12 @@ class _Series:
             w[units] = ridge_probe(self.gram[index][:, index], self.xy(target)[index]).numpy()
         return w / self.sd
 
-    def score(self, target: _Target, weights: np.ndarray) -> float:
+    def score(self, target: Target, weights: np.ndarray) -> float:
         """The held-out score of the series projected on ``weights``."""
         return target.score((torch.from_numpy(weights.astype(np.float32)) @ self.held_out).numpy())
 
 
-def _units_for(series: _Series, target: _Target, probe: float, path: torch.Tensor) -> int | None:
+def _units_for(series: SeriesData, target: Target, probe: float, path: torch.Tensor) -> int | None:
     """The fewest units reaching 95% of the probe's score above chance: each support on the L1
     path (fewest units first), refitted (a relaxed lasso) and scored on the held-out half;
     a binary search, the score growing with the support."""
@@ -331,7 +339,7 @@ def _units_for(series: _Series, target: _Target, probe: float, path: torch.Tenso
     return found
 
 
-def _best_unit(series: _Series, target: _Target, candidates: int = 5) -> tuple[int, float]:
+def _best_unit(series: SeriesData, target: Target, candidates: int = 5) -> tuple[int, float]:
     """Among the units most correlated with the feature on the training sample, the one
     that scores best there (folded: a unit low inside the feature counts as much)."""
     x = series.x.numpy()
@@ -367,14 +375,12 @@ def probe_features(
     bad_names = [k for k in (extra or {}) if not (k.isidentifier() and k.isascii())]
     if bad_names:
         raise LstmvizError(f"A probed feature's name is letters, digits and _, not {bad_names[0]!r}.")
-    train, held_out = document_halves(store)
-    train_at = np.flatnonzero(train)
-    train_at = np.sort(np.random.default_rng(seed).choice(train_at, min(train_chars, len(train_at)), replace=False))
-    targets, absent = _targets(store_features(store, extra, features), train_at, held_out)
+    train_at, held_out = sampled_halves(store, train_chars, seed)
+    targets, absent = feature_targets(store_features(store, extra, features), train_at, held_out)
     out = {t.name: FeatureProbes(t.name, t.metric, ("", 0.0)) for t in targets}
     best: dict[str, tuple[float, str, float]] = {}  # feature -> (training score, unit, held-out score)
     for s in series:
-        data = _Series.of(store.series_block(*s.key), train_at, held_out)
+        data = SeriesData.of(store.series_block(*s.key), train_at, held_out)
         paths = lasso_path(data.gram, torch.stack([data.xy(t) for t in targets], 1)) if targets else []
         for target, path in zip(targets, paths, strict=True):
             weights = data.fit(target)
