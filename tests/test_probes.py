@@ -304,3 +304,13 @@ def test_lstmviz_ablate_takes_a_direction_from_a_store(tiny_checkpoint, tiny_sto
         assert refused.exit_code == 2 and message in refused.output
     mixed = CliRunner().invoke(main, ["ablate", str(tiny_checkpoint), "--neurons", "L1.c.1,L1.c~in_string"])
     assert mixed.exit_code == 2 and "not both" in mixed.output
+
+
+def test_a_direction_is_exported_in_a_heatmap_beside_a_neuron(tmp_path):
+    store = planted_store(tmp_path)
+    save_direction(store, "L1.c~mine", np.ones(24))
+    out = tmp_path / "rows.html"
+    args = ["export", str(store.path), "--neurons", "L1.c.0,L1.c~mine", "--range", "0:120", "--out", str(out)]
+    assert CliRunner().invoke(main, args).exit_code == 0 and "L1.c~mine" in out.read_text()
+    refused = CliRunner().invoke(main, [*args[:3], "L1.c~other", *args[4:]])
+    assert refused.exit_code == 2 and "No direction L1.c~other in this store" in refused.output
