@@ -314,3 +314,13 @@ def test_a_direction_is_exported_in_a_heatmap_beside_a_neuron(tmp_path):
     assert CliRunner().invoke(main, args).exit_code == 0 and "L1.c~mine" in out.read_text()
     refused = CliRunner().invoke(main, [*args[:3], "L1.c~other", *args[4:]])
     assert refused.exit_code == 2 and "No direction L1.c~other in this store" in refused.output
+
+
+def test_a_direction_is_shown_in_a_notebook_as_a_neuron_is(tmp_path):
+    import lstmviz
+
+    store = planted_store(tmp_path)
+    save_direction(store, "L1.c~mine", np.arange(24.0))
+    shown = lstmviz.show(store.path, "L1.c~mine", range="10:60")
+    np.testing.assert_allclose(shown.values, store.neuron("L1.c~mine", 10, 60))
+    assert shown.text == store.text(10, 60)

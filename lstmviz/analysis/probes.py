@@ -35,7 +35,7 @@ from ..store.units import save_direction
 from ..text.features import FeatureFn, Features, store_features
 from .rankings import ranked_kinds
 
-TRAIN_CHARS = 50_000  # training characters sampled from the training half (all held-out ones are scored)
+TRAIN_CHARS = 20_000  # training characters sampled from the training half (all held-out ones are scored): 50 per weight
 PATH_STEPS = 16  # penalties on the L1 path, from the one that keeps one unit down to 1/1000 of it
 REACH = 0.95  # "units for 95%": the fewest units whose score reaches this share of the probe's above chance
 RIDGE = 1e-3  # the probes' L2 penalty, on standardised units and the mean loss
