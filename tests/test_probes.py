@@ -324,3 +324,34 @@ def test_a_direction_is_shown_in_a_notebook_as_a_neuron_is(tmp_path):
     shown = lstmviz.show(store.path, "L1.c~mine", range="10:60")
     np.testing.assert_allclose(shown.values, store.neuron("L1.c~mine", 10, 60))
     assert shown.text == store.text(10, 60)
+
+
+def test_sampling_with_a_direction_goes_through_the_exact_hooks(tiny_checkpoint):
+    """Projecting out a unit's own axis is zero-ablating that unit: the same text, the same
+    probabilities; steering by 0 changes nothing."""
+    from lstmviz.model.sampling import sample
+
+    ckpt = load_checkpoint(tiny_checkpoint)
+    axis = np.zeros(24)
+    axis[5] = 1.0
+    removed = sample(ckpt, "x = ", 80, seed=3, hooks=iv.project_out("L1.c~axis5", axis))
+    zeroed = sample(ckpt, "x = ", 80, seed=3, ablate=["L1.c.5"])
+    assert removed.text == zeroed.text
+    np.testing.assert_allclose(removed.top_probs, zeroed.top_probs, atol=1e-6)
+    plain, unmoved = sample(ckpt, "x = ", 80, seed=3), sample(ckpt, "x = ", 80, seed=3, hooks=iv.steer("L1.c~axis5", axis, 0))
+    assert unmoved.text == plain.text
+
+
+def test_lstmviz_sample_steers_a_direction_from_a_store(tiny_checkpoint, tiny_store, tmp_path):
+    store = _probed_copy(tiny_store, tmp_path)
+    args = ["sample", str(tiny_checkpoint), "--length", "30", "--json"]
+    steered = CliRunner().invoke(main, [*args, "--steer", "L1.c~in_string=4", "--store", str(store.path)])
+    assert steered.exit_code == 0, steered.output
+    assert len(json.loads(steered.output)["text"]) == 30
+    for extra, message in [
+        (["--steer", "L1.c~in_string=4"], "give --store"),
+        (["--project-out", "L1.c.3", "--store", str(store.path)], "take directions such as"),
+        (["--steer", "L1.c~in_string=much", "--store", str(store.path)], "must be a number"),
+    ]:
+        refused = CliRunner().invoke(main, [*args, *extra])
+        assert refused.exit_code == 2 and message in refused.output, refused.output

@@ -93,9 +93,13 @@ def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, se
 @click.option("--clamp", "clamps", multiple=True, metavar="ID=VALUE", help="Hold a neuron at VALUE throughout (repeatable).")
 @click.option("--ablate", "ablates", multiple=True, metavar="ID", help="Hold a neuron at 0 throughout (repeatable).")
 @click.option("--color", default=None, metavar="ID", help="Colour the output by this neuron (default: the first held one).")
+@click.option("--steer", "steers", multiple=True, metavar="DIRECTION=ALPHA", help="Add ALPHA times a direction throughout.")
+@click.option("--project-out", "removed", multiple=True, metavar="DIRECTION", help="Remove a direction throughout.")
+@click.option("--store", "store_path", default=None, help="The store whose directions --steer and --project-out name.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, as_json) -> None:
-    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held throughout."""
+def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, steers, removed, store_path, as_json):
+    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held (or directions
+    steered or removed) throughout."""
     from ..core.neurons import parse_neurons
     from ..model.checkpoint import load_checkpoint
     from ..model.interventions import parse_assignments
@@ -103,7 +107,9 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
 
     clamp = parse_assignments(clamps)
     ablate = [n for item in ablates for n in parse_neurons(item)]
-    result = generate(load_checkpoint(checkpoint), prime, length, temperature, top_k, seed, clamp, ablate, color)
+    ckpt = load_checkpoint(checkpoint)
+    hooks = _direction_hooks(ckpt, steers, removed, store_path) if steers or removed else None
+    result = generate(ckpt, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks)
     if result.unknown:
         chars = "".join(result.unknown)
         click.echo(f"lstmviz: warning: the prime's {chars!r} are not in the model's vocabulary; read as unknown.", err=True)
@@ -118,6 +124,32 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
         click.echo(f"(coloured by {result.neuron})", err=True)
     else:
         click.echo(result.text)
+
+
+def _direction_hooks(ckpt, steers, removed, store_path) -> list:
+    """The exact hooks that steer (``L2.c~in_string=5``) or remove directions, their vectors
+    read from the store ``lstmviz probe`` kept them in."""
+    from ..analysis.ablation import direction_vectors
+    from ..core.errors import LstmvizError
+    from ..core.neurons import DirectionId, parse_unit
+    from ..core.options import comma_list
+    from ..model.interventions import project_out, steer
+    from ..store.open import open_store
+
+    if store_path is None:
+        raise LstmvizError("--steer and --project-out name directions: give --store, the store lstmviz probe kept them in.")
+    wanted = [(item.partition("=")[0], item.partition("=")[2]) for s in steers for item in comma_list(s)]
+    wanted += [(item, None) for r in removed for item in comma_list(r)]
+    directions = [parse_unit(name) for name, _ in wanted]
+    if not all(isinstance(d, DirectionId) for d in directions):
+        raise LstmvizError("--steer and --project-out take directions such as L2.c~in_string (neurons: --clamp, --ablate).")
+    for d in directions:
+        ckpt.model.check_neuron(f"{d.series}.0")  # the model has its series
+    vectors = direction_vectors(open_store(store_path), ckpt, directions)
+    hooks = []
+    for d, (_, alpha) in zip(directions, wanted, strict=True):
+        hooks += project_out(d, vectors[d]) if alpha is None else steer(d, vectors[d], alpha)
+    return hooks
 
 
 COMMANDS = [ablate, sample]
