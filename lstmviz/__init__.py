@@ -8,6 +8,7 @@ lstmviz.rank_neurons(store, lstmviz.store_features(store))     # every neuron ag
 lstmviz.explain(store).search("digit")                         # every unit explained in words, scored
 lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
+lstmviz.probe(store).to_json()                                  # linear probes; directions as units (L2.c~in_string)
 
 README.md shows these at work; docs/architecture.md says which module does what.
 """
@@ -122,6 +123,7 @@ __all__ = [
     "hooks",
     "interventions",
     "ablate",
+    "probe",
     "dashboard",
     "heatmap",
     "record",
@@ -183,3 +185,16 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
     return run_ablation(ckpt, limit_chars(evaluation_documents(ckpt, paths), max_chars), neurons, mode, **options)
+
+
+def probe(source, features=None, **options):
+    """Linear probes of each feature (default: the built-in ones) on every series of a store,
+    trained on half its documents and scored on the other half, beside the best single
+    unit; each direction is kept in the store as a unit (``L2.c~in_string``). See
+    :func:`lstmviz.analysis.probes.probe_features`."""
+    from .analysis.probes import probe_features
+    from .store.open import open_store
+    from .store.reader import ActivationStore
+
+    store = source if isinstance(source, ActivationStore) else open_store(source)
+    return probe_features(store, [features] if isinstance(features, str) else features, **options)

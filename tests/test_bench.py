@@ -215,6 +215,12 @@ def test_bench_explain_smoke(tmp_path):
     assert result["chars"] == 20000 and result["units"] == 16 and result["forms"] > 100
 
 
+def test_bench_directions_smoke(tmp_path):
+    result = bench_cli("directions", "--chars", "60000", "--switches", "2")
+    check_result(result, ["probe_s", "sklearn_fit_s", "max_score_gap_vs_sklearn", "neuron_switch_ms"], tmp_path)
+    assert result["probes"] > 0 and result["max_score_gap_vs_sklearn"] < 0.01  # scikit-learn fits the same probes
+
+
 def test_bench_dashboard_smoke(tiny_checkpoint, cache, tmp_path):
     """On a synthetic store (no model recorded, as a user's own), in headless Chromium, then
     under stress on a recording of the tiny model."""

@@ -20,13 +20,14 @@ import torch
 
 from ..core.characters import name_of, one_line
 from ..core.errors import CorpusError, LstmvizError
-from ..core.neurons import NeuronId, parse_neurons
+from ..core.neurons import DirectionId, NeuronId, UnitId, parse_neurons, parse_units
 from ..core.options import CONTROLS, TOP
 from ..model.checkpoint import Checkpoint
 from ..model.hooks import HookCall, reader
-from ..model.interventions import Mode, Replace, constant
+from ..model.interventions import AlongDirection, Mode, Replace, constant
 from ..store.cache import cached, read_cached
 from ..store.format import DEFAULT_LANES
+from ..store.units import direction_vector
 from ..text.corpus import Document
 from ..text.features import BINARY, compute_features
 from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
@@ -41,9 +42,9 @@ class Ablation:
     """The log-probability of every predicted character, unchanged and with each neuron set
     replaced (row 0: the target set; rows 1..K: the controls)."""
 
-    neurons: list[NeuronId]
+    neurons: list[UnitId]  # neurons, or directions (whose projection is replaced)
     mode: Mode
-    control_sets: list[list[NeuronId]]
+    control_sets: list[list[UnitId]]  # neurons alike, or random directions in the same series
     text: str
     base_logp: np.ndarray  # [chars] natural log, NaN where nothing is predicted
     ablated_logp: np.ndarray  # [1 + controls, chars]
@@ -205,11 +206,45 @@ def control_sets(model, neurons: list[NeuronId], count: int, seed: int = 0) -> l
     return out
 
 
-def ablation_targets(ckpt: Checkpoint, neurons) -> list[NeuronId]:
-    """The neurons to replace, each checked against the model (and the model checked to
-    predict the next character), so a bad one is refused before any text is read."""
+def ablation_targets(ckpt: Checkpoint, neurons) -> list[NeuronId] | list[DirectionId]:
+    """The neurons (or directions, one a series) to replace, each checked against the model
+    (and the model checked to predict the next character), so a bad one is refused before
+    any text is read."""
     ckpt.model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
-    return [ckpt.model.check_neuron(n) for n in parse_neurons(neurons)]
+    units = parse_units(neurons)
+    if all(isinstance(u, NeuronId) for u in units):
+        return [ckpt.model.check_neuron(n) for n in parse_neurons(neurons)]
+    if not all(isinstance(u, DirectionId) for u in units):
+        raise LstmvizError("Ablate neurons or directions (e.g. L2.c~in_string) in one run, not both, nor dictionary features.")
+    series = [u.series for u in units]
+    if len(set(series)) < len(series):
+        raise LstmvizError(f"Ablate one direction a series at a time; {', '.join(map(str, units))} share one.")
+    for u in units:
+        ckpt.model.check_neuron(NeuronId(u.layer, u.kind, 0, u.reverse))  # the model has its series
+    return units
+
+
+def direction_vectors(store, ckpt: Checkpoint, directions: list[DirectionId]) -> dict[DirectionId, np.ndarray]:
+    """The unit vectors of ``directions`` as ``store`` keeps them (``lstmviz probe`` saved
+    them), the store checked to be a recording of ``ckpt``'s model."""
+    if store.checkpoint.get("content_hash") != ckpt.content_hash:
+        raise LstmvizError(f"The store {store.path} was recorded from another model than {ckpt.name}; probe a recording of it.")
+    return {d: direction_vector(store, d) for d in directions}
+
+
+def control_directions(units: int, directions: list[DirectionId], count: int, seed: int = 0):
+    """``count`` sets of random directions shaped like ``directions`` (one unit vector, drawn
+    uniformly on the sphere, in each of their series): the sets, named ``L2.c~random1``..., and
+    their vectors."""
+    rng = np.random.default_rng(seed)
+    sets, vectors = [], {}
+    for k in range(1, count + 1):
+        chosen = [DirectionId(d.layer, d.kind, f"random{k}", d.reverse) for d in directions]
+        for c in chosen:
+            v = rng.normal(size=units)
+            vectors[c] = (v / np.linalg.norm(v)).astype(np.float32)
+        sets.append(chosen)
+    return sets, vectors
 
 
 def ablate(
@@ -222,9 +257,13 @@ def ablate(
     lanes: int = DEFAULT_LANES,
     chunk_len: int = 64,
     on_progress: Callable[[int, int], None] | None = None,
+    vectors: dict | None = None,
 ) -> Ablation:
     """Teacher-forced ablation of ``neurons`` over ``docs`` (each from a zero state), with
-    ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes."""
+    ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes.
+    Directions (``L2.c~in_string``) have their projection replaced (zero: projected out; mean:
+    set to its mean over the text; clamp), beside random directions of the same series;
+    ``vectors`` gives their unit vectors ({id: [units]}, ``store.units.direction_vector``)."""
     model = ckpt.model
     targets = ablation_targets(ckpt, neurons)
     mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
@@ -233,19 +272,27 @@ def ablate(
     laid = LaidText.of(docs, ckpt.vocab, lanes) if docs else None
     if laid is None or (laid.next_ids >= 0).sum() == 0:
         raise CorpusError("The text has no character to predict (each document needs two or more).")
-    sets = [targets, *control_sets(model, targets, controls, seed)]
+    if isinstance(targets[0], DirectionId):
+        missing = [str(d) for d in targets if d not in (vectors or {})]
+        if missing:
+            raise LstmvizError(f"No vector given for {', '.join(missing)}; read it from the store lstmviz probe kept it in.")
+        controls_sets, random_vectors = control_directions(model.config.hidden_size, targets, controls, seed)
+        sets, vectors = [targets, *controls_sets], {**vectors, **random_vectors}
+    else:
+        sets = [targets, *control_sets(model, targets, controls, seed)]
     total = 2 * len(laid.text)
     report = (lambda done: on_progress(done, total)) if on_progress else (lambda done: None)
 
     base_logp, means = _baseline(model, laid, sets, mode, chunk_len, report)
     values = {name: (means[name] if mode.name == "mean" else mode.value) for name in _replaced_points(sets)}
-    ablated_logp = _ablated(model, laid, sets, values, chunk_len, lambda done: report(len(laid.text) + done))
+    edits = _direction_edits(sets, vectors, mode, means) if vectors else _neuron_edits(sets, values, model.config.hidden_size)
+    ablated_logp = _ablated(model, laid, sets, edits, chunk_len, lambda done: report(len(laid.text) + done))
     feats = compute_features(laid.text, laid.documents(docs), names=[*BINARY, "to_eol"])
     tracks = {n: feats[n] for n in BINARY} | line_end_tracks(laid.text, feats["to_eol"])
     return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, tracks)
 
 
-def _replaced_points(sets: list[list[NeuronId]]) -> list[str]:
+def _replaced_points(sets: list[list[UnitId]]) -> list[str]:
     return sorted({n.hook_name for s in sets for n in s})
 
 
@@ -279,26 +326,61 @@ def _baseline(model, laid: LaidText, sets, mode: Mode, chunk_len: int, report):
     return logp, {name: (s / len(laid.text)).float() for name, s in sums.items()}
 
 
+Edits = Callable[[np.ndarray], dict]  # the active lanes -> {hook name: [hook]} for every set's copy of them
+
+
+def _neuron_edits(sets: list[list[NeuronId]], values: dict, units: int) -> Edits:
+    """Each set's neurons replaced by ``values`` ({hook name: a value, or one per unit})."""
+    masks = {}  # hook name -> [sets, units] bool
+    for r, s in enumerate(sets):
+        for n in s:
+            masks.setdefault(n.hook_name, torch.zeros(len(sets), units, dtype=torch.bool))[r, n.index] = True
+    news = {name: constant(values[name]) for name in masks}
+
+    def edits(rows: np.ndarray) -> dict:
+        return {name: [Replace(news[name], mask=mask.repeat_interleave(len(rows), 0))] for name, mask in masks.items()}
+
+    return edits
+
+
+def _direction_edits(sets: list[list[DirectionId]], vectors: dict, mode: Mode, means: dict) -> Edits:
+    """Each set's directions, their projection replaced as ``mode`` says (zero: projected
+    out; mean: set to the text's mean projection, from ``means`` {hook name: mean vector})."""
+    by_point: dict[str, list[torch.Tensor]] = {}
+    for s in sets:
+        for d in s:
+            by_point.setdefault(d.hook_name, []).append(torch.as_tensor(vectors[d], dtype=torch.float32))
+    stacked = {name: torch.stack(vs) for name, vs in by_point.items()}  # [sets, units]
+    targets = {
+        name: (d / d.norm(dim=1, keepdim=True)) @ means[name] if mode.name == "mean" else torch.full((len(d),), mode.value)
+        for name, d in stacked.items()
+    }
+    how = "zero" if mode.name == "zero" else "clamp"
+
+    def edits(rows: np.ndarray) -> dict:
+        n = len(rows)
+        return {
+            name: [AlongDirection(d.repeat_interleave(n, 0), how, targets[name].repeat_interleave(n, 0))]
+            for name, d in stacked.items()
+        }
+
+    return edits
+
+
 @torch.no_grad()
-def _ablated(model, laid: LaidText, sets, values: dict, chunk_len: int, report) -> np.ndarray:
+def _ablated(model, laid: LaidText, sets, edits: Edits, chunk_len: int, report) -> np.ndarray:
     """Every set's run at once, each a copy of the batch (row = set * lanes + lane): the
     layers below the lowest replaced one once, shared by every copy."""
     device = next(model.parameters()).device
     cfg, R, lanes = model.config, len(sets), laid.lanes
     first = min(n.layer for s in sets for n in s) - 1  # the lowest replaced layer, from 0
     below, above = range(first), range(first, cfg.num_layers)
-    masks = {}  # hook name -> [sets, lanes, units] bool
-    for r, s in enumerate(sets):
-        for n in s:
-            mask = masks.setdefault(n.hook_name, torch.zeros(R, lanes, cfg.hidden_size, dtype=torch.bool))
-            mask[r, :, n.index] = True
-    news = {name: constant(values[name]) for name in masks}
 
     def forward(chunk: Chunk, state):
         (state_below, state_above), h = state, model.embedding(chunk.ids)
         if first:
             h, state_below = model.run_layers(h, state_below, chunk.keep, layers=below)
-        hooks = {name: [Replace(news[name], mask=masks[name][:, chunk.rows].reshape(-1, cfg.hidden_size))] for name in masks}
+        hooks = edits(chunk.rows)
         top, state_above = model.run_layers(h.repeat(R, 1, 1), state_above, chunk.keep.repeat(R, 1), hooks, layers=above)
         return model.decoder(top), (state_below, state_above)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import StoreError
-from ..core.neurons import NeuronId
+from ..core.neurons import UnitId, parse_unit
 from ..store.reader import ActivationStore
 from .distribution import keyed_series, neuron_values
 
@@ -40,7 +40,7 @@ def _spread(order: np.ndarray, k: int, width: int) -> list[int]:
 
 
 def context_positions(
-    store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
+    store: ActivationStore, neuron: str | UnitId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
 ) -> dict[str, list[int]]:
     """Where a neuron's contexts are: the positions of its k highest and k lowest
     activations (``width`` characters apart, so their contexts do not overlap), and a few
@@ -48,7 +48,7 @@ def context_positions(
     samples between that quantile and the one above)."""
     if len(store) == 0:
         raise StoreError("The store is empty.")
-    _, keys, dist = keyed_series(store, str(NeuronId.parse(neuron)))
+    _, keys, dist = keyed_series(store, str(parse_unit(neuron)))
     n = len(keys)
     pool = min(n, max(k * 64, 1024))  # enough candidates that k of them do not overlap
     high = np.flatnonzero(keys >= dist.top_key(pool))
@@ -69,7 +69,7 @@ def context_positions(
     return out
 
 
-def contexts_at(store: ActivationStore, neuron: str | NeuronId, positions: dict[str, list[int]], width: int = 40):
+def contexts_at(store: ActivationStore, neuron: str | UnitId, positions: dict[str, list[int]], width: int = 40):
     """The contexts (``width`` characters each side, within the document) of a neuron at
     ``positions`` ({group: [position]}), as {group: [Context]}."""
     values = neuron_values(store, neuron)
@@ -77,7 +77,7 @@ def contexts_at(store: ActivationStore, neuron: str | NeuronId, positions: dict[
 
 
 def top_contexts(
-    store: ActivationStore, neuron: str | NeuronId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
+    store: ActivationStore, neuron: str | UnitId, k: int = 10, width: int = 40, quantile_bins: int = 4, seed: int = 0
 ) -> dict[str, list[Context]]:
     """The contexts of a neuron's highest, lowest and quantile-sampled activations (see
     :func:`context_positions`)."""

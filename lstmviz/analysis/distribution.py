@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..store.reader import ActivationStore, NeuronId
+from ..core.neurons import UnitId, parse_unit
+from ..store.reader import ActivationStore
 
 # Order-preserving keys of float16 bit patterns (b -> b ^ 0x8000 for positive, ~b for
 # negative), and the value of each key; NaN keys are never counted.
@@ -134,9 +135,10 @@ def stats_of(values) -> ValueStats:
     return ValueStats(float(q01), float(median), float(q99), float(abs99), float(dev99))
 
 
-def neuron_values(store: ActivationStore, neuron: str | NeuronId) -> np.ndarray:
-    """One neuron's whole series as stored (float16): one contiguous read."""
-    return np.asarray(store.activations[store.row_of(neuron)])
+def neuron_values(store: ActivationStore, neuron: str | UnitId) -> np.ndarray:
+    """One unit's whole series as stored (float16): a neuron's is one contiguous read, a
+    direction's or dictionary feature's is derived once and kept (``store/units.py``)."""
+    return store.unit_series(neuron)
 
 
 @functools.lru_cache(maxsize=8)
@@ -148,17 +150,17 @@ def keyed_series(store: ActivationStore, neuron: str) -> tuple[np.ndarray, np.nd
     return values, keys, Distribution.of(keys)
 
 
-def value_stats(store: ActivationStore, neuron: str | NeuronId) -> ValueStats:
+def value_stats(store: ActivationStore, neuron: str | UnitId) -> ValueStats:
     """What the colour scales need of a neuron's whole series (so the colours stay put while
     scrolling): its 1st, 50th and 99th percentiles, and the 99th of |value| and of the
     distance from the median."""
-    dist = keyed_series(store, str(NeuronId.parse(neuron)))[2]
+    dist = keyed_series(store, str(parse_unit(neuron)))[2]
     q01, median, q99 = (float(v) for v in dist.quantile([0.01, 0.5, 0.99]))
     return ValueStats(q01, median, q99, dist.abs_quantile(0.99), dist.deviation_quantile(median, 0.99))
 
 
-def histogram(store: ActivationStore, neuron: str | NeuronId, bins: int = 60) -> dict:
-    dist = keyed_series(store, str(NeuronId.parse(neuron)))[2]
+def histogram(store: ActivationStore, neuron: str | UnitId, bins: int = 60) -> dict:
+    dist = keyed_series(store, str(parse_unit(neuron)))[2]
     counts, edges = dist.histogram(bins)
     density = counts / max(counts.sum(), 1) / np.diff(edges)
     return {"counts": counts, "edges": edges, "density": density, "mean": dist.mean(), "std": dist.std()}

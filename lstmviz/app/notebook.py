@@ -20,7 +20,7 @@ import numpy as np
 from ..analysis.distribution import stats_of
 from ..core.characters import name_of
 from ..core.errors import LstmvizError
-from ..core.neurons import NeuronId, parse_neurons
+from ..core.neurons import UnitId, parse_unit, parse_units
 from ..model.checkpoint import Checkpoint, load_checkpoint
 from ..recording.recorder import record_text
 from ..render.colours import ColourScale, scale_for
@@ -80,7 +80,7 @@ def _titles(text: str, values, neuron: str, top_ids, top_probs, vocab: list[str]
 
 
 def show(
-    source, neuron: str | NeuronId, text: str | None = None, range: str | tuple[int, int] | None = None, scale: str | None = None
+    source, neuron: str | UnitId, text: str | None = None, range: str | tuple[int, int] | None = None, scale: str | None = None
 ) -> ColouredText:
     """``neuron`` over ``text`` (recorded now, in memory, by the checkpoint: ``source`` a
     checkpoint, or a store whose checkpoint it was) or over a ``range`` of a store's text
@@ -101,8 +101,8 @@ def show(
         unknown = ckpt.vocab.unknown_chars(text)
         note = f"read as unknown: {''.join(unknown)!r}" if unknown else ""
     elif store is not None:
-        n = NeuronId.parse(neuron)
-        store.row_of(n)
+        n = parse_unit(neuron)  # a neuron, or a direction kept in the store
+        store.neuron(n, 0, 0)
         view = store
         start, stop = parse_range(range, len(store)) if isinstance(range, str) else (range or (0, min(len(store), SHOWN_CHARS)))
     else:
@@ -122,7 +122,7 @@ def heatmap(source, neurons, range: str = "0:120", shared_scale: bool = False):
     store = _opened(source)
     if not isinstance(store, ActivationStore):
         raise LstmvizError("heatmap() draws a recorded store; record one first (lstmviz.record).")
-    ids = [str(n) for n in parse_neurons(neurons)]
+    ids = [str(n) for n in parse_units(neurons)]
     scales = None if shared_scale else neuron_scales(store, ids)
     return heatmap_figure(store, ids, *parse_range(range, len(store)), scales=scales)
 

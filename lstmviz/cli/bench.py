@@ -139,6 +139,24 @@ def bench_explain_command(store, chars, units, as_json) -> None:
     _report(bench_explain(store, chars, units), as_json)
 
 
+@bench.command("directions")
+@click.option("--store", default=None, help="A recorded store (default: the shipped model's test split, h and c).")
+@click.option("--chars", type=int, default=None, help="Instead: synthetic h, c over this many stdlib characters (a smoke run).")
+@click.option("--switches", default=20, show_default=True, help="Switches to the neuron and to the direction timed.")
+@click.option("--json", "as_json", is_flag=True)
+def bench_directions_command(store, chars, switches, as_json) -> None:
+    """Probes of every feature on every series beside scikit-learn's fits; painting a direction beside a neuron."""
+    import tempfile
+
+    from ..bench.directions import bench_directions
+
+    if chars is not None:
+        _at_least(chars=chars)
+    _at_least(switches=switches)
+    with tempfile.TemporaryDirectory() as tmp:
+        _report(bench_directions(store, chars, switches, out=tmp), as_json)
+
+
 @bench.command("dashboard")
 @click.option("--store", default=None, help="A recorded store (default: synthetic h, c over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)

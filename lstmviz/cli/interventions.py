@@ -13,8 +13,15 @@ from .common import checked, print_json
 @click.command()
 @click.argument("checkpoint", type=click.Path())
 @click.argument("paths", nargs=-1)
-@click.option("--neurons", required=True, help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7.")
+@click.option(
+    "--neurons",
+    required=True,
+    help="Comma-separated neuron ids to replace, e.g. L2.c.90 or L1.c.5,L1.c.7; or directions, e.g. L2.c~in_string.",
+)
 @click.option("--mode", default="zero", show_default=True, help="zero, mean (over the text) or clamp=VALUE.")
+@click.option(
+    "--store", "store_path", default=None, help="The store whose directions --neurons names (lstmviz probe saved them)."
+)
 @click.option(
     "--max-chars",
     type=int,
@@ -33,15 +40,18 @@ from .common import checked, print_json
 @click.option("--seed", default=0, show_default=True, help="Seed for drawing the control sets.")
 @click.option("--top", "top_k", default=10, show_default=True, callback=checked(TOP), help="Characters and positions to list.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, as_json) -> None:
+def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, seed, top_k, as_json) -> None:
     """Bits the model loses when NEURONS are replaced, per text feature, beside random control sets.
 
     Text: PATHS, else the checkpoint's test split. Teacher-forced: every character is predicted
-    from the true text before it."""
+    from the true text before it. A direction (L2.c~in_string) has its projection replaced
+    (zero: projected out), beside random directions of its series."""
     from tqdm.auto import tqdm
 
     from ..analysis.ablation import ablate as run_ablation
-    from ..analysis.ablation import ablation_targets
+    from ..analysis.ablation import ablation_targets, direction_vectors
+    from ..core.errors import LstmvizError
+    from ..core.neurons import DirectionId
     from ..model.checkpoint import load_checkpoint
     from ..model.interventions import Mode
     from ..recording.one_text import evaluation_documents
@@ -50,6 +60,13 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     mode = Mode.parse(mode)
     ckpt = load_checkpoint(checkpoint)
     targets = ablation_targets(ckpt, neurons)  # a bad id is an error before any text is read
+    vectors = None
+    if isinstance(targets[0], DirectionId):
+        if store_path is None:
+            raise LstmvizError(f"{targets[0]} is a direction: give --store, the store lstmviz probe kept it in.")
+        from ..store.open import open_store
+
+        vectors = direction_vectors(open_store(store_path), ckpt, targets)
     docs = limit_chars(evaluation_documents(ckpt, paths, max_chars), max_chars)
     # The bar stays once done (as record's): a cleared one leaves a line of spaces before
     # the output wherever stderr and stdout meet (a notebook, a log).
@@ -59,7 +76,7 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
             bar.total = total
             bar.update(done - bar.n)
 
-        result = run_ablation(ckpt, docs, targets, mode, controls, seed, on_progress=report)
+        result = run_ablation(ckpt, docs, targets, mode, controls, seed, on_progress=report, vectors=vectors)
     if as_json:
         print_json(result.to_json(top_k))
     else:
@@ -85,9 +102,15 @@ def ablate(checkpoint, paths, neurons, mode, max_chars, controls, seed, top_k, a
     callback=checked(LINE_LENGTH_SEEDS),
     help="Instead of a text: the mean line length over N seeds from --seed, held and with nothing held.",
 )
+@click.option("--steer", "steers", multiple=True, metavar="DIRECTION=ALPHA", help="Add ALPHA times a direction throughout.")
+@click.option("--project-out", "removed", multiple=True, metavar="DIRECTION", help="Remove a direction throughout.")
+@click.option("--store", "store_path", default=None, help="The store whose directions --steer and --project-out name.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, seeds, as_json) -> None:
-    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held throughout."""
+def sample(
+    checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, seeds, steers, removed, store_path, as_json
+):
+    """Generate text from CHECKPOINT, as char-rnn's sample.lua, with neurons held (or directions
+    steered or removed) throughout."""
     from ..core.neurons import parse_neurons
     from ..model.checkpoint import load_checkpoint
     from ..model.interventions import parse_assignments
@@ -95,12 +118,12 @@ def sample(checkpoint, prime, length, temperature, top_k, seed, clamps, ablates,
 
     clamp = parse_assignments(clamps)
     ablate = [n for item in ablates for n in parse_neurons(item)]
+    ckpt = load_checkpoint(checkpoint)
     if seeds is not None:
-        _line_lengths(
-            load_checkpoint(checkpoint), prime, length, temperature, top_k, range(seed, seed + seeds), clamp, ablate, as_json
-        )
+        _line_lengths(ckpt, prime, length, temperature, top_k, range(seed, seed + seeds), clamp, ablate, as_json)
         return
-    result = generate(load_checkpoint(checkpoint), prime, length, temperature, top_k, seed, clamp, ablate, color)
+    hooks = _direction_hooks(ckpt, steers, removed, store_path) if steers or removed else None
+    result = generate(ckpt, prime, length, temperature, top_k, seed, clamp, ablate, color, hooks)
     if result.unknown:
         chars = "".join(result.unknown)
         click.echo(f"lstmviz: warning: the prime's {chars!r} are not in the model's vocabulary; read as unknown.", err=True)
@@ -127,6 +150,32 @@ def _line_lengths(ckpt, prime, length, temperature, top_k, seeds, clamp, ablate,
         print_json({"length": length, "temperature": temperature, "settings": [r.to_json() for r in rows]})
     else:
         click.echo(line_lengths_text(rows, length))
+
+
+def _direction_hooks(ckpt, steers, removed, store_path) -> list:
+    """The exact hooks that steer (``L2.c~in_string=5``) or remove directions, their vectors
+    read from the store ``lstmviz probe`` kept them in."""
+    from ..analysis.ablation import direction_vectors
+    from ..core.errors import LstmvizError
+    from ..core.neurons import DirectionId, parse_unit
+    from ..core.options import comma_list
+    from ..model.interventions import project_out, steer
+    from ..store.open import open_store
+
+    if store_path is None:
+        raise LstmvizError("--steer and --project-out name directions: give --store, the store lstmviz probe kept them in.")
+    wanted = [(item.partition("=")[0], item.partition("=")[2]) for s in steers for item in comma_list(s)]
+    wanted += [(item, None) for r in removed for item in comma_list(r)]
+    directions = [parse_unit(name) for name, _ in wanted]
+    if not all(isinstance(d, DirectionId) for d in directions):
+        raise LstmvizError("--steer and --project-out take directions such as L2.c~in_string (neurons: --clamp, --ablate).")
+    for d in directions:
+        ckpt.model.check_neuron(f"{d.series}.0")  # the model has its series
+    vectors = direction_vectors(open_store(store_path), ckpt, directions)
+    hooks = []
+    for d, (_, alpha) in zip(directions, wanted, strict=True):
+        hooks += project_out(d, vectors[d]) if alpha is None else steer(d, vectors[d], alpha)
+    return hooks
 
 
 COMMANDS = [ablate, sample]

@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, dictionary, explanations, interventions, models, outputs, recording, serve
+from . import analysis, dictionary, explanations, interventions, models, outputs, probes, recording, serve
 from .bench import bench
 
 
@@ -51,6 +51,7 @@ for _command in [
     *explanations.COMMANDS,
     *dictionary.COMMANDS,
     *interventions.COMMANDS,
+    *probes.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,
     bench,

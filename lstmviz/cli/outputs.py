@@ -11,13 +11,13 @@ from .common import checked
 
 @click.command()
 @click.argument("store", type=click.Path())
-@click.option("--neurons", required=True, help="Comma-separated neuron ids, e.g. L2.c.117,L1.h.3")
+@click.option("--neurons", required=True, help="Comma-separated unit ids, e.g. L2.c.117,L1.h.3 or L2.c~in_string")
 @click.option("--range", "char_range", required=True, help="Characters START:END, e.g. 0:300.")
 @click.option("--out", required=True, type=click.Path(), help="A .png, .svg, .pdf or .html file.")
 @click.option("--shared-scale", is_flag=True, help="One colour scale for all rows (default: each row its own).")
 def export(store, neurons, char_range, out, shared_scale) -> None:
     """Write the heatmap of NEURONS over a range of STORE's text to a file."""
-    from ..core.neurons import parse_neurons
+    from ..core.neurons import parse_units
     from ..render.colours import neuron_scales
     from ..render.export import write_figure
     from ..render.figures import export_width, heatmap_figure, parse_range
@@ -25,9 +25,9 @@ def export(store, neurons, char_range, out, shared_scale) -> None:
 
     opened = open_store(store)
     start, stop = parse_range(char_range, len(opened))
-    ids = [str(n) for n in parse_neurons(neurons)]
+    ids = [str(n) for n in parse_units(neurons)]
     for n in ids:
-        opened.row_of(n)  # a bad id is an error before any work
+        opened.neuron(n, 0, 0)  # a bad id is an error before any work
     scales = None if shared_scale else neuron_scales(opened, ids)
     figure = heatmap_figure(opened, ids, start, stop, scales, export_width(stop - start))
     click.echo(f"wrote {write_figure(figure, out)}")

@@ -15,10 +15,31 @@ from .errors import NeuronError
 from .options import comma_list
 
 _NEURON_RE = re.compile(r"^L(\d+)(r?)\.([a-z])\.(\d+)$")
+_DIRECTION_RE = re.compile(r"^L(\d+)(r?)\.([a-z])~([A-Za-z_][A-Za-z0-9_]*)$")
+_FEATURE_RE = re.compile(r"^L(\d+)(r?)\.([a-z])#(\d+)$")
+UNIT_FORMS = "L{layer}.{kind}.{index} (a neuron, e.g. L2.c.117), L2.c~NAME (a direction) or L2.c#N (a dictionary feature)"
+
+
+class _OfSeries:
+    """What every kind of unit says of the series it lives on."""
+
+    layer: int
+    kind: str
+    reverse: bool
+
+    @property
+    def series(self) -> str:
+        """The series it belongs to, e.g. ``L2.c`` or ``L2r.c``."""
+        return f"L{self.layer}{'r' if self.reverse else ''}.{self.kind}"
+
+    @property
+    def hook_name(self) -> str:
+        """The hook point its series passes through, e.g. ``layers.1.hook_c``."""
+        return hook_name(self.layer - 1, self.kind, self.reverse)
 
 
 @dataclass(frozen=True, order=True)
-class NeuronId:
+class NeuronId(_OfSeries):
     layer: int  # from 1
     kind: str  # h, c, i, f, g, o (LSTM); h, r, z, n (GRU); h (RNN)
     index: int  # unit within the layer, from 0
@@ -39,15 +60,57 @@ class NeuronId:
     def __str__(self) -> str:
         return f"L{self.layer}{'r' if self.reverse else ''}.{self.kind}.{self.index}"
 
-    @property
-    def series(self) -> str:
-        """The series it belongs to, e.g. ``L2.c`` or ``L2r.c``."""
-        return f"L{self.layer}{'r' if self.reverse else ''}.{self.kind}"
 
-    @property
-    def hook_name(self) -> str:
-        """The hook point this neuron's series passes through, e.g. ``layers.1.hook_c``."""
-        return hook_name(self.layer - 1, self.kind, self.reverse)
+@dataclass(frozen=True, order=True)
+class DirectionId(_OfSeries):
+    """A unit vector over the units of one series (a probe's direction), named:
+    ``L2.c~in_string``."""
+
+    layer: int
+    kind: str
+    name: str
+    reverse: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.series}~{self.name}"
+
+
+@dataclass(frozen=True, order=True)
+class FeatureId(_OfSeries):
+    """Feature ``feature`` of the sparse dictionary trained on one series: ``L2.c#17``."""
+
+    layer: int
+    kind: str
+    feature: int
+    reverse: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.series}#{self.feature}"
+
+
+UnitId = NeuronId | DirectionId | FeatureId
+
+
+def parse_unit(text: str | UnitId) -> UnitId:
+    """A neuron, direction or dictionary-feature id (see the module's docstring)."""
+    if isinstance(text, NeuronId | DirectionId | FeatureId):
+        return text
+    stripped = str(text).strip()
+    if m := _DIRECTION_RE.match(stripped):
+        return DirectionId(int(m.group(1)), m.group(3), m.group(4), m.group(2) == "r")
+    if m := _FEATURE_RE.match(stripped):
+        return FeatureId(int(m.group(1)), m.group(3), int(m.group(4)), m.group(2) == "r")
+    if _NEURON_RE.match(stripped):
+        return NeuronId.parse(stripped)
+    raise NeuronError(f"{text!r} is not a unit id; write {UNIT_FORMS}.")
+
+
+def parse_units(text: str | UnitId | list) -> list[UnitId]:
+    """Unit ids (neurons, directions, features) from a comma-separated string, one id, or a
+    list of either (order kept, repeats dropped); an empty list is an error."""
+    return _parsed(
+        text, parse_unit, (NeuronId, DirectionId, FeatureId), "Give at least one unit id, e.g. L2.c.117 or L2.c~in_string."
+    )
 
 
 def hook_name(layer: int, kind: str, reverse: bool = False) -> str:
@@ -59,14 +122,18 @@ def hook_name(layer: int, kind: str, reverse: bool = False) -> str:
 def parse_neurons(text: str | NeuronId | list) -> list[NeuronId]:
     """Neuron ids from a comma-separated string, one id, or a list of either (order kept,
     repeats dropped); an empty list is an error."""
-    items = comma_list(text) if isinstance(text, str) else [text] if isinstance(text, NeuronId) else list(text)
-    out: list[NeuronId] = []
+    return _parsed(text, NeuronId.parse, NeuronId, "Give at least one neuron id, e.g. L2.c.117.")
+
+
+def _parsed(text, parse, types, empty: str) -> list:
+    items = comma_list(text) if isinstance(text, str) else [text] if isinstance(text, types) else list(text)
+    out: list = []
     for item in items:
         if isinstance(item, str) and not item.strip():
             continue
-        n = NeuronId.parse(item)
+        n = parse(item)
         if n not in out:
             out.append(n)
     if not out:
-        raise NeuronError("Give at least one neuron id, e.g. L2.c.117.")
+        raise NeuronError(empty)
     return out

@@ -6,6 +6,11 @@ sparse dictionary of a series (``sparse_dictionary.py``), ``splice`` (the series
 its reconstruction) and ``edit_features`` (chosen features ablated or set, the reconstruction
 error kept).
 
+Along a direction d (a unit vector over one series' units, e.g. a probe's ``L2.c~in_string``)
+the projection p = x . d is what changes, the rest of x stays: ``project_out`` (p -> 0),
+``clamp_along`` (p -> a value) and ``steer`` (p -> p + alpha, i.e. x + alpha d); the vector
+is given (``store.units.direction_vector`` reads a saved one).
+
     from lstmviz import interventions as iv
     with model.hooks(iv.clamp("L2.c.90", 20.0) + iv.zero("L1.c.5", positions=range(10, 50))):
         logits, _ = model(ids)
@@ -23,7 +28,7 @@ import numpy as np
 import torch
 
 from ..core.errors import LstmvizError
-from ..core.neurons import NeuronId, parse_neurons
+from ..core.neurons import NeuronId, parse_neurons, parse_unit
 from ..core.options import comma_list
 from .hooks import HookCall
 from .sparse_dictionary import SparseDictionary
@@ -184,6 +189,66 @@ def patch(neurons, cache: dict[str, torch.Tensor], positions: Positions = None) 
 
         pairs.append((name, Replace(new, units, positions=positions)))
     return pairs
+
+
+class AlongDirection:
+    """x' = x + (new(p) - p) d with p = x . d: only the projection on the unit vector ``d``
+    changes, at the chosen positions (all, if none are given). ``d`` is one vector [units]
+    for every row, or one per row [rows, units] (control directions side by side in a batch);
+    ``new`` is ``("zero", 0)``, ``("clamp", value)`` (``value`` one number or one per row) or
+    ``("add", alpha)``."""
+
+    def __init__(self, d: torch.Tensor, how: str, value=0.0, positions: Positions = None):
+        if how not in ("zero", "clamp", "add"):
+            raise ValueError(f"A direction's projection is set to zero, clamped or added to, not {how!r}.")
+        self.d = torch.as_tensor(d, dtype=torch.float32)
+        self.d = self.d / self.d.norm(dim=-1, keepdim=True)
+        self.how, self.value = how, torch.as_tensor(value, dtype=torch.float32)
+        self.positions = _positions(positions)
+
+    def _shift(self, x: torch.Tensor) -> torch.Tensor:
+        """new(p) - p, [rows, time, 1], and d shaped to broadcast against x."""
+        d = self.d.to(x.device, x.dtype)
+        d = d.view(1, 1, -1) if d.dim() == 1 else d.unsqueeze(1)
+        if self.how == "add":
+            return self.value.to(x.device, x.dtype).reshape(-1, 1, 1), d
+        p = (x * d).sum(-1, keepdim=True)
+        target = 0.0 if self.how == "zero" else self.value.to(x.device, x.dtype).reshape(-1, 1, 1)
+        return target - p, d
+
+    def __call__(self, x: torch.Tensor, hook: HookCall) -> torch.Tensor | None:
+        if self.d.shape[-1] != x.shape[-1]:
+            raise LstmvizError(f"A direction of {self.d.shape[-1]} units does not fit {hook.name} ({x.shape[-1]} units).")
+        shift, d = self._shift(x)
+        moved = x + shift * d
+        if self.positions is None:
+            return moved
+        at = [p in self.positions for p in hook.positions]
+        if not any(at):
+            return None
+        return torch.where(torch.tensor(at, device=x.device).view(1, -1, 1), moved, x)
+
+
+def _direction_point(direction) -> str:
+    return parse_unit(direction).hook_name
+
+
+def project_out(direction, vector, positions: Positions = None) -> list[tuple[str, AlongDirection]]:
+    """Remove ``direction`` (an id such as ``L2.c~in_string``, with its unit vector) from its
+    series: the projection on it set to 0."""
+    return [(_direction_point(direction), AlongDirection(torch.as_tensor(vector), "zero", positions=positions))]
+
+
+def clamp_along(direction, vector, value: float, positions: Positions = None) -> list[tuple[str, AlongDirection]]:
+    """Hold the projection on ``direction`` at ``value``."""
+    value = _number(value, "A clamp value")
+    return [(_direction_point(direction), AlongDirection(torch.as_tensor(vector), "clamp", value, positions))]
+
+
+def steer(direction, vector, alpha: float, positions: Positions = None) -> list[tuple[str, AlongDirection]]:
+    """Add ``alpha`` times the unit vector of ``direction`` to its series."""
+    alpha = _number(alpha, "A steering strength")
+    return [(_direction_point(direction), AlongDirection(torch.as_tensor(vector), "add", alpha, positions))]
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..analysis.distribution import ValueStats, value_stats
 from ..core.errors import ConfigError
-from ..core.neurons import NeuronId
+from ..core.neurons import NeuronId, UnitId, parse_unit
 
 COLOUR_STOPS = [  # plotly's RdBu, reversed: (position in [0, 1], (r, g, b))
     (0.0, (5, 48, 97)),
@@ -104,7 +104,10 @@ def _width(w):
 def default_scale(neuron: str, stats: ValueStats) -> str:
     """``fixed``, or ``centred`` for a cell state that tanh would paint in one colour."""
     flat = math.tanh(stats.q99) - math.tanh(stats.q01) < MIN_TANH_SPREAD
-    return "centred" if NeuronId.parse(neuron).kind == "c" and flat else "fixed"
+    unit = parse_unit(neuron)
+    if not isinstance(unit, NeuronId):
+        return "centred"  # a direction or dictionary feature has no fixed range
+    return "centred" if unit.kind == "c" and flat else "fixed"
 
 
 def checked_scale(name: str | None) -> str | None:
@@ -119,7 +122,7 @@ def checked_scale(name: str | None) -> str | None:
 def scale_for(neuron: str, stats: ValueStats, name: str | None = None) -> ColourScale:
     """The colour scale ``name`` (default: the kind's) for ``neuron`` with ``stats``."""
     name = checked_scale(name) or default_scale(neuron, stats)
-    kind = NeuronId.parse(neuron).kind
+    kind = _neuron_kind(neuron)
     if name == "fixed":
         if kind in GATE_KINDS:
             return ColourScale(0.0, 0.0, 1.0, label=f"{neuron} (0..1)")
@@ -130,6 +133,12 @@ def scale_for(neuron: str, stats: ValueStats, name: str | None = None) -> Colour
         around = f"{neuron} (around its median)"
         return ColourScale(stats.median - stats.dev99, stats.median, stats.median + stats.dev99, label=around)
     return symmetric(stats.abs99, f"{neuron} (±99th percentile)")
+
+
+def _neuron_kind(unit: str) -> str:
+    """A neuron's kind, whose range the fixed scale knows; "" for other units."""
+    parsed = parse_unit(unit)
+    return parsed.kind if isinstance(parsed, NeuronId) else ""
 
 
 def symmetric(limit: float, label: str = "") -> ColourScale:
@@ -193,9 +202,9 @@ def contrast(scale: ColourScale, values, inside: np.ndarray) -> float:
     return float(np.linalg.norm(mean_in - mean_out))
 
 
-def neuron_scale(store, neuron: str | NeuronId, name: str | None = None) -> ColourScale:
-    """The colour scale ``name`` (default: chosen for the neuron) of ``neuron`` over ``store``."""
-    return scale_for(str(NeuronId.parse(neuron)), value_stats(store, neuron), name)
+def neuron_scale(store, neuron: str | UnitId, name: str | None = None) -> ColourScale:
+    """The colour scale ``name`` (default: chosen for the unit) of ``neuron`` over ``store``."""
+    return scale_for(str(parse_unit(neuron)), value_stats(store, neuron), name)
 
 
 def neuron_scales(store, neurons, name: str | None = None) -> list[ColourScale]:

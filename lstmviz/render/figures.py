@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 
 from ..core.characters import NEWLINE_GLYPH, glyph_of
 from ..core.errors import StoreError
-from ..core.neurons import NeuronId
+from ..core.neurons import UnitId, parse_unit
 from ..store.format import check_range
 from ..store.reader import ActivationStore
 from .colours import COLOUR_STOPS, ColourScale, level_table, symmetric_of
@@ -65,11 +65,11 @@ def ansi_coloured(text: str, values: np.ndarray, scale: ColourScale | None = Non
     return "".join(out)
 
 
-def text_payload(store: ActivationStore, neuron: str | NeuronId, start: int, stop: int, scale: ColourScale) -> dict:
+def text_payload(store: ActivationStore, neuron: str | UnitId, start: int, stop: int, scale: ColourScale) -> dict:
     """What the browser needs to paint a window of text by one neuron: characters, values,
     their colours on ``scale``, and the model's top-5 guesses for the next character."""
     start, stop = check_range(start, stop, len(store))
-    return values_payload(store, store.neuron(neuron, start, stop), str(NeuronId.parse(neuron)), start, scale)
+    return values_payload(store, store.neuron(neuron, start, stop), str(parse_unit(neuron)), start, scale)
 
 
 def _base64(array: np.ndarray) -> str:
@@ -158,7 +158,7 @@ def parse_range(text: str, length: int) -> tuple[int, int]:
     return check_range(start, stop, length)
 
 
-def _heatmap_window(store: ActivationStore, neurons: list, start: int, stop: int) -> tuple[list[NeuronId], int, int]:
+def _heatmap_window(store: ActivationStore, neurons: list, start: int, stop: int) -> tuple[list[UnitId], int, int]:
     """The neurons and the range a heatmap can show, or the sentence that says why not."""
     if not neurons:
         raise StoreError("Give at least one neuron.")
@@ -169,12 +169,12 @@ def _heatmap_window(store: ActivationStore, neurons: list, start: int, stop: int
         raise StoreError(f"A heatmap shows at most {MAX_HEATMAP_CHARS} characters; the range {start}:{stop} has {stop - start}.")
     if stop == start:
         raise StoreError("The character range is empty.")
-    return [NeuronId.parse(n) for n in neurons], start, stop
+    return [parse_unit(n) for n in neurons], start, stop
 
 
 def heatmap_figure(
     store: ActivationStore,
-    neurons: list[str | NeuronId],
+    neurons: list[str | UnitId],
     start: int,
     stop: int,
     scales: list[ColourScale] | None = None,

@@ -23,7 +23,6 @@ import numpy as np
 
 from ..core.atomic import fsync_path, temporary_name, write_atomic
 from .format import FILES
-from .reader import MemoryStore
 
 CACHE_SUFFIXES = (".json", ".npz")  # JSON data; named arrays (numpy's npz, no pickles)
 _NOT_CACHES = {"meta.json", "manifest.json", *FILES}  # a store's own files, a sharded store's manifest
@@ -74,7 +73,7 @@ def _directory(store, name: str) -> Path | None:
     """Where ``store`` keeps its caches: None for a recording held in memory."""
     if Path(name).suffix not in CACHE_SUFFIXES or Path(name).name != name:
         raise ValueError(f"A cache is a file name ending in {' or '.join(CACHE_SUFFIXES)}, not {name!r}.")
-    return None if isinstance(store, MemoryStore) else Path(store.path)
+    return None if getattr(store, "in_memory", False) else Path(store.path)
 
 
 def read_cached(store, name: str) -> Any | None:
@@ -92,12 +91,19 @@ def cached(store, name: str, compute: Callable[[], Any]) -> Any:
     data = _ABSENT if directory is None else _read(directory / name)
     if data is _ABSENT:
         data = compute()
-        if directory is not None:
-            try:
-                write_atomic(directory / name, _encode(directory / name, data))
-            except OSError:
-                pass  # a read-only store: computed again next time
+        write_cache(store, name, data)  # where it cannot be kept, it is computed again next time
     return data
+
+
+def write_cache(store, name: str, data: Any) -> None:
+    """Keep ``data`` as the cache ``name`` of ``store``, replacing what was there (nothing is
+    kept for a recording in memory, or a store that cannot be written)."""
+    directory = _directory(store, name)
+    if directory is not None:
+        try:
+            write_atomic(directory / name, _encode(directory / name, data))
+        except OSError:
+            pass  # a read-only store: nothing kept
 
 
 def copy_caches(source: Path, target: Path) -> list[str]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import NeuronError, StoreError
-from ..core.neurons import NeuronId
+from ..core.neurons import NeuronId, UnitId, parse_unit
 from .format import FILES, META_KEYS, STORE_FORMAT, STORE_VERSION, Series, StoredDocument, check_range, file_shape
+from .units import unit_series, unit_window
 
 
 def predicted_log2p(store) -> np.ndarray:
@@ -26,6 +27,8 @@ def predicted_log2p(store) -> np.ndarray:
 
 class ActivationStore:
     """A recorded store, opened lazily (see :func:`lstmviz.store.open.open_store`)."""
+
+    in_memory = False  # a recording held in memory keeps no caches
 
     def __init__(self, path: Path, meta: dict):
         self.path = path
@@ -102,17 +105,32 @@ class ActivationStore:
                 return s.neuron(row - s.row)
         raise StoreError(f"Row {row} is outside the store (0-{self.rows - 1}).")
 
-    def neuron(self, neuron: str | NeuronId, start: int | None = None, stop: int | None = None) -> np.ndarray:
-        """One neuron's values over characters [start, stop) as float32: one contiguous read."""
-        row = self.row_of(neuron)
+    def neuron(self, unit: str | UnitId, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """One unit's values over characters [start, stop) as float32: for a neuron, one
+        contiguous read; a direction or dictionary feature is computed from its series."""
+        u = parse_unit(unit)
         start, stop = check_range(start, stop, self.chars)
-        return np.asarray(self.activations[row, start:stop], dtype=np.float32)
+        if not isinstance(u, NeuronId):
+            return unit_window(self, u, start, stop)
+        return np.asarray(self.activations[self.row_of(u), start:stop], dtype=np.float32)
 
-    def window(self, neurons: list[str | NeuronId], start: int | None = None, stop: int | None = None) -> np.ndarray:
-        """Several neurons over characters [start, stop): [neurons, characters] float32."""
-        rows = [self.row_of(n) for n in neurons]
+    def window(self, units: list[str | UnitId], start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Several units over characters [start, stop): [units, characters] float32."""
+        parsed = [parse_unit(u) for u in units]
+        if any(not isinstance(u, NeuronId) for u in parsed):
+            start, stop = check_range(start, stop, self.chars)
+            return np.stack([self.neuron(u, start, stop) for u in parsed])
+        rows = [self.row_of(n) for n in parsed]
         start, stop = check_range(start, stop, self.chars)
         return np.asarray(self.activations[rows, start:stop], dtype=np.float32)
+
+    def unit_series(self, unit: str | UnitId) -> np.ndarray:
+        """One unit's whole series as float16, as stored: a neuron's row (one contiguous
+        read), or a direction's or dictionary feature's derived series (``units.py``)."""
+        u = parse_unit(unit)
+        if not isinstance(u, NeuronId):
+            return unit_series(self, u)
+        return np.asarray(self.activations[self.row_of(u)])
 
     def series_block(self, layer: int, kind: str, reverse: bool = False) -> np.ndarray:
         """All units of one series: [units, chars] float16 view (no copy)."""
@@ -153,6 +171,8 @@ class ActivationStore:
 class MemoryStore(ActivationStore):
     """A recording held in memory (a text typed in the dashboard, or given in a notebook):
     the same reading API as a store on disk, with nothing written."""
+
+    in_memory = True
 
     def __init__(self, name: str, meta: dict, arrays: dict[str, np.ndarray]):
         super().__init__(Path(name), meta)
