@@ -7,6 +7,7 @@ store.neuron("L2.c.117", 0, 1000)
 lstmviz.rank_neurons(store, lstmviz.store_features(store))     # every neuron against every feature
 lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
+lstmviz.attribute(ckpt, "L2.c.90", pos=1234)                     # which earlier characters made it so
 
 README.md shows these at work; docs/architecture.md says which module does what.
 """
@@ -115,6 +116,7 @@ __all__ = [
     "hooks",
     "interventions",
     "ablate",
+    "attribute",
     "dashboard",
     "heatmap",
     "record",
@@ -176,3 +178,11 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
     return run_ablation(ckpt, limit_chars(evaluation_documents(ckpt, paths), max_chars), neurons, mode, **options)
+
+
+def attribute(source, neuron=None, *, pos: int, logit: str | None = None, text: str | None = None, **options):
+    """Each earlier character's contribution to ``neuron`` (or to the next character
+    ``logit``'s log-probability) at ``pos``; see :func:`lstmviz.analysis.attribution.attribute`."""
+    from .analysis.attribution import attribute as attribute_characters
+
+    return attribute_characters(source, neuron, pos=pos, logit=logit, text=text, **options)

@@ -122,7 +122,7 @@ class TargetFunction:
             return tuple(s[layer].expand(batch, H) for s in self.state)
         return self.state[layer].expand(batch, H)
 
-    def _run(self, layer: int, x: torch.Tensor, reverse: bool):
+    def run_layer(self, layer: int, x: torch.Tensor, reverse: bool = False):
         """One direction of a layer over x (already in its reading order): (h at every
         step, final state, the last step's values by kind; None for a fused cell)."""
         weights = self.weights[(layer, reverse)]
@@ -133,17 +133,17 @@ class TargetFunction:
         return _step_run(self.cell, weights, x, state)
 
     def _layer_output(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        hs, _, _ = self._run(layer, x, False)
+        hs, _, _ = self.run_layer(layer, x, False)
         if not self.model.config.bidirectional:
             return hs
-        back, _, _ = self._run(layer, x.flip(1), True)
+        back, _, _ = self.run_layer(layer, x.flip(1), True)
         return torch.cat([hs, back.flip(1)], -1)
 
     def _series_at(self, layer: int, x: torch.Tensor, reverse: bool) -> dict[str, torch.Tensor]:
         """Every series of one direction of ``layer`` at ``pos``, each [batch, hidden]: the
         direction is run from its start to ``pos`` only."""
         seq = x.flip(1)[:, : x.shape[1] - self.pos] if reverse else x[:, : self.pos + 1]
-        hs, final, last = self._run(layer, seq, reverse)
+        hs, final, last = self.run_layer(layer, seq, reverse)
         if last is not None:
             return last
         if not self.model.config.has_c:
