@@ -71,6 +71,6 @@ def bench_attribute_quality(checkpoint: str | None = None, positions: int = 1000
     docs = evaluation_documents(ckpt)
     figures = {"model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}"}
     for what, (unit, pattern) in CASES.items():
-        figures[what] = _case(ckpt, docs, unit, pattern, positions)
+        figures |= {f"{what}_{name}": value for name, value in _case(ckpt, docs, unit, pattern, positions).items()}
     measures = "how often each method puts the opening quote (or #) among the top three for its cell"
     return result("attribute-quality", measures, figures)
