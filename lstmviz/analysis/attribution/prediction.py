@@ -91,7 +91,7 @@ def explain_prediction(
         char=vocab.chars[char],
         logit=float(logits[char].detach()),
         log_probability=float(torch.log_softmax(logits.detach(), -1)[char]),
-        bias=float(model.decoder.bias[char]),
+        bias=float(model.decoder.bias[char].detach()),
         direct=_ranked(top, direct),
         lower=lower,
     )
