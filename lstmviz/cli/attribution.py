@@ -24,7 +24,7 @@ from .common import checked, print_json
 )
 @click.option("--window", default=200, show_default=True, callback=checked(WINDOW), help="Characters before POS to share among.")
 @click.option(
-    "--steps", type=int, default=None, callback=checked(IG_STEPS), help="Integrated gradients' path points (default 56)."
+    "--steps", type=int, default=None, callback=checked(IG_STEPS), help="Integrated gradients' path points (default 64)."
 )
 @click.option("--baseline", default=None, metavar="CHAR", help="Compare with this character, not the zero embedding.")
 @click.option("--top", "top_k", default=5, show_default=True, callback=checked(TOP), help="Characters (and units) to list.")
