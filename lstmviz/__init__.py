@@ -9,6 +9,7 @@ lstmviz.explain(store).search("digit")                         # every unit expl
 lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
 lstmviz.probe(store).to_json()                                  # linear probes; directions as units (L2.c~in_string)
+lstmviz.attribute(ckpt, "L2.c.90", pos=1234)                     # which earlier characters made it so
 
 README.md shows these at work; docs/architecture.md says which module does what.
 """
@@ -124,6 +125,7 @@ __all__ = [
     "interventions",
     "ablate",
     "probe",
+    "attribute",
     "dashboard",
     "heatmap",
     "record",
@@ -198,3 +200,11 @@ def probe(source, features=None, **options):
 
     store = source if isinstance(source, ActivationStore) else open_store(source)
     return probe_features(store, [features] if isinstance(features, str) else features, **options)
+
+
+def attribute(source, neuron=None, *, pos: int, logit: str | None = None, text: str | None = None, **options):
+    """Each earlier character's contribution to ``neuron`` (or to the next character
+    ``logit``'s log-probability) at ``pos``; see :func:`lstmviz.analysis.attribution.attribute`."""
+    from .analysis.attribution import attribute as attribute_characters
+
+    return attribute_characters(source, neuron, pos=pos, logit=logit, text=text, **options)

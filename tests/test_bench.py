@@ -335,3 +335,20 @@ def test_the_docs_performance_page_is_generated_from_the_stored_results():
     assert (docs / "performance.md").read_text() == performance_page(load_results(docs / "bench")), (
         "docs/performance.md is not what `python -m lstmviz.bench.report` makes of docs/bench/: run it"
     )
+
+
+def test_bench_attribute_smoke(tiny_checkpoint, tmp_path):
+    from lstmviz.bench.attribute import bench_attribute
+
+    result = bench_attribute(str(tiny_checkpoint), window=20, repeats=1, unit=5)
+    check_result(result, ["grad_ms", "ig_s", "captum_ig_s", "ig_ratio_vs_captum", "occlusion_s"], tmp_path)
+    assert result["window"] == 20 and result["target"].startswith("L2.c.5 ")
+    assert result["ig_completeness_error"] < 0.05
+
+
+def test_bench_attribute_quality_smoke(tiny_checkpoint, tmp_path):
+    from lstmviz.bench.attribute_quality import bench_attribute_quality
+
+    result = bench_attribute_quality(str(tiny_checkpoint), positions=2)
+    check_result(result, [], tmp_path)
+    assert result["comment_positions"] == 2 and 0 <= result["comment_occlusion_top3"] <= 1

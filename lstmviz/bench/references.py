@@ -238,3 +238,37 @@ def clamped_loop(ckpt: Checkpoint, batches, unit: int, value: float) -> tuple[fl
             logits.append(model.decoder(out))
             state = update_rows(state, rows, (torch.cat([h[None], h_up]), torch.cat([c[None], c_up])))
     return time.perf_counter() - t0, logits
+
+
+# -- attribute -----------------------------------------------------------------------------------
+
+
+def captum_layer_integrated_gradients(ckpt: Checkpoint, ids: torch.Tensor, state, unit: int, steps: int):
+    """What a careful Captum user writes for the integrated gradients of layer 2's c unit
+    ``unit`` at the last of ``ids`` [time] from the zero embedding: ``LayerIntegratedGradients``
+    on the embedding layer (Gauss-Legendre nodes, Captum's default), the fused ``nn.LSTM``
+    from ``state`` (the state the text before left), c read from its final state; the
+    baseline is an extra vocabulary row of zeros. Returns (seconds, per-character
+    attributions, Captum's convergence delta, f(x) - f(baseline))."""
+    from captum.attr import LayerIntegratedGradients
+
+    model = ckpt.model
+    embedding = torch.nn.Embedding.from_pretrained(
+        torch.cat([model.embedding.weight.detach(), model.embedding.weight.new_zeros(1, model.config.embed_dim)])
+    )
+
+    def c_unit(batch: torch.Tensor) -> torch.Tensor:
+        rows = batch.shape[0]
+        start = tuple(s.expand(-1, rows, -1).contiguous() for s in state)
+        _, (_, c) = model.rnn(embedding(batch), start)
+        return c[-1, :, unit]
+
+    x, baseline = ids.unsqueeze(0), torch.full_like(ids, model.config.vocab_size).unsqueeze(0)
+    t0 = time.perf_counter()
+    attributions, delta = LayerIntegratedGradients(c_unit, embedding).attribute(
+        x, baselines=baseline, n_steps=steps, return_convergence_delta=True
+    )
+    seconds = time.perf_counter() - t0
+    with torch.no_grad():
+        change = float(c_unit(x) - c_unit(baseline))
+    return seconds, attributions.sum(-1)[0].detach(), float(delta), change

@@ -85,6 +85,32 @@ def bench_scale_command(checkpoint, chars, repeats, as_json) -> None:
     _report(bench_scale(checkpoint, chars, repeats), as_json)
 
 
+@bench.command("attribute")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--window", default=200, show_default=True, help="Characters shared among.")
+@click.option("--repeats", default=3, show_default=True)
+@click.option(
+    "--quality",
+    "positions",
+    type=int,
+    default=None,
+    metavar="N",
+    help=("Instead: how often each method ranks the opening quote (and #) among the top three, over N positions."),
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_attribute_command(checkpoint, window, repeats, positions, as_json) -> None:
+    """Gradient x input, integrated gradients beside Captum's, and occlusion, for one position of the quote cell."""
+    _at_least(repeats=repeats)
+    if positions is not None:
+        from ..bench.attribute_quality import bench_attribute_quality
+
+        _report(bench_attribute_quality(checkpoint, positions), as_json)
+        return
+    from ..bench.attribute import bench_attribute
+
+    _report(bench_attribute(checkpoint, window, repeats), as_json)
+
+
 @bench.command("intervene")
 @click.option("--checkpoint", default=None, help="Default: the shipped model.")
 @click.option("--chars", default=100_000, show_default=True, help="Characters of the test split to run.")

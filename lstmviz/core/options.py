@@ -42,6 +42,8 @@ CONTROLS = Bounded("--controls", low=0, high=200)  # random neuron sets beside a
 SHARDS = Bounded("--shards", low=1)
 LINE_LENGTH_SEEDS = Bounded("--line-lengths", low=2, high=1000)  # seeds per setting: two at least, for a spread
 OLDER_THAN = Bounded("--older-than", low=0)  # days since a cached recording was used
+WINDOW = Bounded("--window", low=1, high=5000)  # characters an attribution shares a value among
+IG_STEPS = Bounded("--steps", low=2, high=1024)  # integrated gradients' interpolation steps
 
 
 def comma_list(text: str | None) -> tuple[str, ...] | None:
