@@ -10,7 +10,7 @@ import test_dashboard
 from dash import no_update
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from test_dashboard import severe_console_errors, text_of
+from test_dashboard import severe_console_errors, text_of, texts_of
 from waitress import create_server
 
 from lstmviz.app import create_app
@@ -25,6 +25,7 @@ from lstmviz.app.view_state import parse_query, url_for
 from lstmviz.store.writer import write_store
 
 browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
+server = test_dashboard.server  # and a dashboard on the tiny model's store
 
 # -- view states -------------------------------------------------------------------------------
 
@@ -201,3 +202,34 @@ def test_every_page_works_on_a_store_without_a_model(own_server, browser, page):
     WebDriverWait(browser, 30).until(_settled)
     assert severe_console_errors(browser) == []
     assert failed == []
+
+
+# -- a URL out of range: one sentence, the nearest valid view --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "shown", "says"),
+    [
+        ("neuron=L1.h.5&pos=-100", ("L1.h.5", 0), "Position -100 is outside the text (0-"),
+        ("neuron=L9.h.1", ("L2.h.1", 0), "No neuron L9.h.1 in this store: it has layers 1-2 and kinds "),
+        ("store=nope&neuron=L2.c.3&pos=30", ("L2.c.3", 30), "No store named 'nope' is open here; showing tiny"),
+    ],
+)
+def test_a_url_out_of_range_shows_the_nearest_view_and_says_so_once(server, browser, tiny_store, query, shown, says):
+    base, _ = server
+    neuron, start = shown
+    browser.get(base + "/?" + query)
+    WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel") == neuron)
+    WebDriverWait(browser, 30).until(_settled)
+    assert browser.execute_script("return document.getElementById('text-panel').lstmvizData.start") == start
+    sentence = text_of(browser, "#neuron-error .error")
+    assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
+    assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1  # once, not once per panel
+    pickers = texts_of(browser, "#store-pick, #neuron-pick", until=lambda t: len(t) == 2 and all(t))
+    assert pickers[0] == tiny_store.name and pickers[1].startswith(neuron)  # the pickers show what is painted
+    bars = browser.execute_script("return document.querySelectorAll('#histogram .bars path, #histogram .point').length")
+    assert bars > 0  # the histogram is drawn, not an empty frame
+    browser.find_element(By.ID, "next-neuron").click()  # the next view starts from what is shown
+    WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel") not in (None, neuron))
+    assert text_of(browser, "#neuron-error", until=lambda t: True) == ""
+    assert "store=nope" not in browser.current_url and "L9" not in browser.current_url and "pos=-" not in browser.current_url

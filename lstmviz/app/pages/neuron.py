@@ -12,15 +12,15 @@ from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, d
 from ...analysis.contexts import contexts_at
 from ...analysis.summaries import SUMMARY_WIDTH
 from ...core.characters import name_of
-from ...core.errors import LstmvizError
+from ...core.errors import LstmvizError, NeuronError
 from ...core.neurons import NeuronId
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
-from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import ViewState, clamp_position, neighbour, url_for, view_of
+from ..view_state import ViewState, clamp_position, nearest_neuron, neighbour, url_for, view_of
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"
@@ -37,12 +37,17 @@ class NeuronView(ViewState):
     scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
 
     def resolve(self, catalog: Catalog) -> NeuronView:
-        """The view with the store's defaults filled in and checked against it: a name or
-        neuron it does not have is an error; a gate it lacks is recorded (SeriesPending)."""
-        self.check()
-        name, store = catalog.named(self.store)
-        neuron = catalog.neuron_or_wait(store, name, self.neuron or catalog.best_neuron(name))
-        return self.replace(store=name, neuron=str(neuron), pos=clamp_position(store, self.pos))
+        """The view with the store's defaults filled in and checked against it: a store,
+        neuron or position it does not have gives way to the nearest it has, said in
+        ``problems``; a gate it lacks is recorded (SeriesPending)."""
+        view, store = self.on_store(catalog)
+        best = catalog.best_neuron(view.store)
+        try:
+            view = view.replace(neuron=str(catalog.neuron_or_wait(store, view.store, view.neuron or best)))
+        except NeuronError:
+            nearest, why = nearest_neuron(store, view.neuron, best)
+            view = view.corrected("neuron", str(nearest), why)
+        return view.at_position(store)
 
 
 def _controls(catalog: Catalog) -> html.Div:
@@ -243,10 +248,11 @@ class NeuronPage(Page):
     )
     def controls_to_url(self, store_name, neuron, _prev, _next, doc_start, pos, scale, search):
         """Apply what the user changed; values the view itself just set change nothing."""
-        asked = view_of(NeuronView, search)
-        view = asked
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
+            raw = view_of(NeuronView, search)
+            asked = raw.as_shown(raw.resolve(self.catalog))
+            view = asked
             name, store = self.catalog.named(asked.store)
             if "store-pick" in triggered and store_name and store_name != name:
                 return NeuronView(store=store_name).search()
@@ -267,7 +273,7 @@ class NeuronPage(Page):
                 view = view.replace(scale=None if scale == "default" else scale)
         except LstmvizError:
             return no_update  # the view callback shows what is wrong with the URL
-        return url_for(view, search)
+        return no_update if view == asked else url_for(view, search)
 
     @callback(
         {
@@ -306,7 +312,7 @@ class NeuronPage(Page):
         }
         return {
             "text": text_payload(store, view.neuron, view.pos, min(len(store), view.pos + WINDOW), scale),
-            "message": None,
+            "message": view_notes(view),
             "store": view.store,
             "neuron": view.neuron,
             "document": store.document_at(view.pos).start,
