@@ -233,3 +233,22 @@ def test_a_url_out_of_range_shows_the_nearest_view_and_says_so_once(server, brow
     WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel") not in (None, neuron))
     assert text_of(browser, "#neuron-error", until=lambda t: True) == ""
     assert "store=nope" not in browser.current_url and "L9" not in browser.current_url and "pos=-" not in browser.current_url
+
+
+@pytest.mark.parametrize(
+    ("url", "says", "drawn"),
+    [
+        ("/model?pos=999999", "Position 999,999 is outside the text (0-", "#model-summary"),
+        ("/discover?feature=nope", "No feature named 'nope' is ranked here (", "#discover-table a.neuron-link"),
+        ("/text?neuron=L9.h.0", "No neuron L9.h.0 in this store", "#typed-panel .ch"),
+        ("/gates?store=nope", "No store named 'nope' is open here; showing ", "#gates-figure .trace"),
+    ],
+)
+def test_every_page_shows_the_nearest_view_to_a_url_out_of_range(server, browser, url, says, drawn):
+    base, _ = server
+    browser.get(base + url)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, drawn))
+    WebDriverWait(browser, 30).until(_settled)
+    sentence = text_of(browser, ".page .error")
+    assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
+    assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1
