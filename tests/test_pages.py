@@ -46,7 +46,8 @@ def test_a_view_reads_back_from_its_url(view):
 
 
 def test_a_url_says_only_what_differs_from_the_defaults():
-    assert NeuronView(neuron="L1.h.0", pos=0).search() == "?neuron=L1.h.0"
+    assert NeuronView(neuron="L1.h.0").search() == "?neuron=L1.h.0"
+    assert NeuronView(neuron="L1.h.0", pos=0).search() == "?neuron=L1.h.0&pos=0"  # no position: where the finding is
     assert GenerateView(temperature="0.5", length="40").to_query() == {"t": "0.5", "n": "40"}
     assert CompareView(record=True, emergence=False).to_query() == {"record": "yes"}
     assert HeatmapView.from_query({"neurons": "L1.h.0, ,L2.c.3,"}).neurons == ("L1.h.0", "L2.c.3")
@@ -55,13 +56,13 @@ def test_a_url_says_only_what_differs_from_the_defaults():
 def test_a_value_that_cannot_be_read_is_said_in_one_sentence_and_left_at_its_default():
     view = NeuronView.from_query({"neuron": "L1.h.0", "pos": "abc"})
     assert view.problems == ("The position 'abc' is not a number.",)
-    assert view.neuron == "L1.h.0" and view.pos == 0
+    assert view.neuron == "L1.h.0" and view.pos is None
     with pytest.raises(Exception, match="not a number"):
         view.check()
 
 
 def test_the_url_is_left_alone_when_it_already_holds_the_view():
-    search = "?store=tiny.store&neuron=L2.h.7&pos=0"  # the same view as without pos=0
+    search = "?store=tiny.store&neuron=L2.h.7&scale="  # the same view as without an empty scale
     assert url_for(NeuronView(store="tiny.store", neuron="L2.h.7"), search) is no_update
     assert url_for(NeuronView(store="tiny.store", neuron="L2.h.8"), search) == "?store=tiny.store&neuron=L2.h.8"
 
@@ -142,7 +143,7 @@ def _one_sentence(text: str, says: str) -> None:
 
 
 def _neuron(browser, base):
-    browser.get(base + "/")
+    browser.get(base + "/?pos=0")
     WebDriverWait(browser, 30).until(lambda d: _painted_label(d, "text-panel"))
     _one_sentence(text_of(browser, "#effect-logits .hint"), "cannot measure this neuron's effect")
     assert not browser.find_element(By.ID, "effect-run").is_displayed()
@@ -211,7 +212,7 @@ def test_every_page_works_on_a_store_without_a_model(own_server, browser, page):
     ("query", "shown", "says"),
     [
         ("neuron=L1.h.5&pos=-100", ("L1.h.5", 0), "Position -100 is outside the text (0-"),
-        ("neuron=L9.h.1", ("L2.h.1", 0), "No neuron L9.h.1 in this store: it has layers 1-2 and kinds "),
+        ("neuron=L9.h.1&pos=0", ("L2.h.1", 0), "No neuron L9.h.1 in this store: it has layers 1-2 and kinds "),
         ("store=nope&neuron=L2.c.3&pos=30", ("L2.c.3", 30), "No store named 'nope' is open here; showing tiny"),
     ],
 )

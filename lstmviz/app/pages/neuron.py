@@ -10,6 +10,7 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ...analysis.contexts import contexts_at
+from ...analysis.first_views import neuron_opening
 from ...analysis.summaries import SUMMARY_WIDTH
 from ...core.characters import name_of
 from ...core.errors import LstmvizError, NeuronError
@@ -20,7 +21,7 @@ from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
 from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import ViewState, clamp_position, nearest_neuron, neighbour, url_for, view_of
+from ..view_state import ViewState, nearest_neuron, neighbour, url_for, view_of
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"
@@ -33,13 +34,15 @@ class NeuronView(ViewState):
 
     store: str | None = None  # the first store when not given
     neuron: str | None = None  # the store's best in_string neuron when not given
-    pos: int = field(default=0, metadata={"label": "position"})  # the first character painted
+    pos: int | None = field(default=None, metadata={"label": "position"})  # the first character painted; where
+    # the neuron's feature (or its strongest values) is densest when not given
     scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
 
     def resolve(self, catalog: Catalog) -> NeuronView:
         """The view with the store's defaults filled in and checked against it: a store,
         neuron or position it does not have gives way to the nearest it has, said in
-        ``problems``; a gate it lacks is recorded (SeriesPending)."""
+        ``problems``; a gate it lacks is recorded (SeriesPending). Without a position, the
+        page opens where the neuron shows what it tracks (``analysis.first_views``)."""
         view, store = self.on_store(catalog)
         best = catalog.best_neuron(view.store)
         try:
@@ -47,6 +50,8 @@ class NeuronView(ViewState):
         except NeuronError:
             nearest, why = nearest_neuron(store, view.neuron, best)
             view = view.corrected("neuron", str(nearest), why)
+        if view.pos is None:
+            return view.replace(pos=neuron_opening(store, view.neuron))
         return view.at_position(store)
 
 
@@ -251,12 +256,13 @@ class NeuronPage(Page):
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
             raw = view_of(NeuronView, search)
-            asked = raw.as_shown(raw.resolve(self.catalog))
+            shown = raw.resolve(self.catalog)
+            asked = raw.as_shown(shown)
             view = asked
             name, store = self.catalog.named(asked.store)
             if "store-pick" in triggered and store_name and store_name != name:
                 return NeuronView(store=store_name).search()
-            current_pos = clamp_position(store, asked.pos)
+            current_pos = shown.pos
             # A page's first call lists every input as triggered: a button counts only when it
             # alone was pressed.
             pressed = triggered & {"prev-neuron", "next-neuron"}
