@@ -13,6 +13,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
+from lstmviz.analysis.first_views import neuron_opening
 from lstmviz.app import create_app
 from lstmviz.bench.browser import chromium, panel_label, severe_console_errors, text_of, texts_of
 
@@ -67,7 +68,9 @@ def test_landing_page_shows_coloured_text_without_console_errors(server, browser
     best = app.catalog.best_neuron(tiny_store.name)
     open_view(browser, base + "/", neuron_expected=best)
     spans = browser.find_elements(By.CSS_SELECTOR, "#text-panel .ch")
-    assert len(spans) == min(5000, len(tiny_store))  # one element per character
+    start = browser.execute_script("return document.getElementById('text-panel').lstmvizData.start")
+    assert start == neuron_opening(tiny_store, best)  # where the quote cell's strings are thickest
+    assert len(spans) == min(5000, len(tiny_store) - start)  # one element per character
     assert severe_console_errors(browser) == []
 
 

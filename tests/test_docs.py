@@ -96,6 +96,19 @@ def test_ci_runs_the_readmes_test_command_verbatim():
     assert command in [b["code"].strip() for b in blocks(ROOT / "README.md", "bash")]
 
 
+def test_ci_runs_the_test_command_inside_a_fresh_virtualenv(tmp_path):
+    # Everything the script runs before the test command must leave python3 in a new venv.
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    setup = ci[: ci.index("# The README's test command, verbatim:")]
+    script = tmp_path / "setup"
+    script.write_text("\n".join([*setup, 'python3 -c "import sys; print(sys.prefix, sys.base_prefix)"']) + "\n")
+    run = subprocess.run(["bash", script], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    prefix, base = run.stdout.split()
+    assert prefix != base and Path(prefix).name == "venv"
+    assert not Path(prefix).exists()  # removed when the script ends
+
+
 # Pages that another branch adds (docs/performance.md is generated from the benchmarks'
 # JSON); empty this once they are merged.
 ARRIVING = {"docs/performance.md"}

@@ -22,10 +22,11 @@ from lstmviz.app.pages.model import best_cells
 from lstmviz.app.pages.neuron import NeuronView
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
-from lstmviz.bench.browser import panel_label, severe_console_errors, text_of
+from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
 from lstmviz.store.writer import write_store
 
 browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
+server = test_dashboard.server  # and a dashboard on the tiny model's store
 
 # -- view states -------------------------------------------------------------------------------
 
@@ -46,7 +47,8 @@ def test_a_view_reads_back_from_its_url(view):
 
 
 def test_a_url_says_only_what_differs_from_the_defaults():
-    assert NeuronView(neuron="L1.h.0", pos=0).search() == "?neuron=L1.h.0"
+    assert NeuronView(neuron="L1.h.0").search() == "?neuron=L1.h.0"
+    assert NeuronView(neuron="L1.h.0", pos=0).search() == "?neuron=L1.h.0&pos=0"  # no position: where the finding is
     assert GenerateView(temperature="0.5", length="40").to_query() == {"t": "0.5", "n": "40"}
     assert CompareView(record=True, emergence=False).to_query() == {"record": "yes"}
     assert HeatmapView.from_query({"neurons": "L1.h.0, ,L2.c.3,"}).neurons == ("L1.h.0", "L2.c.3")
@@ -55,13 +57,13 @@ def test_a_url_says_only_what_differs_from_the_defaults():
 def test_a_value_that_cannot_be_read_is_said_in_one_sentence_and_left_at_its_default():
     view = NeuronView.from_query({"neuron": "L1.h.0", "pos": "abc"})
     assert view.problems == ("The position 'abc' is not a number.",)
-    assert view.neuron == "L1.h.0" and view.pos == 0
+    assert view.neuron == "L1.h.0" and view.pos is None
     with pytest.raises(Exception, match="not a number"):
         view.check()
 
 
 def test_the_url_is_left_alone_when_it_already_holds_the_view():
-    search = "?store=tiny.store&neuron=L2.h.7&pos=0"  # the same view as without pos=0
+    search = "?store=tiny.store&neuron=L2.h.7&scale="  # the same view as without an empty scale
     assert url_for(NeuronView(store="tiny.store", neuron="L2.h.7"), search) is no_update
     assert url_for(NeuronView(store="tiny.store", neuron="L2.h.8"), search) == "?store=tiny.store&neuron=L2.h.8"
 
@@ -154,7 +156,7 @@ def _one_sentence(text: str, says: str) -> None:
 
 
 def _neuron(browser, base):
-    browser.get(base + "/")
+    browser.get(base + "/?pos=0")
     WebDriverWait(browser, 30).until(lambda d: panel_label(d))
     _one_sentence(text_of(browser, "#effect-logits .hint"), "cannot measure this neuron's effect")
     assert not browser.find_element(By.ID, "effect-run").is_displayed()
@@ -215,3 +217,53 @@ def test_every_page_works_on_a_store_without_a_model(own_server, browser, page):
     WebDriverWait(browser, 30).until(_settled)
     assert severe_console_errors(browser) == []
     assert failed == []
+
+
+# -- a URL out of range: one sentence, the nearest valid view --------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "shown", "says"),
+    [
+        ("neuron=L1.h.5&pos=-100", ("L1.h.5", 0), "Position -100 is outside the text (0-"),
+        ("neuron=L9.h.1&pos=0", ("L2.h.1", 0), "No neuron L9.h.1 in this store: it has layers 1-2 and kinds "),
+        ("store=nope&neuron=L2.c.3&pos=30", ("L2.c.3", 30), "No store named 'nope' is open here; showing tiny"),
+    ],
+)
+def test_a_url_out_of_range_shows_the_nearest_view_and_says_so_once(server, browser, tiny_store, query, shown, says):
+    base, _ = server
+    neuron, start = shown
+    browser.get(base + "/?" + query)
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d) == neuron)
+    WebDriverWait(browser, 30).until(_settled)
+    assert browser.execute_script("return document.getElementById('text-panel').lstmvizData.start") == start
+    sentence = text_of(browser, "#neuron-error .error")
+    assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
+    assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1  # once, not once per panel
+    pickers = texts_of(browser, "#store-pick, #neuron-pick", until=lambda t: len(t) == 2 and all(t))
+    assert pickers[0] == tiny_store.name and pickers[1].startswith(neuron)  # the pickers show what is painted
+    bars = browser.execute_script("return document.querySelectorAll('#histogram .bars path, #histogram .point').length")
+    assert bars > 0  # the histogram is drawn, not an empty frame
+    browser.find_element(By.ID, "next-neuron").click()  # the next view starts from what is shown
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d) not in (None, neuron))
+    assert text_of(browser, "#neuron-error", until=lambda t: True) == ""
+    assert "store=nope" not in browser.current_url and "L9" not in browser.current_url and "pos=-" not in browser.current_url
+
+
+@pytest.mark.parametrize(
+    ("url", "says", "drawn"),
+    [
+        ("/model?pos=999999", "Position 999,999 is outside the text (0-", "#model-summary"),
+        ("/discover?feature=nope", "No feature named 'nope' is ranked here (", "#discover-table a.neuron-link"),
+        ("/text?neuron=L9.h.0", "No neuron L9.h.0 in this store", "#typed-panel .ch"),
+        ("/gates?store=nope", "No store named 'nope' is open here; showing ", "#gates-figure .trace"),
+    ],
+)
+def test_every_page_shows_the_nearest_view_to_a_url_out_of_range(server, browser, url, says, drawn):
+    base, _ = server
+    browser.get(base + url)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, drawn))
+    WebDriverWait(browser, 30).until(_settled)
+    sentence = text_of(browser, ".page .error")
+    assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
+    assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1

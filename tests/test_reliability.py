@@ -360,6 +360,27 @@ def test_serve_refuses_a_bad_or_busy_port_before_any_work(tiny_store):
 # -- a wheel, installed outside the tree --------------------------------------------------------------
 
 
+def venv_that_sees_this_one(where: Path) -> Path:
+    """A new venv that sees every package the running interpreter sees, system Python or venv.
+
+    `venv --system-site-packages` from inside a venv sees only the base interpreter's packages,
+    so the running interpreter's own site-packages go on a .pth (processed like a site dir,
+    after the new venv's own, so a wheel installed there comes first).
+    """
+    import site
+    import sysconfig
+
+    subprocess.run([sys._base_executable, "-m", "venv", "--system-site-packages", where], check=True)
+    python = where / "bin" / "python"
+    inner = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"], capture_output=True, text=True, check=True
+    )
+    outer = dict.fromkeys([*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
+    lines = [f"import site; site.addsitedir({str(path)!r})" for path in outer if Path(path).is_dir()]
+    (Path(inner.stdout.strip()) / "outer-site-packages.pth").write_text("\n".join(lines) + "\n")
+    return python
+
+
 def test_a_wheel_carries_the_model_and_the_painter(tmp_path):
     root = Path(__file__).resolve().parents[1]
     subprocess.run(
@@ -368,9 +389,11 @@ def test_a_wheel_carries_the_model_and_the_painter(tmp_path):
         capture_output=True,
     )
     wheel = next((tmp_path / "dist").glob("lstmviz-*.whl"))
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", tmp_path / "venv"], check=True)
-    python = tmp_path / "venv" / "bin" / "python"
-    subprocess.run([python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], check=True, capture_output=True)
+    python = venv_that_sees_this_one(tmp_path / "venv")
+    alone = {**os.environ, "PYTHONPATH": ""}  # the tree's own egg-info must not pass for an installed lstmviz
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "--no-deps", "--no-index", wheel], check=True, capture_output=True, env=alone
+    )
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     code = (
@@ -382,6 +405,6 @@ def test_a_wheel_carries_the_model_and_the_painter(tmp_path):
         "js = client.get('/assets/painter.js'); assert js.status_code == 200 and b'paintText' in js.data; "
         "assert client.get('/').status_code == 200; print(len(store))"
     )
-    run = subprocess.run([python, "-c", code], cwd=outside, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": ""})
+    run = subprocess.run([python, "-c", code], cwd=outside, capture_output=True, text=True, env=alone)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "500"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..analysis.distribution import ValueStats
 from ..analysis.evaluate import store_error_analysis
+from ..analysis.first_views import first_views
 from ..analysis.rankings import store_rankings
 from ..analysis.saturation import gate_saturation
 from ..analysis.summaries import neuron_summary, store_summaries
@@ -263,8 +264,10 @@ class Catalog:
 
     def prepare(self, name: str) -> None:
         """Compute (or read from the store's cache) what every page needs: the rankings, and
-        the summaries of every h and c neuron, so a neuron switch only reads them."""
+        the summaries of every h and c neuron, so a neuron switch only reads them, and where
+        the first views open."""
         self.rankings(name)
+        first_views(self.store(name))
         summaries = store_summaries(self.store(name))
         self._summaries.setdefault(name, {}).update(summaries)
 

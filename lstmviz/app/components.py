@@ -25,6 +25,12 @@ def text_panel(panel_id: str, hover_id: str, className: str = "text-panel") -> l
     ]
 
 
+def view_notes(view) -> html.Div | None:
+    """What a page changed from its URL to show the nearest valid view (``view.problems``,
+    one sentence each), as one message; None when it changed nothing."""
+    return message(" ".join(view.problems)) if view.problems else None
+
+
 def colour_legend(prefix: str) -> html.Div:
     """The colour scale as a bar with what it shows (``{prefix}-label``) and the values at
     its ends (``{prefix}-low``, ``{prefix}-high``), all set by the page: see :func:`legend_of`."""

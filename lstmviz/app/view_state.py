@@ -9,9 +9,11 @@ where the key differs from the field's name):
 - ``view.to_query()`` writes the fields that differ from their defaults, so
   ``View.from_query(view.to_query()) == view``.
 - A page then resolves the view against its catalog (the store's defaults filled in, each
-  value checked against the store): ``resolve`` in each page's module. Today a problem
-  stops the page with its sentence (:meth:`ViewState.check`); a view that goes on with the
-  nearest valid value and says what it changed belongs in ``resolve`` too.
+  value checked against the store): ``resolve`` in each page's module. A value out of range
+  (a store not open, a neuron the store lacks, a position past the text) gives way to the
+  nearest valid one, with one sentence among ``problems`` (:meth:`ViewState.corrected`,
+  :meth:`ViewState.on_store`, :func:`nearest_neuron`, :meth:`ViewState.at_position`); the
+  page shows them once, above the view it could show (``components.view_notes``).
 
 Also here: moving through a store (the next neuron, a position kept inside the text)."""
 
@@ -87,6 +89,40 @@ class ViewState:
     def replace(self: Self, **changes) -> Self:
         return dataclasses.replace(self, **changes)
 
+    def corrected(self: Self, name: str, value, why: str) -> Self:
+        """This view with field ``name`` at ``value``, the nearest the page can show to what
+        the URL asked, and ``why`` (one sentence) among its problems."""
+        return dataclasses.replace(self, **{name: value}, problems=(*self.problems, why))
+
+    def as_shown(self: Self, resolved: Self) -> Self:
+        """This view, as the URL gave it, with each value it gave that ``resolved`` had to
+        correct replaced by the one shown; defaults it left out stay out. A user's next change
+        starts from what the page shows."""
+        changes = {
+            f.name: getattr(resolved, f.name)
+            for f, _, _ in _fields(type(self))
+            if getattr(self, f.name) != f.default and getattr(self, f.name) != getattr(resolved, f.name)
+        }
+        return dataclasses.replace(self, **changes, problems=())
+
+    def on_store(self: Self, catalog) -> tuple[Self, ActivationStore]:
+        """This view on the store it names, or on the first open one (saying so) when none of
+        that name is open; with that store."""
+        view = self
+        if view.store and view.store not in catalog.stores:
+            why = f"No store named {view.store!r} is open here; showing {catalog.default}."
+            view = view.corrected("store", catalog.default, why)
+        name = view.store or catalog.default
+        return view.replace(store=name), catalog.stores[name]
+
+    def at_position(self: Self, store: ActivationStore, name: str = "pos") -> Self:
+        """This view with its position ``name`` inside the store's text (the nearest end, saying so)."""
+        asked = getattr(self, name)
+        valid = clamp_position(store, asked)
+        if valid == asked:
+            return self
+        return self.corrected(name, valid, f"Position {asked:,} is outside the text (0-{len(store) - 1:,}); showing {valid:,}.")
+
 
 @cache
 def _fields(cls: type[ViewState]) -> list[tuple[dataclasses.Field, str, type]]:
@@ -127,6 +163,33 @@ def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:
     """The previous or next neuron in store order (wrapping)."""
     row = (store.row_of(neuron) + step) % store.rows
     return store.neuron_of_row(row)
+
+
+def nearest_neuron(store: ActivationStore, text: str, fallback: str) -> tuple[NeuronId, str | None]:
+    """The store's neuron nearest the id ``text`` (the same kind, the layer and index moved
+    inside the store), or ``fallback`` when the store has no neuron of that kind or ``text``
+    is no id; with the sentence that says so, or None when ``text`` names one of its neurons."""
+    try:
+        store.row_of(text)
+        return NeuronId.parse(text), None
+    except LstmvizError as exc:
+        problem = str(exc).rstrip(".")
+    same_kind = [s for s in store.series if (s.kind, s.reverse) == _kind_of(text)]
+    if same_kind:
+        asked = NeuronId.parse(text)
+        series = min(same_kind, key=lambda s: abs(s.layer - asked.layer))
+        nearest = series.neuron(min(asked.index, series.units - 1))
+    else:
+        nearest = NeuronId.parse(fallback)
+    return nearest, f"{problem}; showing {nearest}."
+
+
+def _kind_of(text: str) -> tuple[str, bool] | None:
+    try:
+        n = NeuronId.parse(text)
+    except LstmvizError:
+        return None
+    return n.kind, n.reverse
 
 
 def clamp_position(store: ActivationStore, position: int) -> int:

@@ -179,12 +179,13 @@ def heatmap_figure(
     stop: int,
     scales: list[ColourScale] | None = None,
     width: int | None = None,
+    name: str | None = None,
 ) -> go.Figure:
     """Neurons (rows) by characters (columns), each cell labelled with its character, as in
-    the paper's figures. Each row is coloured on its own scale (``scales``, one per neuron:
-    a -27..+6 cell beside a -4..+4 one both read), or, without ``scales``, all rows on one
-    scale (+-99th percentile of |value| in the window). Without ``width`` the figure fits
-    its container."""
+    the paper's figures, titled with ``name`` (default: the store's own). Each row is
+    coloured on its own scale (``scales``, one per neuron: a -27..+6 cell beside a -4..+4
+    one both read), or, without ``scales``, all rows on one scale (+-99th percentile of
+    |value| in the window). Without ``width`` the figure fits its container."""
     ids, start, stop = _heatmap_window(store, neurons, start, stop)
     values = store.window(ids, start, stop)
     labels = [glyph_of(c) for c in store.text(start, stop)]
@@ -210,7 +211,7 @@ def heatmap_figure(
         )
     )
     fig.update_layout(
-        title=f"{store.name}: characters {start}-{stop}" + ("" if scales is not None else " (one scale for all rows)"),
+        title=f"{name or store.name}: characters {start}-{stop}" + ("" if scales is not None else " (one scale for all rows)"),
         height=140 + 40 * len(ids),
         width=width,
         autosize=width is None,

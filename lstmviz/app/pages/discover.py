@@ -17,7 +17,7 @@ from ...core.errors import LstmvizError
 from ...render.figures import parse_range
 from ...text.features import regex_feature
 from ..catalog import Catalog
-from ..components import message
+from ..components import message, view_notes
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
 from .neuron import neuron_link
@@ -43,14 +43,14 @@ class DiscoverView(ViewState):
     regex: str | None = None  # or every match of a regular expression marked
 
     def resolve(self, catalog: Catalog) -> DiscoverView:
-        """The view with the store's defaults filled in; a store or feature it does not have is an error."""
-        self.check()
-        name, _ = catalog.named(self.store)
-        features = list(catalog.rankings(name))
-        feature = self.feature or features[0]
-        if feature not in features:
-            raise LstmvizError(f"No feature named {feature!r}; ranked here: {', '.join(features)}.")
-        return self.replace(store=name, feature=feature)
+        """The view with the store's defaults filled in; a store or feature it does not have
+        gives way to the first one, said in ``problems``."""
+        view, _ = self.on_store(catalog)
+        features = list(catalog.rankings(view.store))
+        if view.feature and view.feature not in features:
+            why = f"No feature named {view.feature!r} is ranked here ({', '.join(features)}); showing {features[0]}."
+            return view.corrected("feature", features[0], why)
+        return view.replace(feature=view.feature or features[0])
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -224,7 +224,7 @@ class DiscoverPage(Page):
             except LstmvizError as exc:
                 hypotheses = message(exc)
         return {
-            "message": None,
+            "message": view_notes(view),
             "summary": summary,
             "features": list(self.catalog.rankings(view.store)),
             "feature": view.feature,

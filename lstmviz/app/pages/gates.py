@@ -10,7 +10,7 @@ from ...analysis.saturation import GATE_KINDS
 from ...core.errors import LstmvizError
 from ...render.figures import EMPTY_FIGURE, saturation_figure
 from ..catalog import Catalog, NoModel
-from ..components import message
+from ..components import message, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback
 from ..view_state import ViewState, view_of
@@ -23,8 +23,7 @@ class GatesView(ViewState):
     store: str | None = None  # the first store when not given
 
     def resolve(self, catalog: Catalog) -> GatesView:
-        self.check()
-        return self.replace(store=catalog.named(self.store)[0])
+        return self.on_store(catalog)[0]
 
 
 class GatesPage(Page):
@@ -53,7 +52,8 @@ class GatesPage(Page):
     )
     def url_to_view(self, search, _tick) -> dict:
         try:
-            name = view_of(GatesView, search).resolve(self.catalog).store
+            view = view_of(GatesView, search).resolve(self.catalog)
+            name = view.store
             job = self.catalog.all_series(name)
             if job is not None and job.state != "failed":
                 note = "The dashboard started on h and c only; the gates are recorded now, once."
@@ -62,6 +62,6 @@ class GatesPage(Page):
                 raise LstmvizError(f"Recording the gates failed: {job.error}")
             if not self.catalog.has_model(name) and not any(s.kind in GATE_KINDS for s in self.catalog.store(name).series):
                 raise NoModel(name, "record its gates")
-            return {"figure": saturation_figure(self.catalog.saturation(name)), "message": None, "poll_off": True}
+            return {"figure": saturation_figure(self.catalog.saturation(name)), "message": view_notes(view), "poll_off": True}
         except LstmvizError as exc:
             return {"figure": EMPTY_FIGURE, "message": message(exc), "poll_off": True}

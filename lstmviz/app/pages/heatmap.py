@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 
 from dash import Input, Output, State, ctx, dcc, html
 
+from ...analysis.first_views import first_views
 from ...core.errors import LstmvizError
 from ...render.colours import neuron_scales
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, MAX_HEATMAP_NEURONS, export_width, heatmap_figure, parse_range
 from ..catalog import Catalog, SeriesPending
-from ..components import message
+from ..components import message, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback
 from ..view_state import ViewState, url_for, view_of
@@ -29,22 +30,26 @@ class HeatmapView(ViewState):
     """``/heatmap?store=...&neurons=L1.h.0,L2.c.3&range=0:300&scale=shared``"""
 
     store: str | None = None  # the first store when not given
-    neurons: tuple[str, ...] = ()  # the rows; the store's best in_string neuron when none is given
-    marks: str | None = field(default=None, metadata={"key": "range"})  # the characters START:END shown
+    neurons: tuple[str, ...] = ()  # the rows; the best cell of each feature when none is given
+    marks: str | None = field(default=None, metadata={"key": "range"})  # the characters START:END shown; without
+    # neurons or range, a window where the features change (``analysis.first_views``)
     scale: str | None = None  # "shared": one colour scale for every row; else each row its own
 
     def resolve(self, catalog: Catalog) -> HeatmapView:
         """The view with the store's defaults filled in and checked against it: too many
         neurons, one the store does not have, or a range outside it is an error; a gate it
-        lacks is recorded (SeriesPending)."""
+        lacks is recorded (SeriesPending). A store not open gives way to the first, said in
+        ``problems``."""
         self.check()
-        name, store = catalog.named(self.store)
-        neurons = self.neurons or (catalog.best_neuron(name),)
+        view, store = self.on_store(catalog)
+        opening = first_views(store)["heatmap"]
+        neurons = view.neurons or tuple(opening["neurons"][:MAX_HEATMAP_NEURONS]) or (catalog.best_neuron(view.store),)
         if len(neurons) > MAX_HEATMAP_NEURONS:  # before any of them is looked up
             raise LstmvizError(f"A heatmap shows at most {MAX_HEATMAP_NEURONS} neurons; {len(neurons)} were asked for.")
-        neurons = tuple(str(catalog.neuron_or_wait(store, name, n)) for n in neurons)
-        start, stop = parse_range(self.marks or DEFAULT_RANGE, len(store))
-        return self.replace(store=name, neurons=neurons, marks=f"{start}:{stop}")
+        neurons = tuple(str(catalog.neuron_or_wait(store, view.store, n)) for n in neurons)
+        marks = view.marks or (DEFAULT_RANGE if view.neurons else f"{opening['start']}:{opening['stop']}")
+        start, stop = parse_range(marks, len(store))
+        return view.replace(neurons=neurons, marks=f"{start}:{stop}")
 
 
 def _view(catalog: Catalog, search: str | None) -> tuple[HeatmapView, object, int, int, list | None]:
@@ -120,14 +125,14 @@ class HeatmapPage(Page):
         kept |= {"marks": asked.marks} if asked.marks else {}
         try:
             view, store, start, stop, scales = _view(self.catalog, search)
-            figure = heatmap_figure(store, list(view.neurons), start, stop, scales)
+            figure = heatmap_figure(store, list(view.neurons), start, stop, scales, name=view.store)
         except SeriesPending as exc:
             return {"figure": EMPTY_FIGURE, "message": message(exc, progress_bar(exc.job), hint=True), **kept, "poll_off": False}
         except LstmvizError as exc:
             return {"figure": EMPTY_FIGURE, "message": message(exc), **kept, "poll_off": True}
         return {
             "figure": figure,
-            "message": None,
+            "message": view_notes(view),
             "neuron_options": self.catalog.neuron_options(view.store),
             "neurons": list(view.neurons),
             "marks": view.marks,
@@ -149,7 +154,9 @@ class HeatmapPage(Page):
         fmt = pressed.rsplit("-", 1)[1]
         try:
             view, store, start, stop, scales = _view(self.catalog, search)
-            figure = heatmap_figure(store, list(view.neurons), start, stop, scales, width=export_width(stop - start))
+            figure = heatmap_figure(
+                store, list(view.neurons), start, stop, scales, width=export_width(stop - start), name=view.store
+            )
             data = self.catalog.jobs.run(f"export:{view.store}.{fmt}:{uuid.uuid4().hex}", lambda job: figure_bytes(figure, fmt))
         except LstmvizError as exc:
             return {"message": message(exc)}

@@ -23,10 +23,10 @@ from ...model.checkpoint import HISTORY_FILE
 from ...render.colours import symmetric_of
 from ...render.figures import EMPTY_FIGURE, training_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import message, text_panel
+from ..components import message, text_panel, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import ViewState, clamp_position, url_for, view_of
+from ..view_state import ViewState, url_for, view_of
 from .neuron import neuron_link
 
 PATH = "/model"
@@ -42,9 +42,8 @@ class ModelView(ViewState):
     pos: int = field(default=0, metadata={"label": "position"})  # the first character of the bits-saved text
 
     def resolve(self, catalog: Catalog) -> ModelView:
-        self.check()
-        name, store = catalog.named(self.store)
-        return self.replace(store=name, pos=clamp_position(store, self.pos))
+        view, store = self.on_store(catalog)
+        return view.at_position(store)
 
 
 def _layout(catalog: Catalog) -> html.Div:
@@ -228,7 +227,7 @@ class ModelPage(Page):
         history = self.catalog.once(("history", name), lambda: _history(store))
         job = self.catalog.model_errors(name)
         reference = {"model on this store": bpc}
-        shown = {"message": None, "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}, "cells": cells}
+        shown = {"message": view_notes(view), "summary": _summary(store), "pos": view.pos, "checkpoint_style": {}, "cells": cells}
         if job.state != "done":  # the n-gram comparison is queued, running or failed
             running = job.state in ("queued", "running")
             note = progress_bar(job) if running else message(f"The n-gram comparison failed: {job.error}")

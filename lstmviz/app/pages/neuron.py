@@ -11,17 +11,18 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 from ...analysis.ablation import EFFECT_CHARS, EFFECT_CONTROLS, cached_effect, decoder_logits
 from ...analysis.contexts import contexts_at
 from ...analysis.explain.explainer import cached_explanations
+from ...analysis.first_views import neuron_opening
 from ...analysis.summaries import SUMMARY_WIDTH
 from ...core.characters import name_of
-from ...core.errors import LstmvizError
+from ...core.errors import LstmvizError, NeuronError
 from ...core.neurons import NeuronId
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
-from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, text_panel
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, text_panel, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
-from ..view_state import ViewState, clamp_position, neighbour, url_for, view_of
+from ..view_state import ViewState, nearest_neuron, neighbour, url_for, view_of
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
 PATH = "/"
@@ -34,16 +35,25 @@ class NeuronView(ViewState):
 
     store: str | None = None  # the first store when not given
     neuron: str | None = None  # the store's best in_string neuron when not given
-    pos: int = field(default=0, metadata={"label": "position"})  # the first character painted
+    pos: int | None = field(default=None, metadata={"label": "position"})  # the first character painted; where
+    # the neuron's feature (or its strongest values) is densest when not given
     scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
 
     def resolve(self, catalog: Catalog) -> NeuronView:
-        """The view with the store's defaults filled in and checked against it: a name or
-        neuron it does not have is an error; a gate it lacks is recorded (SeriesPending)."""
-        self.check()
-        name, store = catalog.named(self.store)
-        neuron = catalog.neuron_or_wait(store, name, self.neuron or catalog.best_neuron(name))
-        return self.replace(store=name, neuron=str(neuron), pos=clamp_position(store, self.pos))
+        """The view with the store's defaults filled in and checked against it: a store,
+        neuron or position it does not have gives way to the nearest it has, said in
+        ``problems``; a gate it lacks is recorded (SeriesPending). Without a position, the
+        page opens where the neuron shows what it tracks (``analysis.first_views``)."""
+        view, store = self.on_store(catalog)
+        best = catalog.best_neuron(view.store)
+        try:
+            view = view.replace(neuron=str(catalog.neuron_or_wait(store, view.store, view.neuron or best)))
+        except NeuronError:
+            nearest, why = nearest_neuron(store, view.neuron, best)
+            view = view.corrected("neuron", str(nearest), why)
+        if view.pos is None:
+            return view.replace(pos=neuron_opening(store, view.neuron))
+        return view.at_position(store)
 
 
 def neuron_link(name: str, neuron: str) -> dcc.Link:
@@ -270,14 +280,16 @@ class NeuronPage(Page):
     )
     def controls_to_url(self, store_name, neuron, _prev, _next, doc_start, pos, scale, search):
         """Apply what the user changed; values the view itself just set change nothing."""
-        asked = view_of(NeuronView, search)
-        view = asked
         triggered = {t.split(".")[0] for t in ctx.triggered_prop_ids}
         try:
+            raw = view_of(NeuronView, search)
+            shown = raw.resolve(self.catalog)
+            asked = raw.as_shown(shown)
+            view = asked
             name, store = self.catalog.named(asked.store)
             if "store-pick" in triggered and store_name and store_name != name:
                 return NeuronView(store=store_name).search()
-            current_pos = clamp_position(store, asked.pos)
+            current_pos = shown.pos
             # A page's first call lists every input as triggered: a button counts only when it
             # alone was pressed.
             pressed = triggered & {"prev-neuron", "next-neuron"}
@@ -294,7 +306,7 @@ class NeuronPage(Page):
                 view = view.replace(scale=None if scale == "default" else scale)
         except LstmvizError:
             return no_update  # the view callback shows what is wrong with the URL
-        return url_for(view, search)
+        return no_update if view == asked else url_for(view, search)
 
     @callback(
         {
@@ -333,7 +345,7 @@ class NeuronPage(Page):
         }
         return {
             "text": text_payload(store, view.neuron, view.pos, min(len(store), view.pos + WINDOW), scale),
-            "message": None,
+            "message": view_notes(view),
             "store": view.store,
             "neuron": view.neuron,
             "document": store.document_at(view.pos).start,

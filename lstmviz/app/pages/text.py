@@ -11,9 +11,9 @@ from dash import Input, Output, State, dcc, html, no_update
 from ...core.errors import LstmvizError
 from .. import live_text
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker
+from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, view_notes
 from ..page import Page, callback
-from ..view_state import ViewState, url_for, view_of
+from ..view_state import ViewState, nearest_neuron, url_for, view_of
 
 LIVE = "typed"  # the ids of this page's typed-text box: typed-input, ...
 PATH = "/text"
@@ -32,17 +32,20 @@ class TextView(ViewState):
     kept: str | None = field(default=None, metadata={"key": "live"})  # else its key on the server (TypedTexts.keep)
 
     def resolve(self, catalog: Catalog) -> TextView:
-        """The view with the store's defaults filled in and checked against it, and the text
-        a key names read back (a key the server no longer keeps is an error)."""
-        self.check()
-        name, store = catalog.named(self.store)
-        neuron = str(catalog.neuron(store, self.neuron or catalog.best_neuron(name)))
+        """The view with the store's defaults filled in and checked against it (a store or
+        neuron it lacks gives way to the nearest, said in ``problems``), and the text a key
+        names read back (a key the server no longer keeps is an error)."""
+        view, store = self.on_store(catalog)
+        best = catalog.best_neuron(view.store)
+        neuron, why = nearest_neuron(store, view.neuron or best, best)
+        if why:
+            view = view.corrected("neuron", str(neuron), why)
         text = self.text
         if self.kept is not None:
             text = catalog.typed.kept(self.kept)
             if text is None:
                 raise LstmvizError("That text is no longer kept by the server (it keeps the latest ones); paste it again.")
-        return self.replace(store=name, neuron=neuron, text=text)
+        return view.replace(neuron=str(neuron), text=text)
 
     def with_text(self, catalog: Catalog, text: str) -> TextView:
         """This view holding ``text``: in the URL when short, else kept by the server under a key."""
@@ -107,7 +110,7 @@ class TextPage(Page):
             **fill,
             **legend_of(scale),
             "scale": view.scale or "default",
-            "message": None,
+            "message": view_notes(view),
         }
 
     @callback(
