@@ -18,13 +18,13 @@ from lstmviz import interventions as iv
 from lstmviz.analysis.dictionary import dictionary as train_and_report
 from lstmviz.analysis.dictionary_evaluation import dead_and_dense, spliced_bits, variance_explained
 from lstmviz.analysis.dictionary_features import feature_codes, feature_values
-from lstmviz.analysis.dictionary_format import load_dictionary, save_dictionary
 from lstmviz.analysis.dictionary_training import AUX_COEFFICIENT, _Weights, held_out, loss_and_grads
 from lstmviz.cli.main import main
 from lstmviz.core.errors import LstmvizError, StoreError
 from lstmviz.model.checkpoint import load_checkpoint
 from lstmviz.model.sparse_dictionary import SparseDictionary
 from lstmviz.recording.sources import store_documents
+from lstmviz.store.dictionary_format import load_dictionary, save_dictionary
 from lstmviz.text.lanes import limit_chars
 
 
@@ -242,3 +242,29 @@ def test_bad_input_is_one_sentence(tiny_store, options, message):
     result = CliRunner().invoke(main, ["dictionary", str(tiny_store.path), *options])
     assert result.exit_code == 2, result.output
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_a_feature_of_a_dictionary_kept_in_the_store_is_a_unit(tiny_store):
+    """``L1.c#5`` reads as a neuron reads (a window, the whole series), its values f_5(x) of
+    each character's c as numpy computes them; a feature the dictionary lacks, or a series
+    with no dictionary, is one sentence."""
+    import shutil
+
+    from lstmviz.core.errors import NeuronError
+    from lstmviz.store.dictionary_format import dictionary_path
+    from lstmviz.store.units import drop_derived
+
+    d = _random_dictionary(units=24, size=60, k=6)
+    path = save_dictionary(d, dictionary_path(tiny_store, "L1.c", 60, 6), tiny_store)
+    try:
+        c = np.asarray(tiny_store.series_block(1, "c"), dtype=np.float64)  # [units, chars]
+        expected = numpy_features(d, c.T)[:, 5]
+        np.testing.assert_allclose(tiny_store.neuron("L1.c#5", 10, 50), expected[10:50], atol=1e-4)
+        np.testing.assert_allclose(tiny_store.unit_series("L1.c#5").astype(np.float64), expected, rtol=2e-3, atol=2e-3)
+        with pytest.raises(NeuronError, match="features 0-59"):
+            tiny_store.neuron("L1.c#60", 0, 5)
+        with pytest.raises(NeuronError, match="No dictionary of L1.h"):
+            tiny_store.neuron("L1.h#1", 0, 5)
+    finally:
+        shutil.rmtree(path.parent)
+        drop_derived(tiny_store, "L1.c#5")

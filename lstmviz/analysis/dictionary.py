@@ -13,6 +13,7 @@ from pathlib import Path
 from ..core.options import MAX_CHARS
 from ..model.checkpoint import SHIPPED_DIR, Checkpoint, load_checkpoint
 from ..model.sparse_dictionary import SparseDictionary
+from ..store.dictionary_format import dictionary_path, save_dictionary
 from ..store.open import open_store
 from .dictionary_evaluation import (
     DictionaryReport,
@@ -22,7 +23,6 @@ from .dictionary_evaluation import (
     variance_explained,
 )
 from .dictionary_features import feature_codes
-from .dictionary_format import dictionary_path, save_dictionary
 from .dictionary_options import SPLICE_CHARS, DictionaryOptions
 from .dictionary_training import series_of, train_dictionary
 

@@ -1,6 +1,6 @@
 """A sparse dictionary of one series: a top-k sparse autoencoder (Gao et al. 2024, "Scaling and
 evaluating sparse autoencoders"), written as SAELens's ``TopKSAE`` computes at inference, so
-its weights load there unchanged (``analysis/dictionary_format.py``):
+its weights load there unchanged (``store/dictionary_format.py``):
 
     f(x) = TopK(ReLU((x - b_dec) W_enc + b_enc))     # [..., features]: k non-zero at most
     x^(x) = f(x) W_dec + b_dec                       # [..., units]: the reconstruction

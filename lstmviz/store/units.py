@@ -10,7 +10,9 @@ blocks of characters, and kept in the store directory as a derived series
 (``series-{unit}-{version}.npz``, float16 as the stored rows are).
 
 Directions are registered here: a direction is a unit vector saved in the store directory
-by :func:`save_direction` (``lstmviz probe`` saves one per feature and series)."""
+by :func:`save_direction` (``lstmviz probe`` saves one per feature and series); so are a
+sparse dictionary's features, read from the dictionary ``lstmviz dictionary`` saved in the
+store directory (``store/dictionary_format.py``)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import NeuronError
-from ..core.neurons import DirectionId, UnitId, parse_unit
+from ..core.neurons import DirectionId, FeatureId, UnitId, parse_unit
 from .cache import cached, read_cached, write_cache
+from .dictionary_format import WEIGHTS_FILE, load_dictionary
 
 BLOCK_CHARS = 1 << 16  # characters read and converted to float32 at a time for a whole series
 
@@ -153,3 +156,38 @@ def _prepare_direction(store, direction: DirectionId) -> Encoder:
 
 
 register(DirectionId, _prepare_direction)
+
+
+# -- dictionary features ------------------------------------------------------------------------
+
+
+def dictionary_of(store, feature: FeatureId) -> Path:
+    """The folder of the dictionary of ``feature``'s series kept in the store directory
+    (``lstmviz dictionary`` saves it there); of several, the one saved last."""
+    folders = sorted(
+        (p for p in (Path(store.path) / "dictionaries").glob(f"{feature.series}-*") if (p / WEIGHTS_FILE).is_file()),
+        key=lambda p: (p / WEIGHTS_FILE).stat().st_mtime,
+    )
+    if getattr(store, "in_memory", False) or not folders:
+        raise NeuronError(f"No dictionary of {feature.series} in this store; lstmviz dictionary trains one.")
+    return folders[-1]
+
+
+def _prepare_feature(store, feature: FeatureId) -> Encoder:
+    import torch
+
+    folder = dictionary_of(store, feature)
+    dictionary = load_dictionary(folder, store)
+    if not 0 <= feature.feature < dictionary.size:
+        raise NeuronError(f"No feature {feature}: the dictionary of {feature.series} has features 0-{dictionary.size - 1}.")
+
+    @torch.no_grad()
+    def encode(block: np.ndarray) -> np.ndarray:
+        values, indices = dictionary.top_k(torch.from_numpy(np.ascontiguousarray(block.T)))
+        return (values * (indices == feature.feature)).sum(-1).numpy()
+
+    version = hashlib.sha1(f"{folder.name}:{(folder / WEIGHTS_FILE).stat().st_mtime_ns}".encode()).hexdigest()[:10]
+    return Encoder(encode, version)
+
+
+register(FeatureId, _prepare_feature)
