@@ -7,6 +7,7 @@ store.neuron("L2.c.117", 0, 1000)
 lstmviz.rank_neurons(store, lstmviz.store_features(store))     # every neuron against every feature
 lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neuron held
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
+lstmviz.circuit(store, "L2.c.90", feature="in_string")         # what drives it, and cutting its top edges
 
 README.md shows these at work; docs/architecture.md says which module does what.
 """
@@ -115,6 +116,7 @@ __all__ = [
     "hooks",
     "interventions",
     "ablate",
+    "circuit",
     "dashboard",
     "heatmap",
     "record",
@@ -176,3 +178,16 @@ def ablate(ckpt: Checkpoint | str, neurons, paths=None, mode: str = "zero", max_
     if not isinstance(ckpt, Checkpoint):
         ckpt = load_checkpoint(ckpt)
     return run_ablation(ckpt, limit_chars(evaluation_documents(ckpt, paths), max_chars), neurons, mode, **options)
+
+
+def circuit(source, neuron, feature: str | None = None, range: str | None = None, **options):
+    """What drives ``neuron`` over a feature's positions, a range ``"A:B"`` or the whole text of
+    ``source`` (a store, or a checkpoint: its test split): each gate's terms per source, two
+    levels back, and the causal check; see :func:`lstmviz.analysis.circuits.circuit`."""
+    from .analysis.circuits import Selection, model_and_store
+    from .analysis.circuits import circuit as find_circuit
+    from .render.figures import parse_range
+
+    ckpt, store = model_and_store(source)
+    span = None if range is None else parse_range(range, len(store))
+    return find_circuit(ckpt, store, neuron, Selection.of_store(store, feature, span), **options)

@@ -5,9 +5,12 @@ hand; for every cell type the terms sum to the pre-activation the exact step pat
 loop that takes the terms out by hand; the causal check finds planted edges matter more than
 random ones; bad input is one sentence."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 
 from lstmviz.analysis.circuits import Selection, Term, circuit, path_ablated, unit_circuits
 from lstmviz.core.characters import name_of
@@ -247,3 +250,51 @@ def test_bad_input_is_one_clear_sentence(tmp_path):
     other = _checkpoint(tmp_path / "other", "gru", planted=False, seed=9)
     with pytest.raises(LstmvizError, match="was not recorded from gru"):
         circuit(other, store, "L1.h.0")
+
+
+def _cli(*args: str):
+    from lstmviz.cli.main import main
+
+    return CliRunner().invoke(main, ["circuit", *args])
+
+
+def test_the_command_prints_each_gates_sources_and_the_check(tiny_store):
+    done = _cli(str(tiny_store.path), "--neuron", "L2.c.3", "--feature", "in_string", "--top", "3", "--controls", "4", "--json")
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["neuron"] == "L2.c.3" and data["selection"] == "in_string" and set(data["gates"]) == set("ifgo")
+    assert all(len(sources) == 3 and {"source", "contribution"} <= set(sources[0]) for sources in data["gates"].values())
+    assert {"top_k", "change", "control_mean", "control_sd"} <= set(data["check"]) and data["check"]["controls"] == 4
+    assert data["sources"] and all(s.startswith(("L1.h.", "L2.h.")) for s in data["sources"])
+    for sources in data["gates"].values():  # largest first
+        sizes = [abs(s["contribution"]) for s in sources]
+        assert sizes == sorted(sizes, reverse=True)
+    text = _cli(str(tiny_store.path), "--neuron", "L1.h.0", "--range", "0:300", "--levels", "1", "--controls", "2")
+    assert text.exit_code == 0, text.output
+    assert text.stdout.startswith("L1.h.0 over characters 0:300 (300 positions)") and "cutting its top 5 edges" in text.stdout
+
+
+def test_the_api_reads_a_store_and_its_checkpoint(tiny_store):
+    import lstmviz
+
+    found = lstmviz.circuit(tiny_store.path, "L2.h.1", range="10:200", top=2, levels=1, controls=2)
+    assert found.unit.positions == 190 and not found.sources and len(found.check.edges) == 2
+    assert found.to_json()["gates"]["o"][0]["source"] == found.unit.top("o", 1)[0].source
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--neuron", "L3.c.0"], "No neuron L3.c.0 in this model"),
+        (["--neuron", "L2.x.0"], "No neuron L2.x.0"),
+        (["--neuron", "L2.c.0", "--feature", "nothing"], "Unknown feature nothing"),
+        (["--neuron", "L2.c.0", "--range", "5:x"], "is not a character range"),
+        (["--neuron", "L2.c.0", "--range", "5:99999999"], "outside the store"),
+        (["--neuron", "L2.c.0", "--top", "0"], "--top must be at least 1"),
+        (["--neuron", "L2.c.0", "--levels", "3"], "--levels must be between 1 and 2"),
+        (["--neuron", "L2.c.0", "--feature", "in_string", "--range", "0:9"], "not both"),
+    ],
+)
+def test_bad_input_to_the_command_is_one_sentence_and_exit_status_2(tiny_store, args, words):
+    done = _cli(str(tiny_store.path), *args)
+    assert done.exit_code == 2 and words in done.output and len(done.output.strip().splitlines()) == 1, done.output

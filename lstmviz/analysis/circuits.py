@@ -25,6 +25,7 @@ everything else computes as before) and, as controls, with k random edges cut in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -575,3 +576,25 @@ def causal_check(ckpt, store, unit: UnitCircuit, selection: Selection, k: int, c
     values = path_ablated(ckpt, docs, unit.neuron, sets)[:, mask]
     change = np.abs(values[1:] - values[0]).mean(1)
     return CausalCheck(edges, float(change[0]), change[1:], len(mask), int(mask.sum()))
+
+
+def model_and_store(source, before_recording=None) -> tuple[Checkpoint, ActivationStore]:
+    """The checkpoint and the store a circuit reads: a store and the checkpoint it was recorded
+    from, or a checkpoint and its test split recorded (h and c, cached: once;
+    ``before_recording(ckpt, chars)`` is called first)."""
+    from ..model.checkpoint import CONFIG_FILE, load_checkpoint
+    from ..recording.one_text import evaluation_documents
+    from ..recording.sources import COMPARED_KINDS, open_source, recorded
+
+    opened = source if isinstance(source, ActivationStore | Checkpoint) else open_source(source)
+    if isinstance(opened, ActivationStore):
+        path = opened.checkpoint.get("path", "")
+        if not path or not (Path(path) / CONFIG_FILE).is_file():
+            raise LstmvizError(
+                f"The store {opened.name} names no checkpoint that is still there ({path or 'none'}); give the checkpoint."
+            )
+        return load_checkpoint(path), opened
+    docs = evaluation_documents(opened)
+    if before_recording is not None:
+        before_recording(opened, sum(len(d.text) for d in docs))
+    return opened, recorded(opened, docs, kinds=COMPARED_KINDS, progress=False)

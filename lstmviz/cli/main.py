@@ -1,5 +1,5 @@
 """The ``lstmviz`` command line: the group that holds every command. The commands live by
-what they do (models, recording, analysis, interventions, outputs, serve, bench); each
+what they do (models, recording, analysis, interventions, circuits, outputs, serve, bench); each
 parses, calls the library and prints what the result says of itself.
 
 Every :class:`LstmvizError`, from a command or from an option's check, becomes one sentence
@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, interventions, models, outputs, recording, serve
+from . import analysis, circuits, interventions, models, outputs, recording, serve
 from .bench import bench
 
 
@@ -49,6 +49,7 @@ for _command in [
     *recording.COMMANDS,
     *analysis.COMMANDS,
     *interventions.COMMANDS,
+    *circuits.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,
     bench,
