@@ -109,6 +109,22 @@ def test_the_recording_reference_computes_the_states_we_record(tiny_checkpoint):
             np.testing.assert_allclose(series[layer].T.numpy(), recorded, rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("neuron", ["L1.c.2", "L2.h.7"])
+def test_the_circuit_reference_computes_our_terms(tiny_checkpoint, tiny_store, neuron):
+    from lstmviz.analysis.circuits import unit_circuits
+    from lstmviz.bench.references import reference_circuit
+    from lstmviz.core.neurons import NeuronId
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.text.features import store_features
+
+    ckpt, unit = load_checkpoint(tiny_checkpoint), NeuronId.parse(neuron)
+    inside = np.flatnonzero(store_features(tiny_store)["in_string"])
+    (ours,), _ = unit_circuits(ckpt, tiny_store, [unit], inside, ckpt.vocab.encode_array(tiny_store.text()))
+    reference = reference_circuit(ckpt, tiny_store, unit, inside)
+    for gate in "ifgo":
+        np.testing.assert_allclose(ours.terms[gate], reference[gate], atol=1e-6)
+
+
 # -- smoke runs ------------------------------------------------------------------------------------
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "bench-result.schema.json").read_text())
@@ -179,6 +195,13 @@ def test_bench_intervene_smoke(tiny_checkpoint, tmp_path):
     result = bench_intervene(str(tiny_checkpoint), chars=2000, repeats=1, sample_chars=50, unit=5)
     check_result(result, ["exact_chars_per_s", "loop_chars_per_s", "ratio_vs_loop", "sample_chars_per_s"], tmp_path)
     assert result["intervention"].startswith("L1.c.5 ") and result["max_logit_difference"] < 1e-3
+
+
+def test_bench_circuit_smoke(tiny_checkpoint, cache, tmp_path):
+    args = ["--checkpoint", str(tiny_checkpoint), "--neuron", "L2.c.3", "--chars", "2000", "--repeats", "1"]
+    result = bench_cli("circuit", *args)
+    check_result(result, ["seconds", "one_level_seconds", "reference_seconds", "ratio_vs_reference", "check_seconds"], tmp_path)
+    assert 0 < result["chars"] <= 2000 and result["neuron"] == "L2.c.3" and result["max_term_difference"] < 1e-5
 
 
 def test_bench_analysis_smoke(tmp_path):

@@ -6,7 +6,7 @@ write, in the same run (``lstmviz bench NAME``).
 - ``fixtures``: the checkpoint, a synthetic store, text laid out in lanes;
 - ``references``: what a careful user would write, measured beside ours;
 - one module per scenario: ``train``, ``cells`` (train|record --cells), ``record``,
-  ``intervene``, ``analysis``, ``dashboard`` (with ``loadtest``), ``compare``, ``scale``,
+  ``intervene``, ``circuit``, ``analysis``, ``dashboard`` (with ``loadtest``), ``compare``, ``scale``,
   ``contrast``;
 - ``browser``: headless Chromium, shared with the browser tests and tools;
 - ``report``: ``docs/performance.md`` from the results (``python -m lstmviz.bench.report``)."""
