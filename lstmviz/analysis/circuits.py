@@ -154,36 +154,38 @@ def _window(store: ActivationStore, neurons: list[NeuronId], start: int, stop: i
         return None
 
 
-def _block_inputs(store, rows: GateRows, sel: np.ndarray, at_start: np.ndarray, ids) -> dict[str, np.ndarray]:
-    """What the gates of ``rows`` read at positions ``sel``: h_{t-1} [hidden, n] (0 where a
-    document starts), the input [in, n] (first layer: the character ids [n]), the h of the
-    layer at t, and the units' own c at t-1 and t where recorded."""
+def _block_inputs(store, rows: GateRows, a: int, b: int, has_prev: np.ndarray, ids) -> dict[str, np.ndarray]:
+    """What the gates of ``rows`` read at every position of [a, b): h_{t-1} [hidden, n] (as
+    recorded one step earlier: ``has_prev`` is 0 where a document starts, and the terms are
+    multiplied by it), the input [in, n] (first layer: the character ids [n]), the layer's h
+    at t, and the units' own c at t-1 (0 where a document starts) and t, where recorded. Slices
+    of one read per series: no copy per position."""
     L, H = rows.layer, rows.w_rec.shape[-1]
-    a0, b = max(int(sel[0]) - 1, 0), int(sel[-1]) + 1
+    a0 = max(a - 1, 0)
     block = _window(store, [NeuronId(L, "h", k) for k in range(H)], a0, b)
     if block is None:
         raise NeuronError(f"The store holds no L{L}.h: record it with h, which the circuit reads.")
-    back = np.maximum(sel - 1 - a0, 0)
-    out = {"h_prev": block[:, back] * ~at_start, "h_now": block[:, sel - a0]}
+    before = block[:, :-1] if a0 < a else np.concatenate([np.zeros((H, 1), np.float32), block[:, :-1]], 1)
+    out = {"h_prev": before, "h_now": block[:, a - a0 :]}
     if L == 1:
-        out["x"] = ids[sel]
+        out["x"] = ids[a:b]
     else:
-        below = _window(store, [NeuronId(L - 1, "h", k) for k in range(H)], int(sel[0]), b)
-        if below is None:
+        out["x"] = _window(store, [NeuronId(L - 1, "h", k) for k in range(H)], a, b)
+        if out["x"] is None:
             raise NeuronError(f"The store holds no L{L - 1}.h: record it with h, which the circuit reads.")
-        out["x"] = below[:, sel - sel[0]]
     c = _window(store, [NeuronId(L, "c", u) for u in rows.units], a0, b)
     if c is not None:
-        out["c_prev"], out["c_now"] = c[:, back] * ~at_start, c[:, sel - a0]
+        c_prev = c[:, :-1] if a0 < a else np.concatenate([np.zeros((len(rows.units), 1), np.float32), c[:, :-1]], 1)
+        out["c_prev"], out["c_now"] = c_prev * has_prev, c[:, a - a0 :]
     return out
 
 
-def _pre_activations(rows: GateRows, cell: str, got: dict) -> tuple[np.ndarray, np.ndarray]:
+def _pre_activations(rows: GateRows, cell: str, got: dict, has_prev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Every gate's pre-activation [U, G, n] from its terms, and m [U, G, n], the factor on its
     recurrent terms (a GRU's r on n; else 1)."""
     U, G, H = rows.w_rec.shape
     n = got["h_prev"].shape[1]
-    recurrent = (rows.w_rec.reshape(U * G, H).astype(np.float32) @ got["h_prev"]).reshape(U, G, n)
+    recurrent = (rows.w_rec.reshape(U * G, H).astype(np.float32) @ got["h_prev"]).reshape(U, G, n) * has_prev
     if rows.layer == 1:
         given = rows.w_in[:, :, got["x"]]
     else:
@@ -194,7 +196,7 @@ def _pre_activations(rows: GateRows, cell: str, got: dict) -> tuple[np.ndarray, 
         own = np.repeat(got["c_prev"][:, None], G, axis=1)
         own[:, o] = got["c_now"]
         pre += rows.peephole[..., None] * own
-    mult = np.ones((U, G, n))
+    mult = np.ones((U, G, n), dtype=np.float32)
     if cell == "gru":
         r, gate_n = rows.gates.index("r"), rows.gates.index("n")
         mult[:, gate_n] = _sigmoid(pre[:, r] + recurrent[:, r])
@@ -210,52 +212,62 @@ def _activated(cell: str, gate: str, pre: np.ndarray) -> np.ndarray:
     return np.tanh(pre) if gate in ("g", "n") or cell == "rnn" else _sigmoid(pre)
 
 
-def _recorded_errors(store, rows: GateRows, cell: str, sel: np.ndarray, pre: np.ndarray, got: dict) -> dict[str, float]:
+def _recorded_errors(store, rows: GateRows, cell: str, span: tuple[int, int], chosen, pre, got: dict) -> dict[str, float]:
     """How far the gates (and the state they make) recomputed from their terms are from the
-    series the store recorded at ``sel``, per series recorded: the largest difference."""
+    series the store recorded, at the ``chosen`` positions (a mask) of ``span``, per series
+    recorded: the largest difference."""
     errors, L = {}, rows.layer
-    values = {g: _activated(cell, g, pre[:, k]) for k, g in enumerate(rows.gates)}
+    values = {g: _activated(cell, g, pre[:, k, chosen]) for k, g in enumerate(rows.gates)}
     for gate, value in values.items():
-        recorded = _window(store, [NeuronId(L, gate, u) for u in rows.units], int(sel[0]), int(sel[-1]) + 1)
+        recorded = _window(store, [NeuronId(L, gate, u) for u in rows.units], *span)
         if recorded is not None and gate != "h":
-            errors[f"L{L}.{gate}"] = float(np.abs(value - recorded[:, sel - sel[0]]).max())
+            errors[f"L{L}.{gate}"] = float(np.abs(value - recorded[:, chosen]).max())
+    h_prev, h_now = got["h_prev"][rows.units][:, chosen] * got["has_prev"][chosen], got["h_now"][rows.units][:, chosen]
     if cell in ("lstm", "peephole", "cifg") and "c_now" in got:
         i = 1 - values["f"] if cell == "cifg" else values["i"]
-        errors[f"L{L}.c"] = float(np.abs(values["f"] * got["c_prev"] + i * values["g"] - got["c_now"]).max())
+        made = values["f"] * got["c_prev"][:, chosen] + i * values["g"]
+        errors[f"L{L}.c"] = float(np.abs(made - got["c_now"][:, chosen]).max())
     elif cell == "gru":
-        h_prev = got["h_prev"][rows.units]
         made = (1 - values["z"]) * values["n"] + values["z"] * h_prev
-        errors[f"L{L}.h"] = float(np.abs(made - got["h_now"][rows.units]).max())
+        errors[f"L{L}.h"] = float(np.abs(made - h_now).max())
     elif cell == "rnn":
-        errors[f"L{L}.h"] = float(np.abs(values["h"] - got["h_now"][rows.units]).max())
+        errors[f"L{L}.h"] = float(np.abs(values["h"] - h_now).max())
     return errors
 
 
 def summed(store: ActivationStore, rows: GateRows, cell: str, positions: np.ndarray, ids=None, check: bool = False) -> Sums:
-    """One pass over the series ``rows`` read, in blocks of ``BLOCK`` positions: the sums over
-    ``positions`` (sorted) that make every term. ``ids``: the text's character ids (first
-    layer). ``check``: also compare with the recorded series."""
+    """One pass over the series ``rows`` read, from the first of ``positions`` (sorted) to the
+    last in blocks of ``BLOCK``: the sums over ``positions`` that make every term (each
+    block's terms weighted by whether a position is chosen). ``ids``: the text's character
+    ids (first layer). ``check``: also compare with the recorded series."""
     U, G, H = rows.w_rec.shape
     sums = Sums(np.zeros((U, G, H)), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), np.zeros((U, G)), np.zeros((U, G)))
-    starts = np.array([d.start for d in store.documents] + [0])
-    for k in range(0, len(positions), BLOCK):
-        sel = positions[k : k + BLOCK]
-        got = _block_inputs(store, rows, sel, np.isin(sel, starts), ids)
-        pre, mult = _pre_activations(rows, cell, got)
-        sums.h_prev += (mult.reshape(U * G, -1).astype(np.float32) @ got["h_prev"].T).reshape(U, G, H)
+    chosen = np.zeros(len(store) + 1, dtype=np.float32)
+    chosen[positions] = 1
+    starts = np.zeros(len(store) + 1, dtype=np.float32)
+    starts[[d.start for d in store.documents]] = 1
+    for a in range(int(positions[0]), int(positions[-1]) + 1, BLOCK) if len(positions) else ():
+        b = min(a + BLOCK, int(positions[-1]) + 1)
+        m, has_prev = chosen[a:b], 1 - starts[a:b]
+        if not m.any():
+            continue
+        got = _block_inputs(store, rows, a, b, has_prev, ids) | {"has_prev": has_prev}
+        pre, mult = _pre_activations(rows, cell, got, has_prev)
+        weighted = mult * m
+        sums.h_prev += ((weighted * has_prev).reshape(U * G, -1) @ got["h_prev"].T).reshape(U, G, H)
         if rows.layer == 1:
-            sums.inputs += np.bincount(got["x"], minlength=len(sums.inputs))
+            sums.inputs += np.bincount(got["x"], weights=m, minlength=len(sums.inputs))
         else:
-            sums.inputs += got["x"].sum(1, dtype=np.float64)
+            sums.inputs += got["x"] @ m
         if cell == "peephole":
             o = rows.gates.index("o")
-            sums.own_c += got["c_prev"].sum(1, dtype=np.float64)[:, None]
-            sums.own_c[:, o] += got["c_now"].sum(1, dtype=np.float64) - got["c_prev"].sum(1, dtype=np.float64)
-        sums.gate_mult += mult.sum(-1)
-        sums.pre += pre.sum(-1)
-        sums.count += len(sel)
+            sums.own_c += (got["c_prev"] @ m)[:, None]
+            sums.own_c[:, o] += got["c_now"] @ m - got["c_prev"] @ m
+        sums.gate_mult += weighted.sum(-1)
+        sums.pre += (pre * m).sum(-1)
+        sums.count += int(m.sum())
         if check:
-            for name, error in _recorded_errors(store, rows, cell, sel, pre, got).items():
+            for name, error in _recorded_errors(store, rows, cell, (a, b), m > 0, pre, got).items():
                 sums.errors[name] = max(error, sums.errors.get(name, 0.0))
     return sums
 
