@@ -10,6 +10,7 @@ lstmviz.sample(ckpt, prime="x = '", clamp={"L2.c.90": 20})     # text with a neu
 lstmviz.ablate(ckpt, "L2.c.90").to_json()                      # bits lost, beside random controls
 lstmviz.probe(store).to_json()                                  # linear probes; directions as units (L2.c~in_string)
 lstmviz.attribute(ckpt, "L2.c.90", pos=1234)                     # which earlier characters made it so
+lstmviz.circuit(store, "L2.c.90", feature="in_string")         # what drives it, and cutting its top edges
 
 README.md shows these at work; docs/architecture.md says which module does what.
 """
@@ -126,6 +127,7 @@ __all__ = [
     "ablate",
     "probe",
     "attribute",
+    "circuit",
     "dashboard",
     "heatmap",
     "record",
@@ -208,3 +210,16 @@ def attribute(source, neuron=None, *, pos: int, logit: str | None = None, text: 
     from .analysis.attribution import attribute as attribute_characters
 
     return attribute_characters(source, neuron, pos=pos, logit=logit, text=text, **options)
+
+
+def circuit(source, neuron, feature: str | None = None, range: str | None = None, **options):
+    """What drives ``neuron`` over a feature's positions, a range ``"A:B"`` or the whole text of
+    ``source`` (a store, or a checkpoint: its test split): each gate's terms per source, two
+    levels back, and the causal check; see :func:`lstmviz.analysis.circuits.circuit`."""
+    from .analysis.circuits import Selection, model_and_store
+    from .analysis.circuits import circuit as find_circuit
+    from .render.figures import parse_range
+
+    ckpt, store = model_and_store(source)
+    span = None if range is None else parse_range(range, len(store))
+    return find_circuit(ckpt, store, neuron, Selection.of_store(store, feature, span), **options)

@@ -123,6 +123,22 @@ def test_the_synthetic_store_holds_the_first_characters_of_the_stdlib(tmp_path):
     assert store.series_block(1, "h").shape == (2, 5000)
 
 
+@pytest.mark.parametrize("neuron", ["L1.c.2", "L2.h.7"])
+def test_the_circuit_reference_computes_our_terms(tiny_checkpoint, tiny_store, neuron):
+    from lstmviz.analysis.circuits import unit_circuits
+    from lstmviz.bench.references import reference_circuit
+    from lstmviz.core.neurons import NeuronId
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.text.features import store_features
+
+    ckpt, unit = load_checkpoint(tiny_checkpoint), NeuronId.parse(neuron)
+    inside = np.flatnonzero(store_features(tiny_store)["in_string"])
+    (ours,), _ = unit_circuits(ckpt, tiny_store, [unit], inside, ckpt.vocab.encode_array(tiny_store.text()))
+    reference = reference_circuit(ckpt, tiny_store, unit, inside)
+    for gate in "ifgo":
+        np.testing.assert_allclose(ours.terms[gate], reference[gate], atol=1e-6)
+
+
 # -- smoke runs ------------------------------------------------------------------------------------
 
 SCHEMA = json.loads((Path(__file__).parents[1] / "docs" / "bench-result.schema.json").read_text())
@@ -201,6 +217,13 @@ def test_bench_dictionary_smoke(tiny_checkpoint, cache, tmp_path):
     assert (
         result["features"] == 8 * 24 and result["train_seconds"] > 0 and result["variance_explained"] <= 1
     )  # 10 steps: far from fit
+
+
+def test_bench_circuit_smoke(tiny_checkpoint, cache, tmp_path):
+    args = ["--checkpoint", str(tiny_checkpoint), "--neuron", "L2.c.3", "--chars", "2000", "--repeats", "1"]
+    result = bench_cli("circuit", *args)
+    check_result(result, ["seconds", "one_level_seconds", "reference_seconds", "ratio_vs_reference", "check_seconds"], tmp_path)
+    assert 0 < result["chars"] <= 2000 and result["neuron"] == "L2.c.3" and result["max_term_difference"] < 1e-5
 
 
 def test_bench_analysis_smoke(tmp_path):

@@ -385,8 +385,8 @@ def _ablated(model, laid: LaidText, sets, edits: Edits, chunk_len: int, report) 
         return model.decoder(top), (state_below, state_above)
 
     state = (
-        _layers_state(model.initial_state(lanes, device), below),
-        _layers_state(model.initial_state(R * lanes, device), above),
+        layers_state(model.initial_state(lanes, device), below),
+        layers_state(model.initial_state(R * lanes, device), above),
     )
     out, done = np.full((R, len(laid.text)), np.nan), 0
     for chunk, logits, _ in laid.run(laid.chunks(chunk_len, device), forward, state):
@@ -398,7 +398,7 @@ def _ablated(model, laid: LaidText, sets, edits: Edits, chunk_len: int, report) 
     return out
 
 
-def _layers_state(state, layers: range):
+def layers_state(state, layers: range):
     """The state of ``layers`` only ([layers, batch, hidden] each)."""
     index = slice(layers.start, layers.stop)
     return tuple(s[index] for s in state) if isinstance(state, tuple) else state[index]

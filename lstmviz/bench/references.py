@@ -272,3 +272,36 @@ def captum_layer_integrated_gradients(ckpt: Checkpoint, ids: torch.Tensor, state
     with torch.no_grad():
         change = float(c_unit(x) - c_unit(baseline))
     return seconds, attributions.sum(-1)[0].detach(), float(delta), change
+
+
+# -- the circuit into a cell -----------------------------------------------------------------------
+
+
+def reference_circuit(ckpt: Checkpoint, store, neuron, positions: np.ndarray) -> dict[str, np.ndarray]:
+    """An LSTM unit's circuit as a user writes it from the equations: the recorded series read
+    whole, h_{t-1} made by a shift, then every position's terms written out (``np.einsum``,
+    [positions, sources] per gate) and averaged. Per gate: the mean terms of h_{t-1}'s units,
+    the input's (the first layer: each character's), and the bias."""
+    from ..core.neurons import NeuronId
+
+    if ckpt.model_config.cell != "lstm":
+        raise LstmvizError("The circuit reference is written for an LSTM.")
+    model, H, L = ckpt.model, ckpt.model_config.hidden_size, neuron.layer
+    w_ih, w_hh, b_ih, b_hh = (w.detach().double().numpy() for w in model.layer_weights(L - 1).values())
+    own = store.window([NeuronId(L, "h", k) for k in range(H)])  # [hidden, chars]
+    previous = np.zeros_like(own)
+    previous[:, 1:] = own[:, :-1]
+    previous[:, [d.start for d in store.documents]] = 0
+    previous = previous[:, positions].T  # [positions, hidden]
+    if L == 1:
+        w_ih = w_ih @ model.embedding.weight.detach().double().numpy().T  # [gates, vocab]
+        given = np.eye(len(ckpt.vocab), dtype=np.float32)[ckpt.vocab.encode_array(store.text())[positions]]
+    else:
+        given = store.window([NeuronId(L - 1, "h", k) for k in range(H)])[:, positions].T
+    out = {}
+    for k, gate in enumerate(("i", "f", "g", "o")):
+        row = k * H + neuron.index
+        recurrent = np.einsum("th,h->th", previous, w_hh[row].astype(np.float32)).mean(0, dtype=np.float64)
+        inputs = np.einsum("ti,i->ti", given, w_ih[row].astype(np.float32)).mean(0, dtype=np.float64)
+        out[gate] = np.concatenate([recurrent, inputs, [b_ih[row] + b_hh[row]]])
+    return out

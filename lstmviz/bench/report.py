@@ -27,6 +27,7 @@ ORDER = [
     "record",
     "record --cells",
     "intervene",
+    "circuit",
     "analysis",
     "explain",
     "dashboard",

@@ -139,6 +139,20 @@ def bench_dictionary_command(checkpoint, chars, steps, layer, as_json) -> None:
     _report(bench_dictionary(checkpoint, chars, steps, layer), as_json)
 
 
+@bench.command("circuit")
+@click.option("--checkpoint", default=None, help="Default: the shipped model.")
+@click.option("--neuron", default="L2.c.90", show_default=True, help="The unit whose circuit is read.")
+@click.option("--chars", type=int, default=None, help="Characters of the test split (default: all of it).")
+@click.option("--repeats", default=3, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def bench_circuit_command(checkpoint, neuron, chars, repeats, as_json) -> None:
+    """One unit's circuit over the whole test split, beside every position's terms written out with np.einsum."""
+    _at_least(chars=chars, repeats=repeats)
+    from ..bench.circuit import bench_circuit
+
+    _report(bench_circuit(checkpoint, neuron, chars, repeats), as_json)
+
+
 @bench.command("analysis")
 @click.option("--store", default=None, help="A recorded store (default: synthetic activations over 1M stdlib characters).")
 @click.option("--chars", default=1_000_000, show_default=True)

@@ -1,5 +1,5 @@
 """The ``lstmviz`` command line: the group that holds every command. The commands live by
-what they do (models, recording, analysis, interventions, attribution, outputs, serve, bench); each
+what they do (models, recording, analysis, interventions, attribution, circuits, outputs, serve, bench); each
 parses, calls the library and prints what the result says of itself.
 
 Every :class:`LstmvizError`, from a command or from an option's check, becomes one sentence
@@ -16,7 +16,7 @@ import warnings
 import click
 
 from ..core.errors import LstmvizError
-from . import analysis, attribution, dictionary, explanations, interventions, models, outputs, probes, recording, serve
+from . import analysis, attribution, circuits, dictionary, explanations, interventions, models, outputs, probes, recording, serve
 from .bench import bench
 
 
@@ -53,6 +53,7 @@ for _command in [
     *interventions.COMMANDS,
     *probes.COMMANDS,
     *attribution.COMMANDS,
+    *circuits.COMMANDS,
     *outputs.COMMANDS,
     *serve.COMMANDS,
     bench,

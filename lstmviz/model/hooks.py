@@ -13,6 +13,13 @@ Two kinds of hook, because a recurrent state feeds its own next step:
 - any other hook may replace its value, so a call with one runs that layer on the exact
   step path (``stepwise.py``): the hook sees one step at a time, ``[batch, 1, units]``, and
   what it returns is what the cell computes with from then on.
+
+A gate's pre-activation (the argument of its sigmoid or tanh) has a hook point too,
+``layers.1.hook_pre_i`` (:class:`PreActivationPoint`), seen on the step path only, one step at
+a time, with what it is made of in ``hook.inputs``: the layer's input ``x`` at the step, the
+state ``h`` it started from (h_{t-1}), and where they enter, ``c`` (a peephole's) and ``r``
+(a GRU's n: ``W_in x + b_in + r * (W_hn h + b_hn)``), each ``[batch, units]``. Cutting one
+edge into a unit (path ablation, ``analysis/circuits.py``) is a hook there.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ class HookCall(NamedTuple):
 
     name: str  # e.g. "layers.1.hook_c"
     positions: range  # the steps x[:, 0], x[:, 1], ... stand for
+    inputs: dict[str, torch.Tensor] | None = None  # a pre-activation's sources at the step: x, h (and c, r)
 
 
 HookFn = Callable[[torch.Tensor, HookCall], "torch.Tensor | None"]
@@ -70,6 +78,12 @@ class HookPoint(nn.Module):
         self.fns: list[HookFn] = []
 
 
+class PreActivationPoint(HookPoint):
+    """A gate's pre-activation, ``[batch, 1, units]`` one step at a time on the exact step
+    path, with ``hook.inputs``. Not a series: no reader caches it, and selecting every hook
+    point (``names_filter=None``) leaves it out."""
+
+
 def apply_hooks(fns: list[HookFn], x: torch.Tensor, hook: HookCall) -> torch.Tensor:
     """Call ``fns`` in order on ``x``; each returned tensor replaces the value for the next."""
     for fn in fns:
@@ -94,7 +108,7 @@ def hook_points(model: nn.Module) -> dict[str, HookPoint]:
 def _select(model: nn.Module, names: str | Callable[[str], bool] | list[str] | None) -> dict[str, HookPoint]:
     points = hook_points(model)
     if names is None:
-        return points
+        return {n: p for n, p in points.items() if not isinstance(p, PreActivationPoint)}
     if callable(names):
         return {n: p for n, p in points.items() if names(n)}
     if isinstance(names, str):

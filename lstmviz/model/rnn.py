@@ -18,7 +18,19 @@ from torch import nn
 
 from ..core.errors import ConfigError, LstmvizError, NeuronError
 from ..core.neurons import NeuronId, hook_name
-from .hooks import HookCall, HookPoint, Hooks, active_hooks, apply_hooks, caching_readers, hook_points, hooks, is_reader, pairs_of
+from .hooks import (
+    HookCall,
+    HookPoint,
+    Hooks,
+    PreActivationPoint,
+    active_hooks,
+    apply_hooks,
+    caching_readers,
+    hook_points,
+    hooks,
+    is_reader,
+    pairs_of,
+)
 from .instrument import FUSED_MODULES, fast_layer
 from .stepwise import StepWeights, step_layer
 from .variants import VARIANTS, VariantLSTM, layer_params
@@ -75,12 +87,16 @@ class ModelConfig:
 
 class LayerHooks(nn.Module):
     """The hook points of one layer: ``hook_h``, ``hook_c``, ``hook_i``... each [batch, time, hidden];
-    in a bidirectional model also ``reverse.hook_h``... (the backward direction, in text order)."""
+    ``hook_pre_i``... each gate's pre-activation, one step at a time [batch, 1, hidden] (the
+    exact step path; not in a bidirectional model); in a bidirectional model also
+    ``reverse.hook_h``... (the backward direction, in text order)."""
 
-    def __init__(self, kinds: tuple[str, ...], reverse: bool = False):
+    def __init__(self, kinds: tuple[str, ...], reverse: bool = False, gates: tuple[str, ...] = ()):
         super().__init__()
         for kind in kinds:
             self.add_module(f"hook_{kind}", HookPoint())
+        for gate in gates:
+            self.add_module(f"hook_pre_{gate}", PreActivationPoint())
         if reverse:
             self.reverse = LayerHooks(kinds)
 
@@ -114,7 +130,10 @@ class CharRNN(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.decoder = nn.Linear(config.hidden_size * config.directions, config.num_labels or config.vocab_size)
         # Hook points only; no parameters, so the state dict keeps the fused layout.
-        self.layers = nn.ModuleList(LayerHooks(config.series_kinds, config.bidirectional) for _ in range(config.num_layers))
+        gates = () if config.bidirectional else GATE_ORDER[config.cell]
+        self.layers = nn.ModuleList(
+            LayerHooks(config.series_kinds, config.bidirectional, gates) for _ in range(config.num_layers)
+        )
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> State:
         shape = (self.config.num_layers * self.config.directions, batch, self.config.hidden_size)
@@ -192,10 +211,13 @@ class CharRNN(nn.Module):
         over the text reversed and its series are handed back in text order."""
         cfg = self.config
         names = {kind: hook_name(layer, kind, reverse) for kind in cfg.series_kinds}
+        if not reverse and not cfg.bidirectional:
+            names |= {f"pre_{gate}": hook_name(layer, f"pre_{gate}") for gate in GATE_ORDER[cfg.cell]}
         layer_hooks = {kind: hooks[name] for kind, name in names.items() if hooks.get(name)}
-        writers = {kind: [f for f in fns if not is_reader(f)] for kind, fns in layer_hooks.items()}
+        # a pre-activation exists on the step path only: its readers run there too
+        writers = {kind: [f for f in fns if kind.startswith("pre_") or not is_reader(f)] for kind, fns in layer_hooks.items()}
         writers = {kind: fns for kind, fns in writers.items() if fns}
-        readers = {kind: [f for f in fns if is_reader(f)] for kind, fns in layer_hooks.items()}
+        readers = {kind: [f for f in fns if is_reader(f)] for kind, fns in layer_hooks.items() if not kind.startswith("pre_")}
         readers = {kind: fns for kind, fns in readers.items() if fns}  # a kind only replaced is not read
         series = None
         if writers or cfg.cell in VARIANTS:  # the variants have no fused kernel: always the step path

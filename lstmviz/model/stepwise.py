@@ -139,14 +139,28 @@ class StepWeights:
         return linear(h, self.w_hh, self.w_hh_packed, self.b_hh)
 
 
-# ``at(kind, value [batch, units], step) -> value``: the hooks of that kind run on the value.
+# ``at(kind, value [batch, units], step) -> value``: the hooks of that kind run on the value
+# (a pre-activation's, ``pre_i``..., also given its inputs; ``at.pre``: whether any is hooked).
 At = Callable[[str, torch.Tensor, int], torch.Tensor]
+
+
+def _pre_activations(at: At, gates: torch.Tensor, order: tuple[str, ...], t: int, inputs: dict) -> None:
+    """Each gate's pre-activation in ``gates`` [batch, gates * units] (laid out in ``order``)
+    through its hooks, in place."""
+    H = gates.shape[1] // len(order)
+    for k, gate in enumerate(order):
+        part = gates[:, k * H : (k + 1) * H]
+        new = at(f"pre_{gate}", part, t, inputs)
+        if new is not part:
+            part.copy_(new)
 
 
 def lstm_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
     h, c = state
     H = w.units
     gates = w.recurrent(h).add_(gx)  # [batch, 4H]: i, f, o, g
+    if at.pre:
+        _pre_activations(at, gates, ("i", "f", "o", "g"), t, {"h": h})
     gates[:, : 3 * H].sigmoid_()
     gates[:, 3 * H :].tanh_()
     i, f, o, g = gates[:, :H], gates[:, H : 2 * H], gates[:, 2 * H : 3 * H], gates[:, 3 * H :]
@@ -161,13 +175,18 @@ def peephole_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
     h, c = state
     H, p = w.units, w.peephole
     gates = w.recurrent(h).add_(gx)  # [batch, 4H]: i, f, o, g
-    i = torch.sigmoid(torch.addcmul(gates[:, :H], p[0], c))
-    f = torch.sigmoid(torch.addcmul(gates[:, H : 2 * H], p[1], c))
-    g = torch.tanh(gates[:, 3 * H :])
+    pre_i, pre_f, pre_g = torch.addcmul(gates[:, :H], p[0], c), torch.addcmul(gates[:, H : 2 * H], p[1], c), gates[:, 3 * H :]
+    if at.pre:
+        inputs = {"h": h, "c": c}
+        pre_i, pre_f, pre_g = (at(f"pre_{k}", v, t, inputs) for k, v in (("i", pre_i), ("f", pre_f), ("g", pre_g)))
+    i, f, g = torch.sigmoid(pre_i), torch.sigmoid(pre_f), torch.tanh(pre_g)
     if at.gates:
         i, f, g = at("i", i, t), at("f", f, t), at("g", g, t)
     c = at("c", torch.mul(f, c).addcmul_(i, g), t)
-    o = torch.sigmoid(torch.addcmul(gates[:, 2 * H : 3 * H], p[2], c))
+    pre_o = torch.addcmul(gates[:, 2 * H : 3 * H], p[2], c)
+    if at.pre:
+        pre_o = at("pre_o", pre_o, t, {"h": h, "c": c})  # o sees the new c
+    o = torch.sigmoid(pre_o)
     if at.gates:
         o = at("o", o, t)
     h = at("h", o * torch.tanh(c), t)  # out of place: training differentiates through tanh(c)
@@ -178,6 +197,8 @@ def cifg_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
     h, c = state
     H = w.units
     gates = w.recurrent(h).add_(gx)  # [batch, 3H]: f, o, g
+    if at.pre:
+        _pre_activations(at, gates, ("f", "o", "g"), t, {"h": h})
     fo = torch.sigmoid(gates[:, : 2 * H])
     f, o, g = fo[:, :H], fo[:, H:], torch.tanh(gates[:, 2 * H :])
     if at.gates:
@@ -193,16 +214,25 @@ def cifg_step(gx: torch.Tensor, state, w: StepWeights, at: At, t: int):
 def gru_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
     H = w.units
     gh = w.recurrent(h)  # [batch, 3H]: r, z, n
-    rz = gh[:, : 2 * H].add_(gx[:, : 2 * H]).sigmoid_()
+    rz = gh[:, : 2 * H].add_(gx[:, : 2 * H])
+    if at.pre:
+        _pre_activations(at, rz, ("r", "z"), t, {"h": h})
+    rz.sigmoid_()
     r, z = rz[:, :H], rz[:, H:]
     if at.gates:
         r, z = at("r", r, t), at("z", z, t)
-    n = at("n", torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :]).tanh_(), t)
+    pre_n = torch.addcmul(gx[:, 2 * H :], r, gh[:, 2 * H :])
+    if at.pre:
+        pre_n = at("pre_n", pre_n, t, {"h": h, "r": r})
+    n = at("n", pre_n.tanh_(), t)
     return at("h", torch.sub(h, n).mul_(z).add_(n), t)  # (1 - z) n + z h, as PyTorch writes it
 
 
 def rnn_step(gx: torch.Tensor, h: torch.Tensor, w: StepWeights, at: At, t: int):
-    return at("h", w.recurrent(h).add_(gx).tanh_(), t)
+    pre = w.recurrent(h).add_(gx)
+    if at.pre:
+        pre = at("pre_h", pre, t, {"h": h})
+    return at("h", pre.tanh_(), t)
 
 
 STEP = {"lstm": lstm_step, "peephole": peephole_step, "cifg": cifg_step, "gru": gru_step, "rnn": rnn_step}
@@ -211,9 +241,9 @@ STEP = {"lstm": lstm_step, "peephole": peephole_step, "cifg": cifg_step, "gru": 
 class Untouched:
     """``at`` for a step nobody hooks (training): every value as computed."""
 
-    gates = False
+    gates = pre = False
 
-    def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:
+    def __call__(self, kind: str, value: torch.Tensor, t: int, inputs=None) -> torch.Tensor:
         return value
 
 
@@ -234,9 +264,11 @@ class StepHooks:
             fixed = offer(like) if offer is not None else None
             if fixed is not None:
                 self.fixed[kind] = fixed
-        self.gates = bool((set(hooks) | set(kept)) - {"c", "h", "n"})  # a gate (i f g o, r z) is hooked or kept
+        self.pre = any(kind.startswith("pre_") for kind in hooks)  # a pre-activation is hooked
+        self.gates = bool((set(hooks) | set(kept)) - {"c", "h", "n"} - {k for k in hooks if k.startswith("pre_")})
+        self.x: torch.Tensor | None = None  # the layer's input at the step, while ``pre`` [batch, in]
 
-    def __call__(self, kind: str, value: torch.Tensor, t: int) -> torch.Tensor:
+    def __call__(self, kind: str, value: torch.Tensor, t: int, inputs: dict | None = None) -> torch.Tensor:
         fns = self.hooks.get(kind)
         fixed = self.fixed.get(kind)
         if fixed is not None:
@@ -247,7 +279,8 @@ class StepHooks:
         elif fns:
             x = value.unsqueeze(1)
             before = None if self.changed else x.clone()
-            x = apply_hooks(fns, x, HookCall(self.names[kind], range(self.offset + t, self.offset + t + 1)))
+            given = None if inputs is None else {"x": self.x, **inputs}
+            x = apply_hooks(fns, x, HookCall(self.names[kind], range(self.offset + t, self.offset + t + 1), given))
             if before is not None and not torch.equal(x, before):
                 self.changed = True
             value = x[:, 0]
@@ -290,5 +323,7 @@ def step_layer(
     for t in range(T):
         if t in resets:
             state = reset(state, keep[:, t])
+        if at.pre:
+            at.x = x[:, t]
         state = step(gx[t], state, w, at, t)
     return at.series(), state, at.changed
