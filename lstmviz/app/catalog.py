@@ -20,7 +20,7 @@ from ..analysis.rankings import store_rankings
 from ..analysis.saturation import gate_saturation
 from ..analysis.summaries import neuron_summary, store_summaries
 from ..core.errors import StoreError
-from ..core.neurons import NeuronId
+from ..core.neurons import NeuronId, UnitId, parse_unit
 from ..core.runtime import MainThread
 from ..model.checkpoint import CONFIG_FILE
 from ..model.rnn import SERIES_KINDS
@@ -100,9 +100,14 @@ class Catalog:
         store = self.store(name)
         return bool(store.meta.get("model")) and bool(store.checkpoint.get("path"))
 
-    def neuron(self, store: ActivationStore, text: str | None) -> NeuronId:
-        n = NeuronId.parse(text or "")
-        store.row_of(n)  # validates layer, kind and index against the store
+    def neuron(self, store: ActivationStore, text: str | None) -> UnitId:
+        """The unit ``text`` names, checked against the store: a neuron, or a direction or
+        dictionary feature kept in it (``store/units.py``)."""
+        n = parse_unit(text or "")
+        if isinstance(n, NeuronId):
+            store.row_of(n)  # validates layer, kind and index against the store
+        else:
+            store.neuron(n, 0, min(1, len(store)))  # the unit exists and can be computed
         return n
 
     def rankings(self, name: str) -> dict:
@@ -214,10 +219,10 @@ class Catalog:
 
         return self.jobs.start(f"gates:{name}", work)
 
-    def neuron_or_wait(self, store: ActivationStore, name: str, text: str | None) -> NeuronId:
+    def neuron_or_wait(self, store: ActivationStore, name: str, text: str | None) -> UnitId:
         """:meth:`neuron`, except that a series the store lacks but its model has starts its
         recording (:meth:`all_series`) and says so in a sentence with the progress."""
-        n = NeuronId.parse(text or "")
+        n = parse_unit(text or "")
         if n.kind in self.unrecorded_kinds(name):
             job = self.all_series(name)
             if job.state == "failed":

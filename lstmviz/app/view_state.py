@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, urlencode
 import numpy as np
 
 from ..core.errors import LstmvizError
-from ..core.neurons import NeuronId
+from ..core.neurons import NeuronId, UnitId, parse_unit
 from ..core.options import comma_list
 from ..store.reader import ActivationStore
 
@@ -165,13 +165,14 @@ def neighbour(store: ActivationStore, neuron: NeuronId, step: int) -> NeuronId:
     return store.neuron_of_row(row)
 
 
-def nearest_neuron(store: ActivationStore, text: str, fallback: str) -> tuple[NeuronId, str | None]:
+def nearest_neuron(store: ActivationStore, text: str, fallback: str) -> tuple[UnitId, str | None]:
     """The store's neuron nearest the id ``text`` (the same kind, the layer and index moved
     inside the store), or ``fallback`` when the store has no neuron of that kind or ``text``
     is no id; with the sentence that says so, or None when ``text`` names one of its neurons."""
     try:
-        store.row_of(text)
-        return NeuronId.parse(text), None
+        unit = parse_unit(text)
+        store.neuron(unit, 0, min(1, len(store)))  # a neuron it holds, or a direction or feature it keeps
+        return unit, None
     except LstmvizError as exc:
         problem = str(exc).rstrip(".")
     same_kind = [s for s in store.series if (s.kind, s.reverse) == _kind_of(text)]

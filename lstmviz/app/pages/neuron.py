@@ -15,7 +15,7 @@ from ...analysis.first_views import neuron_opening
 from ...analysis.summaries import SUMMARY_WIDTH
 from ...core.characters import name_of
 from ...core.errors import LstmvizError, NeuronError
-from ...core.neurons import NeuronId
+from ...core.neurons import NeuronId, parse_unit
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
 from .. import live_text
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
@@ -136,7 +136,7 @@ def effect_view(data: dict) -> html.Div:
     """A measured ablation effect (``Ablation.to_json``) as the panel shows it."""
     c = data["control"]
     neuron = data["neurons"][0]
-    series = NeuronId.parse(neuron).series
+    series = parse_unit(neuron).series
     summary = (
         f"Setting {neuron} to its mean on {data['chars']:,} characters: {data['bpc']:.4f} → {data['ablated_bpc']:.4f} "
         f"bits per character ({data['bits_lost']:+.4f}); one of {c['sets']} random {series} neurons instead: "
@@ -427,9 +427,9 @@ class NeuronPage(Page):
             raise NoModel(name, EFFECT_NEEDS)
         model = self.catalog.store(name).meta["model"]
         layers = model["num_layers"]
-        n = NeuronId.parse(neuron)
+        n = parse_unit(neuron)
         tagger = model.get("num_labels")  # a tagger's head predicts no character
-        top_h = (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
+        top_h = isinstance(n, NeuronId) and (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
         if not top_h:
             return logits_view(None, neuron, layers)
         ckpt = self.catalog.checkpoint(name, EFFECT_NEEDS)
