@@ -692,3 +692,34 @@ def test_a_direction_and_a_dictionary_feature_are_painted_as_a_neuron_is(tmp_pat
         assert data["label"] == unit
         painted = np.frombuffer(base64.b64decode(data["values"]), dtype="<f4")  # as the painter reads them
         np.testing.assert_allclose(painted[:50], values[:50], atol=2e-2)
+
+
+def test_discover_lists_the_probe_directions_beside_the_best_neuron(tiny_store):
+    """The Discover page's probe panel: a hint with the command before any probe, then each
+    direction kept in the store with its held-out score and the feature's best neuron."""
+    from lstmviz.analysis.rankings import store_rankings
+    from lstmviz.bench.loadtest import DashClient
+    from lstmviz.store.units import drop_derived, save_direction
+
+    def panel() -> dict:
+        server = create_app([tiny_store]).server.test_client()
+        calls = DashClient("http://127.0.0.1:9", server.get("/_dash-dependencies").get_json())
+        inputs = {"url.search": "", "url.pathname": "/discover"}
+        body = calls.body("discover-probes", inputs)
+        answer = server.post("/_dash-update-component", data=body, content_type="application/json")
+        assert answer.status_code == 200, answer.text
+        return answer.get_json()["response"]["discover-probes"]["children"]
+
+    assert "lstmviz probe" in str(panel())
+    units = tiny_store.series_block(1, "c").shape[0]
+    path = None
+    try:
+        d = save_direction(tiny_store, "L1.c~in_string", np.ones(units), {"score": 0.9123})
+        path = tiny_store.path / f"direction-{d}.npz"
+        shown = str(panel())
+        assert "L1.c~in_string" in shown and "0.912" in shown
+        assert store_rankings(tiny_store)["in_string"]["rows"][0]["neuron"] in shown
+    finally:
+        if path is not None:
+            path.unlink(missing_ok=True)
+        drop_derived(tiny_store, "L1.c~in_string")

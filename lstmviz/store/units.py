@@ -148,6 +148,22 @@ def direction_vector(store, direction: str | DirectionId) -> np.ndarray:
     return saved["vector"]
 
 
+def saved_directions(store) -> list[tuple[DirectionId, float | None]]:
+    """The directions kept in the store directory, each with the score kept beside it (a
+    probe's held-out score), in name order."""
+    if getattr(store, "in_memory", False):
+        return []
+    out = []
+    for path in sorted(Path(store.path).glob("direction-*.npz")):
+        try:
+            d = parse_unit(path.stem.removeprefix("direction-"))
+        except NeuronError:
+            continue
+        saved = read_cached(store, path.name) or {}
+        out.append((d, float(saved["score"]) if "score" in saved else None))
+    return out
+
+
 def _prepare_direction(store, direction: DirectionId) -> Encoder:
     d = direction_vector(store, direction)
     if len(d) != series_block_of(store, direction).shape[0]:

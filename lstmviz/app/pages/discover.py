@@ -15,6 +15,7 @@ from dash import Input, Output, State, dcc, html
 from ...analysis.hypotheses import range_hypotheses, ranges_mask
 from ...core.errors import LstmvizError
 from ...render.figures import parse_range
+from ...store.units import saved_directions
 from ...text.features import regex_feature
 from ..catalog import Catalog
 from ..components import message, view_notes
@@ -26,6 +27,10 @@ PATH = "/discover"
 TOP = 25
 MAX_REGEX = 200  # characters; a pattern is compiled, never evaluated as code
 HYPOTHESIS_KINDS = ("h", "c")
+PROBES_HELP = (
+    "A linear probe reads a feature from a whole series (trained on half the documents, scored on the other half); "
+    "its direction is a unit like a neuron: open it to see the text painted by it."
+)
 SIGNED_HELP = (
     "score: how well a neuron tracks the feature, whichever way round (AUROC for yes/no features, |Spearman's rho| "
     "for numbers; 0.5 and 0 are chance). signed: the same with its direction: an AUROC below 0.5 or a negative rho "
@@ -69,6 +74,9 @@ def _layout(catalog: Catalog) -> html.Div:
                 ],
             ),
             html.Div(id="discover-table"),
+            html.H3("Probe directions beside the best neuron"),
+            html.P(PROBES_HELP, className="hint"),
+            html.Div(id="discover-probes"),
             html.H3("Neurons for a selection (range hypotheses)"),
             html.P(
                 "Mark characters by a range START:END (select text on the Neuron page and press "
@@ -129,6 +137,22 @@ def marked_characters(store, char_range: str | None, regex: str | None) -> tuple
     if not marked.any():
         raise LstmvizError(f"The regular expression {regex!r} matches nothing in this store.")
     return marked, f"{int(marked.sum()):,} characters matching {regex!r}"
+
+
+def _probes(catalog: Catalog, name: str) -> html.Div:
+    """The probe directions kept in the store, per feature, beside its best neuron."""
+    saved = saved_directions(catalog.store(name))
+    if not saved:
+        return message(
+            f"No probe directions yet: lstmviz probe {catalog.store(name).path} finds one per feature and series.", hint=True
+        )
+    rankings = catalog.rankings(name)
+    rows = []
+    for direction, score in saved:
+        best = rankings.get(direction.name, {}).get("rows", [])
+        best_cell = [neuron_link(name, best[0]["neuron"]), f"{best[0]['score']:.3f}"] if best else ["", ""]
+        rows.append([direction.name, neuron_link(name, str(direction)), "" if score is None else f"{score:.3f}", *best_cell])
+    return _table(["feature", "direction", "held-out score", "best neuron", "its score"], rows)
 
 
 def _hypotheses(catalog: Catalog, name: str, char_range: str | None, regex: str | None) -> html.Div:
@@ -205,6 +229,7 @@ class DiscoverPage(Page):
             "features": Output("discover-feature", "options"),
             "feature": Output("discover-feature", "value"),
             "ranking": Output("discover-table", "children"),
+            "probes": Output("discover-probes", "children"),
             "marks": Output("discover-range", "value"),
             "regex": Output("discover-regex", "value"),
             "hypotheses": Output("discover-hypotheses", "children"),
@@ -229,6 +254,7 @@ class DiscoverPage(Page):
             "features": list(self.catalog.rankings(view.store)),
             "feature": view.feature,
             "ranking": ranking,
+            "probes": _probes(self.catalog, view.store),
             "marks": view.marks or "",
             "regex": view.regex or "",
             "hypotheses": hypotheses,
