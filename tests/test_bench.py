@@ -372,6 +372,6 @@ def test_bench_attribute_smoke(tiny_checkpoint, tmp_path):
 def test_bench_attribute_quality_smoke(tiny_checkpoint, tmp_path):
     from lstmviz.bench.attribute_quality import bench_attribute_quality
 
-    result = bench_attribute_quality(str(tiny_checkpoint), positions=2)
+    result = bench_attribute_quality(str(tiny_checkpoint), positions=2, units={"string": "L2.c.5", "comment": "L1.c.5"})
     check_result(result, [], tmp_path)
     assert result["comment_positions"] == 2 and 0 <= result["comment_occlusion_top3"] <= 1

@@ -66,11 +66,13 @@ def _case(ckpt, docs, unit: str, pattern: re.Pattern, count: int) -> dict:
     }
 
 
-def bench_attribute_quality(checkpoint: str | None = None, positions: int = 1000) -> dict:
+def bench_attribute_quality(checkpoint: str | None = None, positions: int = 1000, units: dict | None = None) -> dict:
+    """``units``: another unit for a case (``{"string": "L2.c.5"}``), for another model."""
     ckpt = default_checkpoint(checkpoint)
     docs = evaluation_documents(ckpt)
     figures = {"model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}"}
     for what, (unit, pattern) in CASES.items():
+        unit = (units or {}).get(what, unit)
         figures |= {f"{what}_{name}": value for name, value in _case(ckpt, docs, unit, pattern, positions).items()}
     measures = "how often each method puts the opening quote (or #) among the top three for its cell"
     return result("attribute-quality", measures, figures)
