@@ -29,7 +29,7 @@ def test_each_kind_has_its_bounds_and_c_is_painted_as_tanh():
 def test_the_kind_is_read_from_the_neuron_id_in_either_direction():
     assert scale_for("L1r.c.3", WIDE).tanh and scale_for("L1r.i.3", WIDE).low == 0.0  # a bidirectional model's backward cells
     assert not scale_for("L1r.h.3", WIDE).tanh
-    with pytest.raises(NeuronError, match="is not a neuron id"):
+    with pytest.raises(NeuronError, match="is not a unit id"):
         scale_for("c.3", WIDE)
 
 

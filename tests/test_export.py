@@ -55,7 +55,7 @@ def test_static_formats_through_kaleido(tiny_store, tmp_path, suffix, magic):
 def test_bad_inputs_are_clear_errors(tiny_store, tmp_path):
     cases = [
         (("--neurons", "L7.h.0", "--range", "0:10", "--out", tmp_path / "a.html"), "No neuron L7.h.0"),
-        (("--neurons", "nonsense", "--range", "0:10", "--out", tmp_path / "a.html"), "not a neuron id"),
+        (("--neurons", "nonsense", "--range", "0:10", "--out", tmp_path / "a.html"), "not a unit id"),
         (("--neurons", "L1.h.0", "--range", "10", "--out", tmp_path / "a.html"), "not a character range"),
         (("--neurons", "L1.h.0", "--range", "0:999999", "--out", tmp_path / "a.html"), "outside the store"),
         (("--neurons", "L1.h.0", "--range", "0:10", "--out", tmp_path / "a.gif"), "must end in"),

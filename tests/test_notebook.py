@@ -58,7 +58,7 @@ def test_heatmap_reads_neurons_as_every_command_does(tiny_store):
     figure = lstmviz.heatmap(tiny_store, " L1.c.2, L2.h.0,,L1.c.2 ", range="0:50")
     assert figure.data[0].z.shape == (2, 50)
     assert figure.data[0].z.tolist() == lstmviz.heatmap(tiny_store, ["L1.c.2", "L2.h.0"], range="0:50").data[0].z.tolist()
-    with pytest.raises(LstmvizError, match="'L1-c-2' is not a neuron id"):
+    with pytest.raises(LstmvizError, match="'L1-c-2' is not a unit id"):
         lstmviz.heatmap(tiny_store, "L1-c-2", range="0:50")
 
 

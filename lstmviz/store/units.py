@@ -27,7 +27,6 @@ import numpy as np
 from ..core.errors import NeuronError
 from ..core.neurons import DirectionId, FeatureId, UnitId, parse_unit
 from .cache import cached, read_cached, write_cache
-from .dictionary_format import WEIGHTS_FILE, load_dictionary
 
 BLOCK_CHARS = 1 << 16  # characters read and converted to float32 at a time for a whole series
 
@@ -180,6 +179,7 @@ register(DirectionId, _prepare_direction)
 def dictionary_of(store, feature: FeatureId) -> Path:
     """The folder of the dictionary of ``feature``'s series kept in the store directory
     (``lstmviz dictionary`` saves it there); of several, the one saved last."""
+    from .dictionary_format import WEIGHTS_FILE  # torch loads only when a feature is read
     folders = sorted(
         (p for p in (Path(store.path) / "dictionaries").glob(f"{feature.series}-*") if (p / WEIGHTS_FILE).is_file()),
         key=lambda p: (p / WEIGHTS_FILE).stat().st_mtime,
@@ -191,6 +191,8 @@ def dictionary_of(store, feature: FeatureId) -> Path:
 
 def _prepare_feature(store, feature: FeatureId) -> Encoder:
     import torch
+
+    from .dictionary_format import WEIGHTS_FILE, load_dictionary
 
     folder = dictionary_of(store, feature)
     dictionary = load_dictionary(folder, store)
