@@ -15,7 +15,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
-from lstmviz.analysis.explain.explainer import explain
+from lstmviz.analysis.explain.explainer import cached_explanations, explain
 from lstmviz.app import create_app
 from lstmviz.app.pages.units import UnitsView, unit_rows
 from lstmviz.app.view_state import parse_query
@@ -56,6 +56,7 @@ def test_the_page_explains_the_units_then_lists_searches_and_links_them(units_se
     explanations = texts_of(browser, f"{UNITS} [col-id='explanation']")
     assert any("digit" in e for e in explanations) and any(e.startswith("unexplained") for e in explanations)
     assert "4 units" in text_of(browser, "#units-summary")
+    assert sorted(cached_explanations(planted)) == ["L1.h.0", "L1.h.1", "L1.h.2", "L1.h.3"]  # kept in the store
 
     box = browser.find_element(By.ID, "units-q")
     box.send_keys("digit", Keys.ENTER)
@@ -69,11 +70,12 @@ def test_the_page_explains_the_units_then_lists_searches_and_links_them(units_se
 
 
 def test_a_search_in_the_url_opens_narrowed_best_scored_first(units_server, browser, planted):
-    found = explain(planted)  # cached by now, or computed here: the same explanations
-    expected = [u.neuron for u in sorted(found.units, key=lambda u: -u.score) if "h.2" in u.neuron or "column" in u.explanation]
-    browser.get(units_server + "/units?q=column")
-    assert browser.find_element(By.ID, "units-q").get_attribute("value") == "column"
-    assert _listed(browser, lambda units: len(units) < 4) == expected == ["L1.h.2"]
+    units = explain(planted).units  # cached by the page's job: the same explanations
+    with_the = sorted((u for u in units if "the" in u.explanation.split()), key=lambda u: -u.score)
+    assert len(with_the) == 3  # the digit, column and noise units say "the"; the comment unit does not
+    browser.get(units_server + "/units?q=the")
+    assert _listed(browser, lambda listed: len(listed) == 3) == [u.neuron for u in with_the]
+    assert browser.find_element(By.ID, "units-q").get_attribute("value") == "the"
     assert severe_console_errors(browser) == []
 
 
