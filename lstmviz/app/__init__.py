@@ -24,9 +24,20 @@ from .pages.heatmap import HeatmapPage
 from .pages.model import ModelPage
 from .pages.neuron import NeuronPage
 from .pages.text import TextPage
+from .pages.units import UnitsPage
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"  # package data: the painter, in a wheel too
-PAGES = (NeuronPage, DiscoverPage, HeatmapPage, GatesPage, ModelPage, ComparePage, GeneratePage, TextPage)  # in the top bar
+PAGES = (
+    NeuronPage,
+    UnitsPage,
+    DiscoverPage,
+    HeatmapPage,
+    GatesPage,
+    ModelPage,
+    ComparePage,
+    GeneratePage,
+    TextPage,
+)  # in the top bar
 
 
 def create_app(stores: list[ActivationStore], names: list[str | None] | None = None) -> dash.Dash:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from ...core.errors import StoreError
@@ -18,6 +19,7 @@ from .search import explain_series, prepare
 
 EXPLAINED_KINDS = ("h", "c")  # explained unless asked otherwise (the gates with kinds)
 CACHE_VERSION = 1
+Progress = Callable[[int, int], None]  # (units explained, units to explain)
 
 
 def cache_name(kind: str, features: dict[str, str] | None = None) -> str:
@@ -36,16 +38,27 @@ def _kinds(store: ActivationStore, kinds: tuple[str, ...] | None) -> tuple[str, 
     return tuple(kinds)
 
 
-def _explain_kinds(store: ActivationStore, kinds: tuple[str, ...], features: dict[str, str] | None) -> dict[str, list]:
+def _explain_kinds(
+    store: ActivationStore, kinds: tuple[str, ...], features: dict[str, str] | None, on_progress: Progress | None = None
+) -> dict[str, list]:
     """Each kind's units explained, as cached JSON: the cached kinds read, the others computed together."""
     found = {k: read_cached(store, cache_name(k, features)) for k in kinds}
     missing = [k for k, data in found.items() if data is None]
     if missing:
         extra = {name: regex_feature(pattern) for name, pattern in (features or {}).items()}
         prep = prepare(store.text(), [(d.name, d.start, d.stop) for d in store.documents], extra)
+        total, done = sum(len(store.neuron_ids((k,))) for k in missing), 0
+
+        def read(names: list[str]):
+            nonlocal done
+            if on_progress is not None:
+                on_progress(done, total)
+            done += len(names)
+            return store.window(names)
+
         for kind in missing:
             names = [str(n) for n in store.neuron_ids((kind,))]
-            units = explain_series(prep, names, store.window)
+            units = explain_series(prep, names, read)
             found[kind] = cached(store, cache_name(kind, features), lambda units=units: [u.to_json() for u in units])
     return found
 
@@ -55,10 +68,12 @@ def explain(
     neurons: str | list | None = None,
     kinds: tuple[str, ...] | None = None,
     features: dict[str, str] | None = None,
+    on_progress: Progress | None = None,
 ) -> Explanations:
     """Every unit of ``kinds`` (default h and c) of ``store`` explained in words and scored on
     held-out documents; ``neurons`` keeps only those (their kinds explained); ``features``
-    (name -> regex) adds the user's hypotheses to the grammar."""
+    (name -> regex) adds the user's hypotheses to the grammar; ``on_progress(done, total)``
+    hears of the units explained so far, where any are computed."""
     if not isinstance(store, ActivationStore):
         store = open_store(store)
     if len(store) == 0:
@@ -69,7 +84,7 @@ def explain(
         for n in chosen:
             store.row_of(n)  # an unknown unit is one sentence, before anything is computed
         kinds = tuple(dict.fromkeys(n.split(".")[1] for n in chosen))
-    found = _explain_kinds(store, _kinds(store, kinds), features)
+    found = _explain_kinds(store, _kinds(store, kinds), features, on_progress)
     units = {u["neuron"]: UnitExplanation.from_json(u) for data in found.values() for u in data}
     order = chosen or [str(n) for n in store.neuron_ids() if str(n) in units]
     return Explanations(store.name, [units[n] for n in order])
