@@ -311,7 +311,7 @@ def test_generate_page_paints_the_held_and_the_plain_generation(server, browser,
 def test_generate_button_puts_the_experiment_in_the_url(server, browser):
     base, _ = server
     browser.get(base + "/generate?n=40")
-    WebDriverWait(browser, 60).until(lambda d: _generated(d, "gen-text-plain"))
+    WebDriverWait(browser, 60).until(lambda d: _generated(d, "gen-text-held"))  # one pane: nothing held yet
     browser.find_element(By.ID, "gen-clamp").send_keys("L2.h.1:-0.9")
     browser.find_element(By.ID, "gen-run").click()
     WebDriverWait(browser, 60).until(lambda d: "clamp=L2.h.1%3A-0.9" in d.current_url)

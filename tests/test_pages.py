@@ -267,3 +267,31 @@ def test_every_page_shows_the_nearest_view_to_a_url_out_of_range(server, browser
     sentence = text_of(browser, ".page .error")
     assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
     assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1
+
+
+# -- Generate: one pane until a neuron is held, coloured by a cell that is not held ----------------
+
+
+def test_generate_shows_one_pane_until_a_neuron_is_held(server, browser, tiny_store, tiny_checkpoint):
+    from lstmviz.analysis.rankings import store_rankings
+    from lstmviz.model.sampling import sample
+
+    base, _ = server
+    browser.get(base + "/generate?n=40")
+    WebDriverWait(browser, 60).until(lambda d: test_dashboard._generated(d, "gen-text-held"))
+    assert "Nothing held" in text_of(browser, "#gen-title-held")
+    assert not browser.find_element(By.ID, "gen-plain-column").is_displayed()  # not the same text twice
+
+    in_string = [row["neuron"] for row in store_rankings(tiny_store)["in_string"]["rows"]]
+    browser.get(base + f"/generate?n=40&clamp={in_string[0]}:3")
+    WebDriverWait(browser, 60).until(lambda d: test_dashboard._generated(d, "gen-text-plain"))
+    assert browser.find_element(By.ID, "gen-plain-column").is_displayed()
+    held, plain = (test_dashboard._generated(browser, p) for p in ("gen-text-held", "gen-text-plain"))
+    assert held["label"] == plain["label"] == in_string[1]  # the best string cell that is not held
+    assert plain["text"] == sample(tiny_checkpoint, "def ", 40, temperature=0.8, seed=1).text  # the same seed, unheld
+    assert len(set(held["values"])) > 1
+
+    browser.get(base + f"/generate?n=40&clamp={in_string[0]}:3&color={in_string[0]}")
+    says = f"{in_string[0]} is held at 3, so it colours the held text one constant colour"
+    assert says in text_of(browser, "#gen-summary", until=lambda t: "held at" in t, timeout=60)
+    assert severe_console_errors(browser) == []
