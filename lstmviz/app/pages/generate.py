@@ -17,14 +17,13 @@ from ...model.sampling import sample
 from ...render.colours import ColourScale
 from ...render.figures import painted_payload
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of, legend_outputs, message, text_panel
+from ..components import HIDDEN, colour_legend, legend_of, legend_outputs, message, text_panel
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
 MAX_PRIME = 2000
-HIDDEN = {"display": "none"}
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,7 @@ def generations(catalog: Catalog, view: GenerateView) -> dict:
     ckpt = catalog.checkpoint(name, "generate text")
     length = _number(view.length, int, "number of characters")
     if length > MAX_LENGTH:
-        raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use `lstmviz sample` for more.")
+        raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use “lstmviz sample” for more.")
     if len(view.prime) > MAX_PRIME:
         raise LstmvizError(f"The prime is {len(view.prime):,} characters; the page takes at most {MAX_PRIME:,}.")
     settings = {

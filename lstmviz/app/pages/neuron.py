@@ -196,7 +196,7 @@ def explanation_line(store, neuron: str) -> html.Div:
     close, where ``lstmviz explain`` has cached them (the page never waits for the search)."""
     unit = cached_explanations(store).get(str(neuron))
     if unit is None:
-        return message(f"Not explained yet: run `lstmviz explain {store.path}` to explain every unit in words.", hint=True)
+        return message(f"Not explained yet: run “lstmviz explain {store.path}” to explain every unit in words.", hint=True)
     close = "; ".join(f"{c['explanation']} ({c['score']:.2f})" for c in unit["candidates"][1:4])
     return html.Div(
         [
