@@ -364,7 +364,13 @@ def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, brows
     base, _ = server
     open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
     hint = text_of(browser, "#effect-logits")
-    assert "Only layer 2's h feeds the decoder directly" in hint
+    assert hint == (
+        "L1.c.2 is a cell state of layer 1: it reaches the prediction through layer 2, "
+        "so the decoder's direct reading is for L2.h units."
+    )
+    label = browser.find_element(By.CSS_SELECTOR, "#neuron-pick .dash-dropdown-value")
+    assert label.text.startswith("L1.c.2")
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", label)  # not cut
 
 
 def test_the_neuron_page_of_a_store_without_a_model_says_the_effect_needs_one(tmp_path):

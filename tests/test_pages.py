@@ -22,7 +22,7 @@ from lstmviz.app.pages.compare import CompareView
 from lstmviz.app.pages.generate import GenerateView
 from lstmviz.app.pages.heatmap import HeatmapView
 from lstmviz.app.pages.model import best_cells
-from lstmviz.app.pages.neuron import NeuronView
+from lstmviz.app.pages.neuron import NeuronView, no_decoder_reading
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
 from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
@@ -342,3 +342,20 @@ def test_compare_before_recording_asks_first_and_draws_no_empty_frames(server, b
     assert plots == []
     assert "`" not in browser.find_element(By.TAG_NAME, "body").text
     assert severe_console_errors(browser) == []
+
+
+# -- the Effect panel of a unit the decoder does not read: what that unit is -----------------------
+
+
+@pytest.mark.parametrize(
+    ("neuron", "says"),
+    [
+        ("L1.c.52", "L1.c.52 is a cell state of layer 1: it reaches the prediction through layer 2, so the decoder's"),
+        ("L2.f.3", "L2.f.3 is a forget gate of layer 2: it reaches the prediction through layer 2's h, so the"),
+        ("L1r.h.0", "L1r.h.0 is a hidden state of layer 1 (backward): it reaches the prediction through layer 2,"),
+    ],
+)
+def test_the_effect_panel_says_what_a_unit_off_the_decoder_is(neuron, says):
+    sentence = no_decoder_reading(neuron, layers=2)
+    assert sentence.startswith(says) and sentence.endswith("direct reading is for L2.h units.")
+    assert no_decoder_reading("L2.h.0", layers=2, tagger=True).endswith("predicts labels, not the next character.")
