@@ -368,8 +368,15 @@ def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, brows
         "L1.c.2 is a cell state of layer 1: it reaches the prediction through layer 2, "
         "so the decoder's direct reading is for L2.h units."
     )
+
+
+def test_the_neuron_picker_shows_its_longest_label_whole(server, browser, tiny_store):
+    base, app = server
+    named = [o for o in app.catalog.neuron_options(tiny_store.name) if " · best at " in o["label"]]  # h and c, recorded
+    longest = max(named, key=lambda o: len(o["label"]))
+    open_view(browser, base + f"/?neuron={longest['value']}", neuron_expected=longest["value"])
     label = browser.find_element(By.CSS_SELECTOR, "#neuron-pick .dash-dropdown-value")
-    assert label.text.startswith("L1.c.2")
+    WebDriverWait(browser, 30).until(lambda d: label.text == longest["label"])
     assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", label)  # not cut
 
 
