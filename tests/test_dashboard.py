@@ -312,7 +312,7 @@ def test_generate_page_paints_the_held_and_the_plain_generation(server, browser,
 def test_generate_button_puts_the_experiment_in_the_url(server, browser):
     base, _ = server
     browser.get(base + "/generate?n=40")
-    WebDriverWait(browser, 60).until(lambda d: _generated(d, "gen-text-plain"))
+    WebDriverWait(browser, 60).until(lambda d: _generated(d, "gen-text-held"))  # one pane: nothing held yet
     browser.find_element(By.ID, "gen-clamp").send_keys("L2.h.1:-0.9")
     browser.find_element(By.ID, "gen-run").click()
     WebDriverWait(browser, 60).until(lambda d: "clamp=L2.h.1%3A-0.9" in d.current_url)
@@ -365,7 +365,20 @@ def test_effect_panel_of_a_lower_layer_says_what_feeds_the_decoder(server, brows
     base, _ = server
     open_view(browser, base + "/?neuron=L1.c.2", neuron_expected="L1.c.2")
     hint = text_of(browser, "#effect-logits")
-    assert "Only layer 2's h feeds the decoder directly" in hint
+    assert hint == (
+        "L1.c.2 is a cell state of layer 1: it reaches the prediction through layer 2, "
+        "so the decoder's direct reading is for L2.h units."
+    )
+
+
+def test_the_neuron_picker_shows_its_longest_label_whole(server, browser, tiny_store):
+    base, app = server
+    named = [o for o in app.catalog.neuron_options(tiny_store.name) if " · best at " in o["label"]]  # h and c, recorded
+    longest = max(named, key=lambda o: len(o["label"]))
+    open_view(browser, base + f"/?neuron={longest['value']}", neuron_expected=longest["value"])
+    label = browser.find_element(By.CSS_SELECTOR, "#neuron-pick .dash-dropdown-value")
+    WebDriverWait(browser, 30).until(lambda d: label.text == longest["label"])
+    assert browser.execute_script("return arguments[0].scrollWidth <= arguments[0].clientWidth", label)  # not cut
 
 
 def test_the_neuron_page_of_a_store_without_a_model_says_the_effect_needs_one(tmp_path):

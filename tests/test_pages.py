@@ -2,7 +2,9 @@
 activations alone (``write_store`` with no model): what needs the model says so in one
 sentence, and no page fails, in a real headless Chromium (the set-up of test_dashboard.py)."""
 
+import ast
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 from waitress import create_server
 
+import lstmviz.app
 from lstmviz.app import create_app
 from lstmviz.app.catalog import Catalog, NoModel
 from lstmviz.app.page import by_name
@@ -19,7 +22,7 @@ from lstmviz.app.pages.compare import CompareView
 from lstmviz.app.pages.generate import GenerateView
 from lstmviz.app.pages.heatmap import HeatmapView
 from lstmviz.app.pages.model import best_cells
-from lstmviz.app.pages.neuron import NeuronView
+from lstmviz.app.pages.neuron import NeuronView, no_decoder_reading
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for
 from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
@@ -184,6 +187,7 @@ def _heatmap(browser, base):
 def _gates(browser, base):
     browser.get(base + "/gates")
     _one_sentence(text_of(browser, "#gates-error .hint"), "cannot record its gates")
+    assert not browser.find_element(By.ID, "gates-figure").is_displayed()  # no empty plot frame
 
 
 def _model(browser, base):
@@ -198,6 +202,7 @@ def _compare(browser, base):
     browser.get(base + "/compare")  # the store beside itself: nothing to record
     WebDriverWait(browser, 60).until(lambda d: panel_label(d, "cmp-text-b"))
     _one_sentence(text_of(browser, "#cmp-emergence-progress .hint"), "cannot follow its cells through training snapshots")
+    assert not browser.find_element(By.ID, "cmp-emergence").is_displayed()
 
 
 def _generate(browser, base):
@@ -267,3 +272,90 @@ def test_every_page_shows_the_nearest_view_to_a_url_out_of_range(server, browser
     sentence = text_of(browser, ".page .error")
     assert sentence.startswith(says) and sentence.endswith(".") and ". " not in sentence
     assert browser.find_element(By.TAG_NAME, "body").text.count(says) == 1
+
+
+# -- Generate: one pane until a neuron is held, coloured by a cell that is not held ----------------
+
+
+def test_generate_shows_one_pane_until_a_neuron_is_held(server, browser, tiny_store, tiny_checkpoint):
+    from lstmviz.analysis.rankings import store_rankings
+    from lstmviz.model.sampling import sample
+
+    base, _ = server
+    browser.get(base + "/generate?n=40")
+    WebDriverWait(browser, 60).until(lambda d: test_dashboard._generated(d, "gen-text-held"))
+    assert "Nothing held" in text_of(browser, "#gen-title-held")
+    assert not browser.find_element(By.ID, "gen-plain-column").is_displayed()  # not the same text twice
+
+    in_string = [row["neuron"] for row in store_rankings(tiny_store)["in_string"]["rows"]]
+    browser.get(base + f"/generate?n=40&clamp={in_string[0]}:3")
+    WebDriverWait(browser, 60).until(lambda d: test_dashboard._generated(d, "gen-text-plain"))
+    assert browser.find_element(By.ID, "gen-plain-column").is_displayed()
+    held, plain = (test_dashboard._generated(browser, p) for p in ("gen-text-held", "gen-text-plain"))
+    assert held["label"] == plain["label"] == in_string[1]  # the best string cell that is not held
+    assert plain["text"] == sample(tiny_checkpoint, "def ", 40, temperature=0.8, seed=1).text  # the same seed, unheld
+    assert len(set(held["values"])) > 1
+
+    browser.get(base + f"/generate?n=40&clamp={in_string[0]}:3&color={in_string[0]}")
+    says = f"{in_string[0]} is held at 3, so it colours the held text one constant colour"
+    assert says in text_of(browser, "#gen-summary", until=lambda t: "held at" in t, timeout=60)
+    assert severe_console_errors(browser) == []
+
+
+# -- pages before their data: a prompt, no empty plot frames, no literal backticks -----------------
+
+
+def _strings_shown(module: Path) -> list[str]:
+    """Every string literal of a module but its docstrings (the text a page can show)."""
+    tree = ast.parse(module.read_text())
+    documented = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, documented) and node.body and isinstance(node.body[0], ast.Expr)
+    }
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
+    ]
+
+
+def test_no_text_the_dashboard_shows_has_a_literal_backtick():
+    app = Path(lstmviz.app.__file__).parent
+    modules = sorted(app.rglob("*.py"))
+    assert len(modules) > 10
+    with_backticks = [(m.name, s) for m in modules for s in _strings_shown(m) if "`" in s]
+    assert with_backticks == []
+
+
+def test_compare_before_recording_asks_first_and_draws_no_empty_frames(server, browser):
+    base, _ = server
+    browser.get(base + "/compare")  # the default pair needs a recording: nothing to draw yet
+    asked = text_of(browser, "#cmp-progress", until=lambda t: "Record and go on" in t, timeout=120)
+    assert "records their h and c" in asked and "“lstmviz cache list” shows it" in asked
+    text_of(browser, "#cmp-emergence-progress", until=lambda t: "Record and go on" in t, timeout=120)
+    WebDriverWait(browser, 30).until(_settled)
+    for part in ("cmp-drawn", "cmp-cka", "cmp-emergence", "cmp-text-a"):
+        assert not browser.find_element(By.ID, part).is_displayed(), part
+    plots = [p for p in browser.find_elements(By.CSS_SELECTOR, ".js-plotly-plot, .modebar") if p.is_displayed()]
+    assert plots == []
+    assert "`" not in browser.find_element(By.TAG_NAME, "body").text
+    assert severe_console_errors(browser) == []
+
+
+# -- the Effect panel of a unit the decoder does not read: what that unit is -----------------------
+
+
+@pytest.mark.parametrize(
+    ("neuron", "says"),
+    [
+        ("L1.c.52", "L1.c.52 is a cell state of layer 1: it reaches the prediction through layer 2, so the decoder's"),
+        ("L2.f.3", "L2.f.3 is a forget gate of layer 2: it reaches the prediction through layer 2's h, so the"),
+        ("L1r.h.0", "L1r.h.0 is a hidden state of layer 1 (backward): it reaches the prediction through layer 2,"),
+    ],
+)
+def test_the_effect_panel_says_what_a_unit_off_the_decoder_is(neuron, says):
+    sentence = no_decoder_reading(neuron, layers=2)
+    assert sentence.startswith(says) and sentence.endswith("direct reading is for L2.h units.")
+    assert no_decoder_reading("L2.h.0", layers=2, tagger=True).endswith("predicts labels, not the next character.")

@@ -107,7 +107,7 @@ def require_token(app: dash.Dash, token: str) -> None:
     @app.server.before_request
     def check():
         if not hmac.compare_digest(given().encode(), token.encode()):
-            return "This dashboard needs its token: open the URL that `lstmviz serve` printed.", 403
+            return "This dashboard needs its token: open the URL that “lstmviz serve” printed.", 403
         return None
 
     @app.server.after_request

@@ -7,6 +7,8 @@ from dash import Output, dcc, html
 from ..render.colours import COLOUR_STOPS, SCALE_HELP, SCALES, ColourScale
 from .catalog import NoModel
 
+HIDDEN = {"display": "none"}  # the style of a part of a page with nothing to show yet (no empty plot frames)
+
 
 def message(what: str | Exception, *more, hint: bool = False) -> html.Div:
     """A message in the page: what is wrong, in one sentence (red), or with ``hint`` a note

@@ -124,7 +124,7 @@
       paintLive: function (data) { return data ? paint(data, data.panel) : ""; },
       paintGenerated: function (data) {
         if (!data) { return ""; }
-        paint(data.plain, "gen-text-plain");
+        if (data.plain) { paint(data.plain, "gen-text-plain"); }  // none while nothing is held
         return paint(data.held, "gen-text-held");
       },
       selectionToDiscover: function (clicks, search) {

@@ -17,6 +17,17 @@ from .options import comma_list
 _NEURON_RE = re.compile(r"^L(\d+)(r?)\.([a-z])\.(\d+)$")
 _DIRECTION_RE = re.compile(r"^L(\d+)(r?)\.([a-z])~([A-Za-z_][A-Za-z0-9_]*)$")
 _FEATURE_RE = re.compile(r"^L(\d+)(r?)\.([a-z])#(\d+)$")
+KIND_NAMES = {  # each kind of unit in words, with its article (LSTM: h c i f g o; GRU: h r z n)
+    "h": "a hidden state",
+    "c": "a cell state",
+    "i": "an input gate",
+    "f": "a forget gate",
+    "g": "a candidate cell value",
+    "o": "an output gate",
+    "r": "a reset gate",
+    "z": "an update gate",
+    "n": "a candidate hidden value",
+}
 UNIT_FORMS = "L{layer}.{kind}.{index} (a neuron, e.g. L2.c.117), L2.c~NAME (a direction) or L2.c#N (a dictionary feature)"
 
 
@@ -31,6 +42,12 @@ class _OfSeries:
     def series(self) -> str:
         """The series it belongs to, e.g. ``L2.c`` or ``L2r.c``."""
         return f"L{self.layer}{'r' if self.reverse else ''}.{self.kind}"
+
+    @property
+    def described(self) -> str:
+        """What it is in words: ``a cell state of layer 1``, ``... (backward)``."""
+        kind = KIND_NAMES.get(self.kind, f"a {self.kind} unit")
+        return f"{kind} of layer {self.layer}{' (backward)' if self.reverse else ''}"
 
     @property
     def hook_name(self) -> str:

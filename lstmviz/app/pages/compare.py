@@ -21,7 +21,7 @@ from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import message, text_panel
+from ..components import HIDDEN, message, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
@@ -86,21 +86,28 @@ def _layout(catalog: Catalog) -> html.Div:
             html.Div(id="cmp-progress"),
             dcc.Interval(id="cmp-poll", interval=1000, disabled=True),
             html.Div(id="cmp-summary"),
-            html.Div(className="columns", children=[html.Div(_panel("a")), html.Div(_panel("b"))]),
-            html.Div(
-                className="columns",
-                children=[
-                    dcc.Graph(id="cmp-cka", config={"displaylogo": False}, figure=EMPTY_FIGURE),
-                    html.Div([html.H4("Best cell per feature"), html.Div(id="cmp-features")]),
-                ],
-            ),
-            *_panel("loss", "Bits B saves over A on each character (red: B predicts it better)"),
+            html.Div(id="cmp-drawn", style=HIDDEN, children=_comparison_parts()),  # shown once the comparison is drawn
             html.H3("When the cells appear (snapshots of the first store's model, first 100,000 characters)"),
             html.Div(id="cmp-emergence-progress"),
             dcc.Interval(id="cmp-emergence-poll", interval=1500, disabled=True),
-            dcc.Graph(id="cmp-emergence", config={"displaylogo": False}, figure=EMPTY_FIGURE),
+            dcc.Graph(id="cmp-emergence", config={"displaylogo": False}, figure=EMPTY_FIGURE, style=HIDDEN),
         ],
     )
+
+
+def _comparison_parts() -> list:
+    """The finished comparison's parts: the two panels, the CKA, the features, the loss."""
+    return [
+        html.Div(className="columns", children=[html.Div(_panel("a")), html.Div(_panel("b"))]),
+        html.Div(
+            className="columns",
+            children=[
+                dcc.Graph(id="cmp-cka", config={"displaylogo": False}, figure=EMPTY_FIGURE),
+                html.Div([html.H4("Best cell per feature"), html.Div(id="cmp-features")]),
+            ],
+        ),
+        *_panel("loss", "Bits B saves over A on each character (red: B predicts it better)"),
+    ]
 
 
 def _features_table(features: dict) -> html.Table:
@@ -159,7 +166,7 @@ def _ask_to_record(what: str, cost: int, view: CompareView, agreed: str) -> html
     """What a recording will cost on disk, before it starts, and a link that starts it (the
     view with the flag ``agreed`` set)."""
     note = (
-        f"{what}: about {cost / 1e9:.1f} GB in the cache, once (`lstmviz cache list` shows it, `lstmviz cache clear` frees it). "
+        f"{what}: about {cost / 1e9:.1f} GB in the cache, once (“lstmviz cache list” shows it, “lstmviz cache clear” frees it). "
     )
     link = dcc.Link("Record and go on ▸", href=PATH + view.replace(**{agreed: True}).search(), id=f"cmp-go-{agreed}")
     return message(note, link, hint=True)
@@ -248,6 +255,7 @@ class ComparePage(Page):
             "cka": Output("cmp-cka", "figure"),
             "features": Output("cmp-features", "children"),
             "data_loss": Output("cmp-data-loss", "data"),
+            "drawn_style": Output("cmp-drawn", "style"),
         },
         Input("url", "search"),
         Input("cmp-poll", "n_intervals"),
@@ -259,7 +267,7 @@ class ComparePage(Page):
         asked = view_of(CompareView, search)
         try:
             view = asked.resolve(self.catalog)
-            pickers = {"message": None, "a_options": names, "a": view.a, "b_options": names, "b": view.b}
+            pickers = {"message": None, "a_options": names, "a": view.a, "b_options": names, "b": view.b, "drawn_style": HIDDEN}
             if comparisons.comparison(view.a, view.b, start=False) is None and not view.record:
                 cost = comparisons.compare_cost(view.a, view.b) if view.a in names and view.b in names else 0
                 if cost:
@@ -276,12 +284,13 @@ class ComparePage(Page):
             drawn = _drawn(job.result, view)
         except LstmvizError as exc:
             return {"message": message(exc)}
-        return {**pickers, "progress": None, "poll_off": True, **drawn}
+        return {**pickers, "progress": None, "poll_off": True, **drawn, "drawn_style": {}}
 
     @callback(
         {
             "progress": Output("cmp-emergence-progress", "children"),
             "figure": Output("cmp-emergence", "figure"),
+            "figure_style": Output("cmp-emergence", "style"),  # hidden until the emergence is drawn
             "poll_off": Output("cmp-emergence-poll", "disabled"),
         },
         Input("url", "pathname"),
@@ -302,12 +311,12 @@ class ComparePage(Page):
                 return {"progress": _ask_to_record(what, cost, view, "emergence"), "poll_off": True}
         job = comparisons.emergence()
         if job is None:
-            return {"progress": message("This model has no snapshots.", hint=True), "figure": {}, "poll_off": True}
+            return {"progress": message("This model has no snapshots.", hint=True), "figure_style": HIDDEN, "poll_off": True}
         if job.state in ("queued", "running"):
             return {"progress": progress_bar(job), "poll_off": False}
         if job.state == "failed":
-            return {"progress": message(job.error), "figure": {}, "poll_off": True}
-        return {"progress": None, "figure": emergence_figure(job.result), "poll_off": True}
+            return {"progress": message(job.error), "figure_style": HIDDEN, "poll_off": True}
+        return {"progress": None, "figure": emergence_figure(job.result), "figure_style": {}, "poll_off": True}
 
     @callback(
         {"download": Output("cmp-download", "data"), "message": Output("cmp-error", "children", allow_duplicate=True)},

@@ -10,7 +10,7 @@ from ...analysis.saturation import GATE_KINDS
 from ...core.errors import LstmvizError
 from ...render.figures import EMPTY_FIGURE, saturation_figure
 from ..catalog import Catalog, NoModel
-from ..components import message, view_notes
+from ..components import HIDDEN, message, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback
 from ..view_state import ViewState, view_of
@@ -37,13 +37,14 @@ class GatesPage(Page):
                 html.P("Each point is one gate unit: how often it is nearly closed (< 0.1) against nearly open (> 0.9)."),
                 html.Div(id="gates-error"),
                 dcc.Interval(id="gates-poll", interval=2000, disabled=True),  # while the gates are being recorded
-                dcc.Graph(id="gates-figure", config={"displaylogo": False}, figure=EMPTY_FIGURE),
+                dcc.Graph(id="gates-figure", config={"displaylogo": False}, figure=EMPTY_FIGURE, style=HIDDEN),
             ],
         )
 
     @callback(
         {
             "figure": Output("gates-figure", "figure"),
+            "figure_style": Output("gates-figure", "style"),  # hidden until there are gates to draw
             "message": Output("gates-error", "children"),
             "poll_off": Output("gates-poll", "disabled"),
         },
@@ -57,11 +58,13 @@ class GatesPage(Page):
             job = self.catalog.all_series(name)
             if job is not None and job.state != "failed":
                 note = "The dashboard started on h and c only; the gates are recorded now, once."
-                return {"figure": EMPTY_FIGURE, "message": message(note, progress_bar(job), hint=True), "poll_off": False}
+                progress = message(note, progress_bar(job), hint=True)
+                return {"figure": EMPTY_FIGURE, "figure_style": HIDDEN, "message": progress, "poll_off": False}
             if job is not None:
                 raise LstmvizError(f"Recording the gates failed: {job.error}")
             if not self.catalog.has_model(name) and not any(s.kind in GATE_KINDS for s in self.catalog.store(name).series):
                 raise NoModel(name, "record its gates")
-            return {"figure": saturation_figure(self.catalog.saturation(name)), "message": view_notes(view), "poll_off": True}
+            figure = saturation_figure(self.catalog.saturation(name))
+            return {"figure": figure, "figure_style": {}, "message": view_notes(view), "poll_off": True}
         except LstmvizError as exc:
-            return {"figure": EMPTY_FIGURE, "message": message(exc), "poll_off": True}
+            return {"figure": EMPTY_FIGURE, "figure_style": HIDDEN, "message": message(exc), "poll_off": True}

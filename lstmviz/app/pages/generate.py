@@ -1,6 +1,7 @@
 """The Generate page: text sampled from the store's checkpoint with neurons held (clamped to a
 value, or ablated to 0) for the whole generation, coloured by a chosen neuron, beside the
-text the same seed gives with nothing held. The URL holds the whole experiment:
+text the same seed gives with nothing held (one pane while nothing is held). The URL holds
+the whole experiment:
 ``/generate?prime=...&clamp=L2.c.90:20&color=L2.c.90&seed=1&t=0.8&n=400``."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ...model.sampling import sample
 from ...render.colours import ColourScale
 from ...render.figures import painted_payload
 from ..catalog import Catalog
-from ..components import colour_legend, legend_of, legend_outputs, message, text_panel
+from ..components import HIDDEN, colour_legend, legend_of, legend_outputs, message, text_panel
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
 
@@ -34,7 +35,7 @@ class GenerateView(ViewState):
     prime: str = "def "  # the text the generation starts from
     clamp: str | None = None  # neurons held at a value: "L2.c.90:20, L1.c.5:-1"
     ablate: str | None = None  # neurons held at 0: "L1.c.5, ..."
-    color: str | None = None  # the neuron colouring the text; the first held one (or the best in_string) when not given
+    color: str | None = None  # the neuron colouring the text; the best in_string one not held when not given
     seed: str = "1"
     temperature: str = field(default="0.8", metadata={"key": "t"})
     length: str = field(default="400", metadata={"key": "n"})  # characters generated after the prime
@@ -85,10 +86,12 @@ def _layout(catalog: Catalog) -> html.Div:
                         ]
                     ),
                     html.Div(
-                        [
+                        id="gen-plain-column",
+                        style=HIDDEN,  # shown beside a held generation only: with nothing held it is the same text
+                        children=[
                             html.H4("The same seed, nothing held", className="panel-title"),
                             *text_panel("gen-text-plain", "gen-hover-plain"),
-                        ]
+                        ],
                     ),
                 ],
             ),
@@ -105,14 +108,25 @@ def _number(text: str, kind, what: str):
         raise LstmvizError(f"The {what} {text!r} is not a number.") from None
 
 
+def colour_neuron(catalog: Catalog, name: str, held: list) -> str:
+    """The neuron to colour by when none is asked for: a held one paints a constant colour, so
+    the store's best in_string cell that is not held (or its first neuron not held)."""
+    held_ids = {str(n) for n in held}
+    ranked = [row["neuron"] for row in catalog.rankings(name).get("in_string", {}).get("rows", [])]
+    candidates = [*ranked, *(str(n) for n in catalog.store(name).neuron_ids())]
+    return next((n for n in candidates if n not in held_ids), candidates[0])
+
+
 def generations(catalog: Catalog, view: GenerateView) -> dict:
-    """The experiment a view asks for, run: {"held", "plain"}: two samples, and the settings."""
+    """The experiment a view asks for, run: {"held", "plain"}: the sample with the neurons held
+    and the same seed's with nothing held (None when nothing is held: the same text), and the
+    settings."""
     view.check()
     name, _ = catalog.named(view.store)
     ckpt = catalog.checkpoint(name, "generate text")
     length = _number(view.length, int, "number of characters")
     if length > MAX_LENGTH:
-        raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use `lstmviz sample` for more.")
+        raise LstmvizError(f"The page generates at most {MAX_LENGTH:,} characters at once; use “lstmviz sample” for more.")
     if len(view.prime) > MAX_PRIME:
         raise LstmvizError(f"The prime is {len(view.prime):,} characters; the page takes at most {MAX_PRIME:,}.")
     settings = {
@@ -124,18 +138,33 @@ def generations(catalog: Catalog, view: GenerateView) -> dict:
     clamp = parse_assignments([view.clamp], "hold") if view.clamp else {}
     ablate = parse_neurons(view.ablate) if view.ablate else []
     held = [*clamp, *ablate]
-    color = view.color or (str(held[0]) if held else catalog.best_neuron(name))
+    color = view.color or colour_neuron(catalog, name, held)
     run = catalog.main_thread.run
     return {
         "held": run(lambda: sample(ckpt, clamp=clamp, ablate=ablate, color=color, **settings)),
-        "plain": run(lambda: sample(ckpt, color=color, **settings)),
+        "plain": run(lambda: sample(ckpt, color=color, **settings)) if held else None,
         "store": name,
         "view": view.replace(color=color),
     }
 
 
-def _payload(s, scale: ColourScale) -> dict:
-    return painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
+def _payload(s, scale: ColourScale) -> dict | None:
+    return s and painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
+
+
+def _notes(held) -> list[str]:
+    """The summary's sentences: what colours the text, and why it is constant when held."""
+    settings = held.settings
+    notes = [f"Coloured by {held.neuron}; the first {len(held.prime):,} characters are the prime."]
+    value = settings["clamp"].get(held.neuron, 0 if held.neuron in settings["ablate"] else None)
+    if value is not None:
+        notes.append(
+            f"{held.neuron} is held at {value:g}, so it colours the held text one constant colour; "
+            "colour by another neuron to see what holding it changes."
+        )
+    if held.unknown:
+        notes.append(f"The prime's {''.join(held.unknown)!r} are not in the model's vocabulary and were read as unknown.")
+    return notes
 
 
 class GeneratePage(Page):
@@ -178,6 +207,7 @@ class GeneratePage(Page):
             "message": Output("gen-error", "children"),
             "summary": Output("gen-summary", "children"),
             "title": Output("gen-title-held", "children"),
+            "plain_column": Output("gen-plain-column", "style"),
             **legend_outputs("gen-legend"),
             **{name: Output(control, "value") for name, control in CONTROLS.items()},
         },
@@ -193,14 +223,12 @@ class GeneratePage(Page):
         holding = ", ".join(
             [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
         )
-        notes = [f"Coloured by {held.neuron}; the first {len(held.prime):,} characters are the prime."]
-        if held.unknown:
-            notes.append(f"The prime's {''.join(held.unknown)!r} are not in the model's vocabulary and were read as unknown.")
         return {
             "data": {"held": _payload(held, scale), "plain": _payload(plain, scale)},
             "message": None,
-            "summary": " ".join(notes),
-            "title": f"Holding {holding}" if holding else "Nothing held (add a neuron to hold)",
+            "summary": " ".join(_notes(held)),
+            "title": f"Holding {holding}" if holding else "Nothing held (hold a neuron to see this seed's text beside it)",
+            "plain_column": {} if plain else HIDDEN,
             **legend_of(scale),
             **{name: getattr(view, name) or "" for name in CONTROLS},
         }

@@ -167,12 +167,23 @@ def effect_view(data: dict) -> html.Div:
     )
 
 
-def logits_view(table: dict | None, neuron: str, layers: int) -> html.Div:
-    """The next characters a top-layer h neuron promotes and suppresses through the decoder."""
+def no_decoder_reading(neuron: str, layers: int, tagger: bool = False) -> str:
+    """Why a unit has no direct reading through the decoder, saying what the unit is."""
+    n = NeuronId.parse(neuron)
+    if tagger:
+        return f"{n}'s model tags characters: its head predicts labels, not the next character."
+    through = f"layer {layers}" if n.layer < layers else f"layer {layers}'s h"
+    return (
+        f"{n} is {n.described}: it reaches the prediction through {through}, "
+        f"so the decoder's direct reading is for L{layers}.h units."
+    )
+
+
+def logits_view(table: dict | None, neuron: str, why_none: str = "") -> html.Div:
+    """The next characters a top-layer h neuron promotes and suppresses through the decoder;
+    without a ``table``, ``why_none`` (:func:`no_decoder_reading`)."""
     if table is None:
-        return message(
-            f"Only layer {layers}'s h feeds the decoder directly; its neurons list the characters they promote.", hint=True
-        )
+        return message(why_none, hint=True)
 
     def listed(pairs) -> str:
         return ", ".join(f"'{name_of(ch)}' {w:+.3f}" for ch, w in pairs)
@@ -196,7 +207,7 @@ def explanation_line(store, neuron: str) -> html.Div:
     close, where ``lstmviz explain`` has cached them (the page never waits for the search)."""
     unit = cached_explanations(store).get(str(neuron))
     if unit is None:
-        return message(f"Not explained yet: run `lstmviz explain {store.path}` to explain every unit in words.", hint=True)
+        return message(f"Not explained yet: run “lstmviz explain {store.path}” to explain every unit in words.", hint=True)
     close = "; ".join(f"{c['explanation']} ({c['score']:.2f})" for c in unit["candidates"][1:4])
     return html.Div(
         [
@@ -431,9 +442,9 @@ class NeuronPage(Page):
         tagger = model.get("num_labels")  # a tagger's head predicts no character
         top_h = isinstance(n, NeuronId) and (n.layer, n.kind, n.reverse) == (layers, "h", False) and not tagger
         if not top_h:
-            return logits_view(None, neuron, layers)
+            return logits_view(None, neuron, no_decoder_reading(neuron, layers, bool(tagger)))
         ckpt = self.catalog.checkpoint(name, EFFECT_NEEDS)
-        return logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron), neuron, layers)
+        return logits_view(decoder_logits(ckpt.model, ckpt.vocab.chars, neuron), neuron)
 
     @callback(
         {
