@@ -141,7 +141,7 @@ def test_ablate_cli_bpc_equals_evaluate(tiny_checkpoint, tmp_path):
     [
         (["--neurons", "L9.c.1"], "No neuron L9.c.1 in this model"),
         (["--neurons", "L1.c.999"], "units 0-23"),
-        (["--neurons", "cell"], "not a neuron id"),
+        (["--neurons", "cell"], "not a unit id"),
         (["--neurons", "L1.c.1", "--mode", "half"], "--mode takes"),
         (["--neurons", "L1.c.1", "--mode", "clamp=x"], "must be a number"),
         (["--neurons", "L1.c.1", "--controls", "-1"], "--controls"),
