@@ -141,7 +141,7 @@ def test_url_round_trips_a_view(server, browser, tiny_store):
     ("query", "message"),
     [
         ("neuron=L9.h.0", "No neuron L9.h.0"),
-        ("neuron=banana", "not a neuron id"),
+        ("neuron=banana", "not a unit id"),
         ("store=../../etc", "No store named"),
         ("pos=abc", "not a number"),
     ],

@@ -184,7 +184,7 @@ def test_the_neuron_page_shows_the_cached_explanation_and_says_when_there_is_non
         [(d.name, d.start, d.stop) for d in planted.documents],
         {(1, "h"): planted.window(["L1.h.0"])},
     )
-    assert "Not explained yet: run `lstmviz explain" in str(explanation_line(fresh, "L1.h.0"))
+    assert "Not explained yet: run “lstmviz explain" in str(explanation_line(fresh, "L1.h.0"))
     unit = explain(planted, "L1.h.0").units[0]
     shown = str(explanation_line(planted, "L1.h.0"))
     assert unit.explanation in shown and f"held-out score {unit.score:.2f}" in shown

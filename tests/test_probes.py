@@ -189,8 +189,8 @@ def test_a_missing_or_misplaced_direction_is_one_sentence(tmp_path):
         store.neuron("L3.c~in_string", 0, 10)
     with pytest.raises(NeuronError, match="24 finite numbers"):
         save_direction(store, "L1.c~short", np.ones(3))
-    with pytest.raises(NeuronError, match="cannot be read here"):
-        store.neuron("L1.c#3", 0, 10)
+    with pytest.raises(NeuronError, match="No dictionary of L1.c in this store; lstmviz dictionary"):
+        store.neuron("L1.c#3", 0, 10)  # a dictionary feature reads only where a dictionary is kept
 
 
 # -- the command ------------------------------------------------------------------------------------

@@ -180,6 +180,7 @@ def dictionary_of(store, feature: FeatureId) -> Path:
     """The folder of the dictionary of ``feature``'s series kept in the store directory
     (``lstmviz dictionary`` saves it there); of several, the one saved last."""
     from .dictionary_format import WEIGHTS_FILE  # torch loads only when a feature is read
+
     folders = sorted(
         (p for p in (Path(store.path) / "dictionaries").glob(f"{feature.series}-*") if (p / WEIGHTS_FILE).is_file()),
         key=lambda p: (p / WEIGHTS_FILE).stat().st_mtime,

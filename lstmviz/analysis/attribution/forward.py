@@ -40,6 +40,7 @@ class _KeepLastStep:
     """``at`` for the step functions: keeps every value of the last step (the target's)."""
 
     gates = True
+    pre = False  # no pre-activation is asked for (``model/stepwise.py``)
 
     def __init__(self, last: int):
         self.last, self.values = last, {}
