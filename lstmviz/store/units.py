@@ -193,10 +193,10 @@ def dictionary_of(store, feature: FeatureId) -> Path:
 def _prepare_feature(store, feature: FeatureId) -> Encoder:
     import torch
 
-    from .dictionary_format import WEIGHTS_FILE, load_dictionary
+    from .dictionary_format import WEIGHTS_FILE
 
     folder = dictionary_of(store, feature)
-    dictionary = load_dictionary(folder, store)
+    dictionary = _dictionary_at(store, str(folder), (folder / WEIGHTS_FILE).stat().st_mtime_ns)
     if not 0 <= feature.feature < dictionary.size:
         raise NeuronError(f"No feature {feature}: the dictionary of {feature.series} has features 0-{dictionary.size - 1}.")
 
@@ -207,6 +207,15 @@ def _prepare_feature(store, feature: FeatureId) -> Encoder:
 
     version = hashlib.sha1(f"{folder.name}:{(folder / WEIGHTS_FILE).stat().st_mtime_ns}".encode()).hexdigest()[:10]
     return Encoder(encode, version)
+
+
+@functools.lru_cache(maxsize=4)
+def _dictionary_at(store, folder: str, saved_ns: int):
+    """The dictionary saved in ``folder`` (as saved at ``saved_ns``), read from disk once: a
+    feature's page reads it at every window."""
+    from .dictionary_format import load_dictionary
+
+    return load_dictionary(folder, store)
 
 
 register(FeatureId, _prepare_feature)
