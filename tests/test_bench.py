@@ -364,7 +364,7 @@ def test_bench_attribute_smoke(tiny_checkpoint, tmp_path):
     from lstmviz.bench.attribute import bench_attribute
 
     result = bench_attribute(str(tiny_checkpoint), window=20, repeats=1, unit=5)
-    check_result(result, ["grad_ms", "ig_s", "captum_ig_s", "ig_ratio_vs_captum", "occlusion_s"], tmp_path)
+    check_result(result, ["grad_ms", "ig_s", "captum_ig_s", "ig_ratio_vs_captum", "ig_default_s", "occlusion_s"], tmp_path)
     assert result["window"] == 20 and result["target"].startswith("L2.c.5 ")
     assert result["ig_completeness_error"] < 0.05
 
