@@ -79,7 +79,7 @@ class GateRows:
         cfg, H = model.config, model.config.hidden_size
         order = GATE_ORDER[cfg.cell]
         weights = {k: w.detach().double().cpu().numpy() for k, w in model.layer_weights(layer - 1).items()}
-        rows = np.array([[order.index(g) * H + u for g in order] for u in units]).reshape(len(units), len(order))
+        rows = np.array([[order.index(g) * H + u for g in order] for u in units], dtype=int).reshape(len(units), len(order))
         w_in = weights["weight_ih_l0"]
         if layer == 1:  # the character's embedding, projected: one term per character
             w_in = w_in @ model.embedding.weight.detach().double().cpu().numpy().T
@@ -133,14 +133,15 @@ class Selection:
 
 @dataclass
 class Sums:
-    """Over the chosen positions (``count``), per unit and gate: the sums every term is a weight
-    times, and how far the pre-activations recomputed from them are from what the store
-    recorded (``errors``: series -> largest difference)."""
+    """Over the chosen positions (``count``): the sums every term is a weight times, and how far
+    the pre-activations recomputed from them are from what the store recorded (``errors``:
+    series -> largest difference). Only a GRU's are per unit and gate (its r weighs n's
+    recurrent terms); every other cell's are the same for every unit of the layer."""
 
-    h_prev: np.ndarray  # [U, G, hidden]: sum of m_t h_{t-1} (m: r_t on a GRU's n, else 1)
+    h_prev: np.ndarray  # [hidden], a GRU's [U, G, hidden]: sum of m_t h_{t-1} (m: r_t on a GRU's n, else 1)
     inputs: np.ndarray  # [in]: sum of x_t (first layer: each character's count)
     own_c: np.ndarray  # [U, G]: sum of the c a peephole gate reads
-    gate_mult: np.ndarray  # [U, G]: sum of m_t
+    gate_mult: np.ndarray | float  # a GRU's [U, G]: sum of m_t; the count elsewhere
     count: int = 0
     errors: dict[str, float] = field(default_factory=dict)
 
@@ -197,7 +198,7 @@ def _block_inputs(reads: BlockReads, rows: GateRows, a: int, has_prev: np.ndarra
     before = block[:, :-1] if a0 < a else np.concatenate([np.zeros((H, 1), np.float32), block[:, :-1]], 1)
     out = {"h_prev": before, "h_now": block[:, a - a0 :]}
     out["x"] = ids[a:b] if L == 1 else reads.layer_h(L - 1)[:, a - a0 :]
-    c = reads.units(L, "c", rows.units)
+    c = reads.units(L, "c", rows.units) if rows.units else None
     if c is not None:
         c_prev = c[:, :-1] if a0 < a else np.concatenate([np.zeros((len(rows.units), 1), np.float32), c[:, :-1]], 1)
         out["c_prev"], out["c_now"] = c_prev * has_prev, c[:, a - a0 :]
@@ -271,7 +272,7 @@ def summed_together(store: ActivationStore, groups: list[tuple[GateRows, np.ndar
     chosen position to the last in blocks of ``BLOCK``, each series read once per block for all
     of them: per group, the sums over its positions that make every term (each block's terms
     weighted by whether a position is chosen)."""
-    every = [_empty_sums(rows) for rows, _ in groups]
+    every = [_empty_sums(rows, cell) for rows, _ in groups]
     chosen = [_indicator(len(store), positions) for _, positions in groups]
     starts = _indicator(len(store), np.array([d.start for d in store.documents]))
     spans = [(int(p[0]), int(p[-1]) + 1) for _, p in groups if len(p)]
@@ -287,9 +288,11 @@ def summed_together(store: ActivationStore, groups: list[tuple[GateRows, np.ndar
     return every
 
 
-def _empty_sums(rows: GateRows) -> Sums:
+def _empty_sums(rows: GateRows, cell: str) -> Sums:
     U, G, H = rows.w_rec.shape
-    return Sums(np.zeros((U, G, H)), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), np.zeros((U, G)))
+    if cell == "gru":
+        return Sums(np.zeros((U, G, H)), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), np.zeros((U, G)))
+    return Sums(np.zeros(H), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), 0.0)
 
 
 def _indicator(n: int, where: np.ndarray) -> np.ndarray:
@@ -304,8 +307,9 @@ def _add_block(rows: GateRows, cell: str, reads: BlockReads, span, m, has_prev, 
     U, G, H = rows.w_rec.shape
     got = _block_inputs(reads, rows, span[0], has_prev, ids) | {"has_prev": has_prev}
     # the pre-activations are only needed for a GRU's r (on n's recurrent terms) and the check
+    check = check and bool(rows.units)  # a group of no units sums only what every unit shares
     pre, mult = _pre_activations(rows, cell, got, has_prev) if check or cell == "gru" else (None, None)
-    if cell != "gru":  # every recurrent term of every gate weighs h_{t-1} alike: one product
+    if cell != "gru":  # every recurrent term of every unit and gate weighs h_{t-1} alike: one product
         sums.h_prev += got["h_prev"] @ (m * has_prev)
         sums.gate_mult += m.sum()
     else:  # [hidden, n] @ [n, U*G]: the long axis inside (BLAS is slow on [U*G, n] @ [n, hidden])
@@ -480,15 +484,15 @@ def circuits_together(
     cell = ckpt.model_config.cell
     rows = [GateRows.of(ckpt.model, neurons[0].layer, [n.index for n in neurons], ckpt.vocab.chars) for neurons, _ in groups]
     found = summed_together(store, [(r, p) for r, (_, p) in zip(rows, groups, strict=True)], cell, ids, check)
-    out = []
-    for r, (neurons, _), sums in zip(rows, groups, found, strict=True):
-        terms = mean_terms(r, sums)
-        circuits = [
-            UnitCircuit(n, sums.count, r.sources, {g: terms[u, r.gates.index(g)] for g in driving_gates(cell, n.kind)})
-            for u, n in enumerate(neurons)
-        ]
-        out.append((circuits, sums.errors))
-    return out
+    return [(_circuits(r, sums, neurons, cell), sums.errors) for r, (neurons, _), sums in zip(rows, groups, found, strict=True)]
+
+
+def _circuits(rows: GateRows, sums: Sums, neurons: list[NeuronId], cell: str) -> list[UnitCircuit]:
+    terms = mean_terms(rows, sums)
+    return [
+        UnitCircuit(n, sums.count, rows.sources, {g: terms[u, rows.gates.index(g)] for g in driving_gates(cell, n.kind)})
+        for u, n in enumerate(neurons)
+    ]
 
 
 def _as_neuron(source: str) -> NeuronId | None:
@@ -498,14 +502,43 @@ def _as_neuron(source: str) -> NeuronId | None:
         return None
 
 
-def second_level(ckpt, store, unit: UnitCircuit, selection: Selection, ids, k: int) -> dict[str, UnitCircuit]:
+def source_positions(store: ActivationStore, neuron: NeuronId, selection: Selection) -> dict[int, np.ndarray]:
+    """Where the unit's sources feed it, per layer of units: its own layer's h one step earlier,
+    the layer below's at the same positions (a first layer's input is the characters)."""
+    where = {neuron.layer: selection.shifted_back(store).positions}
+    return where | ({neuron.layer - 1: selection.positions} if neuron.layer > 1 else {})
+
+
+def second_level(ckpt, store, unit: UnitCircuit, where: dict[int, np.ndarray], ids, k: int, ready=None) -> dict[str, UnitCircuit]:
     """The circuits of the units among ``unit``'s top ``k`` edges, each over the positions where
-    it feeds the unit: one step earlier for its own layer's h_{t-1}, the same for the layer below."""
+    it feeds the unit (``where``: :func:`source_positions`); a layer whose sums are ``ready``
+    (layer -> Sums of no units: what every unit of it shares) is not read again."""
     found = [n for n in (_as_neuron(t.source) for t in unit.top_edges(k)) if n is not None]
-    where = {unit.neuron.layer: selection.shifted_back(store).positions, unit.neuron.layer - 1: selection.positions}
-    groups = [(group, where[layer]) for layer in where if (group := list(dict.fromkeys(n for n in found if n.layer == layer)))]
-    out = {str(c.neuron): c for circuits, _ in circuits_together(ckpt, store, groups, ids) for c in circuits}
+    ready, cell, out = ready or {}, ckpt.model_config.cell, {}
+    groups = [(layer, list(dict.fromkeys(n for n in found if n.layer == layer))) for layer in where]
+    for layer, group in groups:
+        if group and layer in ready:
+            rows = GateRows.of(ckpt.model, layer, [n.index for n in group], ckpt.vocab.chars)
+            out |= {str(c.neuron): c for c in _circuits(rows, ready[layer], group, cell)}
+    unread = [(group, where[layer]) for layer, group in groups if group and layer not in ready]
+    out |= {str(c.neuron): c for circuits, _ in circuits_together(ckpt, store, unread, ids) for c in circuits}
     return {str(n): out[str(n)] for n in dict.fromkeys(found)}
+
+
+def two_levels(ckpt: Checkpoint, store: ActivationStore, neuron: NeuronId, selection: Selection, ids, k: int, levels: int = 2):
+    """The unit's circuit, how far its recomputed gates are from the recorded ones, and (with
+    ``levels`` 2) its top ``k`` sources' own circuits. Where every unit of a layer shares its
+    sums (all cells but the GRU and the peephole) both levels come from one pass: the sources'
+    layers are summed beside the unit before its top sources are known."""
+    cell = ckpt.model_config.cell
+    rows = GateRows.of(ckpt.model, neuron.layer, [neuron.index], ckpt.vocab.chars)
+    where = source_positions(store, neuron, selection) if levels == 2 else {}
+    ahead = {} if cell in ("gru", "peephole") else where
+    layers = [(GateRows.of(ckpt.model, layer, [], ckpt.vocab.chars), p) for layer, p in ahead.items()]
+    sums = summed_together(store, [(rows, selection.positions), *layers], cell, ids, check=True)
+    (unit,) = _circuits(rows, sums[0], [neuron], cell)
+    sources = second_level(ckpt, store, unit, where, ids, k, dict(zip(ahead, sums[1:], strict=True))) if levels == 2 else {}
+    return unit, sums[0].errors, sources
 
 
 def circuit(
@@ -536,11 +569,9 @@ def circuit(
     if not len(selection.positions):
         raise LstmvizError(f"No position is chosen ({selection.label} holds nowhere in this text): there is nothing to sum.")
     ids = ckpt.vocab.encode_array(store.text())
-    say(0.0, f"summing {n}'s terms over {len(selection.positions):,} positions")
-    (unit,), errors = unit_circuits(ckpt, store, [n], selection.positions, ids, check=True)
-    say(0.3, "summing its top sources' own terms")
-    sources = second_level(ckpt, store, unit, selection, ids, top) if levels == 2 else {}
-    say(0.6, f"cutting its top {top} edges, and {controls} sets of random ones")
+    say(0.0, f"summing the terms of {n} and its sources over {len(selection.positions):,} positions")
+    unit, errors, sources = two_levels(ckpt, store, n, selection, ids, top, levels)
+    say(0.5, f"cutting its top {top} edges, and {controls} sets of random ones")
     check = causal_check(ckpt, store, unit, selection, top, controls, check_chars, seed)
     return Circuit(unit, selection.label, top, errors, sources, check)
 
