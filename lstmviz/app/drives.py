@@ -130,9 +130,9 @@ def graph_view(data: dict, name: str, link: Link) -> html.Div:
     gates = list(data["gates"])
     first = list(dict.fromkeys(e["source"] for e in data["edges"]))
     second = list(dict.fromkeys(e["source"] for edges in data["sources"].values() for e in edges))
-    place = {("gate", g): (COLUMN_X[2], k * ROW_H) for k, g in enumerate(gates)}
-    place |= {("first", s): (COLUMN_X[1], k * ROW_H) for k, s in enumerate(first)}
-    place |= {("second", s): (COLUMN_X[0], k * ROW_H) for k, s in enumerate(second)}
+    place = {("gate", g): (COLUMN_X[2], (k + 1) * ROW_H) for k, g in enumerate(gates)}  # row 0: the headings
+    place |= {("first", s): (COLUMN_X[1], (k + 1) * ROW_H) for k, s in enumerate(first)}
+    place |= {("second", s): (COLUMN_X[0], (k + 1) * ROW_H) for k, s in enumerate(second)}
     every = [e["contribution"] for e in data["edges"]] + [e["contribution"] for v in data["sources"].values() for e in v]
     largest = max(map(abs, every), default=1.0) or 1.0
     lines = [
@@ -147,9 +147,13 @@ def graph_view(data: dict, name: str, link: Link) -> html.Div:
     nodes = [_node(data["neuron"], name, *place["gate", g], link, f" {g}") for g in gates]
     nodes += [_node(s, name, *place["first", s], link) for s in first]
     nodes += [_node(s, name, *place["second", s], link) for s in second]
-    height = ROW_H * max(len(gates), len(first), len(second), 1)
+    headings = [
+        html.Div(text, className="hint", style={"position": "absolute", "left": x, "top": 0})
+        for text, x in zip(("their top sources", "its top sources", "its gates"), COLUMN_X, strict=True)
+    ]
+    height = ROW_H * (1 + max(len(gates), len(first), len(second), 1))
     style = {"position": "relative", "height": height, "width": COLUMN_X[2] + NODE_W + 40}
-    return html.Div([*lines, *nodes], id="drives-graph", className="drives-graph", style=style)
+    return html.Div([*headings, *lines, *nodes], id="drives-graph", className="drives-graph", style=style)
 
 
 def _title(edge: dict, target: str) -> str:
