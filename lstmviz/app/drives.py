@@ -243,7 +243,8 @@ class DrivesPanel:
         where = f"the positions of {feature}, the feature it ranks highest for" if feature else "the whole store"
         note = (
             f"Not read yet: split each gate of {neuron} into one term per source over {where}, two levels back, "
-            f"and cut its top {TOP_SOURCES} edges beside random ones (seconds; kept in the store)."
+            f"and cut its top {TOP_SOURCES} edges beside random ones "
+            "(the cuts rerun the model: up to a minute or two; kept in the store)."
         )
         return {"body": message(note, hint=True), "run_style": {}, "poll_off": True}
 
