@@ -298,3 +298,22 @@ def test_the_api_reads_a_store_and_its_checkpoint(tiny_store):
 def test_bad_input_to_the_command_is_one_sentence_and_exit_status_2(tiny_store, args, words):
     done = _cli(str(tiny_store.path), *args)
     assert done.exit_code == 2 and words in done.output and len(done.output.strip().splitlines()) == 1, done.output
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_second_level_read_beside_the_first_equals_each_source_summed_alone(tmp_path, cell):
+    """Both levels come from one pass where a layer's sums are shared by its units: each top
+    source's terms are those of its own pass over the positions where it feeds the unit."""
+    ckpt = _checkpoint(tmp_path, cell, planted=False, seed=2)
+    store = record_activations(ckpt, DOCS, None, progress=False)
+    kind = "c" if "c" in ckpt.model_config.series_kinds else "h"
+    found = circuit(ckpt, store, f"L2.{kind}.{UNIT}", top=4, controls=1)
+    assert found.sources  # a 2-layer unit's top edges include units of L2 and L1
+    ids = ckpt.vocab.encode_array(store.text())
+    for name, source in found.sources.items():
+        n = NeuronId.parse(name)
+        where = Selection.of_store(store).shifted_back(store) if n.layer == 2 else Selection.of_store(store)
+        (alone,), _ = unit_circuits(ckpt, store, [n], where.positions, ids)
+        assert source.positions == alone.positions
+        for gate in alone.terms:
+            np.testing.assert_allclose(source.terms[gate], alone.terms[gate], rtol=1e-6, atol=1e-9)

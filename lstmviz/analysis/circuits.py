@@ -46,7 +46,7 @@ LEVELS = Bounded("--levels", low=1, high=2)  # the unit's sources, and their own
 TOP_SOURCES = 5  # sources listed per gate, and edges cut by the check
 CHECK_CHARS = 10_000  # characters the causal check reruns (documents holding the positions)
 CHECK_CONTROLS = 10  # random edge sets beside the top edges
-BLOCK = 65_536  # positions per block of the summary's pass
+BLOCK = 16_384  # positions per block of the summary's pass (float16 to float32 in cache)
 BIAS = "bias"
 CHAR = "char:"  # a first layer's input source: "char:" and the character's name
 
@@ -79,7 +79,7 @@ class GateRows:
         cfg, H = model.config, model.config.hidden_size
         order = GATE_ORDER[cfg.cell]
         weights = {k: w.detach().double().cpu().numpy() for k, w in model.layer_weights(layer - 1).items()}
-        rows = np.array([[order.index(g) * H + u for g in order] for u in units]).reshape(len(units), len(order))
+        rows = np.array([[order.index(g) * H + u for g in order] for u in units], dtype=int).reshape(len(units), len(order))
         w_in = weights["weight_ih_l0"]
         if layer == 1:  # the character's embedding, projected: one term per character
             w_in = w_in @ model.embedding.weight.detach().double().cpu().numpy().T
@@ -133,15 +133,15 @@ class Selection:
 
 @dataclass
 class Sums:
-    """Over the chosen positions (``count``), per unit and gate: the sums every term is a weight
-    times, the pre-activations recomputed from them, and how far those are from what the
-    store recorded (``errors``: series -> largest difference)."""
+    """Over the chosen positions (``count``): the sums every term is a weight times, and how far
+    the pre-activations recomputed from them are from what the store recorded (``errors``:
+    series -> largest difference). Only a GRU's are per unit and gate (its r weighs n's
+    recurrent terms); every other cell's are the same for every unit of the layer."""
 
-    h_prev: np.ndarray  # [U, G, hidden]: sum of m_t h_{t-1} (m: r_t on a GRU's n, else 1)
+    h_prev: np.ndarray  # [hidden], a GRU's [U, G, hidden]: sum of m_t h_{t-1} (m: r_t on a GRU's n, else 1)
     inputs: np.ndarray  # [in]: sum of x_t (first layer: each character's count)
     own_c: np.ndarray  # [U, G]: sum of the c a peephole gate reads
-    gate_mult: np.ndarray  # [U, G]: sum of m_t
-    pre: np.ndarray  # [U, G]: sum of the pre-activations
+    gate_mult: np.ndarray | float  # a GRU's [U, G]: sum of m_t; the count elsewhere
     count: int = 0
     errors: dict[str, float] = field(default_factory=dict)
 
@@ -154,26 +154,51 @@ def _window(store: ActivationStore, neurons: list[NeuronId], start: int, stop: i
         return None
 
 
-def _block_inputs(store, rows: GateRows, a: int, b: int, has_prev: np.ndarray, ids) -> dict[str, np.ndarray]:
-    """What the gates of ``rows`` read at every position of [a, b): h_{t-1} [hidden, n] (as
-    recorded one step earlier: ``has_prev`` is 0 where a document starts, and the terms are
-    multiplied by it), the input [in, n] (first layer: the character ids [n]), the layer's h
-    at t, and the units' own c at t-1 (0 where a document starts) and t, where recorded. Slices
-    of one read per series: no copy per position."""
+class BlockReads:
+    """The series a pass reads over one block of characters [start, stop), each read (and made
+    float32) once however many groups of units ask for it."""
+
+    def __init__(self, store: ActivationStore):
+        self.store, self.span, self.read = store, (0, 0), {}
+
+    def at(self, start: int, stop: int) -> None:
+        if (start, stop) != self.span:
+            self.span, self.read = (start, stop), {}
+
+    def layer_h(self, layer: int) -> np.ndarray:
+        """The whole of L{layer}.h over the block [hidden, n], from its float16 rows in one slice
+        (torch converts float16 several times faster than numpy)."""
+        if layer not in self.read:
+            try:
+                block = self.store.series_block(layer, "h")
+            except LstmvizError:
+                raise NeuronError(f"The store holds no L{layer}.h: record it with h, which the circuit reads.") from None
+            half = np.ascontiguousarray(block[:, self.span[0] : self.span[1]])
+            self.read[layer] = torch.from_numpy(half).float().numpy()
+        return self.read[layer]
+
+    def units(self, layer: int, kind: str, units: list[int]) -> np.ndarray | None:
+        """Some units of one series over the block, or None where the store did not record them."""
+        key = (layer, kind, tuple(units))
+        if key not in self.read:
+            self.read[key] = _window(self.store, [NeuronId(layer, kind, u) for u in units], *self.span)
+        return self.read[key]
+
+
+def _block_inputs(reads: BlockReads, rows: GateRows, a: int, has_prev: np.ndarray, ids) -> dict[str, np.ndarray]:
+    """What the gates of ``rows`` read at every position of [a, b) (``reads`` holds [a - 1, b),
+    or [0, b) at the text's start): h_{t-1} [hidden, n] (as recorded one step earlier:
+    ``has_prev`` is 0 where a document starts, and the terms are multiplied by it), the input
+    [in, n] (first layer: the character ids [n]), the layer's h at t, and the units' own c at
+    t-1 (0 where a document starts) and t, where recorded. Slices of one read per series: no
+    copy per position."""
     L, H = rows.layer, rows.w_rec.shape[-1]
-    a0 = max(a - 1, 0)
-    block = _window(store, [NeuronId(L, "h", k) for k in range(H)], a0, b)
-    if block is None:
-        raise NeuronError(f"The store holds no L{L}.h: record it with h, which the circuit reads.")
+    a0, b = reads.span
+    block = reads.layer_h(L)
     before = block[:, :-1] if a0 < a else np.concatenate([np.zeros((H, 1), np.float32), block[:, :-1]], 1)
     out = {"h_prev": before, "h_now": block[:, a - a0 :]}
-    if L == 1:
-        out["x"] = ids[a:b]
-    else:
-        out["x"] = _window(store, [NeuronId(L - 1, "h", k) for k in range(H)], a, b)
-        if out["x"] is None:
-            raise NeuronError(f"The store holds no L{L - 1}.h: record it with h, which the circuit reads.")
-    c = _window(store, [NeuronId(L, "c", u) for u in rows.units], a0, b)
+    out["x"] = ids[a:b] if L == 1 else reads.layer_h(L - 1)[:, a - a0 :]
+    c = reads.units(L, "c", rows.units) if rows.units else None
     if c is not None:
         c_prev = c[:, :-1] if a0 < a else np.concatenate([np.zeros((len(rows.units), 1), np.float32), c[:, :-1]], 1)
         out["c_prev"], out["c_now"] = c_prev * has_prev, c[:, a - a0 :]
@@ -236,40 +261,72 @@ def _recorded_errors(store, rows: GateRows, cell: str, span: tuple[int, int], ch
 
 
 def summed(store: ActivationStore, rows: GateRows, cell: str, positions: np.ndarray, ids=None, check: bool = False) -> Sums:
-    """One pass over the series ``rows`` read, from the first of ``positions`` (sorted) to the
-    last in blocks of ``BLOCK``: the sums over ``positions`` that make every term (each
-    block's terms weighted by whether a position is chosen). ``ids``: the text's character
-    ids (first layer). ``check``: also compare with the recorded series."""
+    """The sums over ``positions`` (sorted) that make every term of ``rows``' gates (see
+    :func:`summed_together`). ``ids``: the text's character ids (first layer). ``check``: also
+    compare with the recorded series."""
+    return summed_together(store, [(rows, positions)], cell, ids, check)[0]
+
+
+def summed_together(store: ActivationStore, groups: list[tuple[GateRows, np.ndarray]], cell: str, ids=None, check=False):
+    """One pass over the series the ``groups`` (rows, sorted positions) read, from the first
+    chosen position to the last in blocks of ``BLOCK``, each series read once per block for all
+    of them: per group, the sums over its positions that make every term (each block's terms
+    weighted by whether a position is chosen)."""
+    every = [_empty_sums(rows, cell) for rows, _ in groups]
+    chosen = [_indicator(len(store), positions) for _, positions in groups]
+    starts = _indicator(len(store), np.array([d.start for d in store.documents]))
+    spans = [(int(p[0]), int(p[-1]) + 1) for _, p in groups if len(p)]
+    first, last = min((s for s, _ in spans), default=0), max((e for _, e in spans), default=0)
+    reads = BlockReads(store)
+    for a in range(first, last, BLOCK):
+        b = min(a + BLOCK, last)
+        has_prev = 1 - starts[a:b]
+        for (rows, _), mask, sums in zip(groups, chosen, every, strict=True):
+            if mask[a:b].any():
+                reads.at(max(a - 1, 0), b)
+                _add_block(rows, cell, reads, (a, b), mask[a:b], has_prev, ids, sums, check)
+    return every
+
+
+def _empty_sums(rows: GateRows, cell: str) -> Sums:
     U, G, H = rows.w_rec.shape
-    sums = Sums(np.zeros((U, G, H)), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), np.zeros((U, G)), np.zeros((U, G)))
-    chosen = np.zeros(len(store) + 1, dtype=np.float32)
-    chosen[positions] = 1
-    starts = np.zeros(len(store) + 1, dtype=np.float32)
-    starts[[d.start for d in store.documents]] = 1
-    for a in range(int(positions[0]), int(positions[-1]) + 1, BLOCK) if len(positions) else ():
-        b = min(a + BLOCK, int(positions[-1]) + 1)
-        m, has_prev = chosen[a:b], 1 - starts[a:b]
-        if not m.any():
-            continue
-        got = _block_inputs(store, rows, a, b, has_prev, ids) | {"has_prev": has_prev}
-        pre, mult = _pre_activations(rows, cell, got, has_prev)
-        weighted = mult * m
-        sums.h_prev += ((weighted * has_prev).reshape(U * G, -1) @ got["h_prev"].T).reshape(U, G, H)
-        if rows.layer == 1:
-            sums.inputs += np.bincount(got["x"], weights=m, minlength=len(sums.inputs))
-        else:
-            sums.inputs += got["x"] @ m
-        if cell == "peephole":
-            o = rows.gates.index("o")
-            sums.own_c += (got["c_prev"] @ m)[:, None]
-            sums.own_c[:, o] += got["c_now"] @ m - got["c_prev"] @ m
-        sums.gate_mult += weighted.sum(-1)
-        sums.pre += (pre * m).sum(-1)
-        sums.count += int(m.sum())
-        if check:
-            for name, error in _recorded_errors(store, rows, cell, (a, b), m > 0, pre, got).items():
-                sums.errors[name] = max(error, sums.errors.get(name, 0.0))
-    return sums
+    if cell == "gru":
+        return Sums(np.zeros((U, G, H)), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), np.zeros((U, G)))
+    return Sums(np.zeros(H), np.zeros(rows.w_in.shape[-1]), np.zeros((U, G)), 0.0)
+
+
+def _indicator(n: int, where: np.ndarray) -> np.ndarray:
+    """1 at ``where`` among n positions (and one past the end), else 0: float32."""
+    out = np.zeros(n + 1, dtype=np.float32)
+    out[where] = 1
+    return out
+
+
+def _add_block(rows: GateRows, cell: str, reads: BlockReads, span, m, has_prev, ids, sums: Sums, check: bool) -> None:
+    """Add one block's chosen positions (``m``) to ``sums``."""
+    U, G, H = rows.w_rec.shape
+    got = _block_inputs(reads, rows, span[0], has_prev, ids) | {"has_prev": has_prev}
+    # the pre-activations are only needed for a GRU's r (on n's recurrent terms) and the check
+    check = check and bool(rows.units)  # a group of no units sums only what every unit shares
+    pre, mult = _pre_activations(rows, cell, got, has_prev) if check or cell == "gru" else (None, None)
+    if cell != "gru":  # every recurrent term of every unit and gate weighs h_{t-1} alike: one product
+        sums.h_prev += got["h_prev"] @ (m * has_prev)
+        sums.gate_mult += m.sum()
+    else:  # [hidden, n] @ [n, U*G]: the long axis inside (BLAS is slow on [U*G, n] @ [n, hidden])
+        sums.h_prev += (got["h_prev"] @ (mult * (m * has_prev)).reshape(U * G, -1).T).T.reshape(U, G, H)
+        sums.gate_mult += (mult * m).sum(-1)
+    if rows.layer == 1:
+        sums.inputs += np.bincount(got["x"], weights=m, minlength=len(sums.inputs))
+    else:
+        sums.inputs += got["x"] @ m
+    if cell == "peephole":
+        o = rows.gates.index("o")
+        sums.own_c += (got["c_prev"] @ m)[:, None]
+        sums.own_c[:, o] += got["c_now"] @ m - got["c_prev"] @ m
+    sums.count += int(m.sum())
+    if check:
+        for name, error in _recorded_errors(reads.store, rows, cell, span, m > 0, pre, got).items():
+            sums.errors[name] = max(error, sums.errors.get(name, 0.0))
 
 
 def mean_terms(rows: GateRows, sums: Sums) -> np.ndarray:
@@ -395,14 +452,18 @@ class Circuit:
             shown = ", ".join(f"{k} {v:.2g}" for k, v in self.recorded_error.items())
             lines.append(f"recomputed from the terms, against the recording (largest difference): {shown}")
         if self.check is not None:
-            c = self.check.to_json()
-            line = f"cutting its top {c['top_k']} edges changes it by {c['change']:.4f} on average"
-            if c["controls"]:
-                sd = f" +- {c['control_sd']:.4f}" if c["control_sd"] is not None else ""
-                line += f"; {c['controls']} sets of {c['top_k']} random edges: {c['control_mean']:.4f}{sd}"
-                line += f" ({c['controls_as_large']} as large)"
-            lines.append(line + f" ({c['positions']:,} positions in {c['chars']:,} characters rerun)")
+            lines.append(check_line(self.check.to_json()))
         return "\n".join(lines)
+
+
+def check_line(c: dict) -> str:
+    """The causal check (``CausalCheck.to_json``) in one line."""
+    line = f"cutting its top {c['top_k']} edges changes it by {c['change']:.4f} on average"
+    if c["controls"]:
+        sd = f" +- {c['control_sd']:.4f}" if c["control_sd"] is not None else ""
+        line += f"; {c['controls']} sets of {c['top_k']} random edges: {c['control_mean']:.4f}{sd}"
+        line += f" ({c['controls_as_large']} as large)"
+    return line + f" ({c['positions']:,} positions in {c['chars']:,} characters rerun)"
 
 
 # -- the summary, two levels back ----------------------------------------------------------------
@@ -411,15 +472,27 @@ class Circuit:
 def unit_circuits(ckpt: Checkpoint, store: ActivationStore, neurons: list[NeuronId], positions: np.ndarray, ids, check=False):
     """The circuits of ``neurons`` (all of one layer) over ``positions``, from one pass; and,
     with ``check``, how far the recomputed gates are from the recorded ones."""
+    ((circuits, errors),) = circuits_together(ckpt, store, [(neurons, positions)], ids, check)
+    return circuits, errors
+
+
+def circuits_together(
+    ckpt: Checkpoint, store: ActivationStore, groups: list[tuple[list[NeuronId], np.ndarray]], ids, check=False
+):
+    """Per group (units of one layer, positions): the units' circuits and the recorded errors,
+    every group from the same pass over the series (:func:`summed_together`)."""
     cell = ckpt.model_config.cell
-    rows = GateRows.of(ckpt.model, neurons[0].layer, [n.index for n in neurons], ckpt.vocab.chars)
-    sums = summed(store, rows, cell, positions, ids, check)
+    rows = [GateRows.of(ckpt.model, neurons[0].layer, [n.index for n in neurons], ckpt.vocab.chars) for neurons, _ in groups]
+    found = summed_together(store, [(r, p) for r, (_, p) in zip(rows, groups, strict=True)], cell, ids, check)
+    return [(_circuits(r, sums, neurons, cell), sums.errors) for r, (neurons, _), sums in zip(rows, groups, found, strict=True)]
+
+
+def _circuits(rows: GateRows, sums: Sums, neurons: list[NeuronId], cell: str) -> list[UnitCircuit]:
     terms = mean_terms(rows, sums)
-    circuits = [
+    return [
         UnitCircuit(n, sums.count, rows.sources, {g: terms[u, rows.gates.index(g)] for g in driving_gates(cell, n.kind)})
         for u, n in enumerate(neurons)
     ]
-    return circuits, sums.errors
 
 
 def _as_neuron(source: str) -> NeuronId | None:
@@ -429,17 +502,43 @@ def _as_neuron(source: str) -> NeuronId | None:
         return None
 
 
-def second_level(ckpt, store, unit: UnitCircuit, selection: Selection, ids, k: int) -> dict[str, UnitCircuit]:
+def source_positions(store: ActivationStore, neuron: NeuronId, selection: Selection) -> dict[int, np.ndarray]:
+    """Where the unit's sources feed it, per layer of units: its own layer's h one step earlier,
+    the layer below's at the same positions (a first layer's input is the characters)."""
+    where = {neuron.layer: selection.shifted_back(store).positions}
+    return where | ({neuron.layer - 1: selection.positions} if neuron.layer > 1 else {})
+
+
+def second_level(ckpt, store, unit: UnitCircuit, where: dict[int, np.ndarray], ids, k: int, ready=None) -> dict[str, UnitCircuit]:
     """The circuits of the units among ``unit``'s top ``k`` edges, each over the positions where
-    it feeds the unit: one step earlier for its own layer's h_{t-1}, the same for the layer below."""
+    it feeds the unit (``where``: :func:`source_positions`); a layer whose sums are ``ready``
+    (layer -> Sums of no units: what every unit of it shares) is not read again."""
     found = [n for n in (_as_neuron(t.source) for t in unit.top_edges(k)) if n is not None]
-    out: dict[str, UnitCircuit] = {}
-    for layer, positions in ((unit.neuron.layer, selection.shifted_back(store).positions), (unit.neuron.layer - 1, None)):
-        group = list(dict.fromkeys(n for n in found if n.layer == layer))
-        if group:
-            circuits, _ = unit_circuits(ckpt, store, group, selection.positions if positions is None else positions, ids)
-            out |= {str(c.neuron): c for c in circuits}
+    ready, cell, out = ready or {}, ckpt.model_config.cell, {}
+    groups = [(layer, list(dict.fromkeys(n for n in found if n.layer == layer))) for layer in where]
+    for layer, group in groups:
+        if group and layer in ready:
+            rows = GateRows.of(ckpt.model, layer, [n.index for n in group], ckpt.vocab.chars)
+            out |= {str(c.neuron): c for c in _circuits(rows, ready[layer], group, cell)}
+    unread = [(group, where[layer]) for layer, group in groups if group and layer not in ready]
+    out |= {str(c.neuron): c for circuits, _ in circuits_together(ckpt, store, unread, ids) for c in circuits}
     return {str(n): out[str(n)] for n in dict.fromkeys(found)}
+
+
+def two_levels(ckpt: Checkpoint, store: ActivationStore, neuron: NeuronId, selection: Selection, ids, k: int, levels: int = 2):
+    """The unit's circuit, how far its recomputed gates are from the recorded ones, and (with
+    ``levels`` 2) its top ``k`` sources' own circuits. Where every unit of a layer shares its
+    sums (all cells but the GRU and the peephole) both levels come from one pass: the sources'
+    layers are summed beside the unit before its top sources are known."""
+    cell = ckpt.model_config.cell
+    rows = GateRows.of(ckpt.model, neuron.layer, [neuron.index], ckpt.vocab.chars)
+    where = source_positions(store, neuron, selection) if levels == 2 else {}
+    ahead = {} if cell in ("gru", "peephole") else where
+    layers = [(GateRows.of(ckpt.model, layer, [], ckpt.vocab.chars), p) for layer, p in ahead.items()]
+    sums = summed_together(store, [(rows, selection.positions), *layers], cell, ids, check=True)
+    (unit,) = _circuits(rows, sums[0], [neuron], cell)
+    sources = second_level(ckpt, store, unit, where, ids, k, dict(zip(ahead, sums[1:], strict=True))) if levels == 2 else {}
+    return unit, sums[0].errors, sources
 
 
 def circuit(
@@ -452,10 +551,13 @@ def circuit(
     controls: int = CHECK_CONTROLS,
     check_chars: int = CHECK_CHARS,
     seed: int = 0,
+    on_progress=None,
 ) -> Circuit:
     """What drives ``neuron`` over ``selection`` (default: the store's whole text): each
     gate's mean terms from the recorded series and the weights, the top sources' own (with
-    ``levels`` 2), and the causal check on up to ``check_chars`` characters."""
+    ``levels`` 2), and the causal check on up to ``check_chars`` characters.
+    ``on_progress(fraction, message)`` is told as each part starts."""
+    say = on_progress or (lambda fraction, message: None)
     model = ckpt.model
     if model.config.bidirectional:
         raise LstmvizError("A bidirectional tagger's circuit is not read here: its backward direction has no step before.")
@@ -467,8 +569,9 @@ def circuit(
     if not len(selection.positions):
         raise LstmvizError(f"No position is chosen ({selection.label} holds nowhere in this text): there is nothing to sum.")
     ids = ckpt.vocab.encode_array(store.text())
-    (unit,), errors = unit_circuits(ckpt, store, [n], selection.positions, ids, check=True)
-    sources = second_level(ckpt, store, unit, selection, ids, top) if levels == 2 else {}
+    say(0.0, f"summing the terms of {n} and its sources over {len(selection.positions):,} positions")
+    unit, errors, sources = two_levels(ckpt, store, n, selection, ids, top, levels)
+    say(0.5, f"cutting its top {top} edges, and {controls} sets of random ones")
     check = causal_check(ckpt, store, unit, selection, top, controls, check_chars, seed)
     return Circuit(unit, selection.label, top, errors, sources, check)
 

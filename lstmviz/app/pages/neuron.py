@@ -17,7 +17,7 @@ from ...core.characters import name_of
 from ...core.errors import LstmvizError, NeuronError
 from ...core.neurons import NeuronId, parse_unit
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
-from .. import live_text
+from .. import drives, live_text
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
 from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, text_panel, view_notes
 from ..jobs import progress_bar
@@ -118,6 +118,7 @@ def _layout(catalog: Catalog) -> html.Div:
                     dcc.Interval(id="effect-poll", interval=1000, disabled=True),
                 ],
             ),
+            drives.layout(),
             html.Div(className="columns", children=[html.Div(id="contexts-high"), html.Div(id="contexts-low")]),
             html.Div(id="contexts-samples"),
         ],
@@ -275,7 +276,7 @@ class NeuronPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, LIVE, NeuronView)]
+        return [live_text.LiveText(self.catalog, LIVE, NeuronView), drives.DrivesPanel(self.catalog, NeuronView, neuron_link)]
 
     @callback(
         Output("url", "search", allow_duplicate=True),
