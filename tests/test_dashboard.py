@@ -237,7 +237,7 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     assert "GB in the cache, once" in asked and "records their h and c" in asked
     cost = app.catalog.comparisons.compare_cost(*app.catalog.comparisons.default_pair())
     assert f"about {cost / 1e9:.1f} GB" in asked and cost > 0
-    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair(), start=False) is None  # nothing started yet
+    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair()) is None  # nothing started: it asks first
     emergence = text_of(browser, "#cmp-emergence-progress", timeout=120)
     assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
     browser.find_element(By.ID, "cmp-go-record").click()
