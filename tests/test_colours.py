@@ -88,12 +88,20 @@ def test_the_default_makes_a_quote_like_cell_more_distinct_than_the_old_symmetri
     assert contrast(scale_for("L2.c.90", stats), values, unrelated) < 0.1 * measured["fixed"]
 
 
-def test_the_training_axis_shows_where_training_ends_not_its_first_steps():
+def test_the_training_axis_shows_the_whole_run_from_its_first_steps():
+    import json
+
+    from lstmviz.model.checkpoint import SHIPPED_DIR
     from lstmviz.render.figures import training_figure
 
-    history = {"step": [0, 10, 5000], "train_bpc": [7.8, 3.0, 1.0], "val_step": [250, 5000], "val_bpc": [2.0, 1.05]}
-    fig = training_figure(history, {"test bpc": 1.195, "n-gram": 1.320})
-    low, high = fig.layout.yaxis.range
-    assert low == pytest.approx(0.95 * 1.0) and high == pytest.approx(1.3 * 1.525)  # the median validation bpc is highest
+    history = json.loads((SHIPPED_DIR / "stdlib-lstm" / "history.json").read_text())
+    fig = training_figure(history, {"test bpc": 1.195, "n-gram": 1.279})
+    assert fig.layout.yaxis.type == "log"
+    low, high = (10**end for end in fig.layout.yaxis.range)  # a log axis's range is in log10 units
+    first_steps = [bpc for step, bpc in zip(history["step"], history["train_bpc"], strict=True) if step <= 700]
+    assert max(first_steps) > 7  # the run starts near log2 of the vocabulary
+    shown = [*history["train_bpc"], *history["val_bpc"], 1.195, 1.279]
+    assert low < min(shown) and max(shown) < high  # every step, and both references, in view
+    assert high < 1.1 * max(shown) and low > 0.9 * min(shown)  # and no more: the end stays readable
     positions = [a.yanchor for a in fig.layout.annotations]
     assert len(set(positions)) == 2  # the two reference labels on different sides of their lines

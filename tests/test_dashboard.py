@@ -221,11 +221,18 @@ def test_discover_bad_inputs_show_a_message(server, browser, query, message):
 
 
 def test_model_page_compares_with_the_ngram_and_paints_the_difference(server, browser, tiny_store):
-    base, _ = server
+    base, app = server
     browser.get(base + "/model")
     assert "recurrent model" in text_of(browser, "#model-bpc", until=lambda t: "n-gram" in t, timeout=120)
     WebDriverWait(browser, 30).until(lambda d: panel_label(d, "model-text-panel") == "bits saved")
     assert browser.find_elements(By.CSS_SELECTOR, "#model-curves .scatterlayer .trace")  # training curves drawn
+    # The painted text's legend: what the colours mean, and the scale's ends (+-99th percentile of |bits saved|).
+    saved = np.asarray(app.catalog.model_errors(app.catalog.default).result["advantage"], dtype=np.float64)
+    end = np.percentile(np.abs(saved[np.isfinite(saved)]), 99)
+    assert browser.find_element(By.ID, "model-legend-box").is_displayed()
+    assert text_of(browser, "#model-legend-label") == "bits saved over the n-gram:"
+    assert text_of(browser, "#model-legend-low") == f"{-end:+.2f} (the n-gram better)"
+    assert text_of(browser, "#model-legend-high") == f"{end:+.2f} (the model better)"
     assert severe_console_errors(browser) == []
 
 
@@ -237,7 +244,7 @@ def test_compare_page_shows_a_neuron_beside_its_match(server, browser, downloads
     assert "GB in the cache, once" in asked and "records their h and c" in asked
     cost = app.catalog.comparisons.compare_cost(*app.catalog.comparisons.default_pair())
     assert f"about {cost / 1e9:.1f} GB" in asked and cost > 0
-    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair(), start=False) is None  # nothing started yet
+    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair()) is None  # nothing started: it asks first
     emergence = text_of(browser, "#cmp-emergence-progress", timeout=120)
     assert "first 100,000 characters" in emergence and "GB in the cache" in emergence
     browser.find_element(By.ID, "cmp-go-record").click()
@@ -594,7 +601,7 @@ def test_the_model_page_axis_shows_where_training_ends(server, browser, tiny_sto
     bpc_text = text_of(browser, "#model-bpc", until=lambda t: "n-gram" in t, timeout=120)
     y_range = browser.execute_script("return document.querySelector('#model-curves .js-plotly-plot').layout.yaxis.range")
     bpc = float(bpc_text.split("recurrent model (recorded)")[1].split()[0])
-    assert y_range[0] < bpc < y_range[1]  # set from the references (the rule: test_the_training_axis_...)
+    assert 10 ** y_range[0] < bpc < 10 ** y_range[1]  # a log axis, in log10 units (the rule: test_the_training_axis_...)
     boxes = browser.execute_script(
         "return Array.from(document.querySelectorAll('#model-curves .annotation')).map(a => a.getBoundingClientRect())"
         ".map(r => [r.left, r.top, r.right, r.bottom]);"

@@ -18,14 +18,15 @@ import lstmviz.app
 from lstmviz.app import create_app
 from lstmviz.app.catalog import Catalog, NoModel
 from lstmviz.app.page import by_name
-from lstmviz.app.pages.compare import CompareView
+from lstmviz.app.pages.compare import ComparePage, CompareView
 from lstmviz.app.pages.generate import GenerateView
 from lstmviz.app.pages.heatmap import HeatmapView
 from lstmviz.app.pages.model import best_cells
 from lstmviz.app.pages.neuron import NeuronView, no_decoder_reading
 from lstmviz.app.pages.text import TextView
-from lstmviz.app.view_state import parse_query, url_for
+from lstmviz.app.view_state import parse_query, url_for, view_of
 from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
+from lstmviz.recording.sources import cache_root
 from lstmviz.store.writer import write_store
 
 browser, downloads = test_dashboard.browser, test_dashboard.downloads  # the fixtures: a Chromium of this module's own
@@ -359,3 +360,54 @@ def test_the_effect_panel_says_what_a_unit_off_the_decoder_is(neuron, says):
     sentence = no_decoder_reading(neuron, layers=2)
     assert sentence.startswith(says) and sentence.endswith("direct reading is for L2.h units.")
     assert no_decoder_reading("L2.h.0", layers=2, tagger=True).endswith("predicts labels, not the next character.")
+
+
+# -- nothing is recorded until the user agrees to it ----------------------------------------------
+
+
+def _cache_listing() -> list[str]:
+    root = cache_root()
+    return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+
+def _snapshots(app) -> list[str]:
+    """The names the Compare page gives the tiny model's snapshots."""
+    return [name for name, (_, path) in app.catalog.comparisons.compare_sources().items() if path.parent.name == "snapshots"]
+
+
+def test_compare_records_nothing_unasked_while_another_job_runs(server, browser):
+    """The issue's surprise: "export CKA" pressed while the Model page's n-gram job ran
+    started the comparison, and with it a recording of the snapshot, a minute later."""
+    base, app = server
+    before = _cache_listing()
+    release = threading.Event()
+    app.catalog.jobs.start("another page's long job", lambda job: release.wait(120))
+    try:
+        browser.get(base + "/compare")  # the default pair: the tiny model's first snapshot, to be recorded
+        text_of(browser, "#cmp-progress", until=lambda t: "Record and go on" in t, timeout=120)
+        text_of(browser, "#cmp-emergence-progress", until=lambda t: "Record and go on" in t, timeout=120)
+        for button, says in (("cmp-export-cka", "comparison"), ("cmp-export-emergence", "emergence plot")):
+            browser.find_element(By.ID, button).click()
+            text_of(browser, "#cmp-error", until=lambda t, says=says: t == f"The {says} is not ready yet.")
+        other = _snapshots(app)[-1]
+        browser.get(base + "/compare?" + CompareView(a=other).search().lstrip("?"))  # another A: asked again
+        text_of(browser, "#cmp-progress", until=lambda t: "Record and go on" in t and other in t, timeout=120)
+        browser.find_element(By.ID, "cmp-export-cka").click()
+        text_of(browser, "#cmp-error", until=lambda t: t == "The comparison is not ready yet.")
+    finally:
+        release.set()
+    WebDriverWait(browser, 120).until(lambda _: not app.catalog.jobs.unfinished())
+    assert _cache_listing() == before
+    assert app.catalog.comparisons.comparison(*app.catalog.comparisons.default_pair()) is None  # still waits for the click
+
+
+def test_choosing_another_model_asks_again_before_recording_it(server):
+    base, app = server
+    page = ComparePage(app.catalog)
+    first, other = _snapshots(app)
+    agreed = CompareView(a=first, record=True).search()
+    for a, b in ((other, None), (None, other)):
+        moved = view_of(CompareView, page.controls_to_url(a, b, None, None, agreed))
+        assert not moved.record and other in (moved.a, moved.b)  # its cost is shown first
+    kept = view_of(CompareView, page.controls_to_url(None, None, "L1.h.2", 40, agreed))
+    assert kept == CompareView(a=first, neuron="L1.h.2", pos=40, record=True)  # the same pair: still agreed

@@ -5,7 +5,7 @@ import pytest
 
 from lstmviz.cli.serve import open_for_dashboard
 from lstmviz.core.errors import LstmvizError
-from lstmviz.recording.sources import open_source
+from lstmviz.recording.sources import COMPARED_KINDS, NotRecorded, cache_entries, open_source, recorded
 from lstmviz.store.reader import ActivationStore
 
 
@@ -28,6 +28,24 @@ def test_a_checkpoint_is_recorded_into_the_cache_once(tiny_checkpoint, tmp_path,
     assert again.path == first.path and (again.path / "meta.json").stat().st_mtime_ns == stamp
     as_given, given_name = open_for_dashboard(str(first.path))  # a store opens as it is, by its own name
     assert as_given.path == first.path and given_name == first.name
+
+
+def test_a_recording_not_asked_for_is_only_read_from_the_cache(tiny_checkpoint, tmp_path, monkeypatch):
+    from lstmviz.model.checkpoint import load_checkpoint
+    from lstmviz.recording.one_text import OneText
+
+    monkeypatch.setenv("LSTMVIZ_CACHE", str(tmp_path / "cache"))
+    ckpt = load_checkpoint(tiny_checkpoint)
+    text = OneText.choose([ckpt], max_chars=300)
+    with pytest.raises(NotRecorded, match=r"is not recorded on this text \(300 characters\) yet"):
+        text.store_for(ckpt, record=False)
+    with pytest.raises(NotRecorded):
+        next(iter(text.snapshots(ckpt, record=False)))
+    assert cache_entries() == []  # nothing written on a miss
+    made = text.store_for(ckpt, progress=False)  # asked for: recorded once
+    assert text.store_for(ckpt, record=False).path == made.path
+    assert recorded(ckpt, text.docs, kinds=COMPARED_KINDS, record=False).path == made.path
+    assert [e.path for e in cache_entries()] == [made.path]
 
 
 def test_debug_mode_is_refused_off_loopback(tiny_store):

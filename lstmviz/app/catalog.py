@@ -24,6 +24,7 @@ from ..core.neurons import NeuronId, UnitId, parse_unit
 from ..core.runtime import MainThread
 from ..model.checkpoint import CONFIG_FILE
 from ..model.rnn import SERIES_KINDS
+from ..recording.pace import paced
 from ..recording.recorder import recorded_rows, store_bytes
 from ..render.colours import ColourScale, scale_for
 from ..store.reader import ActivationStore
@@ -207,11 +208,7 @@ class Catalog:
             ckpt = load_checkpoint(store.checkpoint["path"])
             size = store_bytes(recorded_rows(ckpt.model_config), len(store))
             note = f"recording the gates of {ckpt.name} on {len(store):,} characters (about {size / 1e9:.1f} GB, once)"
-
-            def report(done: int, total: int) -> None:
-                job.report(done / max(total, 1), note)
-
-            full = recorded(ckpt, store_documents(store), progress=False, on_progress=report)
+            full = recorded(ckpt, store_documents(store), progress=False, on_progress=paced(job.report, note))
             with self._lock:
                 self.stores[name] = full
                 self._built.pop(("neurons", name), None)

@@ -1,7 +1,11 @@
 """What the Compare page compares: the open stores, their checkpoints' snapshots and the
 shipped checkpoints, each recorded when chosen on the text of the first store (into the
 cache, once, after the page has said what it costs); comparisons and the emergence plot
-run as jobs in the dashboard's one queue."""
+run as jobs in the dashboard's one queue.
+
+Only a call with ``record=True`` (the user has agreed to the cost) records: every other
+one reads the cache, and a comparison that would have to record is not started (None).
+So a figure, an export or a poll never records on a cache miss, whichever job runs."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from pathlib import Path
 
 from ..core.errors import StoreError
 from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
+from ..recording.pace import paced
 from ..store.reader import ActivationStore
 from .jobs import Job
 
@@ -58,13 +63,14 @@ class Comparisons:
 
         return load_checkpoint(path)
 
-    def _as_store(self, name: str, job: Job, share: tuple[float, float]) -> ActivationStore:
+    def _as_store(self, name: str, job: Job, share: tuple[float, float], record: bool) -> ActivationStore:
         text = self._text()
 
-        def report(done: int, total: int) -> None:
-            job.report(share[0] + (share[1] - share[0]) * done / max(total, 1), f"recording {name} on {text.chars:,} characters")
+        def report(fraction: float, note: str) -> None:
+            job.report(share[0] + (share[1] - share[0]) * fraction, note)
 
-        return text.store_for(self._source(name), progress=False, on_progress=report)
+        on_progress = paced(report, f"recording {name} on {text.chars:,} characters")
+        return text.store_for(self._source(name), record=record, progress=False, on_progress=on_progress)
 
     def compare_cost(self, a: str, b: str) -> int:
         """Bytes the comparison of ``a`` and ``b`` will record into the cache (0: none)."""
@@ -81,40 +87,49 @@ class Comparisons:
         path = self.catalog.stores[self.catalog.default].checkpoint.get("path") or ""
         return self._text(chars).snapshots_uncached_bytes(path)
 
-    def comparison(self, a: str, b: str, start: bool = True) -> Job | None:
+    def comparison(self, a: str, b: str, *, record: bool = False) -> Job | None:
         """A against B on the first store's text (background job; ``job.result`` is a
-        :class:`~lstmviz.analysis.compare.Comparison`); with ``start=False``, None if not started."""
-        if not start:
-            return self.catalog.jobs.get(f"compare:{a}|{b}")
+        :class:`~lstmviz.analysis.compare.Comparison`): the job started or joined, or None when
+        it has not started and would record first, unless ``record`` (the user agreed)."""
+        key = f"compare:{a}|{b}"
+        job = self.catalog.jobs.get(key)
+        if job is not None and job.state != "failed":
+            return job
         sources = self.compare_sources()
         for name in (a, b):
             if name not in sources:
                 raise StoreError(f"Nothing named {name!r} to compare; choose one of {', '.join(sources)}.")
+        if not record and self.compare_cost(a, b):
+            return None
 
         def work(job: Job):
             from ..analysis.compare import compare_stores
 
-            store_a = self._as_store(a, job, (0.0, 0.4))
-            store_b = self._as_store(b, job, (0.4, 0.8))
+            store_a = self._as_store(a, job, (0.0, 0.4), record)
+            store_b = self._as_store(b, job, (0.4, 0.8), record)
             job.report(0.8, "correlating every h and c neuron of A with every one of B")
             return compare_stores(store_a, store_b)
 
-        return self.catalog.jobs.start(f"compare:{a}|{b}", work)
+        return self.catalog.jobs.start(key, work)
 
-    def emergence(self, chars: int = EMERGENCE_CHARS, start: bool = True) -> Job | None:
-        """Cells across the snapshots of the first store's checkpoint, on the first
-        ``chars`` characters of its text (background job), or None without snapshots (or,
-        with ``start=False``, when it has not been started)."""
-        text = self.catalog.stores[self.catalog.default]
-        path = Path(text.checkpoint.get("path") or "")
+    def emergence(self, chars: int = EMERGENCE_CHARS, *, record: bool = False) -> Job | None:
+        """Cells across the snapshots of the first store's checkpoint, on the first ``chars``
+        characters of its text (background job); None without snapshots, or when it has not
+        started and would record first, unless ``record`` (the user agreed)."""
         if not self.has_snapshots():
             return None
-        if not start:
-            return self.catalog.jobs.get(f"emergence:{path}")
+        path = Path(self.catalog.stores[self.catalog.default].checkpoint.get("path") or "")
+        key = f"emergence:{path}"
+        job = self.catalog.jobs.get(key)
+        if job is not None and job.state != "failed":
+            return job
+        if not record and self.emergence_cost(chars):
+            return None
 
         def work(job: Job) -> dict:
             from ..analysis.compare import emergence
 
-            return emergence(self._text(chars).snapshots(path, progress=False, on_progress=job.report)).to_json()
+            snapshots = self._text(chars).snapshots(path, record=record, progress=False, on_progress=job.report)
+            return emergence(snapshots).to_json()
 
-        return self.catalog.jobs.start(f"emergence:{path}", work)
+        return self.catalog.jobs.start(key, work)

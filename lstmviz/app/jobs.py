@@ -85,6 +85,11 @@ class Jobs:
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)
 
+    def unfinished(self) -> list[Job]:
+        """The jobs queued or running now."""
+        with self._ready:
+            return [j for j in self._jobs.values() if j.state in ("queued", "running")]
+
     def _positions(self) -> None:
         for ahead, job in enumerate(self._queue):
             job.position = ahead

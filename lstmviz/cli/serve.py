@@ -13,18 +13,17 @@ def open_for_dashboard(path: str | None, progress: bool = True) -> tuple[Activat
     and c, which every page starts on; the gates are recorded when a page asks for them. With
     the name the dashboard shows it by (a cached store's file name is a hash)."""
     from ..recording.one_text import OneText
-    from ..recording.recorder import estimate
-    from ..recording.sources import COMPARED_KINDS, open_source
+    from ..recording.sources import open_source
 
     source = open_source(path)
     if isinstance(source, ActivationStore):
         return source, source.name
     text = OneText.choose([source])
-    if text.uncached_bytes([source]):  # else cached (a whole recording serves as well)
-        plan = estimate(source, text.chars, COMPARED_KINDS)
+    size = text.uncached_bytes([source])  # 0: cached (a whole recording serves as well)
+    if size:  # the time it takes is measured as it runs: the bar below says what is left
         click.echo(
-            f"recording {source.name}'s test split once (later starts reuse it): {plan['chars']:,} characters, h and c, "
-            f"about {plan['bytes'] / 1e9:.1f} GB, about {plan['seconds']:.0f} s; gates are recorded when a page asks for them",
+            f"recording {source.name}'s test split once (later starts reuse it): {text.chars:,} characters, h and c, "
+            f"about {size / 1e9:.1f} GB, the time left measured as it goes; gates are recorded when a page asks for them",
             err=True,
         )
     return text.store_for(source, progress=progress), f"{source.name} · test split"

@@ -98,17 +98,24 @@ class OneText:
         return uncached_bytes(ckpts, self.docs, COMPARED_KINDS) if ckpts else 0
 
     def store_for(
-        self, source: Source, *, progress: bool = True, on_progress: Callable[[int, int], None] | None = None
+        self,
+        source: Source,
+        *,
+        record: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[int, int], None] | None = None,
     ) -> ActivationStore:
         """A store of ``source`` on this text: a store as it is (checked), a store of the same
         weights that holds it, or the checkpoint's h and c recorded on it (from the cache, or
-        into it once)."""
+        into it once; with ``record=False`` only from the cache, else
+        :class:`~lstmviz.recording.sources.NotRecorded`)."""
         if isinstance(source, ActivationStore):
             return self.check(source)
         held = self._holder_of(source)
         if held is not None:
             return held
-        return recorded(source, self.docs, kinds=COMPARED_KINDS, progress=progress, on_progress=on_progress)
+        options = {"record": record, "progress": progress, "on_progress": on_progress}
+        return recorded(source, self.docs, kinds=COMPARED_KINDS, **options)
 
     def stores(
         self,
@@ -130,12 +137,17 @@ class OneText:
         return out
 
     def snapshots(
-        self, ckpt: Checkpoint | str, *, progress: bool = True, on_progress: Callable[[float, str], None] | None = None
+        self,
+        ckpt: Checkpoint | str,
+        *,
+        record: bool = True,
+        progress: bool = True,
+        on_progress: Callable[[float, str], None] | None = None,
     ) -> Iterator[tuple[Checkpoint, ActivationStore]]:
         """Each snapshot of a checkpoint, then the final model, on this text (h and c, cached),
         as :func:`~lstmviz.recording.sources.snapshot_recordings`."""
         path = ckpt.path if isinstance(ckpt, Checkpoint) else ckpt
-        return snapshot_recordings(path, self.docs, progress=progress, on_progress=on_progress)
+        return snapshot_recordings(path, self.docs, record=record, progress=progress, on_progress=on_progress)
 
     def snapshots_uncached_bytes(self, ckpt: Checkpoint | str) -> int:
         """The disk :meth:`snapshots` will take in the cache (0: none)."""

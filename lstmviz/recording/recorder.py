@@ -32,6 +32,7 @@ from ..store.reader import ActivationStore
 from ..store.writer import ColumnStage, MemoryWriter, StoreWriter
 from ..text.corpus import Document, source_files
 from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
+from .pace import Pace
 
 STAGE_BYTES = 320 * 2**20  # activations collected in memory before they are written
 
@@ -96,25 +97,6 @@ def check_files_fit(ckpt: Checkpoint, paths, out: str | Path, kinds: tuple[str, 
     check_free_space(Path(out), store_bytes(recorded_rows(ckpt.model_config, kinds), size))
 
 
-def estimate(ckpt: Checkpoint, chars: int, kinds: tuple[str, ...] | None = None, lanes: int = DEFAULT_LANES) -> dict:
-    """What recording ``chars`` characters will take, before it starts: the store's size,
-    and the time from chunks of the recording's own forward pass timed here (the median of
-    three, a fraction of a second in all) with a fifth more for writing."""
-    cfg = ckpt.model_config
-    rows = recorded_rows(cfg, kinds)
-    wanted = [hook_name(layer, k) for layer in range(cfg.num_layers) for k in checked_kinds(cfg, kinds)]
-    device = next(ckpt.model.parameters()).device
-    x = torch.zeros((min(lanes, max(chars // 64, 1)), 64), dtype=torch.long, device=device)
-    ckpt.model.run_with_cache(x[:, :8], wanted)  # warm-up: first calls allocate
-    times = []
-    for _ in range(3):
-        t0 = time.perf_counter()
-        ckpt.model.run_with_cache(x, wanted)
-        times.append(time.perf_counter() - t0)
-    seconds = sorted(times)[1] / x.numel() * chars * 1.2
-    return {"chars": chars, "bytes": store_bytes(rows, chars), "seconds": seconds}
-
-
 def record_activations(
     ckpt: Checkpoint,
     docs: list[Document],
@@ -157,16 +139,27 @@ def record_activations(
 
 
 class _Progress:
-    """Characters recorded, to the progress bar and ``on_progress(done, total)``."""
+    """Characters recorded, to the progress bar (with the time left at the rate measured
+    here, :mod:`~lstmviz.recording.pace`) and ``on_progress(done, total)``."""
 
     def __init__(self, total: int, progress: bool, on_progress: Callable[[int, int], None] | None):
         self.done, self.total, self.on_progress = 0, total, on_progress  # counted here: a disabled bar counts nothing
-        self.bar = tqdm(  # smoothing=0: the ETA from the average rate so far, steady as lanes finish
-            total=total, disable=not progress, unit="char", unit_scale=True, desc="recording", dynamic_ncols=True, smoothing=0
+        self.pace = Pace(total)
+        self.bar = tqdm(  # the time left is the pace's, not tqdm's (which counts the warm-up in its rate)
+            total=total,
+            disable=not progress,
+            unit="char",
+            unit_scale=True,
+            desc="recording",
+            dynamic_ncols=True,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}, {rate_fmt}{postfix}]",
+            postfix=self.pace.left_text(),
         )
 
     def add(self, chars: int) -> None:
         self.done += chars
+        self.pace.reached(self.done)
+        self.bar.set_postfix_str(self.pace.left_text(), refresh=False)
         self.bar.update(chars)
         if self.on_progress is not None:
             self.on_progress(self.done, self.total)

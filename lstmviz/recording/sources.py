@@ -77,38 +77,64 @@ def cached_store_path(ckpt: Checkpoint, docs: list[Document], kinds: tuple[str, 
     return cache_root() / f"{ckpt.name}-{ckpt.content_hash[:12]}-{text_key(docs)}{only}.store"
 
 
+class NotRecorded(LstmvizError):
+    """A recording that was not asked for is missing from the cache: what a page reads
+    before the user has agreed to what recording it costs."""
+
+    def __init__(self, ckpt: Checkpoint, docs: list[Document]):
+        chars = sum(len(d.text) for d in docs)
+        super().__init__(
+            f"{ckpt.name} is not recorded on this text ({chars:,} characters) yet, and recording it was not asked for."
+        )
+
+
+def cached_recording(ckpt: Checkpoint, docs: list[Document], kinds: tuple[str, ...] | None = None) -> ActivationStore | None:
+    """``ckpt`` recorded on ``docs`` (the series of ``kinds``, default all) from the cache:
+    the store of every series, or the one of ``kinds``; None when neither is there. Never
+    records."""
+    kinds = recorded_kinds(ckpt, kinds)
+    whole = _cached(cached_store_path(ckpt, docs))
+    if whole is not None or kinds is None:  # every series is there already: it serves for any of them
+        return whole
+    return _cached(cached_store_path(ckpt, docs, kinds))
+
+
 def recorded(
     ckpt: Checkpoint,
     docs: list[Document],
     *,
     kinds: tuple[str, ...] | None = None,
+    record: bool = True,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ActivationStore:
     """``ckpt`` recorded on ``docs`` (the series of ``kinds``, default all), from the cache or
     recorded into it (once). Writers of the same cached store take its lock: a second one
-    waits, then opens the first one's."""
+    waits, then opens the first one's. With ``record=False`` it only reads the cache: a
+    missing store is :class:`NotRecorded`, never a recording nobody agreed to."""
     from .recorder import record_activations
 
     kinds = recorded_kinds(ckpt, kinds)
-    whole = _cached(cached_store_path(ckpt, docs)) if kinds is not None else None
-    if whole is not None:  # every series is there already: it serves for any of them
-        return whole
-    cached = cached_store_path(ckpt, docs, kinds)
-    with lock_for(cached):
-        store = _cached(cached)
-        if store is None:
-            options = {"kinds": kinds, "progress": progress, "on_progress": on_progress}
-            store = record_activations(ckpt, docs, cached, overwrite=True, **options)
+    store = cached_recording(ckpt, docs, kinds)
+    if store is None and not record:
+        raise NotRecorded(ckpt, docs)
+    if store is None:
+        cached = cached_store_path(ckpt, docs, kinds)
+        with lock_for(cached):
+            store = _cached(cached)
+            if store is None:
+                options = {"kinds": kinds, "progress": progress, "on_progress": on_progress}
+                store = record_activations(ckpt, docs, cached, overwrite=True, **options)
     if kinds is None:
         _drop_parts(ckpt, docs, store)
     return store
 
 
-def snapshot_recordings(ckpt_path, docs: list[Document], *, progress: bool = True, on_progress=None):
+def snapshot_recordings(ckpt_path, docs: list[Document], *, record: bool = True, progress: bool = True, on_progress=None):
     """Each snapshot of a checkpoint, then the final model, recorded (h and c) on ``docs``
     (cached: a second run reads them): yields (checkpoint, store), each recorded only when
-    asked for. ``on_progress(fraction, message)`` follows the recordings."""
+    asked for (with ``record=False``, only read from the cache: :class:`NotRecorded` when
+    one is missing). ``on_progress(fraction, message)`` follows the recordings."""
     final = load_checkpoint(ckpt_path)
     paths = [*final.snapshots(), final.path]
     if len(paths) < 2:
@@ -120,7 +146,8 @@ def snapshot_recordings(ckpt_path, docs: list[Document], *, progress: bool = Tru
             if on_progress is not None:
                 on_progress((k + done / max(total, 1)) / len(paths), f"recording {name} ({k + 1} of {len(paths)})")
 
-        yield ckpt, recorded(ckpt, docs, kinds=COMPARED_KINDS, progress=progress, on_progress=report)
+        options = {"record": record, "progress": progress, "on_progress": report}
+        yield ckpt, recorded(ckpt, docs, kinds=COMPARED_KINDS, **options)
 
 
 def _cached(path: Path) -> ActivationStore | None:

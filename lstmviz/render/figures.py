@@ -287,7 +287,8 @@ def training_figure(history: dict, reference: dict[str, float] | None = None) ->
     fig.update_layout(
         title="Training curves",
         xaxis_title="step",
-        yaxis_title="bits per character",
+        yaxis_title="bits per character (log scale)",
+        yaxis_type="log",
         yaxis_range=_bpc_range(history, list((reference or {}).values())),
         height=360,
         margin={"l": 60, "r": 20, "t": 50, "b": 50},
@@ -297,13 +298,13 @@ def training_figure(history: dict, reference: dict[str, float] | None = None) ->
 
 
 def _bpc_range(history: dict, references: list[float]) -> list[float] | None:
-    """The y range that shows where training ends up, not its first steps at ~8 bits: from
-    just under the lowest value to 30% over the highest reference or median validation bpc."""
-    late = [*references, *([float(np.median(history["val_bpc"]))] if history.get("val_bpc") else [])]
-    if not late:
+    """The log y range (log10 units, as plotly takes it) that shows the whole run, from its
+    first steps at ~8 bits to where it ends up beside the references: a log axis keeps the
+    differences near the end readable with the start in view."""
+    values = [v for v in (*references, *history.get("val_bpc", []), *history.get("train_bpc", [])) if np.isfinite(v) and v > 0]
+    if not values:
         return None
-    low = min([*late, *history.get("val_bpc", []), *history.get("train_bpc", [])])
-    return [0.95 * low, 1.3 * max(late)]
+    return [float(np.log10(0.95 * min(values))), float(np.log10(1.05 * max(values)))]
 
 
 def cka_figure(cka: np.ndarray, layers_a: list[int], layers_b: list[int], name_a: str, name_b: str) -> go.Figure:

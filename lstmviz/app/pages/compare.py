@@ -151,8 +151,8 @@ def _neuron_payload(store, neuron: str, start: int) -> dict:
 def _figure(catalog: Catalog, search: str | None, which: str):
     a, b = view_of(CompareView, search).pair(catalog)
     if which == "cka":
-        job = catalog.comparisons.comparison(a, b)
-        if job.state != "done":
+        job = catalog.comparisons.comparison(a, b)  # read only: an export never records
+        if job is None or job.state != "done":
             raise LstmvizError("The comparison is not ready yet.")
         c = job.result
         return cka_figure(c.cka, c.layers_a, c.layers_b, a, b), f"cka-{a}-vs-{b}"
@@ -225,12 +225,13 @@ class ComparePage(Page):
     def controls_to_url(self, a, b, neuron, pos, search):
         view = view_of(CompareView, search)
         shown_a, shown_b = view.pair(self.catalog)
+        # Another model has its own neurons, and its own cost to agree to before it is recorded.
         if a and a != shown_a:
-            view = view.replace(a=a, neuron=None)  # another model: its own neurons
+            view = view.replace(a=a, neuron=None, record=False)
         elif neuron and neuron != view.neuron:
             view = view.replace(neuron=neuron)
         if b and b != shown_b:
-            view = view.replace(b=b)
+            view = view.replace(b=b, record=False)
         if pos is not None:
             view = view.replace(pos=int(pos))
         return url_for(view, search)
@@ -268,12 +269,11 @@ class ComparePage(Page):
         try:
             view = asked.resolve(self.catalog)
             pickers = {"message": None, "a_options": names, "a": view.a, "b_options": names, "b": view.b, "drawn_style": HIDDEN}
-            if comparisons.comparison(view.a, view.b, start=False) is None and not view.record:
-                cost = comparisons.compare_cost(view.a, view.b) if view.a in names and view.b in names else 0
-                if cost:
-                    what = f"Comparing {view.a} with {view.b} first records their h and c on the text"
-                    return {**pickers, "progress": _ask_to_record(what, cost, asked, "record"), "poll_off": True}
-            job = comparisons.comparison(view.a, view.b)
+            job = comparisons.comparison(view.a, view.b, record=view.record)
+            if job is None:  # it would record first: say what that costs, and wait for the click
+                what = f"Comparing {view.a} with {view.b} first records their h and c on the text"
+                cost = comparisons.compare_cost(view.a, view.b)
+                return {**pickers, "progress": _ask_to_record(what, cost, asked, "record"), "poll_off": True}
         except LstmvizError as exc:
             return {"message": message(exc)}
         if job.state in ("queued", "running"):
@@ -304,14 +304,12 @@ class ComparePage(Page):
         if not self.catalog.has_model(first):
             missing = NoModel(first, "follow its cells through training snapshots")
             return {"progress": message(missing), "figure": EMPTY_FIGURE, "poll_off": True}
-        if not view.emergence and comparisons.has_snapshots() and comparisons.emergence(start=False) is None:
-            cost = comparisons.emergence_cost()
-            if cost:
-                what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
-                return {"progress": _ask_to_record(what, cost, view, "emergence"), "poll_off": True}
-        job = comparisons.emergence()
-        if job is None:
+        if not comparisons.has_snapshots():
             return {"progress": message("This model has no snapshots.", hint=True), "figure_style": HIDDEN, "poll_off": True}
+        job = comparisons.emergence(record=view.emergence)
+        if job is None:  # it would record first: say what that costs, and wait for the click
+            what = "Following the cells through the snapshots records each one's h and c on the first 100,000 characters"
+            return {"progress": _ask_to_record(what, comparisons.emergence_cost(), view, "emergence"), "poll_off": True}
         if job.state in ("queued", "running"):
             return {"progress": progress_bar(job), "poll_off": False}
         if job.state == "failed":

@@ -23,7 +23,7 @@ from ...model.checkpoint import HISTORY_FILE
 from ...render.colours import symmetric_of
 from ...render.figures import EMPTY_FIGURE, training_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import message, text_panel, view_notes
+from ..components import HIDDEN, colour_legend, legend_of, legend_outputs, message, text_panel, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
@@ -85,7 +85,8 @@ def _layout(catalog: Catalog) -> html.Div:
                                     "position ",
                                     dcc.Input(id="model-pos", type="number", min=0, debounce=True, style={"width": "10em"}),
                                 ]
-                            )
+                            ),
+                            html.Div(id="model-legend-box", style=HIDDEN, children=colour_legend("model-legend")),
                         ],
                     ),
                     *text_panel("model-text-panel", "model-hover"),
@@ -207,6 +208,8 @@ class ModelPage(Page):
             "pos": Output("model-pos", "value"),
             "checkpoint_style": Output("model-of-checkpoint", "style"),
             "cells": Output("model-cells", "children"),
+            "legend_style": Output("model-legend-box", "style"),  # shown with the painted text
+            **legend_outputs("model-legend"),
         },
         Input("url", "search"),
         Input("model-poll", "n_intervals"),
@@ -217,7 +220,8 @@ class ModelPage(Page):
         except LstmvizError as exc:
             return {"message": message(exc)}
         name, store = self.catalog.named(view.store)
-        until_done = dict.fromkeys(("progress", "bpc", "best_chars", "worst_chars", "text"))  # empty until the n-gram is done
+        # empty until the n-gram is done
+        until_done = {**dict.fromkeys(("progress", "bpc", "best_chars", "worst_chars", "text")), "legend_style": HIDDEN}
         cells = self.catalog.once(("best cells", name), lambda: best_cells(self.catalog, name))  # the page polls: build once
         if not self.catalog.has_model(name):
             missing = NoModel(name, "draw its training curves or compare its model with the n-gram baseline")
@@ -248,4 +252,16 @@ class ModelPage(Page):
             "best_chars": _char_table(table[:SHOWN_CHARS], "Where the model beats the n-gram most"),
             "worst_chars": _char_table(table[::-1][:SHOWN_CHARS], "Where the n-gram does better"),
             "text": values_payload(store, advantage[view.pos : stop], "bits saved", view.pos, scale),
+            **_legend(scale),
         }
+
+
+def _legend(scale) -> dict:
+    """The painted text's legend: the scale's ends, each with the side it means."""
+    legend = legend_of(scale)
+    return {
+        **legend,
+        "legend_low": f"{legend['legend_low']} (the n-gram better)",
+        "legend_high": f"{legend['legend_high']} (the model better)",
+        "legend_style": {},
+    }
