@@ -103,6 +103,9 @@ def test_a_unit_s_page_paints_its_values_with_its_contexts_and_histogram(units_s
     assert max(high) == pytest.approx(expected.max(), abs=2e-2)  # its strongest character, as numpy finds it
     assert text_of(browser, "#histogram .gtitle").startswith(f"{unit}: density")
     assert text_of(browser, "#neuron-error", until=lambda t: True) == ""
+    effect = text_of(browser, "#effect-ablation", until=lambda t: "Effect panel" in t)
+    what = "a probe direction" if "~" in unit else "a dictionary feature"
+    assert f"{unit} is {what}" in effect and f"lstmviz ablate CHECKPOINT --neurons {unit} --store" in effect
     assert severe_console_errors(browser) == []
 
 
