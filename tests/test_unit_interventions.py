@@ -141,6 +141,8 @@ def test_lstmviz_sample_removes_and_holds_features_as_the_neuron_they_add_up_to(
     assert by_features["text"] != plain["text"]  # clamping the cell changed what was written
     refused = CliRunner().invoke(main, [*args, "--ablate", "L1.c#5"])
     assert refused.exit_code == 2 and "give --store" in refused.output
+    counted = CliRunner().invoke(main, [*args, "--ablate", "L1.c#5", "--line-lengths", "2", "--store", str(store.path)])
+    assert counted.exit_code == 2 and "--line-lengths holds neurons only" in counted.output
 
 
 def test_edits_of_several_groups_of_rows_each_follow_their_own(tiny_checkpoint):

@@ -113,8 +113,20 @@ def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, se
 @click.option("--temperature", default=1.0, show_default=True, help="Below 1: surer and more repetitive; above 1: wilder.")
 @click.option("--top-k", type=int, default=None, help="Draw only among the K likeliest characters.")
 @click.option("--seed", default=0, show_default=True, help="The same seed gives the same text.")
-@click.option("--clamp", "clamps", multiple=True, metavar="ID=VALUE", help="Hold a neuron at VALUE throughout (repeatable).")
-@click.option("--ablate", "ablates", multiple=True, metavar="ID", help="Hold a neuron at 0 throughout (repeatable).")
+@click.option(
+    "--clamp",
+    "clamps",
+    multiple=True,
+    metavar="ID=VALUE",
+    help="Hold a neuron, or a dictionary feature (L1.c#17, with --store), at VALUE throughout (repeatable).",
+)
+@click.option(
+    "--ablate",
+    "ablates",
+    multiple=True,
+    metavar="ID",
+    help="Hold a neuron at 0, or remove a dictionary feature (with --store), throughout (repeatable).",
+)
 @click.option("--color", default=None, metavar="ID", help="Colour the output by this neuron (default: the first held one).")
 @click.option(
     "--line-lengths",
@@ -127,7 +139,7 @@ def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, se
 )
 @click.option("--steer", "steers", multiple=True, metavar="DIRECTION=ALPHA", help="Add ALPHA times a direction throughout.")
 @click.option("--project-out", "removed", multiple=True, metavar="DIRECTION", help="Remove a direction throughout.")
-@click.option("--store", "store_path", default=None, help="The store whose directions --steer and --project-out name.")
+@click.option("--store", "store_path", default=None, help="The store that keeps the directions and dictionary features named.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def sample(
     checkpoint, prime, length, temperature, top_k, seed, clamps, ablates, color, seeds, steers, removed, store_path, as_json
@@ -145,6 +157,10 @@ def sample(
     ablate = [n for item in ablates for n in parse_neurons(item)]
     ckpt = load_checkpoint(checkpoint)
     if seeds is not None:
+        if held or removed_features:
+            from ..core.errors import LstmvizError
+
+            raise LstmvizError("--line-lengths holds neurons only; sample with a dictionary feature held without it.")
         _line_lengths(ckpt, prime, length, temperature, top_k, range(seed, seed + seeds), clamp, ablate, as_json)
         return
     hooks = _direction_hooks(ckpt, steers, removed, store_path) if steers or removed else []
