@@ -1,7 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver).
 These tests never skip: without the browser they fail, as CI must notice."""
 
-import base64
 import socket
 import threading
 import time
@@ -675,43 +674,6 @@ def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_ch
     finally:
         go_on.set()
         srv.close()
-
-
-def test_a_direction_and_a_dictionary_feature_are_painted_as_a_neuron_is(tmp_path):
-    """``/?neuron=L1.c~planted`` and ``/?neuron=L1.c#1`` paint the unit's values (the series
-    projected on the direction; the feature's activation), checked against numpy."""
-    import torch
-
-    from lstmviz.bench.loadtest import DashClient
-    from lstmviz.model.sparse_dictionary import SparseDictionary
-    from lstmviz.store.dictionary_format import dictionary_path, save_dictionary
-    from lstmviz.store.units import save_direction
-    from lstmviz.store.writer import write_store
-
-    text = "def f(x):\n    return 'x'  # the same\n" * 5
-    rng = np.random.default_rng(0)
-    c = rng.normal(size=(4, len(text)))
-    store = write_store(tmp_path / "own.store", text, [("own.py", 0, len(text))], {(1, "c"): c}, vocab=sorted(set(text)))
-    d = save_direction(store, "L1.c~planted", [1.0, 0.0, 0.0, 1.0])
-    eye = torch.eye(4)
-    features = SparseDictionary(torch.cat([eye, -eye], 1), torch.zeros(8), torch.cat([eye, -eye]), torch.zeros(4), 2, "L1.c")
-    save_dictionary(features, dictionary_path(store, "L1.c", 8, 2), store)
-    stored = np.asarray(store.series_block(1, "c"), dtype=np.float64)
-    top2 = np.sort(np.abs(stored), axis=0)[-2]  # the feature +e_1 is active where c_1 > 0 is among the two largest |c|
-    expected = {
-        str(d): (stored[0] + stored[3]) / np.sqrt(2),
-        "L1.c#1": np.where((stored[1] > 0) & (stored[1] >= top2), stored[1], 0),
-    }
-    server = create_app([store]).server.test_client()
-    calls = DashClient("http://127.0.0.1:9", server.get("/_dash-dependencies").get_json())
-    for unit, values in expected.items():
-        inputs = {"url.search": f"?neuron={unit.replace('#', '%23')}&pos=0", "url.pathname": "/"}
-        answer = server.post("/_dash-update-component", data=calls.body("text-data", inputs), content_type="application/json")
-        assert answer.status_code == 200, answer.text
-        data = answer.get_json()["response"]["text-data"]["data"]
-        assert data["label"] == unit
-        painted = np.frombuffer(base64.b64decode(data["values"]), dtype="<f4")  # as the painter reads them
-        np.testing.assert_allclose(painted[:50], values[:50], atol=2e-2)
 
 
 def test_discover_lists_the_probe_directions_beside_the_best_neuron(tiny_store):

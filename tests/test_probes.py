@@ -303,7 +303,7 @@ def test_lstmviz_ablate_takes_a_direction_from_a_store(tiny_checkpoint, tiny_sto
         refused = CliRunner().invoke(main, [*args, *extra])
         assert refused.exit_code == 2 and message in refused.output
     mixed = CliRunner().invoke(main, ["ablate", str(tiny_checkpoint), "--neurons", "L1.c.1,L1.c~in_string"])
-    assert mixed.exit_code == 2 and "not both" in mixed.output
+    assert mixed.exit_code == 2 and "not a mix" in mixed.output
 
 
 def test_a_direction_is_exported_in_a_heatmap_beside_a_neuron(tmp_path):

@@ -20,14 +20,16 @@ import torch
 
 from ..core.characters import name_of, one_line
 from ..core.errors import CorpusError, LstmvizError
-from ..core.neurons import DirectionId, NeuronId, UnitId, parse_neurons, parse_units
+from ..core.neurons import DirectionId, FeatureId, NeuronId, UnitId, parse_neurons, parse_units
 from ..core.options import CONTROLS, TOP
 from ..model.checkpoint import Checkpoint
 from ..model.hooks import HookCall, reader
-from ..model.interventions import AlongDirection, Mode, Replace, constant
+from ..model.interventions import AlongDirection, Mode, Replace, constant, edit_features
+from ..model.sparse_dictionary import SparseDictionary
 from ..store.cache import cached, read_cached
+from ..store.dictionary_format import load_dictionary
 from ..store.format import DEFAULT_LANES
-from ..store.units import direction_vector
+from ..store.units import BLOCK_CHARS, dictionary_of, direction_vector, series_block_of
 from ..text.corpus import Document
 from ..text.features import BINARY, compute_features
 from ..text.lanes import Chunk, LaidText, limit_chars, logp_of_next
@@ -49,6 +51,7 @@ class Ablation:
     base_logp: np.ndarray  # [chars] natural log, NaN where nothing is predicted
     ablated_logp: np.ndarray  # [1 + controls, chars]
     features: dict[str, np.ndarray]  # binary tracks over the text (``BINARY`` and :func:`line_end_tracks`)
+    controls_drawn: str = "random sets of as many units of the same series"  # how the controls were drawn, in words
 
     @property
     def scored(self) -> np.ndarray:
@@ -79,6 +82,7 @@ class Ablation:
                 "ablated_bpc_mean": _round(controls.mean()) if len(controls) else None,
                 "ablated_bpc_sd": _round(controls.std(ddof=1)) if len(controls) > 1 else None,
                 "as_large": int((controls >= ablated[0]).sum()),  # controls losing as much or more
+                "drawn": self.controls_drawn,
                 "neurons": [[str(n) for n in s] for s in self.control_sets],
             },
             "top_chars": self._top_chars(lost, predicted, top),
@@ -96,6 +100,7 @@ class Ablation:
                 f"({control['as_large']} of {control['sets']} lose as much)"
             )
         lines = [f"{', '.join(data['neurons'])} set to {data['mode']}, on {data['chars']:,} predicted characters", line]
+        lines += [f"controls: {control['drawn']}"] if control["sets"] else []
         lines += ["", "bits lost per predicted character, inside and outside each feature (controls: mean +- sd)"]
         lines.append(f"  {'feature':<14}{'chars in':>9}{'inside':>9}  {'controls':>18}{'outside':>9}  {'controls':>18}")
         for name, f in data["by_feature"].items():
@@ -206,19 +211,24 @@ def control_sets(model, neurons: list[NeuronId], count: int, seed: int = 0) -> l
     return out
 
 
-def ablation_targets(ckpt: Checkpoint, neurons) -> list[NeuronId] | list[DirectionId]:
-    """The neurons (or directions, one a series) to replace, each checked against the model
-    (and the model checked to predict the next character), so a bad one is refused before
-    any text is read."""
+def ablation_targets(ckpt: Checkpoint, neurons) -> list[NeuronId] | list[DirectionId] | list[FeatureId]:
+    """The neurons (or directions, one a series; or features of one series' dictionary) to
+    replace, each checked against the model (and the model checked to predict the next
+    character), so a bad one is refused before any text is read."""
     ckpt.model.require_next_character("be ablated (ablation counts the bits lost on the next character)")
     units = parse_units(neurons)
     if all(isinstance(u, NeuronId) for u in units):
         return [ckpt.model.check_neuron(n) for n in parse_neurons(neurons)]
-    if not all(isinstance(u, DirectionId) for u in units):
-        raise LstmvizError("Ablate neurons or directions (e.g. L2.c~in_string) in one run, not both, nor dictionary features.")
+    kinds = {type(u) for u in units}
+    if len(kinds) > 1:
+        raise LstmvizError(
+            "Ablate neurons, directions (e.g. L2.c~in_string) or dictionary features (e.g. L1.c#17) in one run, not a mix."
+        )
     series = [u.series for u in units]
-    if len(set(series)) < len(series):
+    if kinds == {DirectionId} and len(set(series)) < len(series):
         raise LstmvizError(f"Ablate one direction a series at a time; {', '.join(map(str, units))} share one.")
+    if kinds == {FeatureId} and len(set(series)) > 1:
+        raise LstmvizError(f"Ablate the features of one series' dictionary at a time, not of {', '.join(sorted(set(series)))}.")
     for u in units:
         ckpt.model.check_neuron(NeuronId(u.layer, u.kind, 0, u.reverse))  # the model has its series
     return units
@@ -232,19 +242,100 @@ def direction_vectors(store, ckpt: Checkpoint, directions: list[DirectionId]) ->
     return {d: direction_vector(store, d) for d in directions}
 
 
-def control_directions(units: int, directions: list[DirectionId], count: int, seed: int = 0):
-    """``count`` sets of random directions shaped like ``directions`` (one unit vector, drawn
-    uniformly on the sphere, in each of their series): the sets, named ``L2.c~random1``..., and
-    their vectors."""
+def feature_dictionary(store, ckpt: Checkpoint, features: list[FeatureId]) -> SparseDictionary:
+    """The dictionary ``store`` keeps for the features' series (``lstmviz dictionary`` saved
+    it), the store checked to be a recording of ``ckpt``'s model."""
+    if store.checkpoint.get("content_hash") != ckpt.content_hash:
+        raise LstmvizError(f"The store {store.path} was recorded from another model than {ckpt.name}; use a recording of it.")
+    dictionary = load_dictionary(dictionary_of(store, features[0]), store)
+    for f in features:
+        if not 0 <= f.feature < dictionary.size:
+            raise LstmvizError(f"No feature {f}: the dictionary of {f.series} has features 0-{dictionary.size - 1}.")
+    return dictionary
+
+
+def control_features(size: int, features: list[FeatureId], count: int, seed: int = 0) -> list[list[FeatureId]]:
+    """``count`` sets of as many other features of the same dictionary (``size`` features),
+    drawn at random: a feature's controls are features, as a neuron's are neurons."""
     rng = np.random.default_rng(seed)
-    sets, vectors = [], {}
+    chosen = sorted({f.feature for f in features})
+    if count and size - len(chosen) < len(chosen):
+        raise LstmvizError(f"The dictionary has {size} features: too few to draw {len(chosen)} others for a control.")
+    pool, f = np.setdiff1d(np.arange(size), chosen), features[0]
+    return [
+        [FeatureId(f.layer, f.kind, int(k), f.reverse) for k in sorted(rng.choice(pool, len(chosen), replace=False))]
+        for _ in range(count)
+    ]
+
+
+def series_covariance(store, unit: UnitId) -> np.ndarray:
+    """The covariance of the series ``unit`` lives on over the whole store ([units, units]
+    float64), computed once in blocks of characters and kept in the store directory."""
+    block = series_block_of(store, unit)
+
+    def compute() -> dict:
+        total, products = np.zeros(block.shape[0]), np.zeros((block.shape[0],) * 2)
+        for a in range(0, block.shape[1], BLOCK_CHARS):
+            x = np.asarray(block[:, a : a + BLOCK_CHARS], dtype=np.float32)
+            total += x.sum(1, dtype=np.float64)
+            products += (x @ x.T).astype(np.float64)
+        mean = total / block.shape[1]
+        return {"covariance": products / block.shape[1] - np.outer(mean, mean)}
+
+    return cached(store, f"covariance-{unit.series}-v1.npz", compute)["covariance"]
+
+
+def matched_direction(covariance: np.ndarray, variance: float, rng: np.random.Generator) -> np.ndarray:
+    """A random unit vector u whose projection has ``variance`` (u' C u, C = ``covariance``):
+    u ~ C^(-a/2) g with g Gaussian, the power a found by bisection. In C's eigenbasis u' C u
+    is the mean eigenvalue weighted by lambda^-a g^2, which falls as a grows (from the
+    largest eigenvalue to the smallest), so one a fits any variance between them: a = 0 is a
+    uniform direction, a > 0 leans to the quiet axes, as a probe's direction does."""
+    lam, basis = np.linalg.eigh(covariance)
+    lam = np.maximum(lam, lam[-1] * 1e-12)
+    g, log_lam = rng.normal(size=len(lam)), np.log(lam)
+    variance = float(np.clip(variance, lam[0], lam[-1]))
+
+    def weights(a: float) -> np.ndarray:
+        log_w = -a * log_lam + np.log(g * g + 1e-300)
+        return np.exp(log_w - log_w.max())
+
+    low, high = -1e3, 1e3
+    for _ in range(200):
+        a = (low + high) / 2
+        w = weights(a)
+        low, high = (a, high) if w @ lam / w.sum() > variance else (low, a)
+    u = basis @ (np.sqrt(weights((low + high) / 2)) * np.sign(g))
+    return (u / np.linalg.norm(u)).astype(np.float32)
+
+
+MATCHED = (
+    "random directions of the same series, each drawn so its projection has the same variance over the store as the direction's"
+)
+UNMATCHED = "random unit vectors of the same series (not matched in variance: no store given)"
+
+
+def control_directions(
+    units: int, directions: list[DirectionId], count: int, seed: int = 0, vectors: dict | None = None, covariances=None
+):
+    """``count`` sets of random directions shaped like ``directions`` (one unit vector in each
+    of their series), named ``L2.c~random1``...: with ``covariances`` ({series: covariance over
+    the store}) and the directions' ``vectors``, each drawn with the variance of its direction's
+    projection (:func:`matched_direction`); without, uniformly on the sphere. Returns the
+    sets, their vectors, and how they were drawn, in words."""
+    rng = np.random.default_rng(seed)
+    sets, out = [], {}
     for k in range(1, count + 1):
         chosen = [DirectionId(d.layer, d.kind, f"random{k}", d.reverse) for d in directions]
-        for c in chosen:
-            v = rng.normal(size=units)
-            vectors[c] = (v / np.linalg.norm(v)).astype(np.float32)
+        for d, c in zip(directions, chosen, strict=True):
+            if covariances is not None:
+                cov, v = covariances[d.series], np.asarray(vectors[d], dtype=np.float64)
+                out[c] = matched_direction(cov, float(v @ cov @ v), rng)
+            else:
+                v = rng.normal(size=units)
+                out[c] = (v / np.linalg.norm(v)).astype(np.float32)
         sets.append(chosen)
-    return sets, vectors
+    return sets, out, MATCHED if covariances is not None else UNMATCHED
 
 
 def ablate(
@@ -258,12 +349,17 @@ def ablate(
     chunk_len: int = 64,
     on_progress: Callable[[int, int], None] | None = None,
     vectors: dict | None = None,
+    dictionary: SparseDictionary | None = None,
+    covariances: dict[str, np.ndarray] | None = None,
 ) -> Ablation:
     """Teacher-forced ablation of ``neurons`` over ``docs`` (each from a zero state), with
     ``controls`` random sets alike; ``on_progress(done, total)`` counts characters of both passes.
     Directions (``L2.c~in_string``) have their projection replaced (zero: projected out; mean:
     set to its mean over the text; clamp), beside random directions of the same series;
-    ``vectors`` gives their unit vectors ({id: [units]}, ``store.units.direction_vector``)."""
+    ``vectors`` gives their unit vectors ({id: [units]}, ``store.units.direction_vector``) and
+    ``covariances`` ({series: :func:`series_covariance`}) matches the random directions'
+    projections in variance to theirs. Dictionary features (``L1.c#17``, of ``dictionary``) are removed from the series (zero) or
+    held at a value (clamp) through ``interventions.edit_features``, beside random features."""
     model = ckpt.model
     targets = ablation_targets(ckpt, neurons)
     mode = mode if isinstance(mode, Mode) else Mode.parse(mode)
@@ -272,24 +368,40 @@ def ablate(
     laid = LaidText.of(docs, ckpt.vocab, lanes) if docs else None
     if laid is None or (laid.next_ids >= 0).sum() == 0:
         raise CorpusError("The text has no character to predict (each document needs two or more).")
-    if isinstance(targets[0], DirectionId):
-        missing = [str(d) for d in targets if d not in (vectors or {})]
-        if missing:
-            raise LstmvizError(f"No vector given for {', '.join(missing)}; read it from the store lstmviz probe kept it in.")
-        controls_sets, random_vectors = control_directions(model.config.hidden_size, targets, controls, seed)
-        sets, vectors = [targets, *controls_sets], {**vectors, **random_vectors}
-    else:
-        sets = [targets, *control_sets(model, targets, controls, seed)]
+    sets, vectors, drawn = _control_sets(model, targets, controls, seed, vectors, dictionary, covariances)
+    if isinstance(targets[0], FeatureId) and mode.name == "mean":
+        raise LstmvizError("A dictionary feature is ablated with --mode zero (removed) or clamp=VALUE (held), not mean.")
     total = 2 * len(laid.text)
     report = (lambda done: on_progress(done, total)) if on_progress else (lambda done: None)
 
     base_logp, means = _baseline(model, laid, sets, mode, chunk_len, report)
     values = {name: (means[name] if mode.name == "mean" else mode.value) for name in _replaced_points(sets)}
-    edits = _direction_edits(sets, vectors, mode, means) if vectors else _neuron_edits(sets, values, model.config.hidden_size)
+    if isinstance(targets[0], FeatureId):
+        edits = _feature_edits(sets, dictionary, mode)
+    else:
+        edits = _direction_edits(sets, vectors, mode, means) if vectors else _neuron_edits(sets, values, model.config.hidden_size)
     ablated_logp = _ablated(model, laid, sets, edits, chunk_len, lambda done: report(len(laid.text) + done))
     feats = compute_features(laid.text, laid.documents(docs), names=[*BINARY, "to_eol"])
     tracks = {n: feats[n] for n in BINARY} | line_end_tracks(laid.text, feats["to_eol"])
-    return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, tracks)
+    return Ablation(targets, mode, sets[1:], laid.text, base_logp, ablated_logp, tracks, drawn)
+
+
+def _control_sets(model, targets, controls: int, seed: int, vectors, dictionary, covariances):
+    """[targets, *control sets], for directions every set's unit vectors, and how the
+    controls were drawn, in words."""
+    if isinstance(targets[0], DirectionId):
+        missing = [str(d) for d in targets if d not in (vectors or {})]
+        if missing:
+            raise LstmvizError(f"No vector given for {', '.join(missing)}; read it from the store lstmviz probe kept it in.")
+        units = model.config.hidden_size
+        controls_sets, random_vectors, drawn = control_directions(units, targets, controls, seed, vectors, covariances)
+        return [targets, *controls_sets], {**vectors, **random_vectors}, drawn
+    if isinstance(targets[0], FeatureId):
+        if dictionary is None or dictionary.series != targets[0].series:
+            raise LstmvizError(f"No dictionary of {targets[0].series} given; read it from the store lstmviz dictionary kept.")
+        drawn = "random sets of as many other features of the same dictionary"
+        return [targets, *control_features(dictionary.size, targets, controls, seed)], None, drawn
+    return [targets, *control_sets(model, targets, controls, seed)], None, Ablation.controls_drawn
 
 
 def _replaced_points(sets: list[list[UnitId]]) -> list[str]:
@@ -363,6 +475,18 @@ def _direction_edits(sets: list[list[DirectionId]], vectors: dict, mode: Mode, m
             name: [AlongDirection(d.repeat_interleave(n, 0), how, targets[name].repeat_interleave(n, 0))]
             for name, d in stacked.items()
         }
+
+    return edits
+
+
+def _feature_edits(sets: list[list[FeatureId]], dictionary: SparseDictionary, mode: Mode) -> Edits:
+    """Each set's features of ``dictionary`` removed (zero) or held at ``mode.value``, each
+    set on its own copy of the batch (``interventions.edit_features`` with one group a set)."""
+    groups = [{f.feature: mode.value for f in s} for s in sets]
+    hooks = edit_features(dictionary, groups)
+
+    def edits(rows: np.ndarray) -> dict:
+        return {name: [hook] for name, hook in hooks}
 
     return edits
 

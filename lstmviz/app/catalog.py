@@ -28,6 +28,7 @@ from ..recording.pace import paced
 from ..recording.recorder import recorded_rows, store_bytes
 from ..render.colours import ColourScale, scale_for
 from ..store.reader import ActivationStore
+from ..store.units import saved_dictionaries, saved_directions
 from .comparisons import Comparisons
 from .jobs import Job, Jobs
 from .typed_texts import TypedTexts
@@ -142,6 +143,22 @@ class Catalog:
             return options + [{"label": f"{n} (recorded when chosen)", "value": n} for n in self._unrecorded_neurons(name)]
 
         return self.once(("neurons", name), build)
+
+    def unit_options(self, name: str) -> list[dict]:
+        """:meth:`neuron_options`, then the probe directions and dictionary features kept in
+        the store (``store/units.py``), looked for at each call: ``lstmviz probe`` or
+        ``lstmviz dictionary`` may have added some since the dashboard started."""
+        store = self.store(name)
+        directions = [
+            {"label": f"direction: {d.name} ({d.series})", "value": str(d)}
+            for d, _ in sorted(saved_directions(store), key=lambda item: (item[0].name, item[0].series))
+        ]
+        features = [
+            {"label": f"feature #{k} of {series} dictionary", "value": f"{series}#{k}"}
+            for series, size in saved_dictionaries(store).items()
+            for k in range(size)
+        ]
+        return self.neuron_options(name) + directions + features
 
     def _unrecorded_neurons(self, name: str) -> list[str]:
         """The ids of the neurons the store's model has and the store lacks (its gates)."""

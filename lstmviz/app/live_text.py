@@ -14,6 +14,7 @@ from dash import Input, Output, State, dcc, html
 from ..core.errors import LstmvizError
 from ..core.neurons import NeuronId
 from ..render.figures import painted_payload
+from ..store.units import values_on
 from .catalog import Catalog
 from .components import message, text_panel
 from .page import CallbackSpec, clientside, register_callback, register_clientside
@@ -44,9 +45,9 @@ def live_payload(catalog: Catalog, name: str, neuron: str, text: str, scale: str
     if len(text) > MAX_CHARS:
         raise LstmvizError(f"The text has {len(text):,} characters; the box takes at most {MAX_CHARS:,}.")
     store = catalog.store(name)
-    n = NeuronId.parse(catalog.neuron(store, neuron))
+    n = catalog.neuron(store, neuron)
     recording, unknown = catalog.typed.recording(name, text, n.kind)
-    values = recording.neuron(n)
+    values = recording.neuron(n) if isinstance(n, NeuronId) else values_on(store, n, recording)
     payload = painted_payload(
         text, values, recording.top_ids, recording.top_probs, recording.vocab_chars, str(n), 0, catalog.scale(name, str(n), scale)
     )

@@ -272,8 +272,9 @@ class Mode:
         return f"clamp={self.value:g}" if self.name == "clamp" else self.name
 
 
-def parse_assignments(items: Iterable[str], what: str = "--clamp") -> dict[NeuronId, float]:
-    """``ID=VALUE`` items (``L2.c.90=20``; ``:`` works as well, as in URLs) -> {neuron: value}."""
+def parse_assignments(items: Iterable[str], what: str = "--clamp", parse=NeuronId.parse) -> dict[NeuronId, float]:
+    """``ID=VALUE`` items (``L2.c.90=20``; ``:`` works as well, as in URLs) -> {neuron: value};
+    ``parse``: how an id is read (``parse_unit`` for dictionary features, ``L1.c#17=5``)."""
     out = {}
     for item in items:
         for part in comma_list(item):
@@ -281,7 +282,7 @@ def parse_assignments(items: Iterable[str], what: str = "--clamp") -> dict[Neuro
             neuron, found, value = part.partition(sep)
             if not found:
                 raise LstmvizError(f"{what} takes ID=VALUE, e.g. L2.c.90=20, not {part!r}.")
-            out[NeuronId.parse(neuron)] = _number(value.strip(), f"The value for {neuron.strip()} in {what}")
+            out[parse(neuron)] = _number(value.strip(), f"The value for {neuron.strip()} in {what}")
     return out
 
 
@@ -300,28 +301,51 @@ def splice(dictionary: SparseDictionary, positions: Positions = None) -> list[tu
     return [(_series_hook(dictionary), Replace(lambda x, steps: dictionary.reconstruct(x), units, positions=positions))]
 
 
-@dataclass(frozen=True)
 class FeatureEdit:
     """Set features of a dictionary to new values inside the series it reads, keeping what
     the dictionary does not explain: x' = x + sum_k (value_k - f_k(x)) W_dec[k]. A value of
-    0 ablates feature k (x' = x - f_k(x) W_dec[k]); any other holds it there (steering)."""
+    0 ablates feature k (x' = x - f_k(x) W_dec[k]); any other holds it there (steering).
 
-    dictionary: SparseDictionary
-    values: dict[int, float]  # feature -> the value it is set to
+    ``groups``: one {feature: value} for every row, or several (as many features each), the
+    batch then split into that many equal groups of rows, each edited by its own (an
+    ablation's target set and its controls side by side in one batch)."""
+
+    def __init__(self, dictionary: SparseDictionary, groups: list[dict[int, float]]):
+        self.dictionary = dictionary
+        self.features = torch.tensor([list(g) for g in groups])  # [groups, edited]
+        self.wanted = torch.tensor([list(g.values()) for g in groups], dtype=torch.float32)  # [groups, edited]
 
     def __call__(self, x: torch.Tensor, steps: range) -> torch.Tensor:
-        features = list(self.values)
-        now = self.dictionary.encode(x)[..., features]  # [..., edited]
-        wanted = torch.tensor(list(self.values.values()), dtype=x.dtype, device=x.device)
-        return x + (wanted - now) @ self.dictionary.W_dec[features].to(x.dtype)
+        groups = len(self.features)
+        if x.shape[0] % groups:
+            raise LstmvizError(f"{groups} groups of feature edits do not divide a batch of {x.shape[0]} rows.")
+        per = x.shape[0] // groups
+        features = self.features.to(x.device).repeat_interleave(per, 0)  # [rows, edited]
+        wanted = self.wanted.to(x.device, x.dtype).repeat_interleave(per, 0)
+        f = self.dictionary.encode(x)  # [rows, ..., features]
+        shape = (x.shape[0],) + (1,) * (x.dim() - 2) + (features.shape[1],)
+        now = f.gather(-1, features.view(shape).expand(*f.shape[:-1], -1))  # [rows, ..., edited]
+        rows = self.dictionary.W_dec.to(x.device, x.dtype)[features]  # [rows, edited, units]
+        change = (wanted.view(shape) - now).unsqueeze(-1) * rows.view(*shape, x.shape[-1])
+        return x + change.sum(-2)
 
 
 def edit_features(
-    dictionary: SparseDictionary, values: dict[int, float], positions: Positions = None
+    dictionary: SparseDictionary, values: dict[int, float] | list[dict[int, float]], positions: Positions = None
 ) -> list[tuple[str, Replace]]:
     """Set the dictionary's features ``{feature: value}`` (0: ablate) in its series, through
-    the hooks (:class:`FeatureEdit`)."""
+    the hooks (:class:`FeatureEdit`); a list of such dicts edits each group of the batch's
+    rows by its own."""
     dictionary = dictionary.to("cpu")
+    groups = [values] if isinstance(values, dict) else list(values)
+    checked = [_checked_edit(dictionary, group) for group in groups]
+    if not checked or len({len(g) for g in checked}) > 1:
+        raise LstmvizError("Give each group of rows as many features to edit.")
+    edit = FeatureEdit(dictionary, checked)
+    return [(_series_hook(dictionary), Replace(edit, range(dictionary.units), positions=positions))]
+
+
+def _checked_edit(dictionary: SparseDictionary, values: dict[int, float]) -> dict[int, float]:
     checked = {}
     for feature, value in values.items():
         if not 0 <= int(feature) < dictionary.size:
@@ -331,8 +355,7 @@ def edit_features(
         checked[int(feature)] = _number(value, f"The value for feature {feature}")
     if not checked:
         raise LstmvizError("Give at least one feature to edit.")
-    edit = FeatureEdit(dictionary, checked)
-    return [(_series_hook(dictionary), Replace(edit, range(dictionary.units), positions=positions))]
+    return checked
 
 
 def ablate_features(dictionary: SparseDictionary, features, positions: Positions = None) -> list[tuple[str, Replace]]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from ..core.atomic import write_atomic
 from ..core.errors import LstmvizError, StoreError
-from ..model.sparse_dictionary import SparseDictionary
+
+if TYPE_CHECKING:  # torch loads only when a dictionary is read or written: a page listing features does not
+    from ..model.sparse_dictionary import SparseDictionary
 
 CONFIG_FILE, WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"  # SAELens's names
 SAE_LENS_FORMAT = "6.0.0"  # the SAELens config version this layout follows (its 6.x cfg.json)
@@ -69,6 +70,8 @@ def sae_config(dictionary: SparseDictionary, store, training: dict | None = None
 def save_dictionary(dictionary: SparseDictionary, path: str | Path, store, training: dict | None = None) -> Path:
     """Write ``dictionary`` (trained on ``store``) to the directory ``path``; each file whole
     or not at all. Returns the path."""
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     weights = {name: getattr(dictionary, name).detach().float().contiguous().cpu() for name in WEIGHT_NAMES}
@@ -82,6 +85,10 @@ def save_dictionary(dictionary: SparseDictionary, path: str | Path, store, train
 def load_dictionary(path: str | Path, store=None) -> SparseDictionary:
     """The dictionary saved at ``path``; with ``store``, checked to belong to its model and
     series (one sentence if not)."""
+    from safetensors.torch import load_file
+
+    from ..model.sparse_dictionary import SparseDictionary
+
     path = Path(path)
     if not (path / CONFIG_FILE).is_file() or not (path / WEIGHTS_FILE).is_file():
         raise LstmvizError(f"No dictionary at {path}: it needs {CONFIG_FILE} and {WEIGHTS_FILE}.")

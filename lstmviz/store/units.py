@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 from ..core.errors import NeuronError
 from ..core.neurons import DirectionId, FeatureId, UnitId, parse_unit
 from .cache import cached, read_cached, write_cache
+from .dictionary_format import CONFIG_FILE, WEIGHTS_FILE
 
 BLOCK_CHARS = 1 << 16  # characters read and converted to float32 at a time for a whole series
 
@@ -74,6 +76,13 @@ def unit_window(store, unit: UnitId, start: int, stop: int) -> np.ndarray:
     encoder = encoder_of(store, unit)
     block = np.asarray(series_block_of(store, unit)[:, start:stop], dtype=np.float32)
     return np.asarray(encoder.encode(block), dtype=np.float32)
+
+
+def values_on(store, unit: UnitId, recording) -> np.ndarray:
+    """``unit``, kept in ``store``, computed on ``recording`` (another recording of the same
+    model, e.g. typed text held in memory), float32 over all its characters."""
+    encoder = encoder_of(store, unit)
+    return np.asarray(encoder.encode(np.asarray(series_block_of(recording, unit), dtype=np.float32)), dtype=np.float32)
 
 
 def unit_series(store, unit: str | UnitId) -> np.ndarray:
@@ -176,24 +185,39 @@ register(DirectionId, _prepare_direction)
 # -- dictionary features ------------------------------------------------------------------------
 
 
+def _dictionaries(store, series: str = "*") -> list[Path]:
+    """The folders of the dictionaries kept in the store directory for ``series`` (every
+    series: ``*``), saved first to saved last."""
+    if getattr(store, "in_memory", False):
+        return []
+    folders = [p for p in (Path(store.path) / "dictionaries").glob(f"{series}-*") if (p / WEIGHTS_FILE).is_file()]
+    return sorted(folders, key=lambda p: (p / WEIGHTS_FILE).stat().st_mtime)
+
+
 def dictionary_of(store, feature: FeatureId) -> Path:
     """The folder of the dictionary of ``feature``'s series kept in the store directory
     (``lstmviz dictionary`` saves it there); of several, the one saved last."""
-    from .dictionary_format import WEIGHTS_FILE  # torch loads only when a feature is read
-
-    folders = sorted(
-        (p for p in (Path(store.path) / "dictionaries").glob(f"{feature.series}-*") if (p / WEIGHTS_FILE).is_file()),
-        key=lambda p: (p / WEIGHTS_FILE).stat().st_mtime,
-    )
-    if getattr(store, "in_memory", False) or not folders:
+    folders = _dictionaries(store, feature.series)
+    if not folders:
         raise NeuronError(f"No dictionary of {feature.series} in this store; lstmviz dictionary trains one.")
     return folders[-1]
 
 
+def saved_dictionaries(store) -> dict[str, int]:
+    """{series: features} of the dictionaries the store's units read (for each series, the
+    one saved last), from their cfg.json alone (no weights are read)."""
+    out = {}
+    for folder in _dictionaries(store):
+        try:
+            cfg = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+            out[str(parse_unit(f"{cfg['metadata']['lstmviz_series']}#0").series)] = int(cfg["d_sae"])
+        except (OSError, ValueError, KeyError, TypeError, NeuronError):
+            continue  # a damaged one says so when its features are read
+    return out
+
+
 def _prepare_feature(store, feature: FeatureId) -> Encoder:
     import torch
-
-    from .dictionary_format import WEIGHTS_FILE
 
     folder = dictionary_of(store, feature)
     dictionary = _dictionary_at(store, str(folder), (folder / WEIGHTS_FILE).stat().st_mtime_ns)

@@ -16,7 +16,7 @@ import numpy as np
 from dash import Input, Output, State, ctx, dcc, html
 
 from ...core.errors import LstmvizError
-from ...core.neurons import NeuronId
+from ...core.neurons import DirectionId, NeuronId, parse_unit
 from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
@@ -176,7 +176,14 @@ def _drawn(c, view: CompareView) -> dict:
     """A finished comparison ``c`` as the page draws it: the neuron of A the view names beside
     its best match in B, from the view's position; the CKA, the features, the loss."""
     best_string = c.features.get("in_string", {}).get("a", {}).get("neuron")
-    neuron = str(NeuronId.parse(view.neuron or best_string or c.ids_a[0]))
+    unit = parse_unit(view.neuron or best_string or c.ids_a[0])
+    if not isinstance(unit, NeuronId):
+        raise LstmvizError(
+            f"Compare matches each neuron of A with B's neurons, and {unit} is not a neuron but "
+            f"{'a probe direction' if isinstance(unit, DirectionId) else 'a dictionary feature'} "
+            "kept in one store: choose a neuron of A, and open the unit on its own page."
+        )
+    neuron = str(unit)
     if neuron not in c.ids_a:
         raise LstmvizError(f"{neuron} is not an h or c neuron of A ({view.a}).")
     pos = int(np.clip(view.pos, 0, max(len(c.a) - 1, 0)))

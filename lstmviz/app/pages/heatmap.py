@@ -133,7 +133,7 @@ class HeatmapPage(Page):
         return {
             "figure": figure,
             "message": view_notes(view),
-            "neuron_options": self.catalog.neuron_options(view.store),
+            "neuron_options": self.catalog.unit_options(view.store),
             "neurons": list(view.neurons),
             "marks": view.marks,
             "shared": [] if scales is not None else ["shared"],

@@ -180,6 +180,16 @@ def no_decoder_reading(neuron: str, layers: int, tagger: bool = False) -> str:
     )
 
 
+def unit_effect_note(unit: str, store_path: str) -> str:
+    """What the Effect panel says of a direction or a dictionary feature: it measures single
+    neurons, and the command that ablates the unit instead."""
+    what = "a probe direction" if "~" in unit else "a dictionary feature"
+    return (
+        f"The Effect panel measures single neurons; {unit} is {what}: count the bits lost without it with "
+        f"“lstmviz ablate CHECKPOINT --neurons {unit} --store {store_path}”."
+    )
+
+
 def logits_view(table: dict | None, neuron: str, why_none: str = "") -> html.Div:
     """The next characters a top-layer h neuron promotes and suppresses through the decoder;
     without a ``table``, ``why_none`` (:func:`no_decoder_reading`)."""
@@ -351,10 +361,15 @@ class NeuronPage(Page):
         except LstmvizError as exc:
             return {"text": None, "message": message(exc)}
         fresh = options_of != view.store
-        lists = {
-            "neuron_options": self.catalog.neuron_options(view.store),
-            "document_options": self.catalog.document_options(view.store),
-        }
+        lists = (
+            {
+                "neuron_options": self.catalog.unit_options(view.store),
+                "document_options": self.catalog.document_options(view.store),
+                "options_of": view.store,
+            }
+            if fresh
+            else {}
+        )
         return {
             "text": text_payload(store, view.neuron, view.pos, min(len(store), view.pos + WINDOW), scale),
             "message": view_notes(view),
@@ -365,7 +380,7 @@ class NeuronPage(Page):
             **legend_of(scale),
             "scale": view.scale or "default",
             "poll_off": True,
-            **({**lists, "options_of": view.store} if fresh else {}),
+            **lists,
         }
 
     @callback(Output("neuron-explanation", "children"), Input("url", "search"))
@@ -410,6 +425,9 @@ class NeuronPage(Page):
         try:
             view = view_of(NeuronView, search).resolve(self.catalog)
             name, neuron = view.store, view.neuron
+            if not isinstance(parse_unit(neuron), NeuronId):
+                note = unit_effect_note(neuron, str(self.catalog.store(name).path))
+                return {"logits": None, "ablation": message(note, hint=True), "run_style": hidden, "poll_off": True}
             logits = self._logits(name, neuron)
         except LstmvizError as exc:
             return {"logits": message(exc), "ablation": None, "run_style": hidden, "poll_off": True}

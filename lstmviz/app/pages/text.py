@@ -105,7 +105,7 @@ class TextPage(Page):
         text = EXAMPLE if view.text is None and not current else view.text
         fill = {} if text is None or text == current else {"box": text, "text": text}
         return {
-            "neuron_options": self.catalog.neuron_options(view.store),
+            "neuron_options": self.catalog.unit_options(view.store),
             "neuron": view.neuron,
             **fill,
             **legend_of(scale),
