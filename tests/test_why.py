@@ -4,6 +4,8 @@ unit there, the five that count most are listed (checked against ``lstmviz.attri
 computed here), the prediction there is shared among the units (checked against the
 recorded h times the decoder's weights), and the URL holds the view."""
 
+from urllib.parse import parse_qs, urlencode, urlsplit
+
 import numpy as np
 import pytest
 import test_dashboard
@@ -183,3 +185,57 @@ def test_the_prediction_there_is_shared_among_the_units_and_any_guess_can_be_exp
     shares = direct_shares(tiny_store, tiny_checkpoint, pos, second)
     shown = shown_units(browser, "#n-why-direct")
     assert list(shown.values()) == pytest.approx([shares[u] for u in shown], abs=2e-3)
+
+
+def test_a_click_in_typed_text_is_explained_in_that_text_and_typing_takes_it_away(server, browser, tiny_checkpoint):
+    base, _ = server
+    text = "x = 'a b'  # c\nif x:\n    y = \"z\"\n"
+    browser.get(base + "/text?" + urlencode({"neuron": "L1.c.2", "text": text}))
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d, "typed-panel") == "L1.c.2")
+    span(browser, 25, "typed-panel").click()  # the y
+    WebDriverWait(browser, 30).until(lambda d: "why=25" in d.current_url)
+    wait_for_line(browser, 25, "t")
+    want = lstmviz.attribute(tiny_checkpoint, "L1.c.2", pos=25, text=text, method="occlusion")
+    same_rows(listed(browser, "t"), expected(want))
+    assert style_of(browser, want.top(1)[0][0], "boxShadow", "typed-panel").endswith("0px 5px 0px 0px")
+    browser.find_element(By.ID, "typed-input").send_keys("w")  # a new text: the click was in the old one
+    WebDriverWait(browser, 30).until(lambda d: parse_qs(urlsplit(d.current_url).query)["text"][0].endswith("w"))
+    assert "why=" not in browser.current_url
+    WebDriverWait(browser, 30).until(lambda d: not d.find_elements(By.ID, "t-why-top"))
+
+
+def generated(browser, panel):
+    return browser.execute_script(f"return document.getElementById('{panel}').lstmvizData.chars.join('')")
+
+
+def a_letter_from(text, i):
+    """The first letter at or after ``i`` (a newline's box is the rest of its line: no place to click)."""
+    return next(j for j in range(i, len(text)) if text[j].isalpha())
+
+
+def test_a_click_in_generated_text_is_explained_in_the_text_generated_with_nothing_held(server, browser, tiny_checkpoint):
+    base, _ = server
+    browser.get(base + "/generate?prime=def%20&n=40&color=L2.c.3")
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d, "gen-text-held") == "L2.c.3")
+    text = generated(browser, "gen-text-held")
+    pos = a_letter_from(text, 20)
+    span(browser, pos, "gen-text-held").click()
+    WebDriverWait(browser, 30).until(lambda d: f"why={pos}" in d.current_url)
+    wait_for_line(browser, pos, "g")
+    same_rows(
+        listed(browser, "g"), expected(lstmviz.attribute(tiny_checkpoint, "L2.c.3", pos=pos, text=text, method="occlusion"))
+    )
+    # holding a neuron: its text is not the model as trained, so only the other is explained
+    browser.get(base + "/generate?prime=def%20&n=40&color=L2.c.3&clamp=L1.c.5:2")
+    WebDriverWait(browser, 30).until(lambda d: panel_label(d, "gen-text-plain") == "L2.c.3")
+    assert "click a character of the text with nothing held" in text_of(browser, "#gen-summary")
+    span(browser, a_letter_from(generated(browser, "gen-text-held"), 20), "gen-text-held").click()  # nothing happens
+    text = generated(browser, "gen-text-plain")
+    pos = a_letter_from(text, 25)
+    span(browser, pos, "gen-text-plain").click()
+    WebDriverWait(browser, 30).until(lambda d: f"why={pos}" in d.current_url)
+    wait_for_line(browser, pos, "g")
+    want = lstmviz.attribute(tiny_checkpoint, "L2.c.3", pos=pos, text=text, method="occlusion")
+    same_rows(listed(browser, "g"), expected(want))
+    assert style_of(browser, want.top(1)[0][0], "boxShadow", "gen-text-plain").endswith("0px 5px 0px 0px")
+    assert style_of(browser, want.top(1)[0][0], "boxShadow", "gen-text-held") == "none"
