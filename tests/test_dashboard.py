@@ -587,10 +587,11 @@ def test_the_picker_finds_a_neuron_by_its_feature(server, browser, tiny_store):
     browser.find_element(By.ID, "neuron-pick").click()
     box = WebDriverWait(browser, 30).until(lambda d: d.find_element(By.CSS_SELECTOR, "input.dash-dropdown-search"))
     box.send_keys("in_string")
-    options = texts_of(browser, "[role=option]", until=lambda texts: texts and "in_string" in texts[0])
+    picker_options = "[role=option]:not(.why-switch [role=option])"  # not the Why? panel's switches (app/why.py)
+    options = texts_of(browser, picker_options, until=lambda texts: texts and "in_string" in texts[0])
     assert all("in_string" in o for o in options)  # only neurons good at it are offered, the best first
     assert options[0].startswith(f"{best} · best at in_string")
-    browser.find_element(By.CSS_SELECTOR, "[role=option]").click()
+    browser.find_element(By.CSS_SELECTOR, picker_options).click()
     WebDriverWait(browser, 30).until(lambda d: f"neuron={best}" in d.current_url)
 
 

@@ -73,14 +73,19 @@ class Jobs:
     def run(self, key: str, work: Callable[[Job], object], timeout: float = 120.0):
         """Queue ``work`` and wait for its result (for work a request must answer, such as an
         export): it still takes its turn in the bounded queue."""
-        job = self.start(key, work)
-        with self._ready:
-            self._ready.wait_for(lambda: job.state in ("done", "failed"), timeout)
+        job = self.wait(self.start(key, work), timeout)
         if job.state == "failed":
             raise LstmvizError(job.error or "The job failed.")
         if job.state != "done":
             raise LstmvizError(f"The server is busy ({job.position} jobs ahead); try again in a minute.")
         return job.result
+
+    def wait(self, job: Job, timeout: float) -> Job:
+        """``job``, once it is done or failed or ``timeout`` seconds have passed (then it is
+        still queued or running: a page shows its progress instead of waiting longer)."""
+        with self._ready:
+            self._ready.wait_for(lambda: job.state in ("done", "failed"), timeout)
+        return job
 
     def get(self, key: str) -> Job | None:
         return self._jobs.get(key)

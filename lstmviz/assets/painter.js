@@ -57,7 +57,7 @@
      character: chars, values; the top-k guesses (characters) and their probabilities (in
      units of 1/10000) stay flat, k per character, and are read only on hover. */
   function unpack(data) {
-    return { start: data.start, label: data.label, palette: data.palette, k: data.top_k,
+    return { start: data.start, label: data.label, palette: data.palette, k: data.top_k, clickable: data.clickable !== false,
              chars: Array.from(data.text), values: decode(data.values, Float32Array), levels: decode(data.levels, Uint8Array),
              top: Array.from(data.top), probs: decode(data.probs, Uint16Array) };
   }
@@ -77,6 +77,10 @@
   function paint(data, panelId) {
     var panel = document.getElementById(panelId);
     if (!panel || !data) { return ""; }
+    // The same data again (the URL changed for another part of the page, say a click for
+    // app/why.py): the panel already shows it.
+    var same = [data.start, data.label, data.text, data.values, data.levels, data.probs, data.clickable].join("\u0000");
+    if (panel.lstmvizData && panel.lstmvizSame === same) { return data.label; }
     void panel.offsetHeight;  // layout other updates left pending is theirs, not the paint's
     var t0 = performance.now();
     data = unpack(data);
@@ -90,6 +94,8 @@
     panel.innerHTML = parts.join("");
     void panel.offsetHeight;  // the layout of the new text is part of the paint time
     panel.lstmvizData = data;
+    panel.lstmvizSame = same;
+    if (window.lstmvizWhyShade) { window.lstmvizWhyShade(panel); }  // a click's bars (assets/why.js), on the new text
     panel.dataset.paintMs = (performance.now() - t0).toFixed(2);
     panel.dataset.label = data.label;
     if (!panel.lstmvizHover) {

@@ -7,7 +7,7 @@ sum to the logit)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -19,6 +19,7 @@ from .attribute import DEFAULT_WINDOW, Located, character_id, locate, model_and_
 from .forward import Target, TargetFunction
 
 LISTED = 10  # units listed by to_text and to_json
+GUESSES = 5  # the likeliest next characters a result names (the ones a page offers to explain)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ class PredictionReasons:
     bias: float  # the decoder's bias for char
     direct: list[tuple[str, float]]  # top-layer units, h_j W_dec[char, j], largest |share| first
     lower: list[tuple[str, float]]  # lower layers' h units by gradient x activation, largest first
+    guesses: list[tuple[str, float]] = field(default_factory=list)  # the GUESSES likeliest next characters, probability
 
     def to_json(self, k: int = LISTED) -> dict:
         return {
@@ -94,7 +96,14 @@ def explain_prediction(
         bias=float(model.decoder.bias[char].detach()),
         direct=_ranked(top, direct),
         lower=lower,
+        guesses=_likeliest(vocab, logits.detach()),
     )
+
+
+def _likeliest(vocab: Vocab, logits: torch.Tensor) -> list[tuple[str, float]]:
+    probs = torch.softmax(logits, -1)
+    top = torch.topk(probs, min(GUESSES, len(probs)))
+    return [(vocab.chars[i], float(p)) for p, i in zip(top.values, top.indices.tolist(), strict=True)]
 
 
 def why_prediction(source, pos: int, char: str | None = None, text: str | None = None) -> PredictionReasons:

@@ -6,6 +6,7 @@ the whole experiment:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field, fields
 
 from dash import Input, Output, State, dcc, html, no_update
@@ -16,14 +17,17 @@ from ...model.interventions import parse_assignments
 from ...model.sampling import sample
 from ...render.colours import ColourScale
 from ...render.figures import painted_payload
+from .. import why
 from ..catalog import Catalog
 from ..components import HIDDEN, colour_legend, legend_of, legend_outputs, message, text_panel
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
+from .neuron import neuron_link
 
 PATH = "/generate"
 MAX_LENGTH = 2000  # characters per generation in the page (the command line allows 100,000)
 MAX_PRIME = 2000
+WHY = "g"  # the ids of this page's click-to-attribute panel: g-why-... (app/why.py)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class GenerateView(ViewState):
     seed: str = "1"
     temperature: str = field(default="0.8", metadata={"key": "t"})
     length: str = field(default="400", metadata={"key": "n"})  # characters generated after the prime
+    why: str | None = None  # the clicked character of the text generated with nothing held, explained (app/why.py)
+    method: str | None = None  # how: why.DEFAULT_METHOD when not given
 
 
 CONTROLS = {  # the view's fields and the controls that hold them
@@ -95,6 +101,7 @@ def _layout(catalog: Catalog) -> html.Div:
                     ),
                 ],
             ),
+            why.layout(WHY, panels=("gen-text-held", "gen-text-plain")),
             html.Div(id="gen-painted", style={"display": "none"}),
             dcc.Store(id="gen-data"),
         ],
@@ -148,8 +155,20 @@ def generations(catalog: Catalog, view: GenerateView) -> dict:
     }
 
 
-def _payload(s, scale: ColourScale) -> dict | None:
-    return s and painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
+def _payload(s, scale: ColourScale, clickable: bool = True) -> dict | None:
+    """The painter's data for sample ``s``; ``clickable``: whether a click on it is explained
+    (app/why.py reads the model as trained, so not a text generated with neurons held)."""
+    payload = s and painted_payload(s.text, s.values, s.top_ids, s.top_probs, s.vocab, s.neuron, 0, scale)
+    return payload and {**payload, "clickable": clickable}
+
+
+def clicked_in(catalog: Catalog, view: GenerateView, data: dict | None) -> why.Clicked | None:
+    """The generated text a click is explained in: the one generated with nothing held."""
+    if not data or not data.get("held"):
+        return None
+    panel = "gen-text-plain" if data.get("plain") else "gen-text-held"
+    payload = data["plain"] or data["held"]
+    return why.Clicked.in_text(catalog.named(view.store)[0], payload["label"], panel, payload["text"])
 
 
 def _notes(held) -> list[str]:
@@ -162,6 +181,8 @@ def _notes(held) -> list[str]:
             f"{held.neuron} is held at {value:g}, so it colours the held text one constant colour; "
             "colour by another neuron to see what holding it changes."
         )
+    if settings["clamp"] or settings["ablate"]:
+        notes.append("Why? reads the model as trained: click a character of the text with nothing held.")
     if held.unknown:
         notes.append(f"The prime's {''.join(held.unknown)!r} are not in the model's vocabulary and were read as unknown.")
     return notes
@@ -182,6 +203,10 @@ class GeneratePage(Page):
     def layout(self) -> html.Div:
         return _layout(self.catalog)
 
+    def parts(self) -> list:
+        source = functools.partial(clicked_in, self.catalog)
+        return [why.WhyPanel(self.catalog, WHY, GenerateView, source, neuron_link, extra=(Input("gen-data", "data"),))]
+
     @callback(
         Output("url", "search", allow_duplicate=True),
         Input("gen-run", "n_clicks"),
@@ -199,7 +224,9 @@ class GeneratePage(Page):
         typed = {
             name: defaults[name] if value in (None, "") else str(value) for name, value in zip(CONTROLS, values, strict=True)
         }
-        return url_for(view_of(GenerateView, search).replace(**typed), search)
+        shown = view_of(GenerateView, search)
+        view = shown.replace(**typed)
+        return url_for(view if view == shown else view.replace(why=None), search)  # a new text: no click in it yet
 
     @callback(
         {
@@ -224,7 +251,7 @@ class GeneratePage(Page):
             [f"{n} at {v:g}" for n, v in held.settings["clamp"].items()] + [f"{n} at 0" for n in held.settings["ablate"]]
         )
         return {
-            "data": {"held": _payload(held, scale), "plain": _payload(plain, scale)},
+            "data": {"held": _payload(held, scale, clickable=plain is None), "plain": _payload(plain, scale)},
             "message": None,
             "summary": " ".join(_notes(held)),
             "title": f"Holding {holding}" if holding else "Nothing held (hold a neuron to see this seed's text beside it)",

@@ -17,7 +17,7 @@ from ...core.characters import name_of
 from ...core.errors import LstmvizError, NeuronError
 from ...core.neurons import NeuronId, parse_unit
 from ...render.figures import EMPTY_FIGURE, histogram_figure, text_payload
-from .. import drives, live_text
+from .. import drives, live_text, why
 from ..catalog import EFFECT_NEEDS, Catalog, NoModel, SeriesPending
 from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, text_panel, view_notes
 from ..jobs import progress_bar
@@ -25,19 +25,22 @@ from ..page import Page, callback, clientside
 from ..view_state import ViewState, nearest_neuron, neighbour, url_for, view_of
 
 LIVE = "nlive"  # the ids of this page's typed-text box: nlive-input, ...
+WHY = "n"  # the ids of this page's click-to-attribute panel: n-why-... (app/why.py)
 PATH = "/"
 WINDOW = 5000  # characters painted at once
 
 
 @dataclass(frozen=True)
 class NeuronView(ViewState):
-    """``/?store=...&neuron=L2.c.117&pos=1200&scale=split``"""
+    """``/?store=...&neuron=L2.c.117&pos=1200&scale=split&why=1250``"""
 
     store: str | None = None  # the first store when not given
     neuron: str | None = None  # the store's best in_string neuron when not given
     pos: int | None = field(default=None, metadata={"label": "position"})  # the first character painted; where
     # the neuron's feature (or its strongest values) is densest when not given
     scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
+    why: str | None = None  # the clicked character, explained (app/why.py reads it)
+    method: str | None = None  # how: why.DEFAULT_METHOD when not given
 
     def resolve(self, catalog: Catalog) -> NeuronView:
         """The view with the store's defaults filled in and checked against it: a store,
@@ -49,8 +52,8 @@ class NeuronView(ViewState):
         try:
             view = view.replace(neuron=str(catalog.neuron_or_wait(store, view.store, view.neuron or best)))
         except NeuronError:
-            nearest, why = nearest_neuron(store, view.neuron, best)
-            view = view.corrected("neuron", str(nearest), why)
+            nearest, reason = nearest_neuron(store, view.neuron, best)
+            view = view.corrected("neuron", str(nearest), reason)
         if view.pos is None:
             return view.replace(pos=neuron_opening(store, view.neuron))
         return view.at_position(store)
@@ -91,6 +94,7 @@ def _layout(catalog: Catalog) -> html.Div:
             html.Div(id="selection-message", className="hint"),
             html.Div(id="neuron-explanation"),
             *text_panel("text-panel", "hover-info"),
+            why.layout(WHY, panels=("text-panel",)),
             html.Div(id="painted", style={"display": "none"}),
             dcc.Store(id="text-data"),
             dcc.Interval(id="series-poll", interval=2000, disabled=True),  # while a gate is being recorded
@@ -286,7 +290,15 @@ class NeuronPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, LIVE, NeuronView), drives.DrivesPanel(self.catalog, NeuronView, neuron_link)]
+        return [
+            live_text.LiveText(self.catalog, LIVE, NeuronView),
+            drives.DrivesPanel(self.catalog, NeuronView, neuron_link),
+            why.WhyPanel(self.catalog, WHY, NeuronView, self._clicked, neuron_link),
+        ]
+
+    def _clicked(self, view: NeuronView) -> why.Clicked:
+        view = view.resolve(self.catalog)
+        return why.Clicked.in_store(self.catalog, view.store, view.neuron, "text-panel")
 
     @callback(
         Output("url", "search", allow_duplicate=True),

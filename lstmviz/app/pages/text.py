@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from dash import Input, Output, State, dcc, html, no_update
 
 from ...core.errors import LstmvizError
-from .. import live_text
+from .. import live_text, why
 from ..catalog import Catalog
 from ..components import colour_legend, legend_of, legend_outputs, message, scale_picker, view_notes
 from ..page import Page, callback
 from ..view_state import ViewState, nearest_neuron, url_for, view_of
+from .neuron import neuron_link
 
 LIVE = "typed"  # the ids of this page's typed-text box: typed-input, ...
+WHY = "t"  # the ids of this page's click-to-attribute panel: t-why-... (app/why.py)
 PATH = "/text"
 URL_CHARS = 1000  # longer texts are kept by the server and named by a key in the URL
 EXAMPLE = 'name = "quoted \\" text"  # and a comment\nif name:\n    print(f"{name!r} done")\n'
@@ -30,6 +32,8 @@ class TextView(ViewState):
     scale: str | None = None  # the colour scale; the one chosen for the neuron when not given
     text: str | None = None  # the typed text, when short enough for a URL
     kept: str | None = field(default=None, metadata={"key": "live"})  # else its key on the server (TypedTexts.keep)
+    why: str | None = None  # the clicked character, explained (app/why.py reads it)
+    method: str | None = None  # how: why.DEFAULT_METHOD when not given
 
     def resolve(self, catalog: Catalog) -> TextView:
         """The view with the store's defaults filled in and checked against it (a store or
@@ -68,6 +72,7 @@ def _layout(catalog: Catalog) -> html.Div:
             ),
             html.Div(id="typed-error"),
             live_text.layout(LIVE),
+            why.layout(WHY, panels=(f"{LIVE}-panel",)),
         ],
     )
 
@@ -80,7 +85,14 @@ class TextPage(Page):
         return _layout(self.catalog)
 
     def parts(self) -> list:
-        return [live_text.LiveText(self.catalog, LIVE, TextView)]
+        return [
+            live_text.LiveText(self.catalog, LIVE, TextView),
+            why.WhyPanel(self.catalog, WHY, TextView, self._clicked, neuron_link),
+        ]
+
+    def _clicked(self, view: TextView) -> why.Clicked | None:
+        view = view.resolve(self.catalog)
+        return None if view.text is None else why.Clicked.in_text(view.store, view.neuron, f"{LIVE}-panel", view.text)
 
     @callback(
         {
@@ -125,7 +137,10 @@ class TextPage(Page):
         """What is typed and shown, in the URL: short texts in it, long ones by key."""
         if text is None:
             return no_update
-        view = view_of(TextView, search).with_text(self.catalog, text)
+        shown = view_of(TextView, search)
+        view = shown.with_text(self.catalog, text)
+        if (view.text, view.kept) != (shown.text, shown.kept):
+            view = view.replace(why=None)  # a click in the text before it changed
         if neuron:
             view = view.replace(neuron=neuron)
         if scale:  # None until the page has set it from the URL
