@@ -178,17 +178,30 @@ def test_the_heatmap_sets_a_direction_and_a_feature_beside_a_neuron(units_server
     assert set(rows) <= set(picker)  # the rows' picker offers them too
 
 
-def test_compare_says_in_one_sentence_that_it_matches_neurons_only():
-    from types import SimpleNamespace
-
+def test_compare_matches_a_direction_and_a_feature_of_a_with_b_neurons(probed_store, tiny_checkpoint, corpus_dir, tmp_path):
+    """A against B = a second recording of the same model on the same text: a unit of A is set
+    beside the h or c neuron of B its series correlates with most (numpy's corrcoef here, over
+    every h and c neuron of B), and a unit A does not keep is one sentence."""
+    import lstmviz
+    from lstmviz.analysis.compare import compare_stores
     from lstmviz.app.pages.compare import CompareView, _drawn
     from lstmviz.core.errors import LstmvizError
 
-    for unit, what in (("L2.c~in_string", "a probe direction"), ("L1.c#17", "a dictionary feature")):
-        with pytest.raises(LstmvizError) as refused:
-            _drawn(SimpleNamespace(features={}, ids_a=["L1.c.0"]), CompareView(a="x", b="y", neuron=unit))
-        said = str(refused.value)
-        assert f"{unit} is not a neuron but {what}" in said and said.count(". ") == 0 and said.endswith(".")
+    files = [str(corpus_dir / f"module_{i}.py") for i in range(4)]
+    b = lstmviz.record(tiny_checkpoint, files, out=tmp_path / "b.store", progress=False)
+    c = compare_stores(probed_store, b, with_features=False)
+    ids = [f"L{s.layer}.{s.kind}.{u}" for s in b.series if s.kind in ("h", "c") for u in range(s.units)]
+    neurons = np.stack([np.asarray(b.neuron(n), dtype=np.float64) for n in ids])
+    units = {"L1.h~in_string": projection(probed_store), f"L1.h#{FEATURE}": feature_activation(probed_store, FEATURE)}
+    for unit, values in units.items():
+        r = np.array([np.corrcoef(values, row)[0, 1] if row.std() > 0 else 0.0 for row in neurons])
+        best = int(np.abs(r).argmax())
+        drawn = _drawn(c, CompareView(a="a", b="b", neuron=unit))
+        assert drawn["title_b"] == f"B (b): best match {ids[best]}, r = {r[best]:+.3f}"
+        assert drawn["title_a"] == f"A (a): {unit}" and unit in drawn["neuron_options"]
+    with pytest.raises(LstmvizError) as refused:
+        _drawn(c, CompareView(a="a", b="b", neuron="L1.h~in_comment"))
+    assert str(refused.value).endswith(".") and str(refused.value).count(". ") == 0
 
 
 def test_typed_text_is_painted_by_a_direction_as_the_store_paints_it(units_server, probed_store):

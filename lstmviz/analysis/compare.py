@@ -16,7 +16,7 @@ products with itself are extra. A layer compared with itself scores 1."""
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -263,6 +263,29 @@ def match_neurons(r: np.ndarray, ids_a: list[str], ids_b: list[str]) -> tuple[li
     return matches, assignment, float(strength[rows, cols].mean())
 
 
+def best_neuron_of(b: ActivationStore, values: np.ndarray, chunk: int = 8192) -> dict:
+    """The neuron of ``b``'s h and c series with the largest |Pearson r| against ``values``
+    (one per character of ``b``'s text; NaN where it is not defined), sign kept: {"b", "r"}."""
+    block, keep = Block.of(b), np.isfinite(values)
+    x = np.where(keep, values - values[keep].mean(), 0.0)
+    cross, sums, squares = (np.zeros(len(block.ids)) for _ in range(3))
+    for start in range(0, len(b), chunk):
+        stop = min(len(b), start + chunk)
+        rows = block.read(b, start, stop, np.float64)[:, keep[start:stop]]
+        cross += rows @ x[start:stop][keep[start:stop]]
+        sums += rows.sum(1)
+        squares += (rows**2).sum(1)
+    n = int(keep.sum())
+    if n < 2:
+        raise LstmvizError("Fewer than two characters to compare on.")
+    sd_b = np.sqrt(np.maximum(squares / n - (sums / n) ** 2, 0))
+    sd_x = float(np.sqrt((x**2).sum() / n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(sd_b * sd_x > 1e-12, cross / n / (sd_b * sd_x), 0.0)
+    j = int(np.abs(r).argmax())
+    return {"b": block.ids[j], "r": round(float(np.clip(r[j], -1, 1)), 4)}
+
+
 def loss_difference(a: ActivationStore, b: ActivationStore, mask: np.ndarray) -> tuple[np.ndarray, dict]:
     """Per character, bits A spends on it minus bits B spends (positive: B predicts it
     better), aligned to the predicted character (NaN where either model scores nothing or
@@ -325,10 +348,21 @@ class Comparison:
     loss_summary: dict
     features: dict
     dropped: dict
+    _unit_matches: dict = field(default_factory=dict, repr=False)
 
     def best_match(self, neuron: str) -> dict:
         i = self.ids_a.index(str(NeuronId.parse(neuron)))
         return self.matches[i]
+
+    def unit_match(self, unit: str) -> dict:
+        """The best match in B for any unit A's store reads (a probe direction, a dictionary
+        feature): its series over the compared characters correlated with every neuron of B,
+        in one pass over B, as :func:`match_neurons` does for A's neurons."""
+        if unit not in self._unit_matches:
+            values = np.array(self.a.neuron(unit), dtype=np.float64)
+            values[~readable_mask(self.a, self.b)[0]] = np.nan
+            self._unit_matches[unit] = best_neuron_of(self.b, values)
+        return {"a": unit, **self._unit_matches[unit]}
 
     def to_text(self, top: int = 10) -> str:
         """The comparison as plain text: CKA by layer, the ``top`` best-matched neuron pairs,

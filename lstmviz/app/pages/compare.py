@@ -16,7 +16,7 @@ import numpy as np
 from dash import Input, Output, State, ctx, dcc, html
 
 from ...core.errors import LstmvizError
-from ...core.neurons import DirectionId, NeuronId, parse_unit
+from ...core.neurons import NeuronId, parse_unit
 from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
@@ -38,7 +38,7 @@ class CompareView(ViewState):
 
     a: str | None = None  # model A; the first store's earliest snapshot when not given
     b: str | None = None  # model B; the first store when not given
-    neuron: str | None = None  # a neuron of A; its best in_string cell when not given
+    neuron: str | None = None  # a unit of A (a neuron, a direction, a dictionary feature); its best in_string cell when not given
     pos: int = field(default=0, metadata={"label": "position"})  # the first character shown
     record: bool = False  # record A and B (into the cache) when they are not yet
     emergence: bool = False  # record the snapshots for the emergence plot
@@ -177,17 +177,11 @@ def _drawn(c, view: CompareView) -> dict:
     its best match in B, from the view's position; the CKA, the features, the loss."""
     best_string = c.features.get("in_string", {}).get("a", {}).get("neuron")
     unit = parse_unit(view.neuron or best_string or c.ids_a[0])
-    if not isinstance(unit, NeuronId):
-        raise LstmvizError(
-            f"Compare matches each neuron of A with B's neurons, and {unit} is not a neuron but "
-            f"{'a probe direction' if isinstance(unit, DirectionId) else 'a dictionary feature'} "
-            "kept in one store: choose a neuron of A, and open the unit on its own page."
-        )
     neuron = str(unit)
-    if neuron not in c.ids_a:
+    if isinstance(unit, NeuronId) and neuron not in c.ids_a:
         raise LstmvizError(f"{neuron} is not an h or c neuron of A ({view.a}).")
     pos = int(np.clip(view.pos, 0, max(len(c.a) - 1, 0)))
-    match = c.best_match(neuron)
+    match = c.best_match(neuron) if isinstance(unit, NeuronId) else c.unit_match(neuron)
     finite = c.loss_diff[np.isfinite(c.loss_diff)]
     loss_payload = None
     if finite.size:
@@ -195,7 +189,7 @@ def _drawn(c, view: CompareView) -> dict:
         loss_payload = values_payload(c.a, c.loss_diff[pos : pos + WINDOW], "bits B saves", pos, scale)
     return {
         "summary": _summary(c),
-        "neuron_options": c.ids_a,
+        "neuron_options": c.ids_a if neuron in c.ids_a else [*c.ids_a, neuron],
         "neuron": neuron,
         "pos": pos,
         "title_a": f"A ({view.a}): {neuron}",
