@@ -75,4 +75,4 @@ def bench_attribute_quality(checkpoint: str | None = None, positions: int = 1000
         unit = (units or {}).get(what, unit)
         figures |= {f"{what}_{name}": value for name, value in _case(ckpt, docs, unit, pattern, positions).items()}
     measures = "how often each method puts the opening quote (or #) among the top three for its cell"
-    return result("attribute-quality", measures, figures)
+    return result(f"attribute --quality {positions}", measures, figures)
