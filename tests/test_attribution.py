@@ -145,6 +145,27 @@ def test_every_cell_type_and_series_gives_the_recorded_value_and_the_true_occlus
     assert ig.completeness_error < 0.01, cell
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_occlusion_over_a_window_of_several_batches_is_the_true_change(cell):
+    """Occluded characters run in batches that start where their first character is, from
+    the state the window before it left: every batch, the last one short, matches a rerun
+    of the whole changed text."""
+    from lstmviz.analysis.attribution.methods import OCCLUSION_BATCH
+
+    model = _random_model(cell)
+    with torch.no_grad():
+        model.embedding.weight[0].zero_()  # the unknown character: the zero embedding, as the baseline
+    text = (TEXT * 6)[: 2 * OCCLUSION_BATCH + 11]
+    unit = "L2.c.3" if "c" in model.config.series_kinds else "L2.h.3"
+    result = _attribute(model, unit, "occlusion", at=_located(text), window=2 * OCCLUSION_BATCH + 5)
+    assert result.start == 6
+    rounding = 1e-5 * max(1.0, abs(result.value))  # float32, over two paths through 75 steps
+    for s in range(result.start, len(text)):
+        changed = text[:s] + "\ufffd" + text[s + 1 :]
+        true_change = result.value - _recorded(model, changed, unit, len(text) - 1)
+        assert result.contributions[s - result.start] == pytest.approx(true_change, abs=rounding), (cell, s)
+
+
 def _tagger() -> CharRNN:
     return _random_model("lstm", bidirectional=True, num_labels=3)
 

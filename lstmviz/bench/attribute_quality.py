@@ -3,8 +3,9 @@ known to drive a cell of the shipped model. Inside single-line strings the quote
 (``L2.c.90``) is on because of the opening quote; inside comments the comment cell
 (``L1.c.52``) because of the ``#``. For N positions of each (drawn evenly, with the opening
 character within the window), how often each method ranks that character among the three
-of largest |contribution|, and how well each gradient method's ranking of the window agrees
-with exact occlusion's (Spearman's rank correlation, median over positions)."""
+of largest |contribution|, how well each gradient method's ranking of the window agrees
+with exact occlusion's (Spearman's rank correlation, median over positions), and integrated
+gradients' completeness error at its default path points (median over positions)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from ..analysis.attribution.attribute import Located, attribute_located, state_before, target_of
+from ..analysis.attribution.attribute import DEFAULT_STEPS, Located, attribute_located, state_before, target_of
 from ..analysis.attribution.methods import METHODS
 from ..recording.one_text import evaluation_documents
 from .fixtures import default_checkpoint
@@ -45,6 +46,7 @@ def _case(ckpt, docs, unit: str, pattern: re.Pattern, count: int) -> dict:
     target = target_of(model, vocab, unit)
     hits = {m: 0 for m in METHODS}
     agreement = {m: [] for m in METHODS if m != "occlusion"}
+    completeness = []
     positions = _positions(docs, pattern, count)
     encoded = {}
     for k, p, opener in positions:
@@ -52,6 +54,7 @@ def _case(ckpt, docs, unit: str, pattern: re.Pattern, count: int) -> dict:
         at = Located(ids, docs[k].text, 0, p)
         state = state_before(model, ids[: max(0, p - WINDOW + 1)])
         results = {m: attribute_located(model, vocab, at, target, m, WINDOW, state=state) for m in METHODS}
+        completeness.append(results["ig"].completeness_error)
         for m, r in results.items():
             hits[m] += any(q == opener for q, _, _ in r.top(3))
         for m in agreement:
@@ -63,6 +66,7 @@ def _case(ckpt, docs, unit: str, pattern: re.Pattern, count: int) -> dict:
         "positions": n,
         **{f"{m}_top3": round(hits[m] / n, 3) if n else None for m in METHODS},
         **{f"{m}_spearman_vs_occlusion": round(float(np.nanmedian(v)), 3) if v else None for m, v in agreement.items()},
+        "ig_completeness_error_median": round(float(np.nanmedian(completeness)), 4) if n else None,
     }
 
 
@@ -70,7 +74,10 @@ def bench_attribute_quality(checkpoint: str | None = None, positions: int = 1000
     """``units``: another unit for a case (``{"string": "L2.c.5"}``), for another model."""
     ckpt = default_checkpoint(checkpoint)
     docs = evaluation_documents(ckpt)
-    figures = {"model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}"}
+    figures = {
+        "model": f"{ckpt.model_config.num_layers}x{ckpt.model_config.hidden_size} {ckpt.model_config.cell}",
+        "ig_steps": DEFAULT_STEPS,
+    }
     for what, (unit, pattern) in CASES.items():
         unit = (units or {}).get(what, unit)
         figures |= {f"{what}_{name}": value for name, value in _case(ckpt, docs, unit, pattern, positions).items()}

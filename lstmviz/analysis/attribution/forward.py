@@ -17,6 +17,7 @@ embedding.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -95,6 +96,25 @@ class TargetFunction:
             for layer in range(self.layer + 1)
             for reverse in ((False, True) if model.config.bidirectional else (False,))
         }
+
+    @property
+    def causal(self) -> bool:
+        """Whether the target depends only on the characters up to it (a unidirectional model)."""
+        return not self.model.config.bidirectional
+
+    def after(self, count: int) -> TargetFunction:
+        """The same target read from window character ``count`` on, from the state the
+        window's first ``count`` characters leave (a causal target's window only)."""
+        if count == 0:
+            return self
+        read = self.first + count
+        shifted = copy.copy(self)
+        with torch.no_grad():
+            state = self.state if self.state is not None else self.model.initial_state(1)
+            _, shifted.state = self.model.run_layers(self.embedded[:read].unsqueeze(0), state)
+        shifted.embedded, shifted.first = self.embedded[read:], 0
+        shifted.stop, shifted.pos = self.stop - read, self.pos - read
+        return shifted
 
     @property
     def inputs(self) -> torch.Tensor:

@@ -7,7 +7,9 @@
   round of points one batched forward and one backward.
 - ``grad``: gradient x input, (x - b) times the gradient at x: one forward and one backward.
 - ``occlusion``: the true change, f(x) - f(x with character s read as the baseline), for
-  every s, batched; no gradients.
+  every s, batched; no gradients. A unidirectional model's windows share what comes
+  before s: a batch of occluded characters starts at the first of them, from the state
+  the characters before it left.
 
 Each returns (contributions [window] float64, f(x), f(b)), summed over the embedding.
 """
@@ -19,8 +21,8 @@ import torch
 
 from .forward import TargetFunction
 
-OCCLUSION_BATCH = 256  # windows run side by side
-REFINED_PER_ROUND = 4  # path points integrated gradients adds per round
+OCCLUSION_BATCH = 24  # occluded characters run side by side
+REFINING_ROUNDS = 4  # rounds in which integrated gradients adds path points
 
 
 def _path_points(f: TargetFunction, x: torch.Tensor, baseline: torch.Tensor, alphas: torch.Tensor):
@@ -34,28 +36,29 @@ def _path_points(f: TargetFunction, x: torch.Tensor, baseline: torch.Tensor, alp
 
 def integrated_gradients(f: TargetFunction, baseline: torch.Tensor, steps: int) -> tuple[np.ndarray, float, float]:
     """Adaptive: a third of the ``steps`` path points on an even grid from b to x (both
-    ends included, so f(b) and f(x) come with them), the rest added by rounds of
-    ``REFINED_PER_ROUND`` midpoints of the intervals where the trapezoid rule's integral of
-    the gradient disagrees most with the change of f across them, which f's values at the
-    points give for free. The path integral is then the trapezoid rule on all points. On
-    the recurrent models here the integrand has narrow spikes (a cell switching as the
-    embeddings grow), which a fixed grid misses: on the shipped model a uniform grid of 32
-    leaves a 38% median completeness error over string positions, Gauss-Legendre's 64
-    nodes 20%, these 64 points 1.6% (``lstmviz bench attribute --quality``)."""
+    ends included, so f(b) and f(x) come with them), the rest added in
+    ``REFINING_ROUNDS`` rounds, each at the midpoints of the intervals where the trapezoid
+    rule's integral of the gradient disagrees most with the change of f across them, which
+    f's values at the points give for free. The path integral is then the trapezoid rule
+    on all points. On the recurrent models here the integrand has narrow spikes (a cell
+    switching as the embeddings grow), which a fixed grid misses: on the shipped model a
+    uniform grid of 32 leaves a 38% median completeness error over string positions and
+    Gauss-Legendre's 64 nodes 20%; ``lstmviz bench attribute --quality`` measures these
+    points' (docs/performance.md). Few rounds because each is a pass through the window
+    whose cost hardly depends on how many points it carries."""
     x = f.inputs
     alphas = torch.linspace(0, 1, max(2, steps // 3), dtype=torch.float64)
     values, terms = _path_points(f, x, baseline, alphas)
-    left = steps - len(alphas)
-    while left > 0:
+    per_round = -(-(steps - len(alphas)) // REFINING_ROUNDS)
+    while len(alphas) < steps:
         width = alphas[1:] - alphas[:-1]
         estimate = (terms[1:] + terms[:-1]).sum(1) / 2 * width
-        worst = torch.argsort(-(estimate - (values[1:] - values[:-1])).abs())[: min(left, REFINED_PER_ROUND)]
+        worst = torch.argsort(-(estimate - (values[1:] - values[:-1])).abs())[: min(steps - len(alphas), per_round)]
         middle = (alphas[worst] + alphas[worst + 1]) / 2
         more_values, more_terms = _path_points(f, x, baseline, middle)
         order = torch.argsort(torch.cat([alphas, middle]))
         alphas = torch.cat([alphas, middle])[order]
         values, terms = torch.cat([values, more_values])[order], torch.cat([terms, more_terms])[order]
-        left -= len(middle)
     contributions = ((terms[1:] + terms[:-1]) / 2 * (alphas[1:] - alphas[:-1]).unsqueeze(1)).sum(0)
     return contributions.numpy(), float(values[-1]), float(values[0])
 
@@ -75,12 +78,14 @@ def occlusion(f: TargetFunction, baseline: torch.Tensor) -> tuple[np.ndarray, fl
     T = x.shape[0]
     ends = f(torch.stack([x, baseline]))
     value, baseline_value = float(ends[0]), float(ends[1])
-    changed = []
+    changed, g, start = [], f, 0  # g: f read from window character ``start`` on
     for a in range(0, T, OCCLUSION_BATCH):
+        if f.causal:
+            g, start = g.after(a - start), a
         rows = torch.arange(a, min(T, a + OCCLUSION_BATCH))
-        batch = x.expand(len(rows), -1, -1).clone()
-        batch[torch.arange(len(rows)), rows] = baseline[rows]
-        changed.append(f(batch).double())
+        batch = g.inputs.expand(len(rows), -1, -1).clone()
+        batch[torch.arange(len(rows)), rows - start] = baseline[rows]
+        changed.append(g(batch).double())
     return value - torch.cat(changed).numpy(), value, baseline_value
 
 
