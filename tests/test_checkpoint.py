@@ -79,3 +79,35 @@ def test_newer_format_version_is_refused(saved):
     (path / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="format version 99"):
         load_checkpoint(path)
+
+
+def test_a_store_whose_shipped_checkpoint_moved_finds_it_by_name_and_weights(tmp_path):
+    """A store keeps the path it was recorded from; when the clone that recorded it has
+    moved, the shipped checkpoint of that name with the same weights stands in. Another
+    checkpoint that moved is still one clear error."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from lstmviz.cli.main import main
+    from lstmviz.model.checkpoint import SHIPPED_DIR, recorded_path
+
+    copy = tmp_path / "old-clone" / "stdlib-gru"
+    shutil.copytree(SHIPPED_DIR / "stdlib-gru", copy)
+    (tmp_path / "t.py").write_text("x = 'a string'\n# a comment\n", encoding="utf-8")
+    store = tmp_path / "t.store"
+    recorded = CliRunner().invoke(main, ["record", str(copy), str(tmp_path / "t.py"), "--out", str(store)])
+    assert recorded.exit_code == 0, recorded.output
+    shutil.rmtree(tmp_path / "old-clone")
+    why = CliRunner().invoke(main, ["attribute", str(store), "--neuron", "L1.h.3", "--pos", "10", "--method", "grad", "--json"])
+    assert why.exit_code == 0, why.output
+    assert json.loads(why.output)["text"].endswith("'a stri")
+
+    mine = tmp_path / "mine" / "my-gru"
+    shutil.copytree(SHIPPED_DIR / "stdlib-gru", mine)
+    recorded = CliRunner().invoke(main, ["record", str(mine), str(tmp_path / "t.py"), "--out", str(tmp_path / "m.store")])
+    assert recorded.exit_code == 0, recorded.output
+    shutil.rmtree(tmp_path / "mine")
+    assert recorded_path({"path": str(mine), "name": "my-gru", "content_hash": ""}) == mine
+    why = CliRunner().invoke(main, ["attribute", str(tmp_path / "m.store"), "--neuron", "L1.h.3", "--pos", "10"])
+    assert why.exit_code == 2 and f"No checkpoint at {mine}" in why.output

@@ -16,7 +16,7 @@ import torch
 from ..core.characters import name_of
 from ..core.errors import CorpusError, LstmvizError
 from ..core.options import MAX_ORDER, TOP
-from ..model.checkpoint import Checkpoint, load_checkpoint
+from ..model.checkpoint import Checkpoint, load_checkpoint, recorded_path
 from ..recording.one_text import evaluation_documents
 from ..store.cache import cached
 from ..store.reader import predicted_log2p
@@ -245,7 +245,7 @@ def model_vs_ngram(store, max_order: int = DEFAULT_MAX_ORDER) -> ModelVsNgram:
     """The recorded model against the n-gram baseline of orders 1..``max_order`` on a store."""
 
     MAX_ORDER.check(max_order)
-    ckpt = load_checkpoint(store.checkpoint["path"])
+    ckpt = load_checkpoint(recorded_path(store.checkpoint))
     advantage, table = error_analysis(store, ngram_for_store(store, ckpt, max_order)[0])
     return ModelVsNgram(str(store.path), advantage, table)
 
@@ -262,7 +262,7 @@ def store_error_analysis(store, report=lambda fraction, message: None) -> dict:
 
     def compute() -> dict[str, np.ndarray]:
         report(0.05, "loading the checkpoint's training split")
-        ckpt = load_checkpoint(store.checkpoint["path"])
+        ckpt = load_checkpoint(recorded_path(store.checkpoint))
         report(0.1, "counting n-grams up to order 20 on the training split (a minute or two)")
         ngram, result = ngram_for_store(store, ckpt)
         advantage, table = error_analysis(store, ngram)

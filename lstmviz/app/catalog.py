@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..analysis.distribution import ValueStats
 from ..analysis.evaluate import store_error_analysis
@@ -22,7 +21,7 @@ from ..analysis.summaries import neuron_summary, store_summaries
 from ..core.errors import StoreError
 from ..core.neurons import NeuronId, UnitId, parse_unit
 from ..core.runtime import MainThread
-from ..model.checkpoint import CONFIG_FILE
+from ..model.checkpoint import CONFIG_FILE, recorded_path
 from ..model.rnn import SERIES_KINDS
 from ..recording.pace import paced
 from ..recording.recorder import recorded_rows, store_bytes
@@ -205,7 +204,7 @@ class Catalog:
         """The model's series kinds the store ``name`` lacks (its gates, when the dashboard
         started on h and c only); empty when the store has them all, or its checkpoint is gone."""
         store = self.store(name)
-        if not self.has_model(name) or not (Path(store.checkpoint["path"]) / CONFIG_FILE).is_file():
+        if not self.has_model(name) or not (recorded_path(store.checkpoint) / CONFIG_FILE).is_file():
             return []
         recorded = {s.kind for s in store.series}
         return [k for k in SERIES_KINDS[store.meta["model"]["cell"]] if k not in recorded]
@@ -222,7 +221,7 @@ class Catalog:
             from ..model.checkpoint import load_checkpoint
             from ..recording.sources import recorded, store_documents
 
-            ckpt = load_checkpoint(store.checkpoint["path"])
+            ckpt = load_checkpoint(recorded_path(store.checkpoint))
             size = store_bytes(recorded_rows(ckpt.model_config), len(store))
             note = f"recording the gates of {ckpt.name} on {len(store):,} characters (about {size / 1e9:.1f} GB, once)"
             full = recorded(ckpt, store_documents(store), progress=False, on_progress=paced(job.report, note))
@@ -264,7 +263,7 @@ class Catalog:
         def load():
             from ..model.checkpoint import load_checkpoint
 
-            return self.main_thread.run(lambda: load_checkpoint(store.checkpoint.get("path") or ""))
+            return self.main_thread.run(lambda: load_checkpoint(recorded_path(store.checkpoint)))
 
         with self._lock:
             return self.once(("checkpoint", name), load)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.errors import StoreError
-from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR
+from ..model.checkpoint import CONFIG_FILE, SHIPPED_DIR, SNAPSHOT_DIR, recorded_path
 from ..recording.pace import paced
 from ..store.reader import ActivationStore
 from .jobs import Job
@@ -32,7 +32,7 @@ class Comparisons:
         checkpoint is recorded, when chosen, on the text of the first store."""
         out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.catalog.stores.items()}
         for store in self.catalog.stores.values():
-            path = Path(store.checkpoint.get("path") or "")
+            path = recorded_path(store.checkpoint)
             if not (path / CONFIG_FILE).is_file():
                 continue
             for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
@@ -79,12 +79,12 @@ class Comparisons:
 
     def has_snapshots(self) -> bool:
         """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
-        path = Path(self.catalog.stores[self.catalog.default].checkpoint.get("path") or "")
+        path = recorded_path(self.catalog.stores[self.catalog.default].checkpoint)
         return bool(list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
 
     def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
         """Bytes the emergence plot will record into the cache (0: none)."""
-        path = self.catalog.stores[self.catalog.default].checkpoint.get("path") or ""
+        path = str(recorded_path(self.catalog.stores[self.catalog.default].checkpoint))
         return self._text(chars).snapshots_uncached_bytes(path)
 
     def comparison(self, a: str, b: str, *, record: bool = False) -> Job | None:
@@ -118,7 +118,7 @@ class Comparisons:
         started and would record first, unless ``record`` (the user agreed)."""
         if not self.has_snapshots():
             return None
-        path = Path(self.catalog.stores[self.catalog.default].checkpoint.get("path") or "")
+        path = recorded_path(self.catalog.stores[self.catalog.default].checkpoint)
         key = f"emergence:{path}"
         job = self.catalog.jobs.get(key)
         if job is not None and job.state != "failed":

@@ -21,7 +21,7 @@ from ..analysis.distribution import stats_of
 from ..core.characters import name_of
 from ..core.errors import LstmvizError
 from ..core.neurons import UnitId, parse_unit, parse_units
-from ..model.checkpoint import Checkpoint, load_checkpoint
+from ..model.checkpoint import Checkpoint, load_checkpoint, recorded_path
 from ..recording.recorder import record_text
 from ..render.colours import ColourScale, scale_for
 from ..render.figures import coloured_html, heatmap_figure, parse_range
@@ -95,7 +95,7 @@ def show(
     if text is not None:
         if len(text) > MAX_TEXT:
             raise LstmvizError(f"The text has {len(text):,} characters; show() takes at most {MAX_TEXT:,}.")
-        ckpt = opened if store is None else load_checkpoint(store.checkpoint["path"])
+        ckpt = opened if store is None else load_checkpoint(recorded_path(store.checkpoint))
         n = ckpt.model.check_neuron(neuron)
         view, start, stop = record_text(ckpt, text, kinds=(n.kind,), name="shown text"), 0, len(text)
         unknown = ckpt.vocab.unknown_chars(text)

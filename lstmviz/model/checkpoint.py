@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import torch
@@ -165,6 +165,30 @@ def shipped_path(path: str | Path) -> Path:
     if not path.exists() and len(path.parts) == 1 and (SHIPPED_DIR / path / CONFIG_FILE).is_file():
         return SHIPPED_DIR / path
     return path
+
+
+def recorded_path(recorded: dict) -> Path:
+    """Where the checkpoint a store was recorded from is (``recorded``: the store's
+    ``checkpoint`` entry): the directory it names, or, when nothing is there any more (the
+    clone that recorded it moved or is gone), the shipped checkpoint of that name whose
+    weights are the same. An empty path stays empty (a store written without a model)."""
+    path = Path(recorded.get("path") or "")
+    if not recorded.get("path") or (path / CONFIG_FILE).is_file():
+        return path
+    for config in SHIPPED_DIR.rglob(CONFIG_FILE):
+        weights = config.parent / WEIGHTS_FILE
+        if (
+            config.parent.name == recorded.get("name")
+            and weights.is_file()
+            and _sha256_of(weights) == recorded.get("content_hash")
+        ):
+            return config.parent
+    return path
+
+
+@lru_cache(maxsize=64)
+def _sha256_of(weights: Path) -> str:
+    return file_sha256(weights)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:

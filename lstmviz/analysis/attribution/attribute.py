@@ -20,7 +20,7 @@ import torch
 from ...core.characters import name_of
 from ...core.errors import LstmvizError
 from ...core.options import IG_STEPS, WINDOW
-from ...model.checkpoint import Checkpoint, load_checkpoint
+from ...model.checkpoint import Checkpoint, load_checkpoint, recorded_path
 from ...model.rnn import CharRNN
 from ...recording.one_text import evaluation_documents
 from ...recording.sources import open_source
@@ -144,10 +144,9 @@ def model_and_documents(source, text: str | None = None) -> tuple[Checkpoint, li
     text positions count in: ``text``, else the store's text, else the test split."""
     opened = source if isinstance(source, Checkpoint | ActivationStore) else open_source(source)
     if isinstance(opened, ActivationStore):
-        path = opened.checkpoint.get("path")
-        if not path:
+        if not opened.checkpoint.get("path"):
             raise LstmvizError(f"The store {opened.name} names no checkpoint, and attribution needs the model.")
-        ckpt = load_checkpoint(path)
+        ckpt = load_checkpoint(recorded_path(opened.checkpoint))
     else:
         ckpt = opened
     if text is not None:
