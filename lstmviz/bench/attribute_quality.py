@@ -48,11 +48,13 @@ def _case(ckpt, docs, unit: str, pattern: re.Pattern, count: int) -> dict:
     agreement = {m: [] for m in METHODS if m != "occlusion"}
     completeness = []
     positions = _positions(docs, pattern, count)
-    encoded = {}
+    doc = None  # positions come in document order: the state before each window is carried on
     for k, p, opener in positions:
-        ids = encoded.setdefault(k, torch.from_numpy(vocab.encode_array(docs[k].text)))
+        if k != doc:
+            doc, ids, read, state = k, torch.from_numpy(vocab.encode_array(docs[k].text)), 0, None
+        first = max(0, p - WINDOW + 1)
+        state, read = state_before(model, ids[read:first], state), first
         at = Located(ids, docs[k].text, 0, p)
-        state = state_before(model, ids[: max(0, p - WINDOW + 1)])
         results = {m: attribute_located(model, vocab, at, target, m, WINDOW, state=state) for m in METHODS}
         completeness.append(results["ig"].completeness_error)
         for m, r in results.items():

@@ -77,13 +77,13 @@ def character_id(vocab: Vocab, char: str) -> int:
     return vocab.encode(char)[0]
 
 
-def state_before(model: CharRNN, ids: torch.Tensor):
-    """The state of a unidirectional model after reading ``ids`` from a document's start
-    (None for an empty prefix: the zero state)."""
+def state_before(model: CharRNN, ids: torch.Tensor, state=None):
+    """The state of a unidirectional model after reading ``ids`` from ``state`` (default: a
+    document's start; None for an empty prefix there: the zero state)."""
     if len(ids) == 0:
-        return None
+        return state
     with torch.no_grad():
-        _, state = model.run_layers(model.embedding(ids.unsqueeze(0)), model.initial_state(1))
+        _, state = model.run_layers(model.embedding(ids.unsqueeze(0)), state if state is not None else model.initial_state(1))
     return state
 
 
