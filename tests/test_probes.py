@@ -350,7 +350,7 @@ def test_lstmviz_sample_steers_a_direction_from_a_store(tiny_checkpoint, tiny_st
     assert len(json.loads(steered.output)["text"]) == 30
     for extra, message in [
         (["--steer", "L1.c~in_string=4"], "give --store"),
-        (["--project-out", "L1.c.3", "--store", str(store.path)], "take directions such as"),
+        (["--project-out", "L1.c.3", "--store", str(store.path)], "--steer takes directions"),
         (["--steer", "L1.c~in_string=much", "--store", str(store.path)], "must be a number"),
     ]:
         refused = CliRunner().invoke(main, [*args, *extra])

@@ -145,6 +145,34 @@ def test_lstmviz_sample_removes_and_holds_features_as_the_neuron_they_add_up_to(
     assert counted.exit_code == 2 and "--line-lengths holds neurons only" in counted.output
 
 
+def test_lstmviz_sample_steers_a_feature_by_its_decoder_row(tiny_checkpoint, kept):
+    """Steering +e_5 by 2 adds 2 e_5 to L1.c, as steering the direction e_5 by 2 does; -e_5
+    by 2 as the direction by -2 (the same text from the same seed). A bad strength, or
+    --project-out of a feature, is one sentence."""
+    from lstmviz.store.units import save_direction
+
+    store = kept(_exact_dictionary(24))
+    axis = np.zeros(24)
+    axis[UNIT] = 1.0
+    save_direction(store, "L1.c~axis", axis)
+    args = ["sample", str(tiny_checkpoint), "--prime", "name = ", "--length", "60", "--seed", "3", "--json"]
+
+    def text(*steers) -> str:
+        done = CliRunner().invoke(main, [*args, *[a for s in steers for a in ("--steer", s)], "--store", str(store.path)])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.output)["text"]
+
+    assert text(f"L1.c#{UNIT}=2") == text("L1.c~axis=2") != text("L1.c~axis=0")
+    assert text(f"L1.c#{UNIT + 24}=2") == text("L1.c~axis=-2")
+    for extra, message in [
+        (["--steer", f"L1.c#{UNIT}=lots"], "must be a number"),
+        (["--steer", "L1.c#48=1"], "No feature L1.c#48: the dictionary of L1.c has features 0-47"),
+        (["--project-out", f"L1.c#{UNIT}"], "--steer takes directions"),
+    ]:
+        refused = CliRunner().invoke(main, [*args, *extra, "--store", str(store.path)])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+
+
 def test_edits_of_several_groups_of_rows_each_follow_their_own(tiny_checkpoint):
     """A batch of two groups (an ablation's set and its control side by side): each group's
     rows equal the same edit run alone."""

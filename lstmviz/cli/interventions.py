@@ -137,7 +137,13 @@ def ablate(checkpoint, paths, neurons, mode, store_path, max_chars, controls, se
     callback=checked(LINE_LENGTH_SEEDS),
     help="Instead of a text: the mean line length over N seeds from --seed, held and with nothing held.",
 )
-@click.option("--steer", "steers", multiple=True, metavar="DIRECTION=ALPHA", help="Add ALPHA times a direction throughout.")
+@click.option(
+    "--steer",
+    "steers",
+    multiple=True,
+    metavar="DIRECTION=ALPHA",
+    help="Add ALPHA times a direction (or a dictionary feature's decoder row: L1.c#17=5) throughout.",
+)
 @click.option("--project-out", "removed", multiple=True, metavar="DIRECTION", help="Remove a direction throughout.")
 @click.option("--store", "store_path", default=None, help="The store that keeps the directions and dictionary features named.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -195,28 +201,38 @@ def _line_lengths(ckpt, prime, length, temperature, top_k, seeds, clamp, ablate,
 
 
 def _direction_hooks(ckpt, steers, removed, store_path) -> list:
-    """The exact hooks that steer (``L2.c~in_string=5``) or remove directions, their vectors
-    read from the store ``lstmviz probe`` kept them in."""
-    from ..analysis.ablation import direction_vectors
+    """The exact hooks that steer (``L2.c~in_string=5``; a dictionary feature ``L1.c#17=5``:
+    5 times its row of W_dec) or remove directions, their vectors read from the store
+    ``lstmviz probe`` or ``lstmviz dictionary`` kept them in."""
+    from ..analysis.ablation import direction_vectors, feature_dictionary
     from ..core.errors import LstmvizError
-    from ..core.neurons import DirectionId, parse_unit
+    from ..core.neurons import DirectionId, FeatureId, parse_unit
     from ..core.options import comma_list
-    from ..model.interventions import project_out, steer
+    from ..model.interventions import project_out, steer, steer_feature
     from ..store.open import open_store
 
     if store_path is None:
         raise LstmvizError("--steer and --project-out name directions: give --store, the store lstmviz probe kept them in.")
-    wanted = [(item.partition("=")[0], item.partition("=")[2]) for s in steers for item in comma_list(s)]
-    wanted += [(item, None) for r in removed for item in comma_list(r)]
-    directions = [parse_unit(name) for name, _ in wanted]
-    if not all(isinstance(d, DirectionId) for d in directions):
-        raise LstmvizError("--steer and --project-out take directions such as L2.c~in_string (neurons: --clamp, --ablate).")
-    for d in directions:
-        ckpt.model.check_neuron(f"{d.series}.0")  # the model has its series
-    vectors = direction_vectors(open_store(store_path), ckpt, directions)
+    wanted = [(parse_unit(item.partition("=")[0]), item.partition("=")[2]) for s in steers for item in comma_list(s)]
+    wanted += [(parse_unit(item), None) for r in removed for item in comma_list(r)]
+    if not all(isinstance(u, DirectionId) or (isinstance(u, FeatureId) and alpha is not None) for u, alpha in wanted):
+        raise LstmvizError(
+            "--steer takes directions (L2.c~in_string=5) or dictionary features (L1.c#17=5) and --project-out "
+            "directions (neurons: --clamp, --ablate; features: --ablate)."
+        )
+    for u, _ in wanted:
+        ckpt.model.check_neuron(f"{u.series}.0")  # the model has its series
+    store = open_store(store_path)
+    directions = [u for u, _ in wanted if isinstance(u, DirectionId)]
+    vectors = direction_vectors(store, ckpt, directions) if directions else {}
+    features = [u for u, _ in wanted if isinstance(u, FeatureId)]
+    dictionary = feature_dictionary(store, ckpt, features) if features else None
     hooks = []
-    for d, (_, alpha) in zip(directions, wanted, strict=True):
-        hooks += project_out(d, vectors[d]) if alpha is None else steer(d, vectors[d], alpha)
+    for u, alpha in wanted:
+        if isinstance(u, FeatureId):
+            hooks += steer_feature(dictionary, u.feature, alpha)
+        else:
+            hooks += project_out(u, vectors[u]) if alpha is None else steer(u, vectors[u], alpha)
     return hooks
 
 

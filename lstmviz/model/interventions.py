@@ -251,6 +251,16 @@ def steer(direction, vector, alpha: float, positions: Positions = None) -> list[
     return [(_direction_point(direction), AlongDirection(torch.as_tensor(vector), "add", alpha, positions))]
 
 
+def steer_feature(
+    dictionary: SparseDictionary, feature: int, alpha: float, positions: Positions = None
+) -> list[tuple[str, AlongDirection]]:
+    """Add ``alpha`` times the dictionary's row ``W_dec[feature]`` to its series: the change
+    that raising the feature's value by ``alpha`` decodes to."""
+    alpha = _checked_edit(dictionary, {feature: alpha})[int(feature)]
+    row = dictionary.W_dec[int(feature)].detach().float().cpu()
+    return [(_series_hook(dictionary), AlongDirection(row, "add", alpha * float(row.norm()), positions))]
+
+
 @dataclass(frozen=True)
 class Mode:
     """How an ablation replaces a neuron: ``zero``, ``mean`` (over the text it runs on) or
