@@ -159,7 +159,7 @@ def test_occlusion_over_a_window_of_several_batches_is_the_true_change(cell):
     unit = "L2.c.3" if "c" in model.config.series_kinds else "L2.h.3"
     result = _attribute(model, unit, "occlusion", at=_located(text), window=2 * OCCLUSION_BATCH + 5)
     assert result.start == 6
-    rounding = 1e-5 * max(1.0, abs(result.value))  # float32, over two paths through 75 steps
+    rounding = 1e-5 * max(1.0, abs(result.value))  # float32 rounding, by two paths through the text
     for s in range(result.start, len(text)):
         changed = text[:s] + "\ufffd" + text[s + 1 :]
         true_change = result.value - _recorded(model, changed, unit, len(text) - 1)

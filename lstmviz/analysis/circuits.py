@@ -25,7 +25,6 @@ everything else computes as before) and, as controls, with k random edges cut in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -697,17 +696,16 @@ def model_and_store(source, before_recording=None) -> tuple[Checkpoint, Activati
     """The checkpoint and the store a circuit reads: a store and the checkpoint it was recorded
     from, or a checkpoint and its test split recorded (h and c, cached: once;
     ``before_recording(ckpt, chars)`` is called first)."""
-    from ..model.checkpoint import CONFIG_FILE, load_checkpoint
+    from ..model.checkpoint import CONFIG_FILE, load_checkpoint, recorded_path
     from ..recording.one_text import evaluation_documents
     from ..recording.sources import COMPARED_KINDS, open_source, recorded
 
     opened = source if isinstance(source, ActivationStore | Checkpoint) else open_source(source)
     if isinstance(opened, ActivationStore):
-        path = opened.checkpoint.get("path", "")
-        if not path or not (Path(path) / CONFIG_FILE).is_file():
-            raise LstmvizError(
-                f"The store {opened.name} names no checkpoint that is still there ({path or 'none'}); give the checkpoint."
-            )
+        path = recorded_path(opened.checkpoint)
+        if not opened.checkpoint.get("path") or not (path / CONFIG_FILE).is_file():
+            named = opened.checkpoint.get("path") or "none"
+            raise LstmvizError(f"The store {opened.name} names no checkpoint that is still there ({named}); give the checkpoint.")
         return load_checkpoint(path), opened
     docs = evaluation_documents(opened)
     if before_recording is not None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..core.options import MAX_CHARS
-from ..model.checkpoint import SHIPPED_DIR, Checkpoint, load_checkpoint
+from ..model.checkpoint import load_checkpoint, recorded_path
 from ..model.sparse_dictionary import SparseDictionary
 from ..store.dictionary_format import dictionary_path, save_dictionary
 from ..store.open import open_store
@@ -27,25 +27,11 @@ from .dictionary_options import SPLICE_CHARS, DictionaryOptions
 from .dictionary_training import series_of, train_dictionary
 
 
-def store_checkpoint(store) -> Checkpoint:
-    """The model a store was recorded from: at its recorded path, or, where that is gone (a
-    store recorded by another install), the shipped checkpoint of that name if its weights
-    are the same (their content hash)."""
-    recorded = store.checkpoint
-    path = Path(recorded["path"])
-    shipped = SHIPPED_DIR / str(recorded.get("name"))
-    if not path.exists() and shipped.is_dir():
-        ckpt = load_checkpoint(shipped)
-        if ckpt.content_hash == recorded.get("content_hash"):
-            return ckpt
-    return load_checkpoint(path)
-
-
 def evaluate_dictionary(
     store, dictionary: SparseDictionary, path: str | Path = "", splice_chars: int = SPLICE_CHARS, training: dict | None = None
 ) -> DictionaryReport:
     """The report on ``dictionary`` over ``store`` (its model is loaded for the spliced bits)."""
-    ckpt = store_checkpoint(store)
+    ckpt = load_checkpoint(recorded_path(store.checkpoint))
     codes = feature_codes(store, dictionary)
     dead, dense = dead_and_dense(codes)
     return DictionaryReport(
@@ -86,7 +72,7 @@ def dictionary(
     MAX_CHARS.check(splice_chars)
     options = DictionaryOptions(size, k, steps, batch, seed=seed)
     features = options.features(series_of(store, layer, kind).shape[0])
-    store_checkpoint(store)  # the model the splice needs: refused now, not after training
+    load_checkpoint(recorded_path(store.checkpoint))  # the model the splice needs: refused now, not after training
     trained, record = train_dictionary(store, layer, kind, options, progress=progress, on_progress=on_progress)
     path = Path(out) if out is not None else dictionary_path(store, trained.series, features, k)
     save_dictionary(trained, path, store, record.to_json())

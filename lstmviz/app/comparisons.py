@@ -33,7 +33,7 @@ class Comparisons:
         out: dict[str, tuple[str, Path]] = {name: ("store", s.path) for name, s in self.catalog.stores.items()}
         for store in self.catalog.stores.values():
             path = recorded_path(store.checkpoint)
-            if not (path / CONFIG_FILE).is_file():
+            if not store.checkpoint.get("path") or not (path / CONFIG_FILE).is_file():
                 continue
             for snap in sorted((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")):
                 out.setdefault(f"{path.name}/{snap.parent.name}", ("checkpoint", snap.parent))
@@ -79,8 +79,8 @@ class Comparisons:
 
     def has_snapshots(self) -> bool:
         """Whether the first store's checkpoint has snapshots (the emergence plot needs them)."""
-        path = recorded_path(self.catalog.stores[self.catalog.default].checkpoint)
-        return bool(list((path / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
+        recorded = self.catalog.stores[self.catalog.default].checkpoint
+        return bool(recorded.get("path")) and bool(list((recorded_path(recorded) / SNAPSHOT_DIR).glob(f"*/{CONFIG_FILE}")))
 
     def emergence_cost(self, chars: int = EMERGENCE_CHARS) -> int:
         """Bytes the emergence plot will record into the cache (0: none)."""

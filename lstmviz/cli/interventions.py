@@ -212,7 +212,10 @@ def _direction_hooks(ckpt, steers, removed, store_path) -> list:
     from ..store.open import open_store
 
     if store_path is None:
-        raise LstmvizError("--steer and --project-out name directions: give --store, the store lstmviz probe kept them in.")
+        raise LstmvizError(
+            "--steer and --project-out name directions: give --store, the store lstmviz probe "
+            "(or lstmviz dictionary) kept them in."
+        )
     wanted = [(parse_unit(item.partition("=")[0]), item.partition("=")[2]) for s in steers for item in comma_list(s)]
     wanted += [(parse_unit(item), None) for r in removed for item in comma_list(r)]
     if not all(isinstance(u, DirectionId) or (isinstance(u, FeatureId) and alpha is not None) for u, alpha in wanted):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from dash import Input, Output, State, dcc, html
 
@@ -19,7 +18,7 @@ from ...analysis.evaluate import store_bpc
 from ...analysis.rankings import signed_reading
 from ...core.characters import name_of
 from ...core.errors import LstmvizError
-from ...model.checkpoint import HISTORY_FILE
+from ...model.checkpoint import HISTORY_FILE, recorded_path
 from ...render.colours import symmetric_of
 from ...render.figures import EMPTY_FIGURE, training_figure, values_payload
 from ..catalog import Catalog, NoModel
@@ -99,7 +98,9 @@ def _layout(catalog: Catalog) -> html.Div:
 
 
 def _history(store) -> dict:
-    path = Path(store.checkpoint.get("path", "")) / HISTORY_FILE
+    if not store.checkpoint.get("path"):
+        return {}
+    path = recorded_path(store.checkpoint) / HISTORY_FILE
     try:
         return json.loads(path.read_text()) if path.is_file() else {}
     except (OSError, json.JSONDecodeError):
