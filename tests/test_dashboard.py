@@ -650,7 +650,7 @@ def test_gates_are_recorded_when_a_page_first_asks_for_them(hc_server, browser):
     assert severe_console_errors(browser) == []
 
 
-def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_checkpoint, tmp_path, browser, monkeypatch):
+def test_the_gates_page_asks_then_says_the_gates_are_being_recorded_until_they_are(tiny_checkpoint, tmp_path, browser, monkeypatch):
     import lstmviz
     from lstmviz.analysis.evaluate import evaluation_documents
     from lstmviz.recording import sources
@@ -666,7 +666,13 @@ def test_the_gates_page_says_the_gates_are_being_recorded_until_they_are(tiny_ch
     threading.Thread(target=srv.run, daemon=True).start()
     try:
         browser.get(f"http://127.0.0.1:{srv.effective_port}/gates")
-        note = text_of(browser, "#gates-error", timeout=60)
+        asked = text_of(browser, "#gates-error", timeout=60)
+        cost = app.catalog.all_series_cost(app.catalog.default)
+        assert f"Recording them: about {cost / 1e9:.1f} GB in the cache, once" in asked
+        assert app.catalog.all_series_job(app.catalog.default) is None  # asked, not started
+        browser.find_element(By.ID, "gates-go").click()
+        WebDriverWait(browser, 30).until(lambda d: "record=yes" in d.current_url)
+        note = text_of(browser, "#gates-error", until=lambda t: "the gates are recorded now" in t, timeout=60)
         assert "the gates are recorded now" in note
         assert browser.find_elements(By.CSS_SELECTOR, "#gates-error progress") or "queue" in note
         go_on.set()

@@ -209,6 +209,16 @@ class Catalog:
         recorded = {s.kind for s in store.series}
         return [k for k in SERIES_KINDS[store.meta["model"]["cell"]] if k not in recorded]
 
+    def all_series_cost(self, name: str) -> int:
+        """Bytes a recording of every series of the store's model on its text takes in the cache."""
+        from ..model.rnn import ModelConfig
+
+        return store_bytes(recorded_rows(ModelConfig(**self.store(name).meta["model"])), len(self.store(name)))
+
+    def all_series_job(self, name: str) -> Job | None:
+        """The recording :meth:`all_series` started for the store ``name``, if one was."""
+        return self.jobs.get(f"gates:{name}")
+
     def all_series(self, name: str) -> Job | None:
         """Record every series of the store's model on its text, in the background (into the
         cache, once), and swap it in for the store when done; None when nothing is missing.

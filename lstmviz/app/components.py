@@ -18,6 +18,15 @@ def message(what: str | Exception, *more, hint: bool = False) -> html.Div:
     return html.Div([str(what), *more] if more else str(what), className="hint" if note else "error")
 
 
+def ask_to_record(what: str, cost: int, href: str, link_id: str) -> html.Div:
+    """What a recording will cost on disk, said before it starts, and a link (``href``, the
+    page's view with the user's agreement in it) that starts it."""
+    note = (
+        f"{what}: about {cost / 1e9:.1f} GB in the cache, once (“lstmviz cache list” shows it, “lstmviz cache clear” frees it). "
+    )
+    return message(note, dcc.Link("Record and go on ▸", href=href, id=link_id), hint=True)
+
+
 def text_panel(panel_id: str, hover_id: str, className: str = "text-panel") -> list[html.Div]:
     """A text the painter (``assets/painter.js``) draws in ``panel_id``, below the line
     ``hover_id`` where it writes what it knows of the character under the pointer."""

@@ -21,7 +21,7 @@ from ...render.colours import neuron_scale, symmetric_of
 from ...render.export import figure_bytes
 from ...render.figures import EMPTY_FIGURE, cka_figure, emergence_figure, values_payload
 from ..catalog import Catalog, NoModel
-from ..components import HIDDEN, message, text_panel
+from ..components import HIDDEN, ask_to_record, message, text_panel
 from ..jobs import progress_bar
 from ..page import Page, callback, clientside
 from ..view_state import ViewState, url_for, view_of
@@ -163,13 +163,8 @@ def _figure(catalog: Catalog, search: str | None, which: str):
 
 
 def _ask_to_record(what: str, cost: int, view: CompareView, agreed: str) -> html.Div:
-    """What a recording will cost on disk, before it starts, and a link that starts it (the
-    view with the flag ``agreed`` set)."""
-    note = (
-        f"{what}: about {cost / 1e9:.1f} GB in the cache, once (“lstmviz cache list” shows it, “lstmviz cache clear” frees it). "
-    )
-    link = dcc.Link("Record and go on ▸", href=PATH + view.replace(**{agreed: True}).search(), id=f"cmp-go-{agreed}")
-    return message(note, link, hint=True)
+    """:func:`ask_to_record`, its link the view with the flag ``agreed`` set."""
+    return ask_to_record(what, cost, PATH + view.replace(**{agreed: True}).search(), f"cmp-go-{agreed}")
 
 
 def _drawn(c, view: CompareView) -> dict:

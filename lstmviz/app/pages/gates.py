@@ -10,7 +10,7 @@ from ...analysis.saturation import GATE_KINDS
 from ...core.errors import LstmvizError
 from ...render.figures import EMPTY_FIGURE, saturation_figure
 from ..catalog import Catalog, NoModel
-from ..components import HIDDEN, message, view_notes
+from ..components import HIDDEN, ask_to_record, message, view_notes
 from ..jobs import progress_bar
 from ..page import Page, callback
 from ..view_state import ViewState, view_of
@@ -18,16 +18,21 @@ from ..view_state import ViewState, view_of
 
 @dataclass(frozen=True)
 class GatesView(ViewState):
-    """``/gates?store=...``"""
+    """``/gates?store=...``, and ``record=yes`` once the user has agreed to what recording the
+    gates costs (a dashboard started on h and c only)."""
 
     store: str | None = None  # the first store when not given
+    record: bool = False  # record every series of the store's model (into the cache) when it lacks the gates
 
     def resolve(self, catalog: Catalog) -> GatesView:
         return self.on_store(catalog)[0]
 
 
+PATH = "/gates"
+
+
 class GatesPage(Page):
-    path = "/gates"
+    path = PATH
     title = "Gates"
 
     def layout(self) -> html.Div:
@@ -55,6 +60,11 @@ class GatesPage(Page):
         try:
             view = view_of(GatesView, search).resolve(self.catalog)
             name = view.store
+            if self.catalog.unrecorded_kinds(name) and not view.record and self.catalog.all_series_job(name) is None:
+                what = "This page needs the gates, and the dashboard started on h and c only. Recording them"
+                agreed = PATH + view.replace(record=True).search()
+                asked = ask_to_record(what, self.catalog.all_series_cost(name), agreed, "gates-go")
+                return {"figure": EMPTY_FIGURE, "figure_style": HIDDEN, "message": asked, "poll_off": True}
             job = self.catalog.all_series(name)
             if job is not None and job.state != "failed":
                 note = "The dashboard started on h and c only; the gates are recorded now, once."
