@@ -650,7 +650,7 @@ def test_gates_are_recorded_when_a_page_first_asks_for_them(hc_server, browser):
     assert severe_console_errors(browser) == []
 
 
-def test_the_gates_page_asks_then_says_the_gates_are_being_recorded_until_they_are(tiny_checkpoint, tmp_path, browser, monkeypatch):
+def test_the_gates_page_asks_then_shows_the_recording_until_it_is_done(tiny_checkpoint, tmp_path, browser, monkeypatch):
     import lstmviz
     from lstmviz.analysis.evaluate import evaluation_documents
     from lstmviz.recording import sources
