@@ -22,7 +22,7 @@ from ..core.errors import StoreError
 from ..core.neurons import NeuronId, UnitId, parse_unit
 from ..core.runtime import MainThread
 from ..model.checkpoint import CONFIG_FILE, recorded_path
-from ..model.rnn import SERIES_KINDS
+from ..model.rnn import SERIES_KINDS, ModelConfig
 from ..recording.pace import paced
 from ..recording.recorder import recorded_rows, store_bytes
 from ..render.colours import ColourScale, scale_for
@@ -211,8 +211,6 @@ class Catalog:
 
     def all_series_cost(self, name: str) -> int:
         """Bytes a recording of every series of the store's model on its text takes in the cache."""
-        from ..model.rnn import ModelConfig
-
         return store_bytes(recorded_rows(ModelConfig(**self.store(name).meta["model"])), len(self.store(name)))
 
     def all_series_job(self, name: str) -> Job | None:
@@ -232,7 +230,7 @@ class Catalog:
             from ..recording.sources import recorded, store_documents
 
             ckpt = load_checkpoint(recorded_path(store.checkpoint))
-            size = store_bytes(recorded_rows(ckpt.model_config), len(store))
+            size = self.all_series_cost(name)
             note = f"recording the gates of {ckpt.name} on {len(store):,} characters (about {size / 1e9:.1f} GB, once)"
             full = recorded(ckpt, store_documents(store), progress=False, on_progress=paced(job.report, note))
             with self._lock:
