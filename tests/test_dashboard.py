@@ -1,7 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's chromium and chromium-driver).
 These tests never skip: without the browser they fail, as CI must notice."""
 
-import socket
 import threading
 import time
 
@@ -11,11 +10,10 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress import create_server
 
 from lstmviz.analysis.first_views import neuron_opening
 from lstmviz.app import create_app
-from lstmviz.bench.browser import chromium, panel_label, severe_console_errors, text_of, texts_of
+from lstmviz.bench.browser import chromium, panel_label, serving, severe_console_errors, text_of, texts_of
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +22,8 @@ def server(tiny_store, tmp_path_factory):
     mp.setenv("LSTMVIZ_CACHE", str(tmp_path_factory.mktemp("cache")))  # recordings the Compare page makes
     app = create_app([tiny_store])
     app.catalog.prepare(tiny_store.name)  # as `lstmviz serve` does: h and c summarised, gates on demand
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = create_server(app.server, host="127.0.0.1", port=port, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}", app
-    srv.close()
+    with serving(app) as base:
+        yield base, app
     mp.undo()
 
 
@@ -626,11 +618,8 @@ def hc_server(tiny_checkpoint, tmp_path_factory):
     store = record_activations(ckpt, evaluation_documents(ckpt), out, kinds=("h", "c"), progress=False)
     app = create_app([store], ["tiny · test split"])
     app.catalog.prepare("tiny · test split")
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
+    with serving(app) as base:
+        yield base, app
     mp.undo()
 
 
@@ -662,25 +651,23 @@ def test_the_gates_page_asks_then_shows_the_recording_until_it_is_done(tiny_chec
     go_on, real = threading.Event(), sources.recorded
     monkeypatch.setattr(sources, "recorded", lambda *a, **k: go_on.wait(60) and real(*a, **k))
     app = create_app([store])
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
-    try:
-        browser.get(f"http://127.0.0.1:{srv.effective_port}/gates")
-        asked = text_of(browser, "#gates-error", timeout=60)
-        cost = app.catalog.all_series_cost(app.catalog.default)
-        assert f"Recording them: about {cost / 1e9:.1f} GB in the cache, once" in asked
-        assert app.catalog.all_series_job(app.catalog.default) is None  # asked, not started
-        browser.find_element(By.ID, "gates-go").click()
-        WebDriverWait(browser, 30).until(lambda d: "record=yes" in d.current_url)
-        note = text_of(browser, "#gates-error", until=lambda t: "the gates are recorded now" in t, timeout=60)
-        assert "the gates are recorded now" in note
-        assert browser.find_elements(By.CSS_SELECTOR, "#gates-error progress") or "queue" in note
-        go_on.set()
-        WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
-        assert text_of(browser, "#gates-error", until=lambda t: t == "") == ""
-    finally:
-        go_on.set()
-        srv.close()
+    with serving(app) as base:
+        try:
+            browser.get(f"{base}/gates")
+            asked = text_of(browser, "#gates-error", timeout=60)
+            cost = app.catalog.all_series_cost(app.catalog.default)
+            assert f"Recording them: about {cost / 1e9:.1f} GB in the cache, once" in asked
+            assert app.catalog.all_series_job(app.catalog.default) is None  # asked, not started
+            browser.find_element(By.ID, "gates-go").click()
+            WebDriverWait(browser, 30).until(lambda d: "record=yes" in d.current_url)
+            note = text_of(browser, "#gates-error", until=lambda t: "the gates are recorded now" in t, timeout=60)
+            assert "the gates are recorded now" in note
+            assert browser.find_elements(By.CSS_SELECTOR, "#gates-error progress") or "queue" in note
+            go_on.set()
+            WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#gates-figure .scatterlayer .point"))
+            assert text_of(browser, "#gates-error", until=lambda t: t == "") == ""
+        finally:
+            go_on.set()
 
 
 def test_discover_lists_the_probe_directions_beside_the_best_neuron(tiny_store):

@@ -12,7 +12,6 @@ import test_dashboard
 from dash import no_update
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress import create_server
 
 import lstmviz.app
 from lstmviz.app import create_app
@@ -25,7 +24,7 @@ from lstmviz.app.pages.model import best_cells
 from lstmviz.app.pages.neuron import NeuronView, no_decoder_reading
 from lstmviz.app.pages.text import TextView
 from lstmviz.app.view_state import parse_query, url_for, view_of
-from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
+from lstmviz.bench.browser import panel_label, serving, severe_console_errors, text_of, texts_of
 from lstmviz.recording.sources import cache_root
 from lstmviz.store.writer import write_store
 
@@ -143,10 +142,8 @@ def own_server(own_store, tmp_path_factory):
         return wsgi(environ, start)
 
     app.server.wsgi_app = noting_failures
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app, failed
-    srv.close()
+    with serving(app) as base:
+        yield base, app, failed
     mp.undo()
 
 

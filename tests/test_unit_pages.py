@@ -4,7 +4,6 @@ small store recorded here, probed (``L1.h~in_string``) and given a small trained
 activation computed here from the saved files with numpy alone."""
 
 import base64
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -12,10 +11,9 @@ import pytest
 from safetensors.numpy import load_file
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress import create_server
 
 from lstmviz.app import create_app
-from lstmviz.bench.browser import chromium, panel_label, severe_console_errors, text_of, texts_of
+from lstmviz.bench.browser import chromium, panel_label, serving, severe_console_errors, text_of, texts_of
 
 FEATURE = 3
 WINDOW = 5000  # characters the Neuron page paints at once
@@ -41,10 +39,8 @@ def probed_store(tiny_checkpoint, corpus_dir, tmp_path_factory):
 def units_server(probed_store):
     app = create_app([probed_store])
     app.catalog.prepare(probed_store.name)
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.effective_port}", app
-    srv.close()
+    with serving(app) as base:
+        yield base, app
 
 
 @pytest.fixture(scope="module")

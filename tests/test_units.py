@@ -5,21 +5,18 @@ the URL), and a unit links to its Neuron page, in a real headless Chromium."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import test_dashboard
 import test_explain
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
-from waitress import create_server
 
 from lstmviz.analysis.explain.explainer import cached_explanations, explain
 from lstmviz.app import create_app
 from lstmviz.app.pages.units import UnitsView, unit_rows
 from lstmviz.app.view_state import parse_query
-from lstmviz.bench.browser import panel_label, severe_console_errors, text_of, texts_of
+from lstmviz.bench.browser import panel_label, serving, severe_console_errors, text_of, texts_of
 
 browser, downloads = test_dashboard.browser, test_dashboard.downloads  # a Chromium of this module's own
 planted = test_explain.planted  # L1.h.0 digits, L1.h.1 after `#` until the newline, L1.h.2 the column, L1.h.3 noise
@@ -30,10 +27,8 @@ UNITS = "#units-grid .ag-center-cols-container .ag-row"
 def units_server(planted):
     app = create_app([planted])
     app.catalog.prepare(planted.name)
-    srv = create_server(app.server, host="127.0.0.1", port=0, threads=4)
-    threading.Thread(target=srv.run, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.effective_port}"
-    srv.close()
+    with serving(app) as base:
+        yield base
 
 
 def test_the_search_lives_in_the_url():

@@ -1,7 +1,8 @@
 """Headless Chromium, set up once for everything that drives the dashboard in a browser:
 ``bench dashboard``'s paint time, the browser tests and ``tools/first_start.py``. It uses
 Debian's chromium and chromium-driver. Also the reads they share: a panel's painted label,
-a page's text that waits for it and survives a redraw, and the console's errors."""
+a page's text that waits for it and survives a redraw, and the console's errors; and a
+dashboard served in a thread for them to drive."""
 
 from __future__ import annotations
 
@@ -22,6 +23,22 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
+
+
+@contextmanager
+def serving(app) -> Iterator[str]:
+    """The Dash ``app`` served by waitress on a free loopback port, in a thread, until the
+    block ends: its base URL."""
+    import threading
+
+    from waitress import create_server
+
+    server = create_server(app.server, host="127.0.0.1", port=0, threads=4)
+    threading.Thread(target=server.run, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}"
+    finally:
+        server.close()
 
 
 def chrome(window: tuple[int, int] = (1400, 1000), downloads: Path | None = None, logs: Iterable[str] = ()):
