@@ -60,14 +60,15 @@ class GatesPage(Page):
         try:
             view = view_of(GatesView, search).resolve(self.catalog)
             name = view.store
+            started = " and ".join(dict.fromkeys(s.kind for s in self.catalog.store(name).series))  # "h and c", a GRU's "h"
             if self.catalog.unrecorded_kinds(name) and not view.record and self.catalog.all_series_job(name) is None:
-                what = "This page needs the gates, and the dashboard started on h and c only. Recording them"
+                what = f"This page needs the gates, and the dashboard started on {started} only. Recording them"
                 agreed = PATH + view.replace(record=True).search()
                 asked = ask_to_record(what, self.catalog.all_series_cost(name), agreed, "gates-go")
                 return {"figure": EMPTY_FIGURE, "figure_style": HIDDEN, "message": asked, "poll_off": True}
             job = self.catalog.all_series(name)
             if job is not None and job.state != "failed":
-                note = "The dashboard started on h and c only; the gates are recorded now, once."
+                note = f"The dashboard started on {started} only; the gates are recorded now, once."
                 progress = message(note, progress_bar(job), hint=True)
                 return {"figure": EMPTY_FIGURE, "figure_style": HIDDEN, "message": progress, "poll_off": False}
             if job is not None:
